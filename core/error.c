@@ -1,0 +1,68 @@
+/* error.c: the error record. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "wgf/error.h"
+
+int wgf_error_set(wgf_error *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return code;
+}
+
+int wgf_error_prefix(wgf_error *err, const char *fmt, ...)
+{
+    if (!err)
+        return WGF_OK;
+    char head[WGF_ERROR_MSG_MAX], old[WGF_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(head, sizeof head, fmt, ap);
+    va_end(ap);
+    memcpy(old, err->msg, sizeof old);
+    snprintf(err->msg, sizeof err->msg, "%s: %s", head, old);
+    return err->code;
+}
+
+void wgf_error_clear(wgf_error *err)
+{
+    if (err) {
+        err->code = WGF_OK;
+        err->msg[0] = '\0';
+    }
+}
+
+const char *wgf_strerror(int code)
+{
+    switch (code) {
+    case WGF_OK: return "success";
+    case WGF_EINVAL: return "invalid input";
+    case WGF_ENOMEM: return "out of memory";
+    case WGF_EIO: return "input/output error";
+    case WGF_EPLUGIN: return "plugin error";
+    case WGF_ENUMERIC: return "numerical failure";
+    case WGF_EINTR: return "interrupted";
+    case WGF_EUNSUP: return "not supported";
+    default: return "unknown error";
+    }
+}
+
+int wgf_error_exit_status(int code)
+{
+    switch (code) {
+    case WGF_OK: return 0;
+    case WGF_EINVAL:
+    case WGF_EPLUGIN:
+    case WGF_EUNSUP: return 2;
+    case WGF_ENUMERIC: return 3;
+    case WGF_EINTR: return 130;
+    default: return 1;
+    }
+}

@@ -1,0 +1,35 @@
+/* wgf/diagnostics.h: distances and statistics of sample sets (MATH.md 7). */
+#ifndef WGF_DIAGNOSTICS_H
+#define WGF_DIAGNOSTICS_H
+
+#include <stddef.h>
+#include <gsl/gsl_rng.h>
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Sample mean (d) and covariance (d x d, divided by n - 1). */
+void wgf_moments(size_t n, size_t d, const double *x, double *mean, double *cov);
+/* |a - b|_2 for vectors of length k (Frobenius for matrices). */
+double wgf_dist_l2(size_t k, const double *a, const double *b);
+/* W2 between N(m1, C1) and N(m2, C2):
+ * W2^2 = |m1-m2|^2 + tr(C1 + C2 - 2 (C2^1/2 C1 C2^1/2)^1/2). */
+int wgf_w2_gaussian(size_t d, const double *m1, const double *C1, const double *m2, const double *C2,
+                    double *w2, wgf_error *err);
+/* W2 between two equal-size sample sets by exact assignment (O(n^3); meant
+ * for n up to a few thousand, at the output cadence only). */
+int wgf_w2_assignment(size_t n, size_t d, const double *x, const double *y, double *w2, wgf_error *err);
+/* W2 between two 1-D sample sets of equal size (sorting; copies). */
+double wgf_w2_1d(size_t n, const double *x, const double *y);
+/* Sliced W2: mean over nproj random directions of the 1-D W2 squared, then sqrt. */
+int wgf_w2_sliced(size_t n, size_t d, const double *x, const double *y, size_t nproj, gsl_rng *rng,
+                  double *w2, wgf_error *err);
+/* Radial statistics about centre c: mean and standard deviation of |x - c|. */
+void wgf_radial_stats(size_t n, size_t d, const double *x, const double *c, double *mean, double *sd);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,47 @@
+/* wgf/run.h: running an experiment file, as `wgf run` and `wgf check` do. */
+#ifndef WGF_RUN_H
+#define WGF_RUN_H
+
+#include <stddef.h>
+#include "config.h"
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wgf_run_opts {
+    const char *file;        /* the experiment */
+    const char *outdir;      /* outputs; NULL: runs/<experiment name> */
+    const char *const *sets; /* --set section.key=value, nsets of them */
+    size_t nsets;
+    const char *plugin_path; /* --plugin-path, or NULL */
+    int threads;             /* 0: the OpenMP default */
+    int quiet;               /* no progress, no final table */
+    int check_only;          /* validate, load plugins, create components; no run */
+} wgf_run_opts;
+
+/* Final figures of a run (also written to summary.ini). NaN when unknown. */
+typedef struct wgf_run_result {
+    unsigned long steps;
+    double t;
+    double wall_seconds;
+    unsigned long metric_products;
+    double energy;
+    double err_mean, err_cov, err_w2;
+    char outdir[4096];
+} wgf_run_result;
+
+/* Configuration errors (all of them) go to diag as one line each and the
+ * call returns WGF_EINVAL; plugin, numerical and I/O failures come back in
+ * err. A numerical failure still writes the outputs computed so far. */
+int wgf_run(const wgf_run_opts *opts, wgf_run_result *res, wgf_diag *diag, wgf_error *err);
+
+/* Install a SIGINT handler that asks a running wgf_run to stop after the
+ * current step (the command does this; library users may not want it). */
+void wgf_run_catch_sigint(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

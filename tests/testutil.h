@@ -1,0 +1,49 @@
+/* testutil.h: shared helpers for the Check suites. */
+#ifndef WGF_TESTUTIL_H
+#define WGF_TESTUTIL_H
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <wgf/wgf.h>
+
+/* |a - b| <= tol * max(1, |b|), with both values in the message. */
+#define ck_assert_close(a, b, tol)                                                                  \
+    do {                                                                                            \
+        double ck_a_ = (a), ck_b_ = (b), ck_t_ = (tol);                                             \
+        ck_assert_msg(fabs(ck_a_ - ck_b_) <= ck_t_ * fmax(1.0, fabs(ck_b_)),                         \
+                      "%s = %.15g, expected %s = %.15g (tol %g)", #a, ck_a_, #b, ck_b_, ck_t_);      \
+    } while (0)
+
+/* A registry on the build tree's plugins (WGF_PLUGIN_PATH, set by make check). */
+static inline wgf_registry *test_registry(void)
+{
+    wgf_registry *reg = NULL;
+    wgf_error err = {0};
+    const char *path = getenv("WGF_PLUGIN_PATH");
+    ck_assert_msg(path != NULL, "WGF_PLUGIN_PATH is not set (run through make check)");
+    ck_assert_msg(wgf_registry_create_path(&reg, path, &err) == WGF_OK, "%s", err.msg);
+    return reg;
+}
+
+/* Path of a file in the source tree. */
+static inline const char *test_srcpath(const char *rel, char *buf, size_t size)
+{
+    const char *top = getenv("WGF_SRCDIR");
+    snprintf(buf, size, "%s/%s", top ? top : WGF_TEST_SRCDIR, rel);
+    return buf;
+}
+
+/* Run a suite; exit status for the test driver. */
+static inline int test_main(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+#endif
