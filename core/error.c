@@ -21,13 +21,23 @@ int wgf_error_prefix(wgf_error *err, const char *fmt, ...)
 {
     if (!err)
         return WGF_OK;
-    char head[WGF_ERROR_MSG_MAX], old[WGF_ERROR_MSG_MAX];
+    char buf[WGF_ERROR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(head, sizeof head, fmt, ap);
+    int k = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", head, old);
+    size_t used = k < 0 ? 0 : ((size_t)k < sizeof buf - 1 ? (size_t)k : sizeof buf - 1);
+    if (used + 2 < sizeof buf) {
+        buf[used++] = ':';
+        buf[used++] = ' ';
+        size_t rest = strnlen(err->msg, sizeof err->msg);
+        if (rest > sizeof buf - 1 - used)
+            rest = sizeof buf - 1 - used;
+        memcpy(buf + used, err->msg, rest);
+        used += rest;
+    }
+    buf[used] = '\0';
+    memcpy(err->msg, buf, used + 1);
     return err->code;
 }
 

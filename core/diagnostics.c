@@ -1,0 +1,2 @@
+/* core/diagnostics.c: not written yet. */
+typedef int wgf_unwritten_;

@@ -1,0 +1,2 @@
+/* core/eval.c: not written yet. */
+typedef int wgf_unwritten_;

@@ -1,0 +1,2 @@
+/* core/linalg.c: not written yet. */
+typedef int wgf_unwritten_;

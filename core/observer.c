@@ -1,0 +1,2 @@
+/* core/observer.c: not written yet. */
+typedef int wgf_unwritten_;

@@ -1,0 +1,2 @@
+/* core/output.c: not written yet. */
+typedef int wgf_unwritten_;

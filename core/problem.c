@@ -1,0 +1,2 @@
+/* core/problem.c: not written yet. */
+typedef int wgf_unwritten_;

@@ -1,0 +1,2 @@
+/* core/reference.c: not written yet. */
+typedef int wgf_unwritten_;

@@ -1,0 +1,2 @@
+/* core/registry.c: not written yet. */
+typedef int wgf_unwritten_;

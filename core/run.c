@@ -1,0 +1,2 @@
+/* core/run.c: not written yet. */
+typedef int wgf_unwritten_;

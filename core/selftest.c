@@ -1,0 +1,2 @@
+/* core/selftest.c: not written yet. */
+typedef int wgf_unwritten_;

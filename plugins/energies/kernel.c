@@ -1,0 +1,2 @@
+/* plugins/energies/kernel.c: not written yet. */
+typedef int wgf_unwritten_;
