@@ -1,2 +1,355 @@
-/* not written yet */
-int main(void) { return 0; }
+/* wgf: the command. wgf run | check | plugins | selftest | plot. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <wgf/wgf.h>
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    if (interrupted) /* a second Ctrl-C: stop now */
+        _exit(130);
+    interrupted = 1;
+}
+
+static const char usage[] =
+    "usage: wgf run FILE [-o DIR] [--set section.key=value]... [--threads N] [--quiet]\n"
+    "                    [--plugin-path DIRS]\n"
+    "       wgf check FILE [--set section.key=value]... [--plugin-path DIRS]\n"
+    "       wgf plugins [NAME] [--plugin-path DIRS]\n"
+    "       wgf selftest PLUGIN [--dim D] [--samples N] [--seed S] [--set kind.key=value]...\n"
+    "                    [--plugin-path DIRS]\n"
+    "       wgf plot DIR\n"
+    "       wgf --help | --version\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "wgf: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n%s", usage);
+    return 2;
+}
+
+typedef struct {
+    const char *positional;
+    const char *outdir;
+    const char *plugin_path;
+    const char **sets;
+    size_t nsets;
+    long threads, dim, samples, seed;
+    int quiet;
+} cli_args;
+
+static int parse_long(const char *opt, const char *s, long min, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min) {
+        fprintf(stderr, "wgf: %s: '%s' is not a whole number >= %ld\n", opt, s, min);
+        return 2;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Options shared by the subcommands; which ones a subcommand accepts is in
+ * `allowed` (letters: o set threads quiet plugin-path dim samples seed). */
+static int parse_args(int argc, char **argv, const char *allowed, cli_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->sets = calloc((size_t)argc + 1, sizeof *a->sets);
+    if (!a->sets) {
+        fprintf(stderr, "wgf: out of memory\n");
+        return 1;
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *s = argv[i];
+        const char *val = NULL;
+        int takes = 0;
+        char key = 0;
+        if (strcmp(s, "-o") == 0 || strcmp(s, "--output") == 0)
+            key = 'o', takes = 1;
+        else if (strcmp(s, "--set") == 0)
+            key = 's', takes = 1;
+        else if (strncmp(s, "--set=", 6) == 0)
+            key = 's', val = s + 6;
+        else if (strcmp(s, "--threads") == 0)
+            key = 't', takes = 1;
+        else if (strcmp(s, "--quiet") == 0 || strcmp(s, "-q") == 0)
+            key = 'q';
+        else if (strcmp(s, "--plugin-path") == 0)
+            key = 'p', takes = 1;
+        else if (strcmp(s, "--dim") == 0)
+            key = 'd', takes = 1;
+        else if (strcmp(s, "--samples") == 0)
+            key = 'n', takes = 1;
+        else if (strcmp(s, "--seed") == 0)
+            key = 'r', takes = 1;
+        else if (s[0] == '-' && s[1] != '\0')
+            return usage_error("unknown option '%s'", s);
+        else {
+            if (a->positional)
+                return usage_error("unexpected argument '%s'", s);
+            a->positional = s;
+            continue;
+        }
+        if (!strchr(allowed, key))
+            return usage_error("option '%s' does not apply to this command", s);
+        if (takes) {
+            if (i + 1 >= argc)
+                return usage_error("option '%s' needs a value", s);
+            val = argv[++i];
+        }
+        int rc = 0;
+        switch (key) {
+        case 'o': a->outdir = val; break;
+        case 's': a->sets[a->nsets++] = val; break;
+        case 't': rc = parse_long("--threads", val, 1, &a->threads); break;
+        case 'q': a->quiet = 1; break;
+        case 'p': a->plugin_path = val; break;
+        case 'd': rc = parse_long("--dim", val, 1, &a->dim); break;
+        case 'n': rc = parse_long("--samples", val, 2, &a->samples); break;
+        case 'r': rc = parse_long("--seed", val, 0, &a->seed); break;
+        default: break;
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void print_row(const char *name, double v)
+{
+    if (isfinite(v))
+        printf("  %-22s %.6g\n", name, v);
+}
+
+static int cmd_run(int argc, char **argv, int check_only)
+{
+    cli_args a;
+    int rc = parse_args(argc, argv, check_only ? "sp" : "ostqp", &a);
+    if (rc) {
+        free(a.sets);
+        return rc;
+    }
+    if (!a.positional) {
+        free(a.sets);
+        return usage_error("%s: which experiment file?", check_only ? "check" : "run");
+    }
+    wgf_run_opts opts = {
+        .file = a.positional,
+        .outdir = a.outdir,
+        .sets = a.sets,
+        .nsets = a.nsets,
+        .plugin_path = a.plugin_path,
+        .threads = (int)a.threads,
+        .quiet = a.quiet,
+        .check_only = check_only,
+        .interrupt = &interrupted,
+    };
+    if (!check_only) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_sigint;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+    }
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    wgf_error err = {0};
+    wgf_run_result res;
+    rc = wgf_run(&opts, &res, &diag, &err);
+    free(a.sets);
+    if (diag.n > 0) {
+        wgf_diag_print(&diag, stderr, "wgf: ");
+        wgf_diag_free(&diag);
+        return 2;
+    }
+    wgf_diag_free(&diag);
+    if (rc != WGF_OK && rc != WGF_EINTR && rc != WGF_ENUMERIC) {
+        fprintf(stderr, "wgf: %s\n", err.msg);
+        return wgf_error_exit_status(rc);
+    }
+    if (check_only) {
+        printf("%s: ok\n", opts.file);
+        return 0;
+    }
+    if (rc == WGF_ENUMERIC)
+        fprintf(stderr, "wgf: numerical failure: %s\nwgf: outputs so far are in %s\n", err.msg,
+                res.outdir);
+    else if (rc == WGF_EINTR)
+        fprintf(stderr, "wgf: %s; outputs so far are in %s\n", err.msg, res.outdir);
+    if (!a.quiet || rc != WGF_OK) {
+        printf("%s: %s after %lu steps, t = %g, %.2f s\n", opts.file,
+               rc == WGF_OK ? "finished" : rc == WGF_EINTR ? "interrupted" : "stopped", res.steps, res.t,
+               res.wall_seconds);
+        print_row("energy", res.energy);
+        print_row("error mean (l2)", res.err_mean);
+        print_row("error cov (Frobenius)", res.err_cov);
+        print_row("W2 (Gaussian)", res.err_w2);
+        printf("  %-22s %lu\n", "metric products", res.metric_products);
+        printf("  %-22s %s\n", "outputs", res.outdir);
+    }
+    return wgf_error_exit_status(rc);
+}
+
+static void list_visit(const wgf_plugin *pl, const char *path, void *user)
+{
+    (void)user;
+    printf("%-7s %-14s %s\n        %s\n", wgf_kind_name(pl->kind), pl->name, pl->summary ? pl->summary : "",
+           path);
+}
+
+static int cmd_plugins(int argc, char **argv)
+{
+    cli_args a;
+    int rc = parse_args(argc, argv, "p", &a);
+    free(a.sets);
+    if (rc)
+        return rc;
+    wgf_registry *reg = NULL;
+    wgf_error err = {0};
+    if (wgf_registry_create(&reg, a.plugin_path, NULL, &err) != WGF_OK) {
+        fprintf(stderr, "wgf: %s\n", err.msg);
+        return 2;
+    }
+    if (a.positional) {
+        const wgf_plugin *pl;
+        const char *path;
+        if (wgf_registry_find(reg, 0, a.positional, &pl, &path, &err) != WGF_OK) {
+            fprintf(stderr, "wgf: %s\n", err.msg);
+            wgf_registry_free(reg);
+            return 2;
+        }
+        printf("%s (%s): %s\n  file: %s\n  ABI:  %u\n\nparameters of [%s]:\n", pl->name,
+               wgf_kind_name(pl->kind), pl->summary ? pl->summary : "", path, pl->abi_version,
+               wgf_kind_name(pl->kind));
+        printf("  plugin = %s\n", pl->name);
+        if (pl->params && pl->params[0].key)
+            wgf_param_print(pl->params, stdout);
+        else
+            printf("  (no parameters of its own)\n");
+        wgf_registry_free(reg);
+        return 0;
+    }
+    wgf_diag warn;
+    wgf_diag_init(&warn);
+    printf("plugins on the search path:");
+    for (size_t i = 0; i < wgf_registry_ndirs(reg); i++)
+        printf("%s%s", i ? ":" : " ", wgf_registry_dir(reg, i));
+    printf("\n\n");
+    rc = wgf_registry_list(reg, list_visit, NULL, &warn, &err);
+    wgf_diag_print(&warn, stderr, "wgf: warning: ");
+    wgf_diag_free(&warn);
+    wgf_registry_free(reg);
+    if (rc != WGF_OK) {
+        fprintf(stderr, "wgf: %s\n", err.msg);
+        return wgf_error_exit_status(rc);
+    }
+    return 0;
+}
+
+static int cmd_selftest(int argc, char **argv)
+{
+    cli_args a;
+    int rc = parse_args(argc, argv, "sdnrp", &a);
+    if (rc) {
+        free(a.sets);
+        return rc;
+    }
+    if (!a.positional) {
+        free(a.sets);
+        return usage_error("%s: which plugin?", "selftest");
+    }
+    wgf_registry *reg = NULL;
+    wgf_error err = {0};
+    if (wgf_registry_create(&reg, a.plugin_path, NULL, &err) != WGF_OK) {
+        free(a.sets);
+        fprintf(stderr, "wgf: %s\n", err.msg);
+        return 2;
+    }
+    wgf_selftest_opts so = {
+        .dim = a.dim ? (size_t)a.dim : 3,
+        .samples = a.samples ? (size_t)a.samples : 7,
+        .seed = (unsigned long)a.seed,
+        .sets = a.sets,
+        .nsets = a.nsets,
+    };
+    if (!so.seed)
+        so.seed = 1;
+    double worst = 0;
+    rc = wgf_selftest(reg, a.positional, &so, stdout, &worst, &err);
+    free(a.sets);
+    wgf_registry_free(reg);
+    if (rc == WGF_OK) {
+        printf("%s: all derivative checks passed (worst relative error %.2e)\n", a.positional, worst);
+        return 0;
+    }
+    if (rc == WGF_ENUMERIC) {
+        printf("%s: derivative checks FAILED (worst relative error %.2e)\n", a.positional, worst);
+        return 3;
+    }
+    fprintf(stderr, "wgf: %s\n", err.msg);
+    return wgf_error_exit_status(rc);
+}
+
+static int cmd_plot(int argc, char **argv)
+{
+    cli_args a;
+    int rc = parse_args(argc, argv, "", &a);
+    free(a.sets);
+    if (rc)
+        return rc;
+    if (!a.positional)
+        return usage_error("%s: which run directory?", "plot");
+    wgf_error err = {0};
+    rc = wgf_plot(a.positional, &err);
+    if (rc != WGF_OK) {
+        fprintf(stderr, "wgf: %s\n", err.msg);
+        return wgf_error_exit_status(rc);
+    }
+    printf("plots written to %s/plots\n", a.positional);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error("%s", "a command is needed");
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        printf("wgf %s: Wasserstein gradient flows with push-forward models\n\n%s\n"
+               "  run       run an experiment file; outputs in DIR (default runs/NAME)\n"
+               "  check     validate an experiment file (every error at once) without running\n"
+               "  plugins   list the plugins found, or the parameters of one\n"
+               "  selftest  check an energy's or map's derivatives by finite differences\n"
+               "  plot      redraw the plots of a run directory (needs gnuplot)\n\n"
+               "Exit status: 0 ok, 2 bad input, 3 numerical failure, 130 interrupted, 1 other.\n"
+               "See wgf(1).\n",
+               wgf_version(), usage);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("wgf %s (plugin ABI %u)\n", wgf_version(), WGF_ABI_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 2, argv + 2, 0);
+    if (strcmp(cmd, "check") == 0)
+        return cmd_run(argc - 2, argv + 2, 1);
+    if (strcmp(cmd, "plugins") == 0)
+        return cmd_plugins(argc - 2, argv + 2);
+    if (strcmp(cmd, "selftest") == 0)
+        return cmd_selftest(argc - 2, argv + 2);
+    if (strcmp(cmd, "plot") == 0)
+        return cmd_plot(argc - 2, argv + 2);
+    return usage_error("unknown command '%s'", cmd);
+}

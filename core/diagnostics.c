@@ -1,2 +1,344 @@
-/* core/diagnostics.c: not written yet. */
-typedef int wgf_unwritten_;
+/* diagnostics.c: distances and statistics of sample sets (MATH.md 7). */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gsl/gsl_randist.h>
+
+#include "wgf/diagnostics.h"
+#include "wgf/linalg.h"
+
+/* Two passes (mean first): no cancellation in the covariance. */
+void wgf_moments(size_t n, size_t d, const double *x, double *mean, double *cov)
+{
+    for (size_t j = 0; j < d; j++) {
+        double s = 0.0;
+        for (size_t i = 0; i < n; i++)
+            s += x[i * d + j];
+        mean[j] = n > 0 ? s / (double)n : NAN;
+    }
+    if (!cov)
+        return;
+    for (size_t j = 0; j < d; j++)
+        for (size_t k = 0; k <= j; k++) {
+            double s = 0.0;
+            for (size_t i = 0; i < n; i++)
+                s += (x[i * d + j] - mean[j]) * (x[i * d + k] - mean[k]);
+            double c = n > 1 ? s / (double)(n - 1) : NAN;
+            cov[j * d + k] = c;
+            cov[k * d + j] = c;
+        }
+}
+
+double wgf_dist_l2(size_t k, const double *a, const double *b)
+{
+    /* Scaled sum of squares: no overflow or underflow in the squares. */
+    double scale = 0.0, ssq = 1.0;
+    for (size_t i = 0; i < k; i++) {
+        double v = fabs(a[i] - b[i]);
+        if (v == 0.0)
+            continue;
+        if (!isfinite(v))
+            return v + v;
+        if (scale < v) {
+            ssq = 1.0 + ssq * (scale / v) * (scale / v);
+            scale = v;
+        } else {
+            ssq += (v / scale) * (v / scale);
+        }
+    }
+    return scale * sqrt(ssq);
+}
+
+/* ---------------------------------------------------------------- Gaussian W2 */
+
+static double sqrt_clamped(double x, void *user)
+{
+    (void)user;
+    return x > 0.0 ? sqrt(x) : 0.0;
+}
+
+/* Eigenvalues of a covariance that are negative beyond rounding mean the
+ * input is not a covariance. */
+static int check_psd(size_t d, const double *w, const char *name, wgf_error *err)
+{
+    double big = 0.0;
+    for (size_t i = 0; i < d; i++)
+        big = fmax(big, fabs(w[i]));
+    if (w[0] < -1e-10 * big - DBL_MIN)
+        return wgf_error_set(err, WGF_EINVAL,
+                             "Gaussian W2: %s is not positive semidefinite (eigenvalue %g)", name, w[0]);
+    return WGF_OK;
+}
+
+/* W2^2 = |m1-m2|^2 + tr C1 + tr C2 - 2 tr (C2^1/2 C1 C2^1/2)^1/2 (MATH.md 7),
+ * with the symmetric square roots and eigenvalues clamped at zero (they are
+ * negative only by rounding once check_psd has passed). */
+int wgf_w2_gaussian(size_t d, const double *m1, const double *C1, const double *m2, const double *C2,
+                    double *w2, wgf_error *err)
+{
+    if (d == 0) {
+        *w2 = 0.0;
+        return WGF_OK;
+    }
+    double *buf = malloc((3 * d * d + d) * sizeof *buf);
+    if (!buf)
+        return wgf_error_set(err, WGF_ENOMEM, "Gaussian W2: out of memory (d = %zu)", d);
+    double *S = buf, *T = buf + d * d, *M = buf + 2 * d * d, *w = buf + 3 * d * d;
+    int rc = wgf_sym_eigen(d, C1, w, M, err);
+    if (rc == WGF_OK)
+        rc = check_psd(d, w, "C1", err);
+    if (rc == WGF_OK)
+        rc = wgf_sym_eigen(d, C2, w, M, err);
+    if (rc == WGF_OK)
+        rc = check_psd(d, w, "C2", err);
+    if (rc == WGF_OK)
+        rc = wgf_sym_fun(d, C2, sqrt_clamped, NULL, S, err);
+    if (rc != WGF_OK)
+        goto done;
+    wgf_matmul(d, S, C1, T);
+    wgf_matmul(d, T, S, M);
+    for (size_t i = 0; i < d; i++)
+        for (size_t j = 0; j < i; j++)
+            M[i * d + j] = M[j * d + i] = 0.5 * (M[i * d + j] + M[j * d + i]);
+    rc = wgf_sym_eigen(d, M, w, T, err);
+    if (rc != WGF_OK)
+        goto done;
+    double s = 0.0;
+    for (size_t i = 0; i < d; i++) {
+        double dm = m1[i] - m2[i];
+        s += dm * dm + C1[i * d + i] + C2[i * d + i] - 2.0 * sqrt_clamped(w[i], NULL);
+    }
+    *w2 = sqrt(fmax(s, 0.0));
+done:
+    if (rc != WGF_OK)
+        wgf_error_prefix(err, "Gaussian W2");
+    free(buf);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- assignment */
+
+/* Shortest augmenting paths with potentials (Kuhn-Munkres in the form of
+ * Jonker and Volgenant): rows are added one at a time, and a Dijkstra search
+ * over the reduced costs c_ij - u_i - v_j >= 0 finds the cheapest way to
+ * extend the matching. Every step keeps the potentials dual feasible and
+ * the matched reduced costs zero, so the final matching is optimal for the
+ * cost matrix (exact up to the rounding of the potential updates, not
+ * approximate as an auction with a finite epsilon). O(n^3) worst case.
+ * Arrays are 1-based with column 0 as the virtual start; assign[i] receives
+ * the column of row i. */
+static int hungarian(size_t n, const double *c, size_t *assign)
+{
+    size_t m = n + 1;
+    double *u = calloc(m, sizeof *u), *v = calloc(m, sizeof *v), *minv = malloc(m * sizeof *minv);
+    size_t *p = calloc(m, sizeof *p), *way = calloc(m, sizeof *way);
+    char *used = malloc(m);
+    int ok = u && v && minv && p && way && used;
+    if (ok) {
+        /* Start from the column minima: dual feasible (all reduced costs
+         * >= 0) with nothing matched, which is all the search needs, and
+         * it often shortens the first searches. */
+        for (size_t j = 1; j <= n; j++) {
+            double mn = HUGE_VAL;
+            for (size_t i = 0; i < n; i++)
+                mn = fmin(mn, c[i * n + j - 1]);
+            v[j] = mn;
+        }
+        for (size_t i = 1; i <= n; i++) {
+            size_t j0 = 0;
+            p[0] = i;
+            for (size_t j = 0; j <= n; j++) {
+                minv[j] = HUGE_VAL;
+                used[j] = 0;
+            }
+            do {
+                used[j0] = 1;
+                size_t i0 = p[j0], j1 = 0;
+                double delta = HUGE_VAL;
+                const double *ci = c + (i0 - 1) * n - 1;
+                double ui = u[i0];
+                for (size_t j = 1; j <= n; j++) {
+                    if (used[j])
+                        continue;
+                    double cur = ci[j] - ui - v[j];
+                    if (cur < minv[j]) {
+                        minv[j] = cur;
+                        way[j] = j0;
+                    }
+                    if (minv[j] < delta) {
+                        delta = minv[j];
+                        j1 = j;
+                    }
+                }
+                for (size_t j = 0; j <= n; j++) {
+                    if (used[j]) {
+                        u[p[j]] += delta;
+                        v[j] -= delta;
+                    } else {
+                        minv[j] -= delta;
+                    }
+                }
+                j0 = j1;
+            } while (p[j0] != 0);
+            do {
+                size_t j1 = way[j0];
+                p[j0] = p[j1];
+                j0 = j1;
+            } while (j0 != 0);
+        }
+        for (size_t j = 1; j <= n; j++)
+            assign[p[j] - 1] = j - 1;
+    }
+    free(u);
+    free(v);
+    free(minv);
+    free(p);
+    free(way);
+    free(used);
+    return ok;
+}
+
+static double sqdist(size_t d, const double *a, const double *b)
+{
+    double s = 0.0;
+    for (size_t k = 0; k < d; k++)
+        s += (a[k] - b[k]) * (a[k] - b[k]);
+    return s;
+}
+
+int wgf_w2_assignment(size_t n, size_t d, const double *x, const double *y, double *w2, wgf_error *err)
+{
+    if (n == 0)
+        return wgf_error_set(err, WGF_EINVAL, "assignment W2: no samples");
+    for (size_t i = 0; i < n * d; i++)
+        if (!isfinite(x[i]) || !isfinite(y[i]))
+            return wgf_error_set(err, WGF_ENUMERIC, "assignment W2: sample %zu is not finite", i / d);
+    if (n > ((size_t)-1) / sizeof(double) / n)
+        return wgf_error_set(err, WGF_ENOMEM, "assignment W2: %zu samples is too many", n);
+    double *c = malloc(n * n * sizeof *c);
+    size_t *assign = malloc(n * sizeof *assign);
+    int rc = WGF_OK;
+    if (!c || !assign) {
+        rc = wgf_error_set(err, WGF_ENOMEM, "assignment W2: out of memory (n = %zu)", n);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++) {
+            c[i * n + j] = sqdist(d, x + i * d, y + j * d);
+            if (!isfinite(c[i * n + j])) {
+                rc = wgf_error_set(err, WGF_ENUMERIC, "assignment W2: distance overflows");
+                goto done;
+            }
+        }
+    if (!hungarian(n, c, assign)) {
+        rc = wgf_error_set(err, WGF_ENOMEM, "assignment W2: out of memory (n = %zu)", n);
+        goto done;
+    }
+    /* Recompute the cost of the optimal matching from the samples: no
+     * rounding from the potentials reaches the result. */
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += sqdist(d, x + i * d, y + assign[i] * d);
+    *w2 = sqrt(s / (double)n);
+done:
+    free(c);
+    free(assign);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- 1-D and sliced */
+
+static int cmp_double(const void *pa, const void *pb)
+{
+    double a = *(const double *)pa, b = *(const double *)pb;
+    return (a > b) - (a < b);
+}
+
+/* In 1-D the monotone (sorted) matching is optimal for a convex cost. */
+static double w2sq_sorted(size_t n, double *a, double *b)
+{
+    qsort(a, n, sizeof *a, cmp_double);
+    qsort(b, n, sizeof *b, cmp_double);
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += (a[i] - b[i]) * (a[i] - b[i]);
+    return s / (double)n;
+}
+
+double wgf_w2_1d(size_t n, const double *x, const double *y)
+{
+    if (n == 0)
+        return NAN;
+    double *a = malloc(2 * n * sizeof *a);
+    if (!a)
+        return NAN;
+    memcpy(a, x, n * sizeof *a);
+    memcpy(a + n, y, n * sizeof *a);
+    double s = w2sq_sorted(n, a, a + n);
+    free(a);
+    return sqrt(s);
+}
+
+int wgf_w2_sliced(size_t n, size_t d, const double *x, const double *y, size_t nproj, gsl_rng *rng,
+                  double *w2, wgf_error *err)
+{
+    if (n == 0 || d == 0 || nproj == 0)
+        return wgf_error_set(err, WGF_EINVAL, "sliced W2: need samples, a dimension and projections "
+                                              "(n = %zu, d = %zu, projections = %zu)",
+                             n, d, nproj);
+    for (size_t i = 0; i < n * d; i++)
+        if (!isfinite(x[i]) || !isfinite(y[i]))
+            return wgf_error_set(err, WGF_ENUMERIC, "sliced W2: sample %zu is not finite", i / d);
+    double *buf = malloc((2 * n + d) * sizeof *buf);
+    if (!buf)
+        return wgf_error_set(err, WGF_ENOMEM, "sliced W2: out of memory (n = %zu)", n);
+    double *a = buf, *b = buf + n, *theta = buf + 2 * n, acc = 0.0;
+    for (size_t k = 0; k < nproj; k++) {
+        /* Uniform on the sphere: a normalised standard Gaussian vector. */
+        gsl_ran_dir_nd(rng, d, theta);
+        for (size_t i = 0; i < n; i++) {
+            double sa = 0.0, sb = 0.0;
+            for (size_t j = 0; j < d; j++) {
+                sa += theta[j] * x[i * d + j];
+                sb += theta[j] * y[i * d + j];
+            }
+            a[i] = sa;
+            b[i] = sb;
+        }
+        acc += w2sq_sorted(n, a, b);
+    }
+    free(buf);
+    *w2 = sqrt(acc / (double)nproj);
+    return WGF_OK;
+}
+
+void wgf_radial_stats(size_t n, size_t d, const double *x, const double *c, double *mean, double *sd)
+{
+    /* Two passes over the radii; the standard deviation divides by n - 1 as
+     * the covariance of wgf_moments does. c = NULL means the origin. */
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double r2 = 0.0;
+        for (size_t j = 0; j < d; j++) {
+            double dx = x[i * d + j] - (c ? c[j] : 0.0);
+            r2 += dx * dx;
+        }
+        s += sqrt(r2);
+    }
+    double mu = n > 0 ? s / (double)n : NAN;
+    double v = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double r2 = 0.0;
+        for (size_t j = 0; j < d; j++) {
+            double dx = x[i * d + j] - (c ? c[j] : 0.0);
+            r2 += dx * dx;
+        }
+        v += (sqrt(r2) - mu) * (sqrt(r2) - mu);
+    }
+    if (mean)
+        *mean = mu;
+    if (sd)
+        *sd = n > 1 ? sqrt(v / (double)(n - 1)) : NAN;
+}

@@ -1,2 +1,395 @@
-/* core/eval.c: not written yet. */
-typedef int wgf_unwritten_;
+/* eval.c: the map evaluated on a batch of reference samples.
+ *
+ * The batch is cut into blocks of WGF_BLOCK samples. Each block has its own
+ * tape and its own random stream; threads take whole blocks, and every sum
+ * over samples is formed per block and then added in block order, so the
+ * result does not depend on the number of threads (ARCHITECTURE.md,
+ * Randomness). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct wgf_eval {
+    wgf_problem *p;
+    const wgf_map_vt *map;
+    void *map_state;
+    size_t n, d, P, S, nblocks;
+    unsigned flags;
+    int have_density, have_score;
+
+    double *z;     /* n x d */
+    double *logq0; /* n: log lambda(z) (zero without a density) */
+    double *s0;    /* n x d: grad log lambda(z) */
+    double *theta; /* P: parameters of the last forward */
+    int forwarded;
+
+    void **tapes;       /* nblocks */
+    wgf_batch *stage;   /* S + 1 batches; only stage 0 and S unless WGF_EVAL_STAGES */
+    double **ld;        /* S + 1 cumulative log-determinants (n), NULL where not kept */
+    double *tbar;       /* nblocks x P: per-block partial sums */
+    double *scratch;    /* n x d: jvp results, negated l-cotangents */
+    double *scratch_ld; /* (S + 1) x n: negated l-cotangents per stage */
+    wgf_error *berr;    /* nblocks: per-block errors */
+};
+
+static size_t block_len(const wgf_eval *ev, size_t b)
+{
+    size_t off = b * WGF_BLOCK;
+    return ev->n - off < WGF_BLOCK ? ev->n - off : WGF_BLOCK;
+}
+
+static int stage_kept(const wgf_eval *ev, size_t k)
+{
+    return k == 0 || k == ev->S || (ev->flags & WGF_EVAL_STAGES);
+}
+
+/* The first failing block's error, in block order. */
+static int first_error(wgf_eval *ev, wgf_error *err)
+{
+    for (size_t b = 0; b < ev->nblocks; b++)
+        if (ev->berr[b].code != WGF_OK) {
+            if (err)
+                *err = ev->berr[b];
+            return ev->berr[b].code;
+        }
+    return WGF_OK;
+}
+
+static void clear_errors(wgf_eval *ev)
+{
+    for (size_t b = 0; b < ev->nblocks; b++)
+        wgf_error_clear(&ev->berr[b]);
+}
+
+void wgf_eval_free(wgf_eval *ev)
+{
+    if (!ev)
+        return;
+    if (ev->tapes) {
+        for (size_t b = 0; b < ev->nblocks; b++)
+            if (ev->tapes[b])
+                ev->map->tape_destroy(ev->map_state, ev->tapes[b]);
+        free(ev->tapes);
+    }
+    if (ev->stage) {
+        for (size_t k = 0; k <= ev->S; k++) {
+            if (k > 0) /* stage 0's x is z */
+                wgf_free(ev->stage[k].x);
+            wgf_free(ev->stage[k].l);
+            wgf_free(ev->stage[k].s);
+        }
+        free(ev->stage);
+    }
+    if (ev->ld) {
+        for (size_t k = 0; k <= ev->S; k++)
+            wgf_free(ev->ld[k]);
+        free(ev->ld);
+    }
+    wgf_free(ev->z);
+    wgf_free(ev->logq0);
+    wgf_free(ev->s0);
+    wgf_free(ev->theta);
+    wgf_free(ev->tbar);
+    wgf_free(ev->scratch);
+    wgf_free(ev->scratch_ld);
+    free(ev->berr);
+    free(ev);
+}
+
+wgf_eval *wgf_eval_create(wgf_problem *p, size_t n, unsigned flags, wgf_error *err)
+{
+    if (n == 0) {
+        wgf_error_set(err, WGF_EINVAL, "a batch needs at least one sample");
+        return NULL;
+    }
+    wgf_eval *ev = calloc(1, sizeof *ev);
+    if (!ev)
+        goto nomem;
+    ev->p = p;
+    ev->map = p->map;
+    ev->map_state = p->map_state;
+    ev->n = n;
+    ev->d = p->info.dim;
+    ev->P = p->nparams;
+    ev->S = p->nstages;
+    ev->flags = flags;
+    ev->nblocks = (n + WGF_BLOCK - 1) / WGF_BLOCK;
+    unsigned provides = wgf_dist_provides(p->dist);
+    ev->have_density = (provides & WGF_DIST_DENSITY) != 0;
+    ev->have_score = (provides & WGF_DIST_SCORE) != 0;
+    if ((flags & WGF_EVAL_SCORE) && !ev->have_score) {
+        wgf_error_set(err, WGF_EINVAL, "the initial law (%s) has no score, which this run needs",
+                      wgf_dist_type(p->dist));
+        free(ev);
+        return NULL;
+    }
+    size_t nd = n * ev->d;
+    ev->z = wgf_alloc_doubles(nd);
+    ev->logq0 = wgf_alloc_doubles(n);
+    ev->s0 = wgf_alloc_doubles(nd);
+    ev->theta = wgf_alloc_doubles(ev->P);
+    ev->tbar = wgf_alloc_doubles(ev->nblocks * ev->P);
+    ev->scratch = wgf_alloc_doubles(nd);
+    ev->scratch_ld = wgf_alloc_doubles((ev->S + 1) * n);
+    ev->berr = calloc(ev->nblocks, sizeof *ev->berr);
+    ev->tapes = calloc(ev->nblocks, sizeof *ev->tapes);
+    ev->stage = calloc(ev->S + 1, sizeof *ev->stage);
+    ev->ld = calloc(ev->S + 1, sizeof *ev->ld);
+    if (!ev->z || !ev->logq0 || !ev->s0 || !ev->theta || !ev->tbar || !ev->scratch ||
+        !ev->scratch_ld || !ev->berr || !ev->tapes || !ev->stage || !ev->ld)
+        goto nomem;
+    for (size_t b = 0; b < ev->nblocks; b++) {
+        ev->tapes[b] = ev->map->tape_create(ev->map_state, block_len(ev, b));
+        if (!ev->tapes[b])
+            goto nomem;
+    }
+    for (size_t k = 0; k <= ev->S; k++) {
+        wgf_batch *bt = &ev->stage[k];
+        bt->n = n;
+        bt->d = ev->d;
+        if (!stage_kept(ev, k))
+            continue;
+        bt->x = k == 0 ? ev->z : wgf_alloc_doubles(nd);
+        bt->l = wgf_alloc_doubles(n);
+        ev->ld[k] = wgf_alloc_doubles(n);
+        if (!bt->x || !bt->l || !ev->ld[k])
+            goto nomem;
+        if (flags & WGF_EVAL_SCORE) {
+            bt->s = k == 0 ? NULL : wgf_alloc_doubles(nd);
+            if (k > 0 && !bt->s)
+                goto nomem;
+        }
+    }
+    if (flags & WGF_EVAL_SCORE)
+        ev->stage[0].s = ev->s0;
+    return ev;
+nomem:
+    if (ev) {
+        if (ev->stage && (flags & WGF_EVAL_SCORE))
+            ev->stage[0].s = NULL;
+        wgf_eval_free(ev);
+    }
+    wgf_error_set(err, WGF_ENOMEM, "out of memory for a batch of %zu samples", n);
+    return NULL;
+}
+
+/* log lambda and its score at the current z. */
+static int reference_terms(wgf_eval *ev, wgf_error *err)
+{
+    int rc = WGF_OK;
+    if (ev->have_density)
+        rc = wgf_dist_log_density(ev->p->dist, ev->n, ev->z, ev->logq0, err);
+    else
+        memset(ev->logq0, 0, ev->n * sizeof(double));
+    if (rc == WGF_OK && ev->have_score)
+        rc = wgf_dist_score(ev->p->dist, ev->n, ev->z, ev->s0, err);
+    ev->forwarded = 0;
+    return rc;
+}
+
+int wgf_eval_draw(wgf_eval *ev, unsigned family, unsigned long step, wgf_error *err)
+{
+    clear_errors(ev);
+    const wgf_dist *dist = ev->p->dist;
+    unsigned long seed = ev->p->info.seed;
+    long nb = (long)ev->nblocks;
+#pragma omp parallel for schedule(static)
+    for (long b = 0; b < nb; b++) {
+        gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+        if (!r) {
+            wgf_error_set(&ev->berr[b], WGF_ENOMEM, "out of memory for a random stream");
+            continue;
+        }
+        wgf_rng_set(r, seed, family, step, (unsigned long)b);
+        size_t off = (size_t)b * WGF_BLOCK;
+        wgf_dist_sample(dist, r, block_len(ev, (size_t)b), ev->z + off * ev->d, &ev->berr[b]);
+        gsl_rng_free(r);
+    }
+    int rc = first_error(ev, err);
+    return rc != WGF_OK ? rc : reference_terms(ev, err);
+}
+
+int wgf_eval_set_z(wgf_eval *ev, const double *z, wgf_error *err)
+{
+    memcpy(ev->z, z, ev->n * ev->d * sizeof(double));
+    return reference_terms(ev, err);
+}
+
+int wgf_eval_forward(wgf_eval *ev, const double *theta, wgf_error *err)
+{
+    size_t S = ev->S, d = ev->d;
+    memcpy(ev->theta, theta, ev->P * sizeof(double));
+    clear_errors(ev);
+    long nb = (long)ev->nblocks;
+#pragma omp parallel for schedule(static)
+    for (long bl = 0; bl < nb; bl++) {
+        size_t b = (size_t)bl, off = b * WGF_BLOCK, m = block_len(ev, b);
+        double **xs = malloc(2 * (S + 1) * sizeof *xs);
+        if (!xs) {
+            wgf_error_set(&ev->berr[b], WGF_ENOMEM, "out of memory");
+            continue;
+        }
+        double **lds = xs + S + 1;
+        for (size_t k = 0; k <= S; k++) {
+            int keep = stage_kept(ev, k) && k > 0;
+            xs[k] = keep ? ev->stage[k].x + off * d : NULL;
+            lds[k] = keep ? ev->ld[k] + off : NULL;
+        }
+        int rc = ev->map->forward(ev->map_state, ev->theta, m, ev->z + off * d, ev->tapes[b], xs, lds,
+                                  &ev->berr[b]);
+        if (rc == WGF_OK && (ev->flags & WGF_EVAL_SCORE)) {
+            for (size_t k = 0; k <= S; k++)
+                xs[k] = (stage_kept(ev, k) && k > 0) ? ev->stage[k].s + off * d : NULL;
+            rc = ev->map->score(ev->map_state, ev->theta, m, ev->tapes[b], ev->s0 + off * d, xs,
+                                &ev->berr[b]);
+        }
+        if (rc == WGF_OK) {
+            /* l = log lambda(z) - ld (MATH.md 1); stage 0 is lambda itself. */
+            for (size_t k = 0; k <= S; k++) {
+                if (!stage_kept(ev, k))
+                    continue;
+                double *l = ev->stage[k].l + off;
+                const double *lq = ev->logq0 + off, *ld = ev->ld[k] + off;
+                for (size_t i = 0; i < m; i++)
+                    l[i] = k == 0 ? lq[i] : lq[i] - ld[i];
+            }
+        }
+        free(xs);
+    }
+    int rc = first_error(ev, err);
+    ev->forwarded = rc == WGF_OK;
+    return rc;
+}
+
+size_t wgf_eval_n(const wgf_eval *ev) { return ev->n; }
+size_t wgf_eval_dim(const wgf_eval *ev) { return ev->d; }
+size_t wgf_eval_nparams(const wgf_eval *ev) { return ev->P; }
+size_t wgf_eval_nstages(const wgf_eval *ev) { return ev->S; }
+const double *wgf_eval_theta(const wgf_eval *ev) { return ev->theta; }
+const double *wgf_eval_z(const wgf_eval *ev) { return ev->z; }
+double *wgf_eval_scratch_logq0(wgf_eval *ev) { return ev->logq0; }
+
+const wgf_batch *wgf_eval_batch(const wgf_eval *ev, size_t stage)
+{
+    if (stage > ev->S || !stage_kept(ev, stage))
+        return NULL;
+    return &ev->stage[stage];
+}
+
+/* Add the per-block partial sums in block order. */
+static void reduce_blocks(const wgf_eval *ev, double *out, double scale)
+{
+    size_t P = ev->P;
+    memcpy(out, ev->tbar, P * sizeof(double));
+    for (size_t b = 1; b < ev->nblocks; b++) {
+        const double *t = ev->tbar + b * P;
+        for (size_t j = 0; j < P; j++)
+            out[j] += t[j];
+    }
+    if (scale != 1.0)
+        for (size_t j = 0; j < P; j++)
+            out[j] *= scale;
+}
+
+int wgf_eval_jvp(wgf_eval *ev, const double *v, double *jx, wgf_error *err)
+{
+    clear_errors(ev);
+    long nb = (long)ev->nblocks;
+#pragma omp parallel for schedule(static)
+    for (long bl = 0; bl < nb; bl++) {
+        size_t b = (size_t)bl, off = b * WGF_BLOCK;
+        ev->map->jvp(ev->map_state, ev->theta, block_len(ev, b), ev->tapes[b], v, jx + off * ev->d,
+                     NULL, &ev->berr[b]);
+    }
+    return first_error(ev, err);
+}
+
+int wgf_eval_path_vjp(wgf_eval *ev, const double *const *xbar, const double *const *lbar,
+                      const double *const *sbar, double *thetabar, wgf_error *err)
+{
+    size_t S = ev->S, d = ev->d, P = ev->P;
+    if ((sbar && !(ev->flags & WGF_EVAL_SCORE))) {
+        for (size_t k = 0; k <= S; k++)
+            if (sbar[k])
+                return wgf_error_set(err, WGF_EINVAL, "score cotangents need a batch with scores");
+    }
+    /* The map takes cotangents of log-determinants: ld = log lambda - l. */
+    if (lbar)
+        for (size_t k = 0; k <= S; k++)
+            if (lbar[k])
+                for (size_t i = 0; i < ev->n; i++)
+                    ev->scratch_ld[k * ev->n + i] = -lbar[k][i];
+    clear_errors(ev);
+    long nb = (long)ev->nblocks;
+#pragma omp parallel for schedule(static)
+    for (long bl = 0; bl < nb; bl++) {
+        size_t b = (size_t)bl, off = b * WGF_BLOCK;
+        double *tb = ev->tbar + b * P;
+        memset(tb, 0, P * sizeof(double));
+        const double **ptr = malloc(3 * (S + 1) * sizeof *ptr);
+        if (!ptr) {
+            wgf_error_set(&ev->berr[b], WGF_ENOMEM, "out of memory");
+            continue;
+        }
+        const double **xb = ptr, **lb = ptr + S + 1, **sb = ptr + 2 * (S + 1);
+        for (size_t k = 0; k <= S; k++) {
+            xb[k] = xbar && xbar[k] ? xbar[k] + off * d : NULL;
+            lb[k] = lbar && lbar[k] ? ev->scratch_ld + k * ev->n + off : NULL;
+            sb[k] = sbar && sbar[k] ? sbar[k] + off * d : NULL;
+        }
+        ev->map->path_vjp(ev->map_state, ev->theta, block_len(ev, b), ev->tapes[b], xb, lb,
+                          sbar ? sb : NULL, tb, &ev->berr[b]);
+        free(ptr);
+    }
+    int rc = first_error(ev, err);
+    if (rc == WGF_OK)
+        reduce_blocks(ev, thetabar, 1.0);
+    return rc;
+}
+
+int wgf_eval_vjp(wgf_eval *ev, const double *xbar, const double *lbar, const double *sbar,
+                 double *thetabar, wgf_error *err)
+{
+    size_t S = ev->S;
+    const double **ptr = calloc(3 * (S + 1), sizeof *ptr);
+    if (!ptr)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    ptr[S] = xbar;
+    ptr[(S + 1) + S] = lbar;
+    ptr[2 * (S + 1) + S] = sbar;
+    int rc = wgf_eval_path_vjp(ev, ptr, ptr + S + 1, sbar ? ptr + 2 * (S + 1) : NULL, thetabar, err);
+    free(ptr);
+    return rc;
+}
+
+int wgf_eval_gram(wgf_eval *ev, const double *v, double *out, wgf_error *err)
+{
+    size_t S = ev->S, d = ev->d, P = ev->P;
+    clear_errors(ev);
+    long nb = (long)ev->nblocks;
+#pragma omp parallel for schedule(static)
+    for (long bl = 0; bl < nb; bl++) {
+        size_t b = (size_t)bl, off = b * WGF_BLOCK, m = block_len(ev, b);
+        double *tb = ev->tbar + b * P, *jx = ev->scratch + off * d;
+        memset(tb, 0, P * sizeof(double));
+        const double **xb = calloc(S + 1, sizeof *xb);
+        if (!xb) {
+            wgf_error_set(&ev->berr[b], WGF_ENOMEM, "out of memory");
+            continue;
+        }
+        /* J^T (J v) on the block's tape while it is hot in cache. */
+        int rc = ev->map->jvp(ev->map_state, ev->theta, m, ev->tapes[b], v, jx, NULL, &ev->berr[b]);
+        if (rc == WGF_OK) {
+            xb[S] = jx;
+            ev->map->path_vjp(ev->map_state, ev->theta, m, ev->tapes[b], xb, NULL, NULL, tb,
+                              &ev->berr[b]);
+        }
+        free(xb);
+    }
+    int rc = first_error(ev, err);
+    if (rc == WGF_OK)
+        reduce_blocks(ev, out, 1.0 / (double)ev->n);
+    return rc;
+}

@@ -1,4 +1,97 @@
-/* internal declarations shared by core files. */
+/* internal.h: the core's own declarations, shared by its files only. */
 #ifndef WGF_INTERNAL_H
 #define WGF_INTERNAL_H
+
+#include <stdio.h>
+
+#include "wgf/wgf.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* An energy term: one [energy] or [energy.NAME] section. */
+typedef struct wgf_energy_term {
+    const wgf_plugin *plugin;
+    const char *path;
+    const wgf_energy_vt *vt;
+    wgf_section *sec;
+    void *state;
+} wgf_energy_term;
+
+typedef struct wgf_observer wgf_observer; /* observer.c */
+
+struct wgf_problem {
+    wgf_problem_info info;
+    wgf_config *cfg;
+    wgf_registry *reg;
+
+    wgf_section *run_sec, *initial_sec, *output_sec, *reference_sec;
+    wgf_dist *dist;
+
+    size_t nterms;
+    wgf_energy_term *terms;
+    unsigned energy_needs;
+
+    const wgf_plugin *map_plugin, *metric_plugin, *scheme_plugin;
+    const char *map_path, *metric_path, *scheme_path;
+    const wgf_map_vt *map;
+    const wgf_metric_vt *metric;
+    const wgf_scheme_vt *scheme;
+    wgf_section *map_sec, *metric_sec, *scheme_sec;
+    void *map_state, *metric_state, *scheme_state;
+    int map_project; /* the map's project() is used after every update */
+
+    size_t nparams, nstages;
+    double *theta;
+
+    /* MINRES settings from [metric] */
+    double tol, tikhonov;
+    unsigned maxiter;
+    unsigned long metric_products;
+    wgf_eval *metric_ev; /* the eval the metric was last prepared on */
+
+    /* scratch for energy partials: n x d and n, sized for the largest eval */
+    size_t scratch_n;
+    double *a, *c, *a_sum, *c_sum;
+
+    wgf_observer *obs;
+    volatile sig_atomic_t *interrupt;
+    int threads;
+};
+
+/* eval.c */
+double *wgf_eval_scratch_logq0(wgf_eval *ev);
+
+/* problem.c: configuration and component life cycle (run.c drives it). */
+const wgf_param *wgf_core_schema(const char *section);
+int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, wgf_error *err);
+void wgf_problem_teardown(wgf_problem *p);
+
+/* observer.c */
+int wgf_observer_create(wgf_observer **obs, wgf_problem *p, const char *outdir, int quiet,
+                        wgf_error *err);
+/* Final outputs (history, summary, plots) after the scheme returned status. */
+int wgf_observer_finish(wgf_observer *obs, int status, const wgf_error *run_err, wgf_run_result *res,
+                        wgf_error *err);
+void wgf_observer_free(wgf_observer *obs);
+int wgf_observer_step(wgf_observer *obs, const wgf_step_info *info, wgf_error *err);
+
+/* output.c: atomic files and directories */
+int wgf_mkdir_p(const char *path, wgf_error *err);
+/* Write the whole buffer to path via a temporary file and rename. */
+int wgf_write_atomic(const char *path, const char *data, size_t len, wgf_error *err);
+/* A growable text buffer. */
+typedef struct wgf_strbuf {
+    char *s;
+    size_t len, cap;
+    int failed; /* an allocation failed: the content is incomplete */
+} wgf_strbuf;
+void wgf_strbuf_printf(wgf_strbuf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void wgf_strbuf_free(wgf_strbuf *b);
+
 #endif

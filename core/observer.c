@@ -1,2 +1,391 @@
-/* core/observer.c: not written yet. */
-typedef int wgf_unwritten_;
+/* observer.c: what a run writes and shows at every step.
+ *
+ * history.csv is kept in memory and rewritten atomically at the output
+ * cadence and at the end, so a killed run leaves a complete (if shorter)
+ * file, never a torn one. Diagnostics are computed on a fixed set of output
+ * samples (drawn once), so error curves are not jittered by resampling. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+typedef enum { REF_NONE, REF_OU } ref_type;
+
+struct wgf_observer {
+    wgf_problem *p;
+    char *dir;
+    int quiet, tty;
+    long every, diag_every;
+    int write_samples, plots;
+    double t0_wall;
+
+    wgf_eval *out;       /* output samples */
+    int exact_moments;   /* affine map and Gaussian law: moments from theta */
+
+    ref_type ref;
+    double *mu, *Sigma, D; /* OU */
+    const double *m0, *C0;
+
+    size_t d;
+    double *m_model, *C_model, *m_ref, *C_ref;
+    double err_mean, err_cov, err_w2;
+
+    wgf_strbuf history;
+    unsigned long last_step;
+    double last_t, last_energy, first_energy;
+    unsigned long steps_seen;
+};
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void wgf_observer_free(wgf_observer *o)
+{
+    if (!o)
+        return;
+    wgf_eval_free(o->out);
+    free(o->dir);
+    wgf_free(o->mu);
+    wgf_free(o->Sigma);
+    wgf_free(o->m_model);
+    wgf_free(o->C_model);
+    wgf_free(o->m_ref);
+    wgf_free(o->C_ref);
+    wgf_strbuf_free(&o->history);
+    free(o);
+}
+
+/* reference.type = ou: the quadratic FPE term and the Gaussian initial law. */
+static int setup_ou(wgf_observer *o, wgf_error *err)
+{
+    wgf_problem *p = o->p;
+    const char *file = wgf_config_file(p->cfg);
+    const wgf_energy_term *fpe = NULL;
+    for (size_t i = 0; i < p->nterms; i++)
+        if (strcmp(p->terms[i].plugin->name, "fpe") == 0)
+            fpe = &p->terms[i];
+    if (p->nterms != 1 || !fpe || strcmp(wgf_section_string(fpe->sec, "potential"), "quadratic") != 0)
+        return wgf_error_set(err, WGF_EINVAL,
+                             "%s: reference.type: ou needs a single energy, fpe with potential = "
+                             "quadratic", file);
+    if (wgf_dist_gaussian(p->dist, &o->m0, &o->C0) != WGF_OK)
+        return wgf_error_set(err, WGF_EINVAL, "%s: reference.type: ou needs initial.type = gaussian",
+                             file);
+    size_t d = o->d, len;
+    o->mu = wgf_alloc_doubles(d);
+    o->Sigma = wgf_alloc_doubles(d * d);
+    if (!o->mu || !o->Sigma)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    memcpy(o->mu, wgf_section_vector(fpe->sec, "mu", &len), d * sizeof(double));
+    memcpy(o->Sigma, wgf_section_matrix(fpe->sec, "sigma"), d * d * sizeof(double));
+    o->D = wgf_section_double(fpe->sec, "diffusion");
+    if (wgf_section_has(fpe->sec, "weight") && wgf_section_double(fpe->sec, "weight") != 1.0)
+        return wgf_error_set(err, WGF_EINVAL, "%s: reference.type: ou needs the fpe weight to be 1", file);
+    o->ref = REF_OU;
+    return WGF_OK;
+}
+
+static int write_config(wgf_observer *o, wgf_error *err)
+{
+    wgf_problem *p = o->p;
+    wgf_strbuf b = {0};
+    wgf_strbuf_printf(&b, "; resolved configuration of %s, every default filled in\n", wgf_config_file(p->cfg));
+    wgf_strbuf_printf(&b, "; wgf %s, plugin ABI %u\n", WGF_VERSION, WGF_ABI_VERSION);
+    for (size_t i = 0; i < p->nterms; i++)
+        wgf_strbuf_printf(&b, "; energy plugin %s: %s\n", p->terms[i].plugin->name, p->terms[i].path);
+    wgf_strbuf_printf(&b, "; map plugin %s: %s\n; metric plugin %s: %s\n; scheme plugin %s: %s\n",
+                      p->map_plugin->name, p->map_path, p->metric_plugin->name, p->metric_path,
+                      p->scheme_plugin->name, p->scheme_path);
+    /* sections through a memory stream, in a fixed order */
+    char *mem = NULL;
+    size_t memlen = 0;
+    FILE *f = open_memstream(&mem, &memlen);
+    if (!f) {
+        wgf_strbuf_free(&b);
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    }
+    const wgf_section *secs[7] = {p->run_sec, p->initial_sec, NULL, p->map_sec, p->metric_sec,
+                                  p->scheme_sec, p->output_sec};
+    for (int i = 0; i < 7; i++) {
+        if (i == 2) {
+            for (size_t k = 0; k < p->nterms; k++) {
+                fputc('\n', f);
+                wgf_section_write(p->terms[k].sec, f);
+            }
+            continue;
+        }
+        fputc('\n', f);
+        wgf_section_write(secs[i], f);
+    }
+    fputc('\n', f);
+    wgf_section_write(p->reference_sec, f);
+    fclose(f);
+    wgf_strbuf_printf(&b, "%s", mem ? mem : "");
+    free(mem);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.ini", o->dir);
+    int rc = b.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory")
+                      : wgf_write_atomic(path, b.s, b.len, err);
+    wgf_strbuf_free(&b);
+    return rc;
+}
+
+int wgf_observer_create(wgf_observer **out, wgf_problem *p, const char *outdir, int quiet, wgf_error *err)
+{
+    wgf_observer *o = calloc(1, sizeof *o);
+    if (!o)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    *out = o;
+    o->p = p;
+    o->d = p->info.dim;
+    o->quiet = quiet;
+    o->tty = !quiet && isatty(STDERR_FILENO);
+    o->every = wgf_section_int(p->output_sec, "every");
+    o->diag_every = wgf_section_int(p->output_sec, "diagnostics_every");
+    o->write_samples = wgf_section_bool(p->output_sec, "write_samples");
+    o->plots = wgf_section_bool(p->output_sec, "plots");
+    o->err_mean = o->err_cov = o->err_w2 = NAN;
+    o->t0_wall = wall_now();
+    o->dir = strdup(outdir);
+    if (!o->dir)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    size_t d = o->d;
+    o->m_model = wgf_alloc_doubles(d);
+    o->C_model = wgf_alloc_doubles(d * d);
+    o->m_ref = wgf_alloc_doubles(d);
+    o->C_ref = wgf_alloc_doubles(d * d);
+    if (!o->m_model || !o->C_model || !o->m_ref || !o->C_ref)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+
+    if (strcmp(wgf_section_string(p->reference_sec, "type"), "ou") == 0) {
+        int rc = setup_ou(o, err);
+        if (rc != WGF_OK)
+            return rc;
+    }
+    o->exact_moments = p->map->gaussian_push && wgf_dist_gaussian(p->dist, NULL, NULL) == WGF_OK;
+
+    size_t nout = (size_t)wgf_section_int(p->output_sec, "samples");
+    o->out = wgf_eval_create(p, nout, 0, err);
+    if (!o->out)
+        return err ? err->code : WGF_ENOMEM;
+    int rc = wgf_eval_draw(o->out, WGF_STREAM_OUTPUT, 0, err);
+    if (rc != WGF_OK)
+        return rc;
+
+    char path[4096];
+    const char *sub[3] = {"", "/samples", "/theta"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s%s", o->dir, sub[i]);
+        if ((rc = wgf_mkdir_p(path, err)) != WGF_OK)
+            return rc;
+    }
+    if ((rc = write_config(o, err)) != WGF_OK)
+        return rc;
+
+    wgf_strbuf_printf(&o->history, "step,t,energy,dissipation,step_norm,iterations,residual,products,wall_s");
+    if (o->ref == REF_OU)
+        wgf_strbuf_printf(&o->history, ",err_mean,err_cov,w2");
+    wgf_strbuf_printf(&o->history, "\n");
+    return WGF_OK;
+}
+
+/* Model moments at the current theta: exact for an affine map of a
+ * Gaussian, else from the output samples (forwarded here). */
+static int model_moments(wgf_observer *o, const double *theta, int *forwarded, wgf_error *err)
+{
+    wgf_problem *p = o->p;
+    if (o->exact_moments) {
+        const double *m0, *C0;
+        wgf_dist_gaussian(p->dist, &m0, &C0);
+        return p->map->gaussian_push(p->map_state, theta, m0, C0, o->m_model, o->C_model, err);
+    }
+    if (!*forwarded) {
+        int rc = wgf_eval_forward(o->out, theta, err);
+        if (rc != WGF_OK)
+            return rc;
+        *forwarded = 1;
+    }
+    const wgf_batch *b = wgf_eval_batch(o->out, wgf_eval_nstages(o->out));
+    wgf_moments(b->n, b->d, b->x, o->m_model, o->C_model);
+    return WGF_OK;
+}
+
+static int diagnostics(wgf_observer *o, double t, const double *theta, int *forwarded, wgf_error *err)
+{
+    if (o->ref == REF_NONE)
+        return WGF_OK;
+    int rc = model_moments(o, theta, forwarded, err);
+    if (rc != WGF_OK)
+        return rc;
+    rc = wgf_ou_moments(o->d, o->mu, o->Sigma, o->D, o->m0, o->C0, t, o->m_ref, o->C_ref, err);
+    if (rc != WGF_OK)
+        return rc;
+    o->err_mean = wgf_dist_l2(o->d, o->m_model, o->m_ref);
+    o->err_cov = wgf_dist_l2(o->d * o->d, o->C_model, o->C_ref);
+    rc = wgf_w2_gaussian(o->d, o->m_model, o->C_model, o->m_ref, o->C_ref, &o->err_w2, err);
+    return rc;
+}
+
+static int write_step_files(wgf_observer *o, unsigned long step, const double *theta, int *forwarded,
+                            wgf_error *err)
+{
+    char path[4096];
+    wgf_problem *p = o->p;
+    snprintf(path, sizeof path, "%s/theta/step-%06lu.bin", o->dir, step);
+    int rc = wgf_write_atomic(path, (const char *)theta, p->nparams * sizeof(double), err);
+    if (rc != WGF_OK || !o->write_samples)
+        return rc;
+    if (!*forwarded) {
+        if ((rc = wgf_eval_forward(o->out, theta, err)) != WGF_OK)
+            return rc;
+        *forwarded = 1;
+    }
+    const wgf_batch *b = wgf_eval_batch(o->out, wgf_eval_nstages(o->out));
+    wgf_strbuf s = {0};
+    for (size_t i = 0; i < b->d; i++)
+        wgf_strbuf_printf(&s, "%sx%zu", i ? "," : "", i + 1);
+    wgf_strbuf_printf(&s, "\n");
+    for (size_t n = 0; n < b->n; n++) {
+        for (size_t i = 0; i < b->d; i++)
+            wgf_strbuf_printf(&s, "%s%.10g", i ? "," : "", b->x[n * b->d + i]);
+        wgf_strbuf_printf(&s, "\n");
+    }
+    snprintf(path, sizeof path, "%s/samples/step-%06lu.csv", o->dir, step);
+    rc = s.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory")
+                  : wgf_write_atomic(path, s.s, s.len, err);
+    wgf_strbuf_free(&s);
+    return rc;
+}
+
+static int flush_history(wgf_observer *o, wgf_error *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/history.csv", o->dir);
+    if (o->history.failed)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory for the history");
+    return wgf_write_atomic(path, o->history.s, o->history.len, err);
+}
+
+int wgf_observer_step(wgf_observer *o, const wgf_step_info *info, wgf_error *err)
+{
+    const double *theta = o->p->theta;
+    int forwarded = 0, rc;
+    int diag_now = info->step % (unsigned long)o->diag_every == 0;
+    if (diag_now && (rc = diagnostics(o, info->t, theta, &forwarded, err)) != WGF_OK)
+        return rc;
+    double wall = wall_now() - o->t0_wall;
+    wgf_strbuf_printf(&o->history, "%lu,%.10g,%.12g,%.6g,%.6g,%u,%.3g,%lu,%.4f", info->step, info->t,
+                      info->energy, info->dissipation, info->step_norm, info->solve.iterations,
+                      info->solve.residual, info->solve.products, wall);
+    if (o->ref == REF_OU) {
+        if (diag_now)
+            wgf_strbuf_printf(&o->history, ",%.6g,%.6g,%.6g", o->err_mean, o->err_cov, o->err_w2);
+        else
+            wgf_strbuf_printf(&o->history, ",,,");
+    }
+    wgf_strbuf_printf(&o->history, "\n");
+    if (o->steps_seen == 0)
+        o->first_energy = info->energy;
+    o->steps_seen++;
+    o->last_step = info->step;
+    o->last_t = info->t;
+    o->last_energy = info->energy;
+    if (info->step % (unsigned long)o->every == 0) {
+        if ((rc = write_step_files(o, info->step, theta, &forwarded, err)) != WGF_OK)
+            return rc;
+        if ((rc = flush_history(o, err)) != WGF_OK)
+            return rc;
+    }
+    if (o->tty) {
+        fprintf(stderr, "\r  step %6lu  t = %-9.5g  energy = %-12.6g", info->step, info->t, info->energy);
+        if (o->ref == REF_OU && diag_now)
+            fprintf(stderr, "  err mean %.3g  cov %.3g", o->err_mean, o->err_cov);
+        fprintf(stderr, "\033[K");
+        fflush(stderr);
+    }
+    return WGF_OK;
+}
+
+static void ini_double(wgf_strbuf *b, const char *key, double v)
+{
+    if (isfinite(v))
+        wgf_strbuf_printf(b, "%s = %.10g\n", key, v);
+    else
+        wgf_strbuf_printf(b, "%s = nan\n", key);
+}
+
+int wgf_observer_finish(wgf_observer *o, int status, const wgf_error *run_err, wgf_run_result *res,
+                        wgf_error *err)
+{
+    wgf_problem *p = o->p;
+    if (o->tty)
+        fprintf(stderr, "\r\033[K");
+    double wall = wall_now() - o->t0_wall;
+    int forwarded = 0, rc = WGF_OK;
+    /* Final state: diagnostics and files for the last step reported. */
+    if (o->steps_seen > 0 && status != WGF_ENUMERIC) {
+        if ((rc = diagnostics(o, o->last_t, p->theta, &forwarded, err)) == WGF_OK &&
+            o->last_step % (unsigned long)o->every != 0)
+            rc = write_step_files(o, o->last_step, p->theta, &forwarded, err);
+    }
+    int rc2 = flush_history(o, err);
+    if (rc == WGF_OK)
+        rc = rc2;
+
+    res->steps = o->last_step;
+    res->t = o->last_t;
+    res->wall_seconds = wall;
+    res->metric_products = p->metric_products;
+    res->energy = o->steps_seen ? o->last_energy : NAN;
+    res->err_mean = o->err_mean;
+    res->err_cov = o->err_cov;
+    res->err_w2 = o->err_w2;
+    snprintf(res->outdir, sizeof res->outdir, "%s", o->dir);
+
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    wgf_strbuf b = {0};
+    wgf_strbuf_printf(&b, "[run]\nstatus = %s\n", status == WGF_OK ? "finished"
+                                                   : status == WGF_EINTR ? "interrupted"
+                                                                         : "failed");
+    if (status != WGF_OK && run_err)
+        wgf_strbuf_printf(&b, "message = %s\n", run_err->msg);
+    wgf_strbuf_printf(&b, "steps = %lu\n", res->steps);
+    ini_double(&b, "t", res->t);
+    ini_double(&b, "wall_seconds", wall);
+    wgf_strbuf_printf(&b, "metric_products = %lu\nthreads = %d\nsamples = %zu\nparameters = %zu\n",
+                      res->metric_products, threads, p->info.samples, p->nparams);
+    wgf_strbuf_printf(&b, "\n[final]\n");
+    ini_double(&b, "energy", res->energy);
+    ini_double(&b, "initial_energy", o->steps_seen ? o->first_energy : NAN);
+    if (o->ref == REF_OU) {
+        wgf_strbuf_printf(&b, "\n[error]\nreference = ou\n");
+        ini_double(&b, "mean", o->err_mean);
+        ini_double(&b, "cov", o->err_cov);
+        ini_double(&b, "w2", o->err_w2);
+        wgf_strbuf_printf(&b, "moments = %s\n", o->exact_moments ? "exact (affine map)" : "samples");
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/summary.ini", o->dir);
+    rc2 = b.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory") : wgf_write_atomic(path, b.s, b.len, err);
+    wgf_strbuf_free(&b);
+    if (rc == WGF_OK)
+        rc = rc2;
+    if (o->plots && rc == WGF_OK) {
+        wgf_error perr;
+        int prc = wgf_plot(o->dir, &perr);
+        if (prc != WGF_OK && prc != WGF_EUNSUP && !o->quiet)
+            fprintf(stderr, "wgf: warning: %s\n", perr.msg);
+    }
+    return rc;
+}

@@ -1,2 +1,255 @@
-/* core/output.c: not written yet. */
-typedef int wgf_unwritten_;
+/* output.c: directories, atomic files, text buffers and plots. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int wgf_mkdir_p(const char *path, wgf_error *err)
+{
+    size_t n = strlen(path);
+    char *buf = malloc(n + 1);
+    if (!buf)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+            int rc = wgf_error_set(err, WGF_EIO, "cannot create directory %s: %s", buf, strerror(errno));
+            free(buf);
+            return rc;
+        }
+        buf[i] = c;
+    }
+    free(buf);
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return wgf_error_set(err, WGF_EIO, "%s is not a directory", path);
+    return WGF_OK;
+}
+
+int wgf_write_atomic(const char *path, const char *data, size_t len, wgf_error *err)
+{
+    size_t n = strlen(path) + 32;
+    char *tmp = malloc(n);
+    if (!tmp)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        int rc = wgf_error_set(err, WGF_EIO, "cannot write %s: %s", tmp, strerror(errno));
+        free(tmp);
+        return rc;
+    }
+    size_t w = len ? fwrite(data, 1, len, f) : 0;
+    int bad = w != len;
+    bad |= fflush(f) != 0;
+    bad |= fsync(fileno(f)) != 0 && errno != EINVAL;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        int rc = wgf_error_set(err, WGF_EIO, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return rc;
+    }
+    free(tmp);
+    return WGF_OK;
+}
+
+void wgf_strbuf_printf(wgf_strbuf *b, const char *fmt, ...)
+{
+    if (b->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        size_t room = b->cap - b->len;
+        int k = vsnprintf(b->s ? b->s + b->len : NULL, room, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+            b->failed = 1;
+            return;
+        }
+        if ((size_t)k < room) {
+            b->len += (size_t)k;
+            return;
+        }
+        size_t ncap = b->cap ? b->cap : 256;
+        while (ncap - b->len <= (size_t)k)
+            ncap *= 2;
+        char *ns = realloc(b->s, ncap);
+        if (!ns) {
+            b->failed = 1;
+            return;
+        }
+        b->s = ns;
+        b->cap = ncap;
+    }
+}
+
+void wgf_strbuf_free(wgf_strbuf *b)
+{
+    free(b->s);
+    memset(b, 0, sizeof *b);
+}
+
+/* ------------------------------------------------------------ plots */
+
+static int have_gnuplot(void)
+{
+    const char *path = getenv("PATH");
+    if (!path)
+        return 0;
+    const char *s = path;
+    while (*s) {
+        const char *e = strchr(s, ':');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        char buf[4096];
+        if (n > 0 && n < sizeof buf - 10) {
+            snprintf(buf, sizeof buf, "%.*s/gnuplot", (int)n, s);
+            if (access(buf, X_OK) == 0)
+                return 1;
+        }
+        if (!e)
+            break;
+        s = e + 1;
+    }
+    return 0;
+}
+
+/* The header of history.csv, split into column names. */
+static int history_columns(const char *dir, char ***cols, size_t *ncols)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/history.csv", dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t k = getline(&line, &cap, f);
+    fclose(f);
+    if (k <= 0) {
+        free(line);
+        return -1;
+    }
+    *ncols = 0;
+    *cols = NULL;
+    char *save = NULL;
+    for (char *tok = strtok_r(line, ",\r\n", &save); tok; tok = strtok_r(NULL, ",\r\n", &save)) {
+        char **nc = realloc(*cols, (*ncols + 1) * sizeof *nc);
+        if (!nc)
+            break;
+        *cols = nc;
+        (*cols)[(*ncols)++] = strdup(tok);
+    }
+    free(line);
+    return 0;
+}
+
+static long last_samples_step(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/samples", dir);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    long best = -1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long s;
+        if (sscanf(e->d_name, "step-%ld.csv", &s) == 1 && s > best)
+            best = s;
+    }
+    closedir(d);
+    return best;
+}
+
+int wgf_plot(const char *dir, wgf_error *err)
+{
+    if (!have_gnuplot())
+        return wgf_error_set(err, WGF_EUNSUP, "gnuplot is not installed: no plots drawn");
+    char **cols = NULL;
+    size_t ncols = 0;
+    if (history_columns(dir, &cols, &ncols) != 0)
+        return wgf_error_set(err, WGF_EIO, "%s/history.csv: cannot read", dir);
+    char plots[4096];
+    snprintf(plots, sizeof plots, "%s/plots", dir);
+    int rc = wgf_mkdir_p(plots, err);
+    wgf_strbuf gp = {0};
+    wgf_strbuf_printf(&gp, "set datafile separator ','\nset terminal pngcairo size 900,600 noenhanced\n"
+                           "set key outside right\nset grid\n");
+    wgf_strbuf_printf(&gp, "set output '%s/plots/energy.png'\nset xlabel 't'\nset ylabel 'energy'\n"
+                           "plot '%s/history.csv' using 't':'energy' with lines lw 2 title 'energy'\n",
+                      dir, dir);
+    /* Error columns: everything after wall_s. */
+    int first = 1;
+    size_t after = ncols;
+    for (size_t i = 0; i < ncols; i++)
+        if (strcmp(cols[i], "wall_s") == 0)
+            after = i + 1;
+    for (size_t i = after; i < ncols; i++) {
+        if (first)
+            wgf_strbuf_printf(&gp, "set output '%s/plots/errors.png'\nset logscale y\nset ylabel "
+                                   "'error'\nplot ", dir);
+        wgf_strbuf_printf(&gp, "%s'%s/history.csv' using 't':'%s' with lines lw 2 title '%s'",
+                          first ? "" : ", ", dir, cols[i], cols[i]);
+        first = 0;
+    }
+    if (!first)
+        wgf_strbuf_printf(&gp, "\nunset logscale y\n");
+    long last = last_samples_step(dir);
+    if (last >= 0) {
+        wgf_strbuf_printf(&gp, "set output '%s/plots/samples.png'\nset key inside top right\n"
+                               "set size ratio -1\nset xlabel 'x1'\nset ylabel 'x2'\n", dir);
+        /* Two or more columns: a scatter of the first two; one: a histogram. */
+        wgf_strbuf_printf(&gp,
+                          "stats '%s/samples/step-%06ld.csv' using 1 nooutput\n"
+                          "if (STATS_columns >= 2) { plot '%s/samples/step-%06ld.csv' using 1:2 "
+                          "with points pt 7 ps 0.3 title 'samples at step %ld' } else { "
+                          "set size noratio; set ylabel 'density'; binw = (STATS_max - STATS_min)/60.0 + 1e-12; "
+                          "bin(x) = binw*floor(x/binw) + binw/2; "
+                          "plot '%s/samples/step-%06ld.csv' using (bin($1)):(1.0/(binw*STATS_records)) "
+                          "smooth frequency with boxes title 'samples at step %ld' }\n",
+                          dir, last, dir, last, last, dir, last, last);
+    }
+    for (size_t i = 0; i < ncols; i++)
+        free(cols[i]);
+    free(cols);
+    if (rc != WGF_OK || gp.failed) {
+        wgf_strbuf_free(&gp);
+        return rc != WGF_OK ? rc : wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    }
+    char script[4096];
+    snprintf(script, sizeof script, "%s/plots/plot.gp", dir);
+    rc = wgf_write_atomic(script, gp.s, gp.len, err);
+    wgf_strbuf_free(&gp);
+    if (rc != WGF_OK)
+        return rc;
+    pid_t pid = fork();
+    if (pid < 0)
+        return wgf_error_set(err, WGF_EIO, "cannot run gnuplot: %s", strerror(errno));
+    if (pid == 0) {
+        /* gnuplot's chatter goes nowhere; its exit status says it all */
+        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
+            _exit(127);
+        execlp("gnuplot", "gnuplot", script, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return wgf_error_set(err, WGF_EIO, "gnuplot failed on %s (exit %d)", script,
+                             WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    return WGF_OK;
+}

@@ -1,2 +1,483 @@
-/* core/problem.c: not written yet. */
-typedef int wgf_unwritten_;
+/* problem.c: a run's components, built from an experiment file, and the
+ * helpers schemes and metrics compose (wgf/problem.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ------------------------------------------------------------ core schemas */
+
+static const wgf_param run_schema[] = {
+    {"dim", WGF_PARAM_INT, NULL, WGF_P_REQUIRED | WGF_P_MIN, 1, 0, NULL, "dimension d"},
+    {"samples", WGF_PARAM_INT, "1000", WGF_P_MIN, 1, 0, NULL, "training samples N per step"},
+    {"seed", WGF_PARAM_INT, "1", WGF_P_MIN, 0, 0, NULL, "seed of every random stream"},
+    {"threads", WGF_PARAM_INT, "0", WGF_P_MIN, 0, 0, NULL,
+     "threads (0: the OpenMP default); results do not depend on it"},
+    {"plugin_path", WGF_PARAM_STRING, NULL, 0, 0, 0, NULL,
+     "extra plugin directories, ':'-separated, relative to the experiment file"},
+    {"name", WGF_PARAM_STRING, NULL, 0, 0, 0, NULL, "name of the experiment (default: file name)"},
+    {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
+
+static const wgf_param plugin_key_required[] = {
+    {"plugin", WGF_PARAM_STRING, NULL, WGF_P_REQUIRED, 0, 0, NULL, "the plugin"},
+    {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
+
+static const wgf_param metric_schema[] = {
+    {"plugin", WGF_PARAM_STRING, "lagrangian", 0, 0, 0, NULL, "the metric plugin"},
+    {"tol", WGF_PARAM_DOUBLE, "1e-8", WGF_P_MIN | WGF_P_MIN_OPEN, 0, 0, NULL,
+     "MINRES relative residual tolerance"},
+    {"maxiter", WGF_PARAM_INT, "200", WGF_P_MIN, 1, 0, NULL, "MINRES iteration cap"},
+    {"tikhonov", WGF_PARAM_DOUBLE, "0", WGF_P_MIN, 0, 0, NULL,
+     "Tikhonov term eps: solve (M + eps I) zeta = grad F"},
+    {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
+
+static const wgf_param scheme_schema[] = {
+    {"plugin", WGF_PARAM_STRING, "euler", 0, 0, 0, NULL, "the scheme plugin"},
+    {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
+
+static const wgf_param output_schema[] = {
+    {"every", WGF_PARAM_INT, "20", WGF_P_MIN, 1, 0, NULL, "samples and theta every this many steps"},
+    {"samples", WGF_PARAM_INT, "5000", WGF_P_MIN, 1, 0, NULL,
+     "fresh samples drawn for outputs and diagnostics"},
+    {"diagnostics_every", WGF_PARAM_INT, "1", WGF_P_MIN, 1, 0, NULL,
+     "diagnostics against the reference every this many steps"},
+    {"write_samples", WGF_PARAM_BOOL, "true", 0, 0, 0, NULL, "write samples/step-NNNNNN.csv"},
+    {"plots", WGF_PARAM_BOOL, "true", 0, 0, 0, NULL, "draw plots/*.png with gnuplot at the end"},
+    {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
+
+static const wgf_param reference_schema[] = {
+    {"type", WGF_PARAM_CHOICE, "none", 0, 0, 0, "none|ou",
+     "reference solution: none, or ou (closed form for a quadratic FPE)"},
+    {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
+
+const wgf_param *wgf_core_schema(const char *section)
+{
+    if (strcmp(section, "run") == 0)
+        return run_schema;
+    if (strcmp(section, "initial") == 0)
+        return wgf_dist_schema();
+    if (strcmp(section, "metric") == 0)
+        return metric_schema;
+    if (strcmp(section, "scheme") == 0)
+        return scheme_schema;
+    if (strcmp(section, "output") == 0)
+        return output_schema;
+    if (strcmp(section, "reference") == 0)
+        return reference_schema;
+    if (strcmp(section, "map") == 0 || strncmp(section, "energy", 6) == 0)
+        return plugin_key_required;
+    return NULL;
+}
+
+static int is_energy_section(const char *name)
+{
+    return strcmp(name, "energy") == 0 || (strncmp(name, "energy.", 7) == 0 && name[7] != '\0');
+}
+
+static int known_section(const char *name, void *user)
+{
+    (void)user;
+    return is_energy_section(name) || wgf_core_schema(name) != NULL;
+}
+
+/* ------------------------------------------------------------ set-up */
+
+/* Resolve `plugin` of a section and validate the section against the core's
+ * keys and the plugin's schema. Problems go to diag; returns the section or
+ * NULL. */
+static wgf_section *component_section(wgf_problem *p, const char *section, wgf_kind kind,
+                                      const wgf_plugin **plugin, const char **path, wgf_diag *diag)
+{
+    const wgf_param *core = wgf_core_schema(section);
+    int line = 0;
+    const char *name = wgf_config_get(p->cfg, section, "plugin", &line);
+    if (!name && core != plugin_key_required) {
+        /* the schema's default */
+        for (const wgf_param *k = core; k->key; k++)
+            if (strcmp(k->key, "plugin") == 0)
+                name = k->def;
+    }
+    const wgf_param *schemas[3] = {core, NULL, NULL};
+    if (name && *name) {
+        wgf_error err;
+        if (wgf_registry_find(p->reg, kind, name, plugin, path, &err) != WGF_OK) {
+            const char *file = wgf_config_file(p->cfg);
+            if (line > 0)
+                wgf_diag_add(diag, "%s:%d: %s.plugin: %s", file, line, section, err.msg);
+            else
+                wgf_diag_add(diag, "%s: %s.plugin: %s", file, section, err.msg);
+            *plugin = NULL;
+        } else
+            schemas[1] = (*plugin)->params;
+    }
+    if (!*plugin && name) {
+        /* Validate what we can; keys of the missing plugin are not reported. */
+        return NULL;
+    }
+    return wgf_config_section(p->cfg, section, schemas, p->info.dim, diag);
+}
+
+static char *join_relative(const char *file, const char *path)
+{
+    /* Every ':'-separated entry of path relative to the directory of file. */
+    size_t dirlen = 0;
+    if (file && strrchr(file, '/'))
+        dirlen = (size_t)(strrchr(file, '/') - file);
+    size_t cap = strlen(path) * 2 + 2, len = 0;
+    size_t parts = 1;
+    for (const char *c = path; *c; c++)
+        parts += *c == ':';
+    cap += parts * (dirlen + 2);
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    const char *s = path;
+    while (1) {
+        const char *e = strchr(s, ':');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        if (n > 0) {
+            if (len)
+                out[len++] = ':';
+            if (s[0] != '/' && dirlen) {
+                memcpy(out + len, file, dirlen);
+                len += dirlen;
+                out[len++] = '/';
+            }
+            memcpy(out + len, s, n);
+            len += n;
+        }
+        if (!e)
+            break;
+        s = e + 1;
+    }
+    out[len] = '\0';
+    return out;
+}
+
+int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, wgf_error *err)
+{
+    int rc = wgf_config_load(&p->cfg, opts->file, diag, err);
+    if (rc != WGF_OK && rc != WGF_EINVAL)
+        return rc;
+    if (!p->cfg)
+        return rc;
+    for (size_t i = 0; i < opts->nsets; i++) {
+        wgf_error e2;
+        if (wgf_config_set(p->cfg, opts->sets[i], &e2) != WGF_OK)
+            wgf_diag_add(diag, "%s", e2.msg);
+    }
+    const char *file = wgf_config_file(p->cfg);
+    wgf_config_check_sections(p->cfg, known_section, NULL, diag);
+
+    /* [run] first: the dimension types every vector and matrix. */
+    const wgf_param *rs[2] = {run_schema, NULL};
+    p->run_sec = wgf_config_section(p->cfg, "run", rs, 1, diag);
+    if (!p->run_sec)
+        return WGF_EINVAL;
+    p->info.dim = (size_t)wgf_section_int(p->run_sec, "dim");
+    p->info.samples = (size_t)wgf_section_int(p->run_sec, "samples");
+    p->info.seed = (unsigned long)wgf_section_int(p->run_sec, "seed");
+    p->threads = opts->threads > 0 ? opts->threads : (int)wgf_section_int(p->run_sec, "threads");
+
+    char *ini_path = NULL;
+    if (wgf_section_has(p->run_sec, "plugin_path")) {
+        ini_path = join_relative(file, wgf_section_string(p->run_sec, "plugin_path"));
+        if (!ini_path)
+            return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    }
+    rc = wgf_registry_create(&p->reg, opts->plugin_path, ini_path, err);
+    free(ini_path);
+    if (rc != WGF_OK)
+        return rc;
+
+    const wgf_param *is[2] = {wgf_dist_schema(), NULL};
+    p->initial_sec = wgf_config_section(p->cfg, "initial", is, p->info.dim, diag);
+    const wgf_param *os[2] = {output_schema, NULL};
+    p->output_sec = wgf_config_section(p->cfg, "output", os, p->info.dim, diag);
+    const wgf_param *fs[2] = {reference_schema, NULL};
+    p->reference_sec = wgf_config_section(p->cfg, "reference", fs, p->info.dim, diag);
+
+    /* Energy terms: [energy] and every [energy.NAME], in file order. */
+    size_t ns = wgf_config_nsections(p->cfg);
+    p->terms = calloc(ns + 1, sizeof *p->terms);
+    if (!p->terms)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    for (size_t i = 0; i < ns; i++) {
+        const char *name = wgf_config_section_name(p->cfg, i);
+        if (!is_energy_section(name))
+            continue;
+        wgf_energy_term *t = &p->terms[p->nterms++];
+        t->sec = component_section(p, name, WGF_ENERGY, &t->plugin, &t->path, diag);
+        if (t->plugin)
+            t->vt = t->plugin->vtable;
+    }
+    if (p->nterms == 0)
+        wgf_diag_add(diag, "%s: [energy]: missing section (an experiment needs an energy: "
+                           "[energy] plugin = fpe, pme, aggregation, ...)", file);
+    if (wgf_config_section_line(p->cfg, "map") == 0 && !wgf_config_get(p->cfg, "map", "plugin", NULL))
+        wgf_diag_add(diag, "%s: [map]: missing section (an experiment needs a map: "
+                           "[map] plugin = affine or planar, ...)", file);
+    else
+        p->map_sec = component_section(p, "map", WGF_MAP, &p->map_plugin, &p->map_path, diag);
+    p->metric_sec = component_section(p, "metric", WGF_METRIC, &p->metric_plugin, &p->metric_path, diag);
+    p->scheme_sec = component_section(p, "scheme", WGF_SCHEME, &p->scheme_plugin, &p->scheme_path, diag);
+    if (diag->n > 0)
+        return WGF_EINVAL;
+
+    /* Create, in order: law, energy terms, map, metric, scheme. */
+    rc = wgf_dist_create(&p->dist, p->initial_sec, err);
+    if (rc != WGF_OK)
+        return rc;
+    p->info.initial = p->dist;
+    for (size_t i = 0; i < p->nterms; i++) {
+        wgf_energy_term *t = &p->terms[i];
+        rc = t->vt->create(t->sec, &p->info, &t->state, err);
+        if (rc != WGF_OK)
+            return wgf_error_prefix(err, "energy '%s'", t->plugin->name);
+        p->energy_needs |= t->vt->needs ? t->vt->needs(t->state) : 0;
+    }
+    unsigned has = wgf_dist_provides(p->dist);
+    if ((p->energy_needs & WGF_NEEDS_L) && !(has & WGF_DIST_DENSITY))
+        return wgf_error_set(err, WGF_EINVAL,
+                             "%s: initial.type: the %s law has no density, which the energy needs "
+                             "(use gaussian, barenblatt or uniform)", file, wgf_dist_type(p->dist));
+    if ((p->energy_needs & WGF_NEEDS_S) && !(has & WGF_DIST_SCORE))
+        return wgf_error_set(err, WGF_EINVAL,
+                             "%s: initial.type: the %s law has no score, which the energy needs "
+                             "(use gaussian or barenblatt)", file, wgf_dist_type(p->dist));
+
+    p->map = p->map_plugin->vtable;
+    rc = p->map->create(p->map_sec, &p->info, &p->map_state, err);
+    if (rc != WGF_OK)
+        return wgf_error_prefix(err, "map '%s'", p->map_plugin->name);
+    p->nparams = p->map->nparams(p->map_state);
+    p->nstages = p->map->nstages(p->map_state);
+    p->map_project = p->map->project != NULL;
+    p->theta = wgf_alloc_doubles(p->nparams);
+    if (!p->theta)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!r)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    wgf_rng_set(r, p->info.seed, WGF_STREAM_INIT, 0, 0);
+    rc = p->map->init(p->map_state, r, p->theta, err);
+    gsl_rng_free(r);
+    if (rc != WGF_OK)
+        return wgf_error_prefix(err, "map '%s': init", p->map_plugin->name);
+
+    p->metric = p->metric_plugin->vtable;
+    p->tol = wgf_section_double(p->metric_sec, "tol");
+    p->maxiter = (unsigned)wgf_section_int(p->metric_sec, "maxiter");
+    p->tikhonov = wgf_section_double(p->metric_sec, "tikhonov");
+    rc = p->metric->create(p->metric_sec, &p->info, &p->metric_state, err);
+    if (rc != WGF_OK)
+        return wgf_error_prefix(err, "metric '%s'", p->metric_plugin->name);
+
+    p->scheme = p->scheme_plugin->vtable;
+    rc = p->scheme->create(p->scheme_sec, &p->info, &p->scheme_state, err);
+    if (rc != WGF_OK)
+        return wgf_error_prefix(err, "scheme '%s'", p->scheme_plugin->name);
+    return WGF_OK;
+}
+
+void wgf_problem_teardown(wgf_problem *p)
+{
+    if (p->scheme_state)
+        p->scheme->destroy(p->scheme_state);
+    if (p->metric_state)
+        p->metric->destroy(p->metric_state);
+    if (p->map_state)
+        p->map->destroy(p->map_state);
+    for (size_t i = 0; i < p->nterms; i++) {
+        if (p->terms[i].state)
+            p->terms[i].vt->destroy(p->terms[i].state);
+        wgf_section_free(p->terms[i].sec);
+    }
+    free(p->terms);
+    wgf_dist_free(p->dist);
+    wgf_free(p->theta);
+    wgf_free(p->a);
+    wgf_free(p->c);
+    wgf_free(p->a_sum);
+    wgf_free(p->c_sum);
+    wgf_section_free(p->run_sec);
+    wgf_section_free(p->initial_sec);
+    wgf_section_free(p->output_sec);
+    wgf_section_free(p->reference_sec);
+    wgf_section_free(p->map_sec);
+    wgf_section_free(p->metric_sec);
+    wgf_section_free(p->scheme_sec);
+    /* plugins are unloaded last: their code ran the destroys above */
+    wgf_registry_free(p->reg);
+    wgf_config_free(p->cfg);
+    memset(p, 0, sizeof *p);
+}
+
+/* ------------------------------------------------------------ helpers */
+
+const wgf_problem_info *wgf_problem_get_info(const wgf_problem *p) { return &p->info; }
+size_t wgf_problem_nparams(const wgf_problem *p) { return p->nparams; }
+size_t wgf_problem_nstages(const wgf_problem *p) { return p->nstages; }
+double *wgf_problem_theta(wgf_problem *p) { return p->theta; }
+unsigned wgf_problem_energy_needs(const wgf_problem *p) { return p->energy_needs; }
+
+static int ensure_scratch(wgf_problem *p, size_t n, wgf_error *err)
+{
+    if (p->scratch_n >= n)
+        return WGF_OK;
+    size_t d = p->info.dim;
+    wgf_free(p->a);
+    wgf_free(p->c);
+    wgf_free(p->a_sum);
+    wgf_free(p->c_sum);
+    p->a = wgf_alloc_doubles(n * d);
+    p->c = wgf_alloc_doubles(n);
+    p->a_sum = wgf_alloc_doubles(n * d);
+    p->c_sum = wgf_alloc_doubles(n);
+    p->scratch_n = (p->a && p->c && p->a_sum && p->c_sum) ? n : 0;
+    return p->scratch_n ? WGF_OK : wgf_error_set(err, WGF_ENOMEM, "out of memory");
+}
+
+int wgf_problem_energy(wgf_problem *p, wgf_eval *ev, double *F, double *grad, wgf_error *err)
+{
+    size_t n = wgf_eval_n(ev), d = p->info.dim, S = wgf_eval_nstages(ev);
+    const wgf_batch *b = wgf_eval_batch(ev, S);
+    int rc = ensure_scratch(p, n, err);
+    if (rc != WGF_OK)
+        return rc;
+    double total = 0;
+    if (grad) {
+        memset(p->a_sum, 0, n * d * sizeof(double));
+        memset(p->c_sum, 0, n * sizeof(double));
+    }
+    for (size_t i = 0; i < p->nterms; i++) {
+        wgf_energy_term *t = &p->terms[i];
+        double Fi = 0;
+        rc = t->vt->eval(t->state, b, &Fi, grad ? p->a : NULL, grad ? p->c : NULL, err);
+        if (rc != WGF_OK)
+            return wgf_error_prefix(err, "energy '%s'", t->plugin->name);
+        if (!isfinite(Fi))
+            return wgf_error_set(err, WGF_ENUMERIC,
+                                 "energy '%s' is not finite (%g): the samples or densities "
+                                 "have left the range the energy can handle",
+                                 t->plugin->name, Fi);
+        total += Fi;
+        if (grad) {
+            for (size_t k = 0; k < n * d; k++)
+                p->a_sum[k] += p->a[k];
+            for (size_t k = 0; k < n; k++)
+                p->c_sum[k] += p->c[k];
+        }
+    }
+    *F = total;
+    if (!grad)
+        return WGF_OK;
+    /* grad_theta F = sum_n J_n^T a_n + c_n dl_n/dtheta (MATH.md 2) */
+    int uses_l = (p->energy_needs & WGF_NEEDS_L) != 0;
+    rc = wgf_eval_vjp(ev, p->a_sum, uses_l ? p->c_sum : NULL, NULL, grad, err);
+    if (rc != WGF_OK)
+        return rc;
+    for (size_t j = 0; j < p->nparams; j++)
+        if (!isfinite(grad[j]))
+            return wgf_error_set(err, WGF_ENUMERIC, "the energy gradient has a non-finite entry (%zu)", j);
+    return WGF_OK;
+}
+
+int wgf_problem_wgrad(wgf_problem *p, wgf_eval *ev, size_t stage, double *g, wgf_error *err)
+{
+    size_t n = wgf_eval_n(ev), d = p->info.dim;
+    const wgf_batch *b = wgf_eval_batch(ev, stage);
+    if (!b)
+        return wgf_error_set(err, WGF_EINVAL, "stage %zu is not kept in this batch", stage);
+    int rc = ensure_scratch(p, n, err);
+    if (rc != WGF_OK)
+        return rc;
+    memset(g, 0, n * d * sizeof(double));
+    for (size_t i = 0; i < p->nterms; i++) {
+        wgf_energy_term *t = &p->terms[i];
+        if (!t->vt->wgrad)
+            return wgf_error_set(err, WGF_EUNSUP, "energy '%s' has no Wasserstein gradient",
+                                 t->plugin->name);
+        rc = t->vt->wgrad(t->state, b, p->a, err);
+        if (rc != WGF_OK)
+            return wgf_error_prefix(err, "energy '%s'", t->plugin->name);
+        for (size_t k = 0; k < n * d; k++)
+            g[k] += p->a[k];
+    }
+    return WGF_OK;
+}
+
+int wgf_problem_wgrad_vjp(wgf_problem *p, wgf_eval *ev, size_t stage, const double *gbar, double *xbar,
+                          double *lbar, double *sbar, wgf_error *err)
+{
+    const wgf_batch *b = wgf_eval_batch(ev, stage);
+    if (!b)
+        return wgf_error_set(err, WGF_EINVAL, "stage %zu is not kept in this batch", stage);
+    for (size_t i = 0; i < p->nterms; i++) {
+        wgf_energy_term *t = &p->terms[i];
+        if (!t->vt->wgrad_vjp)
+            return wgf_error_set(err, WGF_EUNSUP, "energy '%s' has no reverse pass of its "
+                                 "Wasserstein gradient", t->plugin->name);
+        int rc = t->vt->wgrad_vjp(t->state, b, gbar, xbar, lbar, sbar, err);
+        if (rc != WGF_OK)
+            return wgf_error_prefix(err, "energy '%s'", t->plugin->name);
+    }
+    return WGF_OK;
+}
+
+static int metric_op(void *user, const double *v, double *out, wgf_error *err)
+{
+    wgf_problem *p = user;
+    p->metric_products++;
+    return p->metric->apply(p->metric_state, v, out, err);
+}
+
+int wgf_problem_metric_apply(wgf_problem *p, const double *v, double *out, wgf_error *err)
+{
+    return metric_op(p, v, out, err);
+}
+
+int wgf_problem_natgrad(wgf_problem *p, wgf_eval *ev, const double *rhs, double *zeta,
+                        wgf_solve_stats *stats, wgf_error *err)
+{
+    wgf_solve_stats local;
+    if (!stats)
+        stats = &local;
+    memset(stats, 0, sizeof *stats);
+    int rc = p->metric->prepare(p->metric_state, ev, err);
+    if (rc != WGF_OK)
+        return wgf_error_prefix(err, "metric '%s'", p->metric_plugin->name);
+    p->metric_ev = ev;
+    if (p->metric->solve) {
+        rc = p->metric->solve(p->metric_state, rhs, zeta, stats, err);
+        p->metric_products += stats->products;
+        return rc;
+    }
+    unsigned long before = p->metric_products;
+    rc = wgf_minres(p->nparams, metric_op, p, p->tikhonov, rhs, zeta, p->tol, p->maxiter, stats, err);
+    stats->products = p->metric_products - before;
+    if (rc != WGF_OK)
+        return wgf_error_prefix(err, "natural gradient (MINRES)");
+    return WGF_OK;
+}
+
+int wgf_problem_constrain(wgf_problem *p, double *theta, wgf_error *err)
+{
+    if (p->map_project) {
+        int rc = p->map->project(p->map_state, theta, err);
+        if (rc != WGF_OK)
+            return rc;
+    }
+    return p->map->check(p->map_state, theta, err);
+}
+
+int wgf_problem_observe(wgf_problem *p, const wgf_step_info *info, wgf_error *err)
+{
+    int rc = p->obs ? wgf_observer_step(p->obs, info, err) : WGF_OK;
+    if (rc != WGF_OK)
+        return rc;
+    if (p->interrupt && *p->interrupt)
+        return wgf_error_set(err, WGF_EINTR, "interrupted at step %lu (t = %g)", info->step, info->t);
+    return WGF_OK;
+}

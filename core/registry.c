@@ -1,2 +1,838 @@
-/* core/registry.c: not written yet. */
-typedef int wgf_unwritten_;
+/* registry.c: finding plugins along the search path and loading them.
+ *
+ * A name resolves to the first <dir>/<name>.so along the path (ARCHITECTURE.md, Discovery), and
+ * that file alone decides: when it does not load, or holds no plugin of that name and kind, the
+ * lookup fails with the reason instead of falling through to a later directory, so a shadowed
+ * plugin is never picked by accident. Loaded objects stay open until wgf_registry_free, because
+ * descriptors, schemas and vtables point into them. A registry is not meant to be shared between
+ * threads without a lock. */
+#define _XOPEN_SOURCE 700 /* realpath, readlink, strdup */
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "wgf/registry.h"
+
+/* Both come from the build (core_libwgf_la_CPPFLAGS); the fallbacks keep the file compilable on
+ * its own: no build tree, and the usual pkglibdir. */
+#ifndef WGF_PKGLIBDIR
+#define WGF_PKGLIBDIR "/usr/local/lib/wgf"
+#endif
+#ifndef WGF_BUILDDIR
+#define WGF_BUILDDIR ""
+#endif
+
+/* One dlopen'ed file. entry is NULL when the file has no entry point; the handle is kept anyway,
+ * so that a second look-up of the same file does not load it again. */
+typedef struct wgf_lib {
+    char *path;
+    void *handle;
+    wgf_plugin_entry_fn entry;
+} wgf_lib;
+
+struct wgf_registry {
+    char **dirs;
+    size_t ndirs, capdirs;
+    wgf_lib **libs;
+    size_t nlibs, caplibs;
+};
+
+const char *wgf_kind_name(wgf_kind k)
+{
+    switch (k) {
+    case WGF_ENERGY: return "energy";
+    case WGF_MAP: return "map";
+    case WGF_METRIC: return "metric";
+    case WGF_SCHEME: return "scheme";
+    }
+    return "unknown kind";
+}
+
+static int kind_valid(long k)
+{
+    return k >= WGF_ENERGY && k <= WGF_SCHEME;
+}
+
+/* "an energy", "a map": for the wrong-kind message. */
+static const char *kind_article(wgf_kind k)
+{
+    return k == WGF_ENERGY ? "an" : "a";
+}
+
+/* ------------------------------------------------------------ growable text */
+
+/* Messages list directories and names, with no bound on their number or length. A failed
+ * allocation is remembered and reported once, by the caller. */
+typedef struct strbuf {
+    char *s;
+    size_t len, cap;
+    int failed;
+} strbuf;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void sb_printf(strbuf *b, const char *fmt, ...)
+{
+    if (b->failed)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (k < 0) {
+        b->failed = 1;
+        return;
+    }
+    size_t need = b->len + (size_t)k + 1;
+    if (need > b->cap) {
+        size_t cap = b->cap ? b->cap : 128;
+        while (cap < need)
+            cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->failed = 1;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)k;
+}
+
+/* dir + "/" + name + suffix, freshly allocated. */
+static char *path_join(const char *dir, const char *name, const char *suffix)
+{
+    size_t a = strlen(dir), b = strlen(name), c = strlen(suffix);
+    char *p = malloc(a + b + c + 2);
+    if (!p)
+        return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, name, b);
+    memcpy(p + a + 1 + b, suffix, c + 1);
+    return p;
+}
+
+static int has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* ------------------------------------------------------------ the search path */
+
+/* Append the directory s[0..len), without trailing slashes. An empty component is ignored, and so
+ * is a directory already on the path: searching it twice finds nothing new and would report every
+ * plugin in it as shadowed by itself. A directory that does not exist is kept, so that a not-found
+ * message says where it looked. */
+static int add_dir(wgf_registry *reg, const char *s, size_t len)
+{
+    while (len > 1 && s[len - 1] == '/')
+        len--;
+    if (len == 0)
+        return WGF_OK;
+    for (size_t i = 0; i < reg->ndirs; i++)
+        if (strlen(reg->dirs[i]) == len && memcmp(reg->dirs[i], s, len) == 0)
+            return WGF_OK;
+    if (reg->ndirs == reg->capdirs) {
+        size_t cap = reg->capdirs ? 2 * reg->capdirs : 8;
+        char **d = realloc(reg->dirs, cap * sizeof *d);
+        if (!d)
+            return WGF_ENOMEM;
+        reg->dirs = d;
+        reg->capdirs = cap;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return WGF_ENOMEM;
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    reg->dirs[reg->ndirs++] = copy;
+    return WGF_OK;
+}
+
+/* Append every directory of a ':'-separated list (NULL: none). */
+static int add_path_list(wgf_registry *reg, const char *list)
+{
+    if (!list)
+        return WGF_OK;
+    for (;;) {
+        const char *colon = strchr(list, ':');
+        size_t len = colon ? (size_t)(colon - list) : strlen(list);
+        int rc = add_dir(reg, list, len);
+        if (rc != WGF_OK || !colon)
+            return rc;
+        list = colon + 1;
+    }
+}
+
+/* The running program's file, from /proc/self/exe (NULL in *exe when it cannot be read, e.g. no
+ * /proc: then the program is taken as installed). */
+static int self_exe(char **exe)
+{
+    *exe = NULL;
+    for (size_t cap = 256;; cap *= 2) {
+        char *buf = malloc(cap);
+        if (!buf)
+            return WGF_ENOMEM;
+        ssize_t k = readlink("/proc/self/exe", buf, cap);
+        if (k < 0) {
+            free(buf);
+            return WGF_OK;
+        }
+        if ((size_t)k < cap) {
+            buf[k] = '\0';
+            *exe = buf;
+            return WGF_OK;
+        }
+        free(buf);
+    }
+}
+
+/* 1 when path lies inside directory dir. */
+static int path_under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    return n > 0 && strncmp(path, dir, n) == 0 && (path[n] == '/' || (n == 1 && dir[0] == '/'));
+}
+
+/* The program runs uninstalled when its file lies in the build tree: libtool's wrapper script
+ * runs the real binary from .libs there. The kernel gives the resolved path, so the build tree
+ * is compared both as written and resolved. */
+static int running_uninstalled(int *yes)
+{
+    *yes = 0;
+    if (WGF_BUILDDIR[0] == '\0')
+        return WGF_OK;
+    char *exe;
+    int rc = self_exe(&exe);
+    if (rc != WGF_OK || !exe)
+        return rc;
+    if (path_under(exe, WGF_BUILDDIR)) {
+        *yes = 1;
+    } else {
+        char *real = realpath(WGF_BUILDDIR, NULL);
+        if (real) {
+            *yes = path_under(exe, real);
+            free(real);
+        } else if (errno == ENOMEM) {
+            rc = WGF_ENOMEM;
+        }
+    }
+    free(exe);
+    return rc;
+}
+
+static int add_build_tree(wgf_registry *reg)
+{
+    static const char *const sub[] = {"energies", "maps", "metrics", "schemes"};
+    int yes, rc = running_uninstalled(&yes);
+    if (rc != WGF_OK || !yes)
+        return rc;
+    for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) {
+        char *dir = path_join(WGF_BUILDDIR "/plugins", sub[i], "/.libs");
+        if (!dir)
+            return WGF_ENOMEM;
+        rc = add_dir(reg, dir, strlen(dir));
+        free(dir);
+        if (rc != WGF_OK)
+            return rc;
+    }
+    return WGF_OK;
+}
+
+static int registry_new(wgf_registry **reg, wgf_error *err)
+{
+    *reg = calloc(1, sizeof **reg);
+    if (!*reg)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory creating the plugin registry");
+    return WGF_OK;
+}
+
+int wgf_registry_create(wgf_registry **reg, const char *cli_path, const char *ini_path, wgf_error *err)
+{
+    int rc = registry_new(reg, err);
+    if (rc != WGF_OK)
+        return rc;
+    rc = add_path_list(*reg, cli_path);
+    if (rc == WGF_OK)
+        rc = add_path_list(*reg, ini_path);
+    if (rc == WGF_OK)
+        rc = add_path_list(*reg, getenv("WGF_PLUGIN_PATH"));
+    if (rc == WGF_OK)
+        rc = add_build_tree(*reg);
+    if (rc == WGF_OK)
+        rc = add_dir(*reg, WGF_PKGLIBDIR, strlen(WGF_PKGLIBDIR));
+    if (rc != WGF_OK) {
+        wgf_registry_free(*reg);
+        *reg = NULL;
+        return wgf_error_set(err, rc, "out of memory building the plugin search path");
+    }
+    return WGF_OK;
+}
+
+int wgf_registry_create_path(wgf_registry **reg, const char *path, wgf_error *err)
+{
+    int rc = registry_new(reg, err);
+    if (rc != WGF_OK)
+        return rc;
+    if (add_path_list(*reg, path) != WGF_OK) {
+        wgf_registry_free(*reg);
+        *reg = NULL;
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory building the plugin search path");
+    }
+    return WGF_OK;
+}
+
+void wgf_registry_free(wgf_registry *reg)
+{
+    if (!reg)
+        return;
+    /* Last loaded first: a later file may use an earlier one. */
+    for (size_t i = reg->nlibs; i-- > 0;) {
+        dlclose(reg->libs[i]->handle);
+        free(reg->libs[i]->path);
+        free(reg->libs[i]);
+    }
+    free(reg->libs);
+    for (size_t i = 0; i < reg->ndirs; i++)
+        free(reg->dirs[i]);
+    free(reg->dirs);
+    free(reg);
+}
+
+size_t wgf_registry_ndirs(const wgf_registry *reg)
+{
+    return reg ? reg->ndirs : 0;
+}
+
+const char *wgf_registry_dir(const wgf_registry *reg, size_t i)
+{
+    return reg && i < reg->ndirs ? reg->dirs[i] : NULL;
+}
+
+/* ------------------------------------------------------------ loading */
+
+/* dlopen path (once per registry) and find its entry point. WGF_EPLUGIN when it will not load or
+ * has no entry point, WGF_ENOMEM on allocation failure; *lib is set in every other case. */
+static int registry_load(wgf_registry *reg, const char *path, wgf_lib **lib, wgf_error *err)
+{
+    *lib = NULL;
+    wgf_lib *found = NULL;
+    for (size_t i = 0; i < reg->nlibs && !found; i++)
+        if (strcmp(reg->libs[i]->path, path) == 0)
+            found = reg->libs[i];
+    if (!found) {
+        if (reg->nlibs == reg->caplibs) {
+            size_t cap = reg->caplibs ? 2 * reg->caplibs : 8;
+            wgf_lib **l = realloc(reg->libs, cap * sizeof *l);
+            if (!l)
+                return wgf_error_set(err, WGF_ENOMEM, "out of memory loading %s", path);
+            reg->libs = l;
+            reg->caplibs = cap;
+        }
+        found = calloc(1, sizeof *found);
+        if (found)
+            found->path = strdup(path);
+        if (!found || !found->path) {
+            free(found);
+            return wgf_error_set(err, WGF_ENOMEM, "out of memory loading %s", path);
+        }
+        dlerror(); /* clear a stale message */
+        found->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!found->handle) {
+            const char *why = dlerror();
+            wgf_error_set(err, WGF_EPLUGIN, "cannot load %s: %s", path, why ? why : "unknown error");
+            free(found->path);
+            free(found);
+            return WGF_EPLUGIN;
+        }
+        /* ISO C has no conversion from an object pointer to a function pointer; POSIX guarantees
+         * that the bytes of dlsym's result are the function's address. */
+        void *sym = dlsym(found->handle, WGF_PLUGIN_ENTRY);
+        _Static_assert(sizeof sym == sizeof found->entry, "dlsym result fits a function pointer");
+        memcpy(&found->entry, &sym, sizeof sym);
+        reg->libs[reg->nlibs++] = found;
+    }
+    if (!found->entry)
+        return wgf_error_set(err, WGF_EPLUGIN, "%s is not a wgf plugin: no symbol %s", path,
+                             WGF_PLUGIN_ENTRY);
+    *lib = found;
+    return WGF_OK;
+}
+
+/* ------------------------------------------------------------ descriptors */
+
+/* The version is the first field of every ABI's descriptor; nothing else of a descriptor of
+ * another version can be trusted, so this check comes before any other read. */
+static int check_abi(const wgf_plugin *p, const char *path, wgf_error *err)
+{
+    if (p->abi_version != WGF_ABI_VERSION)
+        return wgf_error_set(err, WGF_EPLUGIN,
+                             "%s: built for plugin ABI %u, this wgf has ABI %u: rebuild the plugin "
+                             "against this wgf",
+                             path, p->abi_version, WGF_ABI_VERSION);
+    return WGF_OK;
+}
+
+/* Name of the first mandatory function missing from p's vtable, or NULL. Optional functions
+ * (energy needs, wgrad, wgrad_vjp; map score, project, gaussian_push; metric solve) are checked
+ * by whoever needs them, with a message saying what needed them. */
+static const char *missing_function(const wgf_plugin *p)
+{
+    switch (p->kind) {
+    case WGF_ENERGY: {
+        const wgf_energy_vt *v = p->vtable;
+        return !v->create ? "create" : !v->destroy ? "destroy" : !v->eval ? "eval" : NULL;
+    }
+    case WGF_MAP: {
+        const wgf_map_vt *v = p->vtable;
+        return !v->create         ? "create"
+               : !v->destroy      ? "destroy"
+               : !v->nparams      ? "nparams"
+               : !v->nstages      ? "nstages"
+               : !v->init         ? "init"
+               : !v->check        ? "check"
+               : !v->tape_create  ? "tape_create"
+               : !v->tape_destroy ? "tape_destroy"
+               : !v->forward      ? "forward"
+               : !v->jvp          ? "jvp"
+               : !v->path_vjp     ? "path_vjp"
+                                  : NULL;
+    }
+    case WGF_METRIC: {
+        const wgf_metric_vt *v = p->vtable;
+        return !v->create    ? "create"
+               : !v->destroy ? "destroy"
+               : !v->prepare ? "prepare"
+               : !v->apply   ? "apply"
+                             : NULL;
+    }
+    case WGF_SCHEME: {
+        const wgf_scheme_vt *v = p->vtable;
+        return !v->create ? "create" : !v->destroy ? "destroy" : !v->run ? "run" : NULL;
+    }
+    }
+    return NULL;
+}
+
+/* Everything the core relies on before calling into a plugin (ABI already checked). */
+static int check_descriptor(const wgf_plugin *p, unsigned index, const char *path, wgf_error *err)
+{
+    if (!p->name || !p->name[0])
+        return wgf_error_set(err, WGF_EPLUGIN, "%s: malformed plugin: descriptor %u has no name", path,
+                             index);
+    if (!kind_valid((long)p->kind))
+        return wgf_error_set(err, WGF_EPLUGIN,
+                             "%s: malformed plugin '%s': kind %ld is none of energy (1), map (2), "
+                             "metric (3), scheme (4)",
+                             path, p->name, (long)p->kind);
+    if (!p->vtable)
+        return wgf_error_set(err, WGF_EPLUGIN, "%s: malformed plugin '%s': no vtable", path, p->name);
+    const char *fn = missing_function(p);
+    if (fn)
+        return wgf_error_set(err, WGF_EPLUGIN,
+                             "%s: malformed plugin '%s': its %s vtable has no %s function", path,
+                             p->name, wgf_kind_name(p->kind), fn);
+    return WGF_OK;
+}
+
+/* ------------------------------------------------------------ directories */
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* The *.so entries of dir, sorted by name so that listings do not depend on the file system's
+ * order. A directory that cannot be opened gives no names, with its errno in *dir_errno. */
+static int so_files(const char *dir, char ***names, size_t *n, int *dir_errno)
+{
+    *names = NULL;
+    *n = 0;
+    *dir_errno = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        *dir_errno = errno;
+        return WGF_OK;
+    }
+    size_t cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!has_suffix(e->d_name, ".so"))
+            continue;
+        if (*n == cap) {
+            size_t c = cap ? 2 * cap : 16;
+            char **l = realloc(*names, c * sizeof *l);
+            if (!l)
+                goto nomem;
+            *names = l;
+            cap = c;
+        }
+        if (!((*names)[*n] = strdup(e->d_name)))
+            goto nomem;
+        (*n)++;
+    }
+    closedir(d);
+    if (*n > 1)
+        qsort(*names, *n, sizeof **names, cmp_names);
+    return WGF_OK;
+nomem:
+    closedir(d);
+    free_names(*names, *n);
+    *names = NULL;
+    *n = 0;
+    return WGF_ENOMEM;
+}
+
+/* A regular file (or a link to one) at path; directories named x.so are not plugins. */
+static int is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && !S_ISDIR(st.st_mode);
+}
+
+/* ------------------------------------------------------------ find */
+
+/* Edit distance with adjacent transpositions (optimal string alignment), for "did you mean". */
+static int edit_distance(const char *a, size_t na, const char *b, size_t nb, size_t *dist)
+{
+    size_t *rows = malloc(3 * (nb + 1) * sizeof *rows);
+    if (!rows)
+        return WGF_ENOMEM;
+    size_t *pp = rows, *p = rows + nb + 1, *c = rows + 2 * (nb + 1);
+    for (size_t j = 0; j <= nb; j++)
+        p[j] = j;
+    for (size_t i = 1; i <= na; i++) {
+        c[0] = i;
+        for (size_t j = 1; j <= nb; j++) {
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            size_t v = p[j - 1] + cost;
+            if (p[j] + 1 < v)
+                v = p[j] + 1;
+            if (c[j - 1] + 1 < v)
+                v = c[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && pp[j - 2] + 1 < v)
+                v = pp[j - 2] + 1;
+            c[j] = v;
+        }
+        size_t *t = pp;
+        pp = p;
+        p = c;
+        c = t;
+    }
+    *dist = p[nb];
+    free(rows);
+    return WGF_OK;
+}
+
+/* 1 when the file at path loads and holds a valid plugin named name of kind (0: any). */
+static int holds_plugin(wgf_registry *reg, const char *path, wgf_kind kind, const char *name)
+{
+    wgf_lib *lib;
+    wgf_error quiet;
+    if (registry_load(reg, path, &lib, &quiet) != WGF_OK)
+        return 0;
+    for (unsigned i = 0;; i++) {
+        const wgf_plugin *p = lib->entry(i);
+        if (!p || check_abi(p, path, &quiet) != WGF_OK)
+            return 0;
+        if (check_descriptor(p, i, path, &quiet) == WGF_OK && strcmp(p->name, name) == 0 &&
+            (kind == 0 || p->kind == kind))
+            return 1;
+    }
+}
+
+/* The closest name of that kind on the path, within a couple of typos (NULL: none). A name
+ * written with its .so suffix is compared without it. Ties go to the first directory, then to
+ * the first name in it. */
+static int suggest(wgf_registry *reg, wgf_kind kind, const char *name, char **best)
+{
+    *best = NULL;
+    size_t nn = strlen(name);
+    if (has_suffix(name, ".so"))
+        nn -= 3;
+    size_t maxd = nn <= 3 ? 1 : 2, bestd = maxd + 1;
+    for (size_t i = 0; i < reg->ndirs; i++) {
+        char **files;
+        size_t nfiles;
+        int dir_errno;
+        int rc = so_files(reg->dirs[i], &files, &nfiles, &dir_errno);
+        if (rc != WGF_OK)
+            return rc;
+        for (size_t j = 0; j < nfiles && rc == WGF_OK; j++) {
+            size_t ns = strlen(files[j]) - 3, dist;
+            if ((ns > nn ? ns - nn : nn - ns) >= bestd)
+                continue;
+            rc = edit_distance(name, nn, files[j], ns, &dist);
+            if (rc != WGF_OK || dist >= bestd)
+                continue;
+            char *path = path_join(reg->dirs[i], files[j], "");
+            if (!path) {
+                rc = WGF_ENOMEM;
+                continue;
+            }
+            files[j][ns] = '\0';
+            if (is_file(path) && holds_plugin(reg, path, kind, files[j])) {
+                free(*best);
+                *best = strdup(files[j]);
+                bestd = dist;
+                if (!*best)
+                    rc = WGF_ENOMEM;
+            }
+            free(path);
+        }
+        free_names(files, nfiles);
+        if (rc != WGF_OK) {
+            free(*best);
+            *best = NULL;
+            return rc;
+        }
+    }
+    return WGF_OK;
+}
+
+static int not_found(wgf_registry *reg, wgf_kind kind, const char *name, wgf_error *err)
+{
+    char *hint;
+    if (suggest(reg, kind, name, &hint) != WGF_OK)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory looking for plugin '%s'", name);
+    strbuf b = {0};
+    sb_printf(&b, "plugin '%s'", name);
+    if (kind)
+        sb_printf(&b, " (%s)", wgf_kind_name(kind));
+    if (reg->ndirs == 0)
+        sb_printf(&b, " not found: the plugin search path is empty");
+    else
+        sb_printf(&b, " not found; looked for %s.so in: ", name);
+    for (size_t i = 0; i < reg->ndirs; i++)
+        sb_printf(&b, "%s%s", i ? ", " : "", reg->dirs[i]);
+    if (hint)
+        sb_printf(&b, "; did you mean '%s'?", hint);
+    free(hint);
+    int rc = b.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory looking for plugin '%s'", name)
+                      : wgf_error_set(err, WGF_EPLUGIN, "%s", b.s);
+    free(b.s);
+    return rc;
+}
+
+/* The file exists and loads but has no descriptor with that name: say what it holds. */
+static int not_in_file(wgf_lib *lib, const char *name, wgf_error *err)
+{
+    strbuf b = {0};
+    sb_printf(&b, "%s holds no plugin named '%s'", lib->path, name);
+    unsigned i = 0;
+    for (const wgf_plugin *p; (p = lib->entry(i)) != NULL; i++)
+        sb_printf(&b, "%s%s (%s)", i ? ", " : "; it holds: ", p->name, wgf_kind_name(p->kind));
+    if (i == 0)
+        sb_printf(&b, "; it holds no plugins");
+    int rc = b.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory looking for plugin '%s'", name)
+                      : wgf_error_set(err, WGF_EPLUGIN, "%s", b.s);
+    free(b.s);
+    return rc;
+}
+
+int wgf_registry_find(wgf_registry *reg, wgf_kind kind, const char *name, const wgf_plugin **plugin,
+                      const char **path, wgf_error *err)
+{
+    if (plugin)
+        *plugin = NULL;
+    if (path)
+        *path = NULL;
+    if (!reg || !name || !plugin)
+        return wgf_error_set(err, WGF_EINVAL,
+                             "wgf_registry_find: registry, name and plugin are required");
+    if (kind != 0 && !kind_valid((long)kind))
+        return wgf_error_set(err, WGF_EINVAL, "wgf_registry_find: %ld is not a plugin kind", (long)kind);
+    if (!name[0] || strchr(name, '/'))
+        return wgf_error_set(err, WGF_EPLUGIN,
+                             "invalid plugin name '%s': a plugin is named by its file name without "
+                             "directory or .so",
+                             name);
+
+    char *file = NULL;
+    for (size_t i = 0; i < reg->ndirs && !file; i++) {
+        file = path_join(reg->dirs[i], name, ".so");
+        if (!file)
+            return wgf_error_set(err, WGF_ENOMEM, "out of memory looking for plugin '%s'", name);
+        if (!is_file(file)) {
+            free(file);
+            file = NULL;
+        }
+    }
+    if (!file)
+        return not_found(reg, kind, name, err);
+
+    wgf_lib *lib;
+    int rc = registry_load(reg, file, &lib, err);
+    free(file);
+    if (rc != WGF_OK)
+        return rc;
+
+    /* A descriptor of another kind with this name is an error only when no descriptor of the
+     * right kind follows; a nameless one is reported only when nothing matched at all. One with
+     * this name and no valid kind is malformed whatever was asked for. */
+    const wgf_plugin *other_kind = NULL, *nameless = NULL;
+    unsigned other_index = 0, nameless_index = 0;
+    for (unsigned i = 0;; i++) {
+        const wgf_plugin *p = lib->entry(i);
+        if (!p)
+            break;
+        if ((rc = check_abi(p, lib->path, err)) != WGF_OK)
+            return rc;
+        if (!p->name) {
+            if (!nameless) {
+                nameless = p;
+                nameless_index = i;
+            }
+            continue;
+        }
+        if (strcmp(p->name, name) != 0)
+            continue;
+        if (kind == 0 || p->kind == kind || !kind_valid((long)p->kind)) {
+            if ((rc = check_descriptor(p, i, lib->path, err)) != WGF_OK)
+                return rc;
+            *plugin = p;
+            if (path)
+                *path = lib->path;
+            return WGF_OK;
+        }
+        if (!other_kind) {
+            other_kind = p;
+            other_index = i;
+        }
+    }
+    if (other_kind) {
+        if ((rc = check_descriptor(other_kind, other_index, lib->path, err)) != WGF_OK)
+            return rc;
+        return wgf_error_set(err, WGF_EPLUGIN, "plugin '%s' (%s) is %s %s, not %s %s", name, lib->path,
+                             kind_article(other_kind->kind), wgf_kind_name(other_kind->kind),
+                             kind_article(kind), wgf_kind_name(kind));
+    }
+    if (nameless)
+        return check_descriptor(nameless, nameless_index, lib->path, err);
+    return not_in_file(lib, name, err);
+}
+
+/* ------------------------------------------------------------ list */
+
+typedef struct seen_plugin {
+    const char *name, *path; /* owned by the loaded file and the registry */
+} seen_plugin;
+
+static void warn_line(wgf_diag *warn, const char *msg)
+{
+    if (warn)
+        wgf_diag_add(warn, "%s", msg);
+}
+
+/* Visit every valid plugin of the file at path that is not shadowed by one seen before. */
+static int list_file(wgf_registry *reg, const char *path, seen_plugin **seen, size_t *nseen,
+                     size_t *capseen, wgf_registry_visit_fn visit, void *user, wgf_diag *warn,
+                     wgf_error *err)
+{
+    wgf_lib *lib;
+    wgf_error why;
+    int rc = registry_load(reg, path, &lib, &why);
+    if (rc == WGF_ENOMEM)
+        return wgf_error_set(err, rc, "%s", why.msg);
+    if (rc != WGF_OK) {
+        warn_line(warn, why.msg);
+        return WGF_OK;
+    }
+    for (unsigned i = 0;; i++) {
+        const wgf_plugin *p = lib->entry(i);
+        if (!p)
+            break;
+        if (check_abi(p, lib->path, &why) != WGF_OK) {
+            warn_line(warn, why.msg);
+            break;
+        }
+        if (check_descriptor(p, i, lib->path, &why) != WGF_OK) {
+            warn_line(warn, why.msg);
+            continue;
+        }
+        const seen_plugin *first = NULL;
+        for (size_t k = 0; k < *nseen && !first; k++)
+            if (strcmp((*seen)[k].name, p->name) == 0)
+                first = &(*seen)[k];
+        if (first) {
+            if (warn) {
+                if (first->path == lib->path)
+                    wgf_diag_add(warn, "plugin '%s' appears twice in %s; only the first is used",
+                                 p->name, lib->path);
+                else
+                    wgf_diag_add(warn, "plugin '%s' in %s is shadowed by %s", p->name, lib->path,
+                                 first->path);
+            }
+            continue;
+        }
+        if (*nseen == *capseen) {
+            size_t cap = *capseen ? 2 * *capseen : 16;
+            seen_plugin *s = realloc(*seen, cap * sizeof *s);
+            if (!s)
+                return wgf_error_set(err, WGF_ENOMEM, "out of memory listing plugins");
+            *seen = s;
+            *capseen = cap;
+        }
+        (*seen)[(*nseen)++] = (seen_plugin){p->name, lib->path};
+        if (visit)
+            visit(p, lib->path, user);
+    }
+    return WGF_OK;
+}
+
+int wgf_registry_list(wgf_registry *reg, wgf_registry_visit_fn visit, void *user, wgf_diag *warn,
+                      wgf_error *err)
+{
+    if (!reg)
+        return wgf_error_set(err, WGF_EINVAL, "wgf_registry_list: no registry");
+    seen_plugin *seen = NULL;
+    size_t nseen = 0, capseen = 0;
+    int rc = WGF_OK;
+    for (size_t i = 0; i < reg->ndirs && rc == WGF_OK; i++) {
+        char **files;
+        size_t nfiles;
+        int dir_errno;
+        if (so_files(reg->dirs[i], &files, &nfiles, &dir_errno) != WGF_OK) {
+            rc = wgf_error_set(err, WGF_ENOMEM, "out of memory listing plugins in %s", reg->dirs[i]);
+            break;
+        }
+        /* A directory that does not exist is normal (the build tree of an installed program, an
+         * optional directory); one that exists but cannot be read deserves a word. */
+        if (dir_errno && dir_errno != ENOENT && warn)
+            wgf_diag_add(warn, "cannot read plugin directory %s: %s", reg->dirs[i], strerror(dir_errno));
+        for (size_t j = 0; j < nfiles && rc == WGF_OK; j++) {
+            char *path = path_join(reg->dirs[i], files[j], "");
+            if (!path)
+                rc = wgf_error_set(err, WGF_ENOMEM, "out of memory listing plugins in %s", reg->dirs[i]);
+            else if (is_file(path))
+                rc = list_file(reg, path, &seen, &nseen, &capseen, visit, user, warn, err);
+            free(path);
+        }
+        free_names(files, nfiles);
+    }
+    free(seen);
+    return rc;
+}

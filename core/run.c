@@ -1,2 +1,107 @@
-/* core/run.c: not written yet. */
-typedef int wgf_unwritten_;
+/* run.c: an experiment from file to outputs (wgf run, wgf check). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+const char *wgf_version(void) { return WGF_VERSION; }
+
+/* runs/<name>: [run] name, else the experiment file's base name without .ini */
+static char *default_outdir(const wgf_problem *p, const char *file)
+{
+    const char *name = NULL;
+    size_t n;
+    if (p->run_sec && wgf_section_has(p->run_sec, "name")) {
+        name = wgf_section_string(p->run_sec, "name");
+        n = strlen(name);
+    } else {
+        const char *slash = strrchr(file, '/');
+        name = slash ? slash + 1 : file;
+        n = strlen(name);
+        if (n > 4 && strcmp(name + n - 4, ".ini") == 0)
+            n -= 4;
+    }
+    size_t len = n + 6;
+    char *out = malloc(len);
+    if (out)
+        snprintf(out, len, "runs/%.*s", (int)n, name);
+    return out;
+}
+
+int wgf_problem_create(wgf_problem **out, const wgf_run_opts *opts, wgf_diag *diag, wgf_error *err)
+{
+    *out = NULL;
+    wgf_problem *p = calloc(1, sizeof *p);
+    if (!p)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    int rc = wgf_problem_setup(p, opts, diag, err);
+    if (rc == WGF_OK && diag->n > 0)
+        rc = WGF_EINVAL;
+    if (rc != WGF_OK) {
+        wgf_problem_teardown(p);
+        free(p);
+        return rc;
+    }
+#ifdef _OPENMP
+    if (p->threads > 0)
+        omp_set_num_threads(p->threads);
+#endif
+    *out = p;
+    return WGF_OK;
+}
+
+void wgf_problem_free(wgf_problem *p)
+{
+    if (!p)
+        return;
+    wgf_observer_free(p->obs);
+    wgf_problem_teardown(p);
+    free(p);
+}
+
+int wgf_run(const wgf_run_opts *opts, wgf_run_result *res, wgf_diag *diag, wgf_error *err)
+{
+    wgf_run_result local;
+    if (!res)
+        res = &local;
+    memset(res, 0, sizeof *res);
+    wgf_problem *p = calloc(1, sizeof *p);
+    if (!p)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    int rc = wgf_problem_setup(p, opts, diag, err);
+    if (rc == WGF_OK && diag->n > 0)
+        rc = WGF_EINVAL;
+    if (rc != WGF_OK || opts->check_only) {
+        wgf_problem_teardown(p);
+        free(p);
+        return rc;
+    }
+#ifdef _OPENMP
+    if (p->threads > 0)
+        omp_set_num_threads(p->threads);
+#endif
+    char *outdir = opts->outdir ? strdup(opts->outdir) : default_outdir(p, opts->file);
+    if (!outdir) {
+        wgf_problem_teardown(p);
+        free(p);
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    }
+    p->interrupt = opts->interrupt;
+    rc = wgf_observer_create(&p->obs, p, outdir, opts->quiet, err);
+    if (rc == WGF_OK) {
+        wgf_error run_err = {0};
+        int status = p->scheme->run(p->scheme_state, p, &run_err);
+        rc = wgf_observer_finish(p->obs, status, &run_err, res, err);
+        if (status != WGF_OK) {
+            if (err)
+                *err = run_err;
+            rc = status;
+        }
+    }
+    wgf_observer_free(p->obs);
+    p->obs = NULL;
+    free(outdir);
+    wgf_problem_teardown(p);
+    free(p);
+    return rc;
+}

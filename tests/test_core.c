@@ -1,2 +1,280 @@
+/* test_core.c: the core's composition of plugins: batches in blocks, the
+ * chain rule from energy partials to parameters, the G-hat product, the
+ * natural-gradient solve, and independence from the thread count. */
+#include <string.h>
+#include <unistd.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "testutil.h"
-int main(void) { return 77; }
+
+/* An experiment written to a temporary file. */
+static char *write_ini(const char *text)
+{
+    char *path = strdup("/tmp/wgf-test-XXXXXX.ini");
+    int fd = mkstemps(path, 4);
+    ck_assert_int_ge(fd, 0);
+    size_t n = strlen(text);
+    ck_assert_int_eq(write(fd, text, n), (ssize_t)n);
+    close(fd);
+    return path;
+}
+
+static wgf_problem *make_problem(const char *text)
+{
+    char *path = write_ini(text);
+    wgf_run_opts opts = {.file = path};
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    wgf_error err = {0};
+    wgf_problem *p = NULL;
+    int rc = wgf_problem_create(&p, &opts, &diag, &err);
+    if (diag.n)
+        wgf_diag_print(&diag, stderr, "diag: ");
+    ck_assert_msg(rc == WGF_OK, "problem: %s", err.msg);
+    wgf_diag_free(&diag);
+    unlink(path);
+    free(path);
+    return p;
+}
+
+/* 3-D FPE with an anisotropic quadratic potential on a planar flow in two
+ * stages; N = 600 spans three blocks, the last one partial. */
+static const char planar_ini[] = "[run]\ndim = 3\nsamples = 600\nseed = 7\n"
+                                 "[initial]\ntype = gaussian\nmean = 0.5 -0.2 0.1\n"
+                                 "cov = diag 1 0.5 2\n"
+                                 "[energy]\nplugin = fpe\npotential = quadratic\nmu = 1 0 -1\n"
+                                 "sigma = full 1 0.2 0 0.2 0.5 0.1 0 0.1 2\ndiffusion = 0.7\n"
+                                 "[map]\nplugin = planar\nlayers = 4\nblock = 2\n"
+                                 "[metric]\nplugin = lagrangian\ntol = 1e-12\nmaxiter = 500\n";
+
+/* Move theta away from the identity, deterministically. */
+static void perturb(wgf_problem *p, double scale)
+{
+    double *theta = wgf_problem_theta(p);
+    size_t P = wgf_problem_nparams(p);
+    for (size_t j = 0; j < P; j++)
+        theta[j] += scale * sin(1.7 * (double)j + 0.3);
+    wgf_error err;
+    ck_assert_msg(wgf_problem_constrain(p, theta, &err) == WGF_OK, "%s", err.msg);
+}
+
+static wgf_eval *forward_eval(wgf_problem *p, size_t n)
+{
+    wgf_error err = {0};
+    wgf_eval *ev = wgf_eval_create(p, n, WGF_EVAL_SCORE, &err);
+    ck_assert_msg(ev != NULL, "%s", err.msg);
+    ck_assert_msg(wgf_eval_draw(ev, WGF_STREAM_TRAIN, 3, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_msg(wgf_eval_forward(ev, wgf_problem_theta(p), &err) == WGF_OK, "%s", err.msg);
+    return ev;
+}
+
+/* The chain rule (including the sign of the log-density cotangent) against
+ * central differences of F in theta on fixed samples. */
+START_TEST(test_energy_gradient_fd)
+{
+    wgf_problem *p = make_problem(planar_ini);
+    perturb(p, 0.2);
+    size_t P = wgf_problem_nparams(p);
+    wgf_eval *ev = forward_eval(p, 600);
+    double F, *grad = calloc(P, sizeof(double)), *th = calloc(P, sizeof(double));
+    wgf_error err;
+    ck_assert(wgf_problem_energy(p, ev, &F, grad, &err) == WGF_OK);
+    memcpy(th, wgf_problem_theta(p), P * sizeof(double));
+    double worst = 0, gmax = 0;
+    for (size_t j = 0; j < P; j++) {
+        double h = 1e-6, Fp, Fm, save = th[j];
+        th[j] = save + h;
+        ck_assert(wgf_eval_forward(ev, th, &err) == WGF_OK);
+        ck_assert(wgf_problem_energy(p, ev, &Fp, NULL, &err) == WGF_OK);
+        th[j] = save - h;
+        ck_assert(wgf_eval_forward(ev, th, &err) == WGF_OK);
+        ck_assert(wgf_problem_energy(p, ev, &Fm, NULL, &err) == WGF_OK);
+        th[j] = save;
+        double fd = (Fp - Fm) / (2 * h);
+        worst = fmax(worst, fabs(fd - grad[j]));
+        gmax = fmax(gmax, fabs(grad[j]));
+    }
+    /* central differences: O(h^2) truncation plus O(eps |F| / h) rounding */
+    ck_assert_msg(worst <= 1e-6 * fmax(1, gmax), "worst |fd - grad| = %g (max |grad| %g)", worst, gmax);
+    ck_assert(gmax > 1e-3); /* the test sees a real gradient */
+    free(grad);
+    free(th);
+    wgf_eval_free(ev);
+    wgf_problem_free(p);
+}
+END_TEST
+
+/* G-hat v from the fused product against E[J^T J] formed column by column. */
+START_TEST(test_gram_explicit)
+{
+    wgf_problem *p = make_problem(planar_ini);
+    perturb(p, 0.3);
+    size_t P = wgf_problem_nparams(p), n = 600, d = 3;
+    wgf_eval *ev = forward_eval(p, n);
+    double *cols = calloc(P * n * d, sizeof(double)), *e = calloc(P, sizeof(double));
+    wgf_error err;
+    for (size_t j = 0; j < P; j++) {
+        e[j] = 1;
+        ck_assert(wgf_eval_jvp(ev, e, cols + j * n * d, &err) == WGF_OK);
+        e[j] = 0;
+    }
+    double *v = calloc(P, sizeof(double)), *out = calloc(P, sizeof(double));
+    for (size_t j = 0; j < P; j++)
+        v[j] = cos(0.9 * (double)j);
+    ck_assert(wgf_eval_gram(ev, v, out, &err) == WGF_OK);
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < P; i++) {
+        double acc = 0;
+        for (size_t j = 0; j < P; j++) {
+            double gij = 0;
+            for (size_t k = 0; k < n * d; k++)
+                gij += cols[i * n * d + k] * cols[j * n * d + k];
+            acc += gij / (double)n * v[j];
+        }
+        worst = fmax(worst, fabs(acc - out[i]));
+        scale = fmax(scale, fabs(acc));
+    }
+    ck_assert_msg(worst <= 1e-12 * fmax(1, scale), "worst %g, scale %g", worst, scale);
+    /* vjp is the adjoint of jvp: <xbar, J v> = <J^T xbar, v> */
+    double *xbar = calloc(n * d, sizeof(double)), *jv = calloc(n * d, sizeof(double));
+    for (size_t k = 0; k < n * d; k++)
+        xbar[k] = sin(0.37 * (double)k);
+    ck_assert(wgf_eval_jvp(ev, v, jv, &err) == WGF_OK);
+    ck_assert(wgf_eval_vjp(ev, xbar, NULL, NULL, out, &err) == WGF_OK);
+    double lhs = 0, rhs = 0;
+    for (size_t k = 0; k < n * d; k++)
+        lhs += xbar[k] * jv[k];
+    for (size_t j = 0; j < P; j++)
+        rhs += out[j] * v[j];
+    ck_assert_close(lhs, rhs, 1e-11);
+    free(xbar);
+    free(jv);
+    free(cols);
+    free(e);
+    free(v);
+    free(out);
+    wgf_eval_free(ev);
+    wgf_problem_free(p);
+}
+END_TEST
+
+/* The natural-gradient solve: G-hat zeta = grad F to the MINRES tolerance. */
+START_TEST(test_natgrad_residual)
+{
+    wgf_problem *p = make_problem(planar_ini);
+    perturb(p, 0.3);
+    size_t P = wgf_problem_nparams(p);
+    wgf_eval *ev = forward_eval(p, 600);
+    double F, *g = calloc(P, sizeof(double)), *z = calloc(P, sizeof(double)), *mz = calloc(P, sizeof(double));
+    wgf_error err;
+    wgf_solve_stats st;
+    ck_assert(wgf_problem_energy(p, ev, &F, g, &err) == WGF_OK);
+    ck_assert_msg(wgf_problem_natgrad(p, ev, g, z, &st, &err) == WGF_OK, "%s", err.msg);
+    ck_assert(wgf_problem_metric_apply(p, z, mz, &err) == WGF_OK);
+    double r = 0, b = 0;
+    for (size_t j = 0; j < P; j++) {
+        r += (mz[j] - g[j]) * (mz[j] - g[j]);
+        b += g[j] * g[j];
+    }
+    ck_assert_msg(st.converged, "MINRES did not converge: %u iterations, residual %g", st.iterations,
+                  st.residual);
+    ck_assert_msg(sqrt(r / b) <= 1e-9, "true relative residual %g", sqrt(r / b));
+    ck_assert_close(st.residual, sqrt(r / b), 1e-6);
+    free(g);
+    free(z);
+    free(mz);
+    wgf_eval_free(ev);
+    wgf_problem_free(p);
+}
+END_TEST
+
+/* Blocks make sums independent of the thread count, to the bit. */
+START_TEST(test_threads_bitwise)
+{
+#ifdef _OPENMP
+    wgf_problem *p = make_problem(planar_ini);
+    perturb(p, 0.3);
+    size_t P = wgf_problem_nparams(p);
+    double *out1 = calloc(P, sizeof(double)), *out2 = calloc(P, sizeof(double));
+    double *v = calloc(P, sizeof(double));
+    for (size_t j = 0; j < P; j++)
+        v[j] = 1.0 / (1.0 + (double)j);
+    double F1, F2;
+    wgf_error err;
+    for (int t = 1; t <= 2; t++) {
+        omp_set_num_threads(t);
+        wgf_eval *ev = forward_eval(p, 1000);
+        double *out = t == 1 ? out1 : out2;
+        ck_assert(wgf_eval_gram(ev, v, out, &err) == WGF_OK);
+        ck_assert(wgf_problem_energy(p, ev, t == 1 ? &F1 : &F2, NULL, &err) == WGF_OK);
+        wgf_eval_free(ev);
+    }
+    ck_assert(memcmp(out1, out2, P * sizeof(double)) == 0);
+    ck_assert(memcmp(&F1, &F2, sizeof F1) == 0);
+    free(out1);
+    free(out2);
+    free(v);
+    wgf_problem_free(p);
+#endif
+}
+END_TEST
+
+/* Samples of a block depend on (seed, family, step, block) only. */
+START_TEST(test_draw_reproducible)
+{
+    wgf_problem *p = make_problem(planar_ini);
+    wgf_error err;
+    wgf_eval *a = wgf_eval_create(p, 700, 0, &err), *b = wgf_eval_create(p, 300, 0, &err);
+    ck_assert(a && b);
+    ck_assert(wgf_eval_draw(a, WGF_STREAM_TRAIN, 5, &err) == WGF_OK);
+    ck_assert(wgf_eval_draw(b, WGF_STREAM_TRAIN, 5, &err) == WGF_OK);
+    /* the first 256 samples (block 0) agree; a batch's size does not shift streams */
+    ck_assert(memcmp(wgf_eval_z(a), wgf_eval_z(b), 256 * 3 * sizeof(double)) == 0);
+    ck_assert(wgf_eval_draw(b, WGF_STREAM_TRAIN, 6, &err) == WGF_OK);
+    ck_assert(memcmp(wgf_eval_z(a), wgf_eval_z(b), 3 * sizeof(double)) != 0);
+    /* sample moments of N(m, diag(1, 0.5, 2)) with 700 samples: 5 sigma */
+    double m[3], C[9];
+    wgf_moments(700, 3, wgf_eval_z(a), m, C);
+    ck_assert(fabs(m[0] - 0.5) < 5 * sqrt(1.0 / 700));
+    ck_assert(fabs(m[2] - 0.1) < 5 * sqrt(2.0 / 700));
+    ck_assert(fabs(C[4] - 0.5) < 5 * 0.5 * sqrt(2.0 / 700));
+    wgf_eval_free(a);
+    wgf_eval_free(b);
+    wgf_problem_free(p);
+}
+END_TEST
+
+/* The planar flow at its initial parameters is the identity: x = z and
+ * l = log lambda(z) exactly. */
+START_TEST(test_planar_initial_identity)
+{
+    wgf_problem *p = make_problem(planar_ini);
+    wgf_eval *ev = forward_eval(p, 600);
+    const wgf_batch *b0 = wgf_eval_batch(ev, 0), *bS = wgf_eval_batch(ev, wgf_eval_nstages(ev));
+    ck_assert(memcmp(b0->x, bS->x, 600 * 3 * sizeof(double)) == 0);
+    ck_assert(memcmp(b0->l, bS->l, 600 * sizeof(double)) == 0);
+    ck_assert(memcmp(b0->s, bS->s, 600 * 3 * sizeof(double)) == 0);
+    wgf_eval_free(ev);
+    wgf_problem_free(p);
+}
+END_TEST
+
+static Suite *core_suite(void)
+{
+    Suite *s = suite_create("core");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_energy_gradient_fd);
+    tcase_add_test(tc, test_gram_explicit);
+    tcase_add_test(tc, test_natgrad_residual);
+    tcase_add_test(tc, test_threads_bitwise);
+    tcase_add_test(tc, test_draw_reproducible);
+    tcase_add_test(tc, test_planar_initial_identity);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return test_main(core_suite()); }

@@ -1,2 +1,717 @@
+/* test_registry.c: plugin discovery and loading (ARCHITECTURE.md, Discovery; wgf/registry.h).
+ *
+ * The test plugins live in WGF_TEST_PLUGINS (tests/plugins/.libs, set by make check):
+ * goodenergy.so (a correct energy), noentry.so (no entry point), badabi.so (a descriptor built
+ * for the next ABI, preceded by malformed descriptors named badkind, novtable, noeval and one
+ * without a name). Temporary directories hold links and copies of them under other names. */
+#define _XOPEN_SOURCE 700 /* mkdtemp, symlink, readlink, setenv */
+
+#include <dirent.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "testutil.h"
-int main(void) { return 77; }
+
+/* ------------------------------------------------------------ helpers */
+
+static const char *plugdir(void)
+{
+    const char *d = getenv("WGF_TEST_PLUGINS");
+    ck_assert_msg(d != NULL, "WGF_TEST_PLUGINS is not set (run through make check)");
+    return d;
+}
+
+/* A fresh temporary directory; the caller frees the name after rmtree. */
+static char *make_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+    char *t = malloc(4096);
+    ck_assert_ptr_nonnull(t);
+    snprintf(t, 4096, "%s/wgf-registry-XXXXXX", base && base[0] ? base : "/tmp");
+    ck_assert_msg(mkdtemp(t) != NULL, "mkdtemp %s: %s", t, strerror(errno));
+    return t;
+}
+
+/* Remove a directory made by make_tmpdir (flat: files and links only) and free its name. */
+static void rmtree(char *dir)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    char path[4096];
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ck_assert_msg(unlink(path) == 0, "unlink %s: %s", path, strerror(errno));
+    }
+    closedir(d);
+    ck_assert_msg(rmdir(dir) == 0, "rmdir %s: %s", dir, strerror(errno));
+    free(dir);
+}
+
+/* dir/name as a symbolic link to the test plugin file target (e.g. "goodenergy.so"). */
+static void link_plugin(const char *dir, const char *name, const char *target)
+{
+    char from[4096], to[4096];
+    snprintf(from, sizeof from, "%s/%s", dir, name);
+    snprintf(to, sizeof to, "%s/%s", plugdir(), target);
+    ck_assert_msg(symlink(to, from) == 0, "symlink %s: %s", from, strerror(errno));
+}
+
+static void copy_file(const char *src, const char *dst)
+{
+    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+    ck_assert_msg(in && out, "copy %s to %s: %s", src, dst, strerror(errno));
+    char buf[8192];
+    size_t k;
+    while ((k = fread(buf, 1, sizeof buf, in)) > 0)
+        ck_assert_uint_eq(fwrite(buf, 1, k, out), k);
+    fclose(in);
+    ck_assert_int_eq(fclose(out), 0);
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+    fputs(text, f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+static wgf_registry *registry_on(const char *path)
+{
+    wgf_registry *reg = NULL;
+    wgf_error err = {0};
+    ck_assert_msg(wgf_registry_create_path(&reg, path, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_ptr_nonnull(reg);
+    return reg;
+}
+
+/* A failed look-up: WGF_EPLUGIN, no plugin, and a one-line message (returned in err). */
+static void find_fails(wgf_registry *reg, wgf_kind kind, const char *name, wgf_error *err)
+{
+    const wgf_plugin *p = (const wgf_plugin *)1;
+    const char *path = "unset";
+    wgf_error_clear(err);
+    int rc = wgf_registry_find(reg, kind, name, &p, &path, err);
+    ck_assert_msg(rc == WGF_EPLUGIN, "find '%s': rc %d (%s)", name, rc, err->msg);
+    ck_assert_int_eq(err->code, WGF_EPLUGIN);
+    ck_assert_ptr_null(p);
+    ck_assert_ptr_null(path);
+    ck_assert_msg(err->msg[0] != '\0', "empty message");
+    ck_assert_msg(strchr(err->msg, '\n') == NULL, "message is not one line: %s", err->msg);
+}
+
+#define ck_assert_has(msg, part)                                                                    \
+    ck_assert_msg(strstr((msg), (part)) != NULL, "message \"%s\" lacks \"%s\"", (msg), (part))
+#define ck_assert_lacks(msg, part)                                                                  \
+    ck_assert_msg(strstr((msg), (part)) == NULL, "message \"%s\" has \"%s\"", (msg), (part))
+
+/* What wgf_registry_list visited. */
+typedef struct visits {
+    size_t n;
+    const wgf_plugin *plugin[64];
+    char path[64][4096];
+} visits;
+
+static void record(const wgf_plugin *p, const char *path, void *user)
+{
+    visits *v = user;
+    ck_assert_uint_lt(v->n, 64);
+    v->plugin[v->n] = p;
+    snprintf(v->path[v->n], sizeof v->path[v->n], "%s", path);
+    v->n++;
+}
+
+/* How many visits had that plugin name. */
+static size_t visited(const visits *v, const char *name, size_t *at)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < v->n; i++)
+        if (strcmp(v->plugin[i]->name, name) == 0) {
+            if (at)
+                *at = i;
+            k++;
+        }
+    return k;
+}
+
+/* Index of the first warning containing part, or -1. */
+static long warning_with(const wgf_diag *d, const char *part)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (strstr(d->msg[i], part))
+            return (long)i;
+    return -1;
+}
+
+/* ------------------------------------------------------------ finding */
+
+START_TEST(test_kind_names)
+{
+    ck_assert_str_eq(wgf_kind_name(WGF_ENERGY), "energy");
+    ck_assert_str_eq(wgf_kind_name(WGF_MAP), "map");
+    ck_assert_str_eq(wgf_kind_name(WGF_METRIC), "metric");
+    ck_assert_str_eq(wgf_kind_name(WGF_SCHEME), "scheme");
+    ck_assert_ptr_nonnull(wgf_kind_name((wgf_kind)0));
+}
+END_TEST
+
+START_TEST(test_find_good)
+{
+    wgf_registry *reg = registry_on(plugdir());
+    ck_assert_uint_eq(wgf_registry_ndirs(reg), 1);
+    ck_assert_str_eq(wgf_registry_dir(reg, 0), plugdir());
+    ck_assert_ptr_null(wgf_registry_dir(reg, 1));
+
+    char expect[4096];
+    snprintf(expect, sizeof expect, "%s/goodenergy.so", plugdir());
+    const wgf_plugin *p = NULL, *q = NULL;
+    const char *path = NULL, *path2 = NULL;
+    wgf_error err = {0};
+    ck_assert_msg(wgf_registry_find(reg, WGF_ENERGY, "goodenergy", &p, &path, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq(p->abi_version, WGF_ABI_VERSION);
+    ck_assert_int_eq(p->kind, WGF_ENERGY);
+    ck_assert_str_eq(p->name, "goodenergy");
+    ck_assert_str_eq(path, expect);
+    ck_assert_str_eq(p->params[0].key, "scale");
+    ck_assert_int_eq(p->params[0].type, WGF_PARAM_DOUBLE);
+    ck_assert_str_eq(p->params[0].def, "1");
+    ck_assert_ptr_null(p->params[1].key);
+
+    /* Any kind, and a second look-up: the same descriptor from the same loaded file. */
+    ck_assert_msg(wgf_registry_find(reg, 0, "goodenergy", &q, &path2, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_ptr_eq(p, q);
+    ck_assert_ptr_eq(path, path2);
+    /* path is optional. */
+    ck_assert_int_eq(wgf_registry_find(reg, WGF_ENERGY, "goodenergy", &q, NULL, &err), WGF_OK);
+    ck_assert_ptr_eq(p, q);
+    wgf_registry_free(reg);
+}
+END_TEST
+
+/* goodenergy is reused by other tests: check it against its closed form (tests/plugins/goodenergy.c)
+ * and finite differences. */
+START_TEST(test_goodenergy_values)
+{
+    wgf_registry *reg = registry_on(plugdir());
+    const wgf_plugin *p;
+    wgf_error err = {0};
+    ck_assert_int_eq(wgf_registry_find(reg, WGF_ENERGY, "goodenergy", &p, NULL, &err), WGF_OK);
+    const wgf_energy_vt *vt = p->vtable;
+    void *st = NULL;
+    ck_assert_int_eq(vt->create(NULL, NULL, &st, &err), WGF_OK);
+    ck_assert_uint_eq(vt->needs(st), 0);
+
+    enum { N = 3, D = 2 };
+    double x[N * D] = {0.5, -1.0, 2.0, 0.25, -0.75, 1.5};
+    wgf_batch b = {.n = N, .d = D, .x = x};
+    double F, a[N * D], c[N], g[N * D], xbar[N * D], gbar[N * D];
+    for (size_t n = 0; n < N; n++)
+        c[n] = NAN;
+    ck_assert_int_eq(vt->eval(st, &b, &F, a, c, &err), WGF_OK);
+    double s = 0;
+    for (size_t k = 0; k < N * D; k++)
+        s += x[k] * x[k];
+    ck_assert_close(F, s / (2.0 * N), 1e-14);
+    for (size_t n = 0; n < N; n++)
+        ck_assert_close(c[n], 0.0, 0.0);
+    const double h = 1e-6;
+    for (size_t k = 0; k < N * D; k++) {
+        double keep = x[k], Fp, Fm;
+        x[k] = keep + h;
+        ck_assert_int_eq(vt->eval(st, &b, &Fp, NULL, NULL, &err), WGF_OK);
+        x[k] = keep - h;
+        ck_assert_int_eq(vt->eval(st, &b, &Fm, NULL, NULL, &err), WGF_OK);
+        x[k] = keep;
+        ck_assert_close(a[k], (Fp - Fm) / (2 * h), 1e-8);
+    }
+    /* g = grad dF/drho = x; its reverse pass accumulates gbar into xbar. */
+    ck_assert_int_eq(vt->wgrad(st, &b, g, &err), WGF_OK);
+    for (size_t k = 0; k < N * D; k++) {
+        ck_assert_close(g[k], x[k], 1e-15);
+        xbar[k] = 1.0;
+        gbar[k] = 0.1 * (double)k - 0.2;
+    }
+    ck_assert_int_eq(vt->wgrad_vjp(st, &b, gbar, xbar, NULL, NULL, &err), WGF_OK);
+    for (size_t k = 0; k < N * D; k++)
+        ck_assert_close(xbar[k], 1.0 + gbar[k], 1e-15);
+    vt->destroy(st);
+    wgf_registry_free(reg);
+}
+END_TEST
+
+START_TEST(test_not_found)
+{
+    char path[4096], expect[8192];
+    snprintf(path, sizeof path, "/nonexistent-wgf-a:%s:/nonexistent-wgf-c", plugdir());
+    wgf_registry *reg = registry_on(path);
+    ck_assert_uint_eq(wgf_registry_ndirs(reg), 3);
+    wgf_error err;
+
+    find_fails(reg, WGF_ENERGY, "goodenrgy", &err);
+    snprintf(expect, sizeof expect,
+             "plugin 'goodenrgy' (energy) not found; looked for goodenrgy.so in: /nonexistent-wgf-a, %s, "
+             "/nonexistent-wgf-c",
+             plugdir());
+    ck_assert_has(err.msg, expect);
+    ck_assert_has(err.msg, "; did you mean 'goodenergy'?");
+
+    /* The only similar name is an energy: no suggestion for a map. */
+    find_fails(reg, WGF_MAP, "goodenrgy", &err);
+    ck_assert_has(err.msg,
+                  "plugin 'goodenrgy' (map) not found; looked for goodenrgy.so in: /nonexistent-wgf-a, ");
+    ck_assert_lacks(err.msg, "did you mean");
+
+    /* Any kind: no kind in the message; nothing similar: no suggestion. */
+    find_fails(reg, 0, "zzzz", &err);
+    ck_assert_has(err.msg, "plugin 'zzzz' not found; looked for zzzz.so in: /nonexistent-wgf-a, ");
+    ck_assert_lacks(err.msg, "did you mean");
+
+    /* A name written as a file. */
+    find_fails(reg, WGF_ENERGY, "goodenergy.so", &err);
+    ck_assert_has(err.msg, "looked for goodenergy.so.so in:");
+    ck_assert_has(err.msg, "did you mean 'goodenergy'?");
+
+    /* A name with a directory is refused before any search. */
+    find_fails(reg, WGF_ENERGY, "../goodenergy", &err);
+    ck_assert_has(err.msg, "invalid plugin name '../goodenergy'");
+    wgf_registry_free(reg);
+
+    reg = registry_on("::");
+    ck_assert_uint_eq(wgf_registry_ndirs(reg), 0);
+    find_fails(reg, WGF_MAP, "planar", &err);
+    ck_assert_str_eq(err.msg, "plugin 'planar' (map) not found: the plugin search path is empty");
+    wgf_registry_free(reg);
+}
+END_TEST
+
+/* A plain text file named x.so: dlopen fails and its message is passed on. */
+START_TEST(test_not_a_shared_object)
+{
+    char *dir = make_tmpdir();
+    char file[4096], expect[4200];
+    snprintf(file, sizeof file, "%s/x.so", dir);
+    write_text(file, "this is not a shared object\n");
+    wgf_registry *reg = registry_on(dir);
+    wgf_error err;
+    find_fails(reg, WGF_ENERGY, "x", &err);
+    snprintf(expect, sizeof expect, "cannot load %s: ", file);
+    ck_assert_msg(strncmp(err.msg, expect, strlen(expect)) == 0, "message \"%s\"", err.msg);
+    ck_assert_msg(strlen(err.msg) > strlen(expect), "no dlerror text in \"%s\"", err.msg);
+    wgf_registry_free(reg);
+    rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_no_entry_point)
+{
+    char expect[4096];
+    wgf_registry *reg = registry_on(plugdir());
+    wgf_error err;
+    find_fails(reg, WGF_ENERGY, "noentry", &err);
+    snprintf(expect, sizeof expect, "%s/noentry.so is not a wgf plugin: no symbol wgf_plugin_entry",
+             plugdir());
+    ck_assert_str_eq(err.msg, expect);
+    /* Again, from the loaded file. */
+    find_fails(reg, 0, "noentry", &err);
+    ck_assert_str_eq(err.msg, expect);
+    wgf_registry_free(reg);
+}
+END_TEST
+
+START_TEST(test_abi_mismatch)
+{
+    char expect[4096];
+    wgf_registry *reg = registry_on(plugdir());
+    wgf_error err;
+    find_fails(reg, WGF_ENERGY, "badabi", &err);
+    snprintf(expect, sizeof expect,
+             "%s/badabi.so: built for plugin ABI %u, this wgf has ABI %u: rebuild the plugin against this wgf",
+             plugdir(), WGF_ABI_VERSION + 1, WGF_ABI_VERSION);
+    ck_assert_str_eq(err.msg, expect);
+    wgf_registry_free(reg);
+}
+END_TEST
+
+START_TEST(test_wrong_kind)
+{
+    char expect[4096];
+    wgf_registry *reg = registry_on(plugdir());
+    wgf_error err;
+    find_fails(reg, WGF_MAP, "goodenergy", &err);
+    snprintf(expect, sizeof expect, "plugin 'goodenergy' (%s/goodenergy.so) is an energy, not a map",
+             plugdir());
+    ck_assert_str_eq(err.msg, expect);
+    find_fails(reg, WGF_SCHEME, "goodenergy", &err);
+    ck_assert_has(err.msg, "is an energy, not a scheme");
+    /* The right kind still works after a wrong one. */
+    const wgf_plugin *p;
+    ck_assert_int_eq(wgf_registry_find(reg, WGF_ENERGY, "goodenergy", &p, NULL, &err), WGF_OK);
+    wgf_registry_free(reg);
+}
+END_TEST
+
+/* other.so is goodenergy.so under another name: it loads but holds no plugin 'other'. */
+START_TEST(test_name_not_in_file)
+{
+    char *dir = make_tmpdir();
+    char expect[4096];
+    link_plugin(dir, "other.so", "goodenergy.so");
+    wgf_registry *reg = registry_on(dir);
+    wgf_error err;
+    find_fails(reg, WGF_ENERGY, "other", &err);
+    snprintf(expect, sizeof expect,
+             "%s/other.so holds no plugin named 'other'; it holds: goodenergy (energy)", dir);
+    ck_assert_str_eq(err.msg, expect);
+    wgf_registry_free(reg);
+    rmtree(dir);
+}
+END_TEST
+
+/* The malformed descriptors of badabi.so, reached through links named after them. */
+START_TEST(test_malformed)
+{
+    char *dir = make_tmpdir();
+    char expect[4096];
+    link_plugin(dir, "badkind.so", "badabi.so");
+    link_plugin(dir, "novtable.so", "badabi.so");
+    link_plugin(dir, "noeval.so", "badabi.so");
+    wgf_registry *reg = registry_on(dir);
+    wgf_error err;
+
+    find_fails(reg, 0, "badkind", &err);
+    snprintf(expect, sizeof expect,
+             "%s/badkind.so: malformed plugin 'badkind': kind 9 is none of energy (1), map (2), "
+             "metric (3), scheme (4)",
+             dir);
+    ck_assert_str_eq(err.msg, expect);
+    /* Asked for a kind, it is still reported as malformed, not as of another kind. */
+    find_fails(reg, WGF_ENERGY, "badkind", &err);
+    ck_assert_str_eq(err.msg, expect);
+
+    find_fails(reg, WGF_MAP, "novtable", &err);
+    snprintf(expect, sizeof expect, "%s/novtable.so: malformed plugin 'novtable': no vtable", dir);
+    ck_assert_str_eq(err.msg, expect);
+
+    find_fails(reg, WGF_ENERGY, "noeval", &err);
+    snprintf(expect, sizeof expect,
+             "%s/noeval.so: malformed plugin 'noeval': its energy vtable has no eval function", dir);
+    ck_assert_str_eq(err.msg, expect);
+    wgf_registry_free(reg);
+    rmtree(dir);
+}
+END_TEST
+
+/* ------------------------------------------------------------ the search path */
+
+START_TEST(test_path_components)
+{
+    wgf_registry *reg = registry_on("::/nonexistent-wgf-a//::/nonexistent-wgf-b:/nonexistent-wgf-a/:/:");
+    ck_assert_uint_eq(wgf_registry_ndirs(reg), 3);
+    ck_assert_str_eq(wgf_registry_dir(reg, 0), "/nonexistent-wgf-a");
+    ck_assert_str_eq(wgf_registry_dir(reg, 1), "/nonexistent-wgf-b");
+    ck_assert_str_eq(wgf_registry_dir(reg, 2), "/");
+    wgf_registry_free(reg);
+    reg = registry_on(NULL);
+    ck_assert_uint_eq(wgf_registry_ndirs(reg), 0);
+    wgf_registry_free(reg);
+}
+END_TEST
+
+static void assert_found_in(wgf_registry *reg, const char *dir)
+{
+    const wgf_plugin *p;
+    const char *path;
+    char expect[4096];
+    wgf_error err = {0};
+    ck_assert_msg(wgf_registry_find(reg, WGF_ENERGY, "goodenergy", &p, &path, &err) == WGF_OK, "%s", err.msg);
+    snprintf(expect, sizeof expect, "%s/goodenergy.so", dir);
+    ck_assert_str_eq(path, expect);
+}
+
+/* --plugin-path, then the experiment's plugin_path, then WGF_PLUGIN_PATH, then the build tree
+ * when running from it, then pkglibdir. */
+START_TEST(test_search_order)
+{
+    char *a = make_tmpdir(), *b = make_tmpdir(), *b2 = make_tmpdir(), *c = make_tmpdir();
+    char cli[8192], ini[8192], slashed[4200];
+    snprintf(cli, sizeof cli, "%s::", a);
+    snprintf(slashed, sizeof slashed, "%s/", b2);
+    snprintf(ini, sizeof ini, "%s:%s", b, slashed);
+    const char *saved = getenv("WGF_PLUGIN_PATH");
+    char *keep = saved ? strdup(saved) : NULL;
+    ck_assert_int_eq(setenv("WGF_PLUGIN_PATH", c, 1), 0);
+
+    wgf_registry *reg = NULL;
+    wgf_error err = {0};
+    ck_assert_msg(wgf_registry_create(&reg, cli, ini, &err) == WGF_OK, "%s", err.msg);
+    size_t nd = wgf_registry_ndirs(reg);
+    ck_assert_uint_ge(nd, 5);
+    ck_assert_str_eq(wgf_registry_dir(reg, 0), a);
+    ck_assert_str_eq(wgf_registry_dir(reg, 1), b);
+    ck_assert_str_eq(wgf_registry_dir(reg, 2), b2);
+    ck_assert_str_eq(wgf_registry_dir(reg, 3), c);
+
+    /* This program runs from the build tree (tests/.libs) under make check; the build tree is
+     * the parent of WGF_TEST_PLUGINS = <builddir>/tests/plugins/.libs. */
+    char top[4096], exe[4096];
+    snprintf(top, sizeof top, "%s", plugdir());
+    char *cut = strstr(top, "/tests/plugins/.libs");
+    ck_assert_ptr_nonnull(cut);
+    *cut = '\0';
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[k > 0 ? k : 0] = '\0';
+    int uninstalled = strncmp(exe, top, strlen(top)) == 0 && exe[strlen(top)] == '/';
+    if (uninstalled) {
+        static const char *const sub[] = {"energies", "maps", "metrics", "schemes"};
+        ck_assert_uint_eq(nd, 9);
+        for (size_t i = 0; i < 4; i++) {
+            char d[4200];
+            snprintf(d, sizeof d, "%s/plugins/%s/.libs", top, sub[i]);
+            ck_assert_str_eq(wgf_registry_dir(reg, 4 + i), d);
+        }
+    } else {
+        ck_assert_uint_eq(nd, 5);
+    }
+    /* pkglibdir comes last. */
+    ck_assert_msg(wgf_registry_dir(reg, nd - 1)[0] == '/', "pkglibdir %s", wgf_registry_dir(reg, nd - 1));
+    ck_assert_lacks(wgf_registry_dir(reg, nd - 1), "/plugins/schemes/.libs");
+
+    /* Resolution follows that order. */
+    link_plugin(c, "goodenergy.so", "goodenergy.so");
+    assert_found_in(reg, c);
+    link_plugin(b2, "goodenergy.so", "goodenergy.so");
+    assert_found_in(reg, b2);
+    link_plugin(b, "goodenergy.so", "goodenergy.so");
+    assert_found_in(reg, b);
+    link_plugin(a, "goodenergy.so", "goodenergy.so");
+    assert_found_in(reg, a);
+    wgf_registry_free(reg);
+
+    /* Without cli and ini paths the environment comes first. */
+    ck_assert_msg(wgf_registry_create(&reg, NULL, NULL, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_str_eq(wgf_registry_dir(reg, 0), c);
+    ck_assert_uint_eq(wgf_registry_ndirs(reg), nd - 3);
+    wgf_registry_free(reg);
+
+    if (keep) {
+        setenv("WGF_PLUGIN_PATH", keep, 1);
+        free(keep);
+    } else {
+        unsetenv("WGF_PLUGIN_PATH");
+    }
+    rmtree(a);
+    rmtree(b);
+    rmtree(b2);
+    rmtree(c);
+}
+END_TEST
+
+/* ------------------------------------------------------------ listing */
+
+START_TEST(test_list)
+{
+    char *dir = make_tmpdir();
+    char path[8192], file[4096], part[4200];
+    snprintf(file, sizeof file, "%s/x.so", dir);
+    write_text(file, "not a shared object either\n");
+    snprintf(path, sizeof path, "/nonexistent-wgf-a:%s:%s", plugdir(), dir);
+    wgf_registry *reg = registry_on(path);
+    visits v = {0};
+    wgf_diag warn;
+    wgf_diag_init(&warn);
+    wgf_error err = {0};
+    ck_assert_msg(wgf_registry_list(reg, record, &v, &warn, &err) == WGF_OK, "%s", err.msg);
+
+    /* The good plugin is visited, once; nothing from the broken files. */
+    size_t at = 0;
+    ck_assert_uint_eq(visited(&v, "goodenergy", &at), 1);
+    snprintf(part, sizeof part, "%s/goodenergy.so", plugdir());
+    ck_assert_str_eq(v.path[at], part);
+    ck_assert_uint_eq(visited(&v, "badabi", NULL), 0);
+    ck_assert_uint_eq(visited(&v, "badkind", NULL), 0);
+    ck_assert_uint_eq(visited(&v, "novtable", NULL), 0);
+    ck_assert_uint_eq(visited(&v, "noeval", NULL), 0);
+    for (size_t i = 0; i < v.n; i++)
+        ck_assert_int_eq(v.plugin[i]->abi_version, WGF_ABI_VERSION);
+
+    /* One warning line per problem, in path order (sorted within a directory). */
+    snprintf(part, sizeof part, "%s/badabi.so: malformed plugin: descriptor 0 has no name", plugdir());
+    long nameless = warning_with(&warn, part);
+    long badkind = warning_with(&warn, "malformed plugin 'badkind': kind 9");
+    long novtable = warning_with(&warn, "malformed plugin 'novtable': no vtable");
+    long noeval = warning_with(&warn, "malformed plugin 'noeval': its energy vtable has no eval function");
+    snprintf(part, sizeof part, "%s/badabi.so: built for plugin ABI %u, this wgf has ABI %u", plugdir(),
+             WGF_ABI_VERSION + 1, WGF_ABI_VERSION);
+    long abi = warning_with(&warn, part);
+    snprintf(part, sizeof part, "%s/noentry.so is not a wgf plugin: no symbol wgf_plugin_entry", plugdir());
+    long noentry = warning_with(&warn, part);
+    snprintf(part, sizeof part, "cannot load %s: ", file);
+    long notso = warning_with(&warn, part);
+    wgf_diag_print(&warn, stderr, "test_list warning: ");
+    ck_assert_int_ge(nameless, 0);
+    ck_assert_int_gt(badkind, nameless);
+    ck_assert_int_gt(novtable, badkind);
+    ck_assert_int_gt(noeval, novtable);
+    ck_assert_int_gt(abi, noeval);
+    ck_assert_int_gt(noentry, abi);
+    ck_assert_int_gt(notso, noentry);
+    ck_assert_uint_eq(warn.n, 7);
+    ck_assert_int_lt(warning_with(&warn, "nonexistent-wgf-a"), 0);
+    ck_assert_int_lt(warning_with(&warn, "goodenergy"), 0);
+    for (size_t i = 0; i < warn.n; i++)
+        ck_assert_msg(strchr(warn.msg[i], '\n') == NULL, "warning is not one line: %s", warn.msg[i]);
+    wgf_diag_free(&warn);
+
+    /* Neither the visitor nor the warnings are required. */
+    ck_assert_int_eq(wgf_registry_list(reg, NULL, NULL, NULL, &err), WGF_OK);
+    wgf_registry_free(reg);
+    rmtree(dir);
+}
+END_TEST
+
+/* A directory on the path that is a file deserves a warning; a missing one does not. */
+START_TEST(test_list_unreadable_dir)
+{
+    char path[8192];
+    snprintf(path, sizeof path, "/nonexistent-wgf-a:%s/goodenergy.so", plugdir());
+    wgf_registry *reg = registry_on(path);
+    wgf_diag warn;
+    wgf_diag_init(&warn);
+    wgf_error err = {0};
+    visits v = {0};
+    ck_assert_int_eq(wgf_registry_list(reg, record, &v, &warn, &err), WGF_OK);
+    ck_assert_uint_eq(v.n, 0);
+    ck_assert_uint_eq(warn.n, 1);
+    ck_assert_has(warn.msg[0], "cannot read plugin directory ");
+    ck_assert_has(warn.msg[0], "/goodenergy.so: ");
+    wgf_diag_free(&warn);
+    wgf_registry_free(reg);
+}
+END_TEST
+
+/* A copy of goodenergy.so earlier on the path shadows the original. */
+START_TEST(test_shadowing)
+{
+    char *dir = make_tmpdir();
+    char src[4096], dst[4096], expect[8300], path[8300];
+    snprintf(src, sizeof src, "%s/goodenergy.so", plugdir());
+    snprintf(dst, sizeof dst, "%s/goodenergy.so", dir);
+    copy_file(src, dst);
+    snprintf(path, sizeof path, "%s:%s", dir, plugdir());
+    wgf_registry *reg = registry_on(path);
+    visits v = {0};
+    wgf_diag warn;
+    wgf_diag_init(&warn);
+    wgf_error err = {0};
+    ck_assert_msg(wgf_registry_list(reg, record, &v, &warn, &err) == WGF_OK, "%s", err.msg);
+    size_t at = 0;
+    ck_assert_uint_eq(visited(&v, "goodenergy", &at), 1);
+    ck_assert_str_eq(v.path[at], dst);
+    snprintf(expect, sizeof expect, "plugin 'goodenergy' in %s is shadowed by %s", src, dst);
+    ck_assert_msg(warning_with(&warn, expect) >= 0, "no warning \"%s\"", expect);
+    ck_assert_int_eq(warning_with(&warn, "shadowed"), warning_with(&warn, expect));
+    wgf_diag_free(&warn);
+
+    /* find agrees with list. */
+    const wgf_plugin *p;
+    const char *found;
+    ck_assert_int_eq(wgf_registry_find(reg, WGF_ENERGY, "goodenergy", &p, &found, &err), WGF_OK);
+    ck_assert_str_eq(found, dst);
+    ck_assert_ptr_eq(p, v.plugin[at]);
+    wgf_registry_free(reg);
+    rmtree(dir);
+}
+END_TEST
+
+/* ------------------------------------------------------------ the real plugins */
+
+/* Every plugin the build installs is found on WGF_PLUGIN_PATH under its name and kind, and
+ * listed once. A plugin whose entry returns no descriptor at all is skipped. */
+START_TEST(test_real_plugins)
+{
+    static const struct {
+        wgf_kind kind;
+        const char *name;
+    } real[] = {
+        {WGF_ENERGY, "fpe"}, {WGF_ENERGY, "pme"}, {WGF_ENERGY, "aggregation"}, {WGF_MAP, "affine"},
+        {WGF_MAP, "planar"}, {WGF_METRIC, "lagrangian"}, {WGF_SCHEME, "euler"},
+    };
+    wgf_registry *reg = test_registry();
+    visits v = {0};
+    wgf_diag warn;
+    wgf_diag_init(&warn);
+    wgf_error err = {0};
+    ck_assert_msg(wgf_registry_list(reg, record, &v, &warn, &err) == WGF_OK, "%s", err.msg);
+    size_t checked = 0;
+    for (size_t i = 0; i < sizeof real / sizeof real[0]; i++) {
+        const wgf_plugin *p;
+        const char *path;
+        int rc = wgf_registry_find(reg, real[i].kind, real[i].name, &p, &path, &err);
+        if (rc != WGF_OK && strstr(err.msg, "; it holds no plugins")) {
+            fprintf(stderr, "test_real_plugins: %s has no descriptor yet, skipped\n", real[i].name);
+            continue;
+        }
+        if (rc != WGF_OK && strstr(err.msg, " not found; ")) {
+            fprintf(stderr, "test_real_plugins: %s is not built, skipped\n", real[i].name);
+            continue;
+        }
+        ck_assert_msg(rc == WGF_OK, "%s", err.msg);
+        ck_assert_int_eq(p->kind, real[i].kind);
+        ck_assert_str_eq(p->name, real[i].name);
+        ck_assert_ptr_nonnull(p->summary);
+        char tail[256];
+        snprintf(tail, sizeof tail, "/%s.so", real[i].name);
+        ck_assert_str_eq(path + strlen(path) - strlen(tail), tail);
+        size_t at = 0;
+        ck_assert_msg(visited(&v, real[i].name, &at) == 1, "%s listed %zu times", real[i].name,
+                      visited(&v, real[i].name, NULL));
+        ck_assert_ptr_eq(v.plugin[at], p);
+        ck_assert_str_eq(v.path[at], path);
+        snprintf(tail, sizeof tail, "'%s'", real[i].name);
+        ck_assert_msg(warning_with(&warn, tail) < 0, "warning: %s", warn.msg[warning_with(&warn, tail)]);
+        checked++;
+    }
+    fprintf(stderr, "test_real_plugins: %zu of %zu plugins checked\n", checked, sizeof real / sizeof real[0]);
+    wgf_diag_free(&warn);
+    wgf_registry_free(reg);
+}
+END_TEST
+
+static Suite *registry_suite(void)
+{
+    Suite *s = suite_create("registry");
+    TCase *tc = tcase_create("find");
+    tcase_add_test(tc, test_kind_names);
+    tcase_add_test(tc, test_find_good);
+    tcase_add_test(tc, test_goodenergy_values);
+    tcase_add_test(tc, test_not_found);
+    tcase_add_test(tc, test_not_a_shared_object);
+    tcase_add_test(tc, test_no_entry_point);
+    tcase_add_test(tc, test_abi_mismatch);
+    tcase_add_test(tc, test_wrong_kind);
+    tcase_add_test(tc, test_name_not_in_file);
+    tcase_add_test(tc, test_malformed);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("path");
+    tcase_add_test(tc, test_path_components);
+    tcase_add_test(tc, test_search_order);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("list");
+    tcase_add_test(tc, test_list);
+    tcase_add_test(tc, test_list_unreadable_dir);
+    tcase_add_test(tc, test_shadowing);
+    tcase_add_test(tc, test_real_plugins);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return test_main(registry_suite());
+}

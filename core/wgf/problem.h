@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include "plugin.h"
+#include "run.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -70,6 +71,14 @@ int wgf_eval_path_vjp(wgf_eval *ev, const double *const *xbar, const double *con
 int wgf_eval_gram(wgf_eval *ev, const double *v, double *out, wgf_error *err);
 
 /* ---- the problem ---- */
+
+/* Build a problem from an experiment (opts: file, sets, plugin_path,
+ * threads; outdir and quiet are not used): every component created, theta at
+ * the map's initial parameters, nothing run and nothing written. For
+ * programs and tests that drive the helpers themselves. Configuration errors
+ * go to diag (WGF_EINVAL). */
+int wgf_problem_create(wgf_problem **p, const wgf_run_opts *opts, wgf_diag *diag, wgf_error *err);
+void wgf_problem_free(wgf_problem *p);
 
 const wgf_problem_info *wgf_problem_get_info(const wgf_problem *p);
 size_t wgf_problem_nparams(const wgf_problem *p);

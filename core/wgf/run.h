@@ -2,6 +2,7 @@
 #ifndef WGF_RUN_H
 #define WGF_RUN_H
 
+#include <signal.h>
 #include <stddef.h>
 #include "config.h"
 #include "error.h"
@@ -19,6 +20,9 @@ typedef struct wgf_run_opts {
     int threads;             /* 0: the OpenMP default */
     int quiet;               /* no progress, no final table */
     int check_only;          /* validate, load plugins, create components; no run */
+    /* Set to nonzero (from a signal handler, say) to stop after the current
+     * step: outputs are written and wgf_run returns WGF_EINTR. May be NULL. */
+    volatile sig_atomic_t *interrupt;
 } wgf_run_opts;
 
 /* Final figures of a run (also written to summary.ini). NaN when unknown. */
@@ -32,14 +36,18 @@ typedef struct wgf_run_result {
     char outdir[4096];
 } wgf_run_result;
 
+/* The version of libwgf, "MAJOR.MINOR.PATCH". */
+const char *wgf_version(void);
+
 /* Configuration errors (all of them) go to diag as one line each and the
  * call returns WGF_EINVAL; plugin, numerical and I/O failures come back in
  * err. A numerical failure still writes the outputs computed so far. */
 int wgf_run(const wgf_run_opts *opts, wgf_run_result *res, wgf_diag *diag, wgf_error *err);
 
-/* Install a SIGINT handler that asks a running wgf_run to stop after the
- * current step (the command does this; library users may not want it). */
-void wgf_run_catch_sigint(void);
+/* Draw (or redraw) the PNG files in DIR/plots from a run directory with gnuplot:
+ * energy, errors against the reference, and the last samples. WGF_EUNSUP
+ * when gnuplot is not installed. */
+int wgf_plot(const char *dir, wgf_error *err);
 
 #ifdef __cplusplus
 }

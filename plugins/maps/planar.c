@@ -1,4 +1,872 @@
-/* plugins/maps/planar.c: not written yet. */
+/* plugins/maps/planar.c: the planar flow of Rezende & Mohamed (MATH.md 3.2).
+ *
+ * T = f_L o ... o f_1, f_k(x) = x + u_k tanh(w_k . x + b_k), theta per layer
+ * [u (d), w (d), b (1)], P = L (2d + 1). Layers are grouped into S = L / B
+ * stages of B layers (GenWGP's path, MATH.md 5).
+ *
+ * Invertibility (sigma_k = u_k . w_k >= -1) is enforced one of three ways:
+ *   check    theta must satisfy sigma_k >= -1 + delta; check() refuses it
+ *            otherwise;
+ *   project  as check, and project() moves u_k along w_k onto
+ *            sigma_k = -1 + delta where it is violated;
+ *   reparam  the layer uses u_hat = u + (-1 + softplus(w.u) - w.u) w/|w|^2,
+ *            whose sigma = -1 + softplus(w.u) > -1 for any raw u, w; every
+ *            derivative is taken through u_hat with respect to the raw u, w.
+ * Below, u means the effective vector (u_hat under reparam).
+ *
+ * The tape stores every layer's input with the samples innermost (x^(k) as
+ * d rows of n), so that every inner loop runs over samples (ARCHITECTURE.md,
+ * "The tape is the key to speed"): forward, score, jvp and path_vjp are all
+ * O(L d) per sample without recomputing the flow. */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gsl/gsl_randist.h>
+
 #include <wgf/plugin.h>
+
+enum { PLANAR_CHECK, PLANAR_PROJECT, PLANAR_REPARAM };
+
+typedef struct planar {
+    size_t d;     /* dimension */
+    size_t L;     /* layers */
+    size_t B;     /* layers per stage */
+    size_t S;     /* stages, L / B */
+    int mode;     /* PLANAR_* */
+    double delta; /* margin: sigma >= -1 + delta */
+    double init_scale;
+} planar;
+
+/* Per-layer quantities derived from theta (O(L d), recomputed by every
+ * call from the theta it is given). */
+typedef struct planar_layers {
+    double *u;   /* L x d: effective u */
+    double *sig; /* L: sigma = u . w */
+    double *ops; /* L: 1 + sigma, computed without cancellation */
+} planar_layers;
+
+typedef struct planar_tape {
+    size_t cap;      /* samples the tape holds */
+    size_t n;        /* samples of the last forward */
+    int ready;       /* forward ran */
+    int have_score;  /* score ran after the last forward */
+    double *X;       /* (L + 1) x d x cap: x^(k), k = 0..L */
+    double *H;       /* L x cap: h(a_k) */
+    double *HP;      /* L x cap: h'(a_k) */
+    double *Q;       /* L x cap: q_k = 1/(1 + h'(a_k) sigma_k) */
+    double *Sc;      /* (L + 1) x d x cap: s^(k), allocated by the first score() */
+    double *ld;      /* cap: running log-determinant */
+    double *xb;      /* d x cap: reverse x cotangent, or forward dx */
+    double *sb;      /* d x cap: reverse s cotangent */
+    double *lb;      /* cap: reverse ld cotangent, or forward dld */
+    double *tmp;     /* 6 x cap: per-sample scalars */
+    double *acc;     /* 3 d + 2: per-layer sums of the reverse pass */
+    planar_layers lay;
+    double *dlay;    /* L x (d + 1): forward-mode du and dsigma */
+} planar_tape;
+
+#define PLANAR_LAYER(theta, m, k) ((theta) + (k) * (2 * (m)->d + 1))
+
+/* ------------------------------------------------------------ scalar helpers */
+
+/* log(1 + e^t) without overflow or cancellation. */
+static double planar_softplus(double t)
+{
+    return t > 0.0 ? t + log1p(exp(-t)) : log1p(exp(t));
+}
+
+/* h = tanh(a) and h' = 1 - h^2 from one expm1: h' = 4 e^{-2|a|} / (1 + e^{-2|a|})^2
+ * keeps its relative accuracy where 1 - h^2 would round to 0. */
+static inline void planar_tanh(double a, double *h, double *hp)
+{
+    double em = expm1(-2.0 * fabs(a)); /* e^{-2|a|} - 1, in (-1, 0] */
+    double den = 2.0 + em;             /* 1 + e^{-2|a|} */
+    *h = copysign(-em / den, a);
+    *hp = 4.0 * (1.0 + em) / (den * den);
+}
+
+/* g = 1 + h' sigma, the layer's Jacobian determinant (MATH.md 3.2). Where
+ * |h' sigma| < 1/2 the direct form is accurate (and exactly 1 at sigma = 0,
+ * so the identity layer has ld = 0 exactly); elsewhere the equal form
+ * h^2 + h' (1 + sigma), a sum of non-negative terms on the admissible set,
+ * avoids the cancellation of 1 + h' sigma as sigma -> -1 and a -> 0. */
+static inline double planar_g(double h, double hp, double sig, double ops)
+{
+    double e = hp * sig;
+    return fabs(e) < 0.5 ? 1.0 + e : h * h + hp * ops;
+}
+
+static inline double planar_logg(double h, double hp, double sig, double ops)
+{
+    double e = hp * sig;
+    return fabs(e) < 0.5 ? log1p(e) : log(fabs(h * h + hp * ops));
+}
+
+static double planar_dot(size_t d, const double *a, const double *b)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < d; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+/* Loops over the samples of one tape row. The restrict qualifiers, and
+ * "omp simd" where OpenMP is on (plugins are built with it), let the
+ * compiler vectorise them at -O2 without run-time alias checks; reductions
+ * keep eight partial sums (a fixed order, so results depend on nothing but
+ * n) instead of one latency-bound chain. */
+#ifdef _OPENMP
+#define PLANAR_SIMD _Pragma("omp simd")
+#else
+#define PLANAR_SIMD
+#endif
+
+static void planar_axpy(size_t n, double a, const double *restrict x, double *restrict y)
+{
+    PLANAR_SIMD
+    for (size_t s = 0; s < n; s++)
+        y[s] += a * x[s];
+}
+
+/* y = x + a h */
+static void planar_xpah(size_t n, const double *restrict x, double a, const double *restrict h,
+                        double *restrict y)
+{
+    PLANAR_SIMD
+    for (size_t s = 0; s < n; s++)
+        y[s] = x[s] + a * h[s];
+}
+
+static double planar_sumprod(size_t n, const double *restrict a, const double *restrict b)
+{
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, tail = 0.0;
+    size_t s = 0;
+    for (; s + 8 <= n; s += 8)
+        for (size_t j = 0; j < 8; j++)
+            acc[j] += a[s + j] * b[s + j];
+    for (; s < n; s++)
+        tail += a[s] * b[s];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+}
+
+static double planar_sum(size_t n, const double *restrict a)
+{
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, tail = 0.0;
+    size_t s = 0;
+    for (; s + 8 <= n; s += 8)
+        for (size_t j = 0; j < 8; j++)
+            acc[j] += a[s + j];
+    for (; s < n; s++)
+        tail += a[s];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+}
+
+/* ------------------------------------------------------------ parameters */
+
+/* Effective u, sigma and 1 + sigma of every layer. Under reparam,
+ * u_hat = u + c(t) w/|w|^2 with t = w.u and c(t) = softplus(-t) - 1
+ * (= -1 + softplus(t) - t), so sigma = -1 + softplus(t) and 1 + sigma =
+ * softplus(t) exactly. Fails (with the layer) only under reparam at w = 0. */
+static int planar_effective(const planar *m, const double *theta, planar_layers *lay, wgf_error *err)
+{
+    size_t d = m->d;
+    for (size_t k = 0; k < m->L; k++) {
+        const double *u = PLANAR_LAYER(theta, m, k), *w = u + d;
+        double *uk = lay->u + k * d;
+        if (m->mode != PLANAR_REPARAM) {
+            memcpy(uk, u, d * sizeof *uk);
+            lay->sig[k] = planar_dot(d, u, w);
+            lay->ops[k] = 1.0 + lay->sig[k];
+            continue;
+        }
+        double ww = planar_dot(d, w, w), t = planar_dot(d, w, u);
+        if (!(ww > 0.0))
+            return wgf_error_set(err, WGF_ENUMERIC,
+                                 "planar layer %zu: |w|^2 = %g: the reparametrisation of u "
+                                 "divides by |w|^2 (start from a nonzero w)",
+                                 k + 1, ww);
+        double c = planar_softplus(-t) - 1.0;
+        for (size_t i = 0; i < d; i++)
+            uk[i] = u[i] + c * w[i] / ww;
+        lay->ops[k] = planar_softplus(t);
+        lay->sig[k] = lay->ops[k] - 1.0;
+    }
+    return WGF_OK;
+}
+
+/* Forward mode of u_hat(u, w) for one layer (reparam):
+ *   du_hat = du + c'(t) dt w/|w|^2 + c (dw/|w|^2 - 2 w (w.dw)/|w|^4),
+ *   dt = w.du + u.dw, c'(t) = -1/(1 + e^t). */
+static void planar_reparam_jvp(size_t d, const double *u, const double *w, const double *du,
+                               const double *dw, double *duh)
+{
+    double ww = planar_dot(d, w, w), t = planar_dot(d, w, u);
+    double c = planar_softplus(-t) - 1.0, cp = -1.0 / (1.0 + exp(t));
+    double dt = planar_dot(d, w, du) + planar_dot(d, u, dw);
+    double wdw = planar_dot(d, w, dw);
+    for (size_t i = 0; i < d; i++)
+        duh[i] = du[i] + cp * dt * w[i] / ww + c * (dw[i] / ww - 2.0 * w[i] * wdw / (ww * ww));
+}
+
+/* Its transpose: cotangents (uhbar, wbar) on (u_hat, w) into (ubar, wbar) on
+ * the raw u, w, accumulating into ubar and wbar. */
+static void planar_reparam_vjp(size_t d, const double *u, const double *w, const double *uhbar,
+                               double *ubar, double *wbar)
+{
+    double ww = planar_dot(d, w, w), t = planar_dot(d, w, u);
+    double c = planar_softplus(-t) - 1.0, cp = -1.0 / (1.0 + exp(t));
+    double bw = planar_dot(d, uhbar, w);
+    double alpha = cp * bw / ww;
+    for (size_t i = 0; i < d; i++) {
+        ubar[i] += uhbar[i] + alpha * w[i];
+        wbar[i] += alpha * u[i] + c * uhbar[i] / ww - 2.0 * c * bw * w[i] / (ww * ww);
+    }
+}
+
+/* ------------------------------------------------------------ create */
+
+static const wgf_param planar_params[] = {
+    {"layers", WGF_PARAM_INT, "20", WGF_P_MIN, 1, 0, NULL, "number of planar layers L"},
+    {"block", WGF_PARAM_INT, NULL, WGF_P_MIN, 1, 0, NULL,
+     "layers per stage B (default: layers, one stage); layers must be a multiple of block"},
+    {"invertibility", WGF_PARAM_CHOICE, "project", 0, 0, 0, "check|project|reparam",
+     "how u.w >= -1 is kept: check it, project onto u.w >= -1 + delta, or reparametrise u"},
+    {"delta", WGF_PARAM_DOUBLE, "0.01", WGF_P_MIN | WGF_P_MAX | WGF_P_MAX_OPEN, 0, 1, NULL,
+     "invertibility margin for check and project: u.w >= -1 + delta"},
+    {"init_scale", WGF_PARAM_DOUBLE, "0.1", WGF_P_MIN, 0, 0, NULL,
+     "initial w ~ N(0, init_scale^2 / d); u = 0, b = 0 (the identity)"},
+    {0},
+};
+
+static int planar_create(const wgf_section *sec, const wgf_problem_info *info, void **state,
+                         wgf_error *err)
+{
+    if (!info || info->dim == 0)
+        return wgf_error_set(err, WGF_EINVAL, "planar: the dimension must be at least 1");
+    long layers = wgf_section_int(sec, "layers");
+    long block = wgf_section_has(sec, "block") ? wgf_section_int(sec, "block") : layers;
+    if (layers < 1)
+        return wgf_section_error(sec, "layers", err, "%ld layers (at least 1)", layers);
+    if (block < 1 || layers % block != 0)
+        return wgf_section_error(sec, "block", err,
+                                 "%ld layers do not split into stages of %ld (layers must be a "
+                                 "multiple of block)",
+                                 layers, block);
+    const char *inv = wgf_section_string(sec, "invertibility");
+    int mode = PLANAR_PROJECT;
+    if (inv && strcmp(inv, "check") == 0)
+        mode = PLANAR_CHECK;
+    else if (inv && strcmp(inv, "reparam") == 0)
+        mode = PLANAR_REPARAM;
+    double delta = wgf_section_double(sec, "delta");
+    if (!(delta >= 0.0 && delta < 1.0))
+        return wgf_section_error(sec, "delta", err, "%g (allowed: 0 <= delta < 1)", delta);
+    double scale = wgf_section_double(sec, "init_scale");
+    if (!(scale >= 0.0) || !isfinite(scale))
+        return wgf_section_error(sec, "init_scale", err, "%g (allowed: >= 0)", scale);
+    if (mode == PLANAR_REPARAM && scale == 0.0)
+        return wgf_section_error(sec, "init_scale", err,
+                                 "0 with invertibility = reparam, which divides by |w|^2 (use "
+                                 "init_scale > 0)");
+    planar *m = malloc(sizeof *m);
+    if (!m)
+        return wgf_error_set(err, WGF_ENOMEM, "planar: out of memory");
+    m->d = info->dim;
+    m->L = (size_t)layers;
+    m->B = (size_t)block;
+    m->S = m->L / m->B;
+    m->mode = mode;
+    m->delta = delta;
+    m->init_scale = scale;
+    *state = m;
+    return WGF_OK;
+}
+
+static void planar_destroy(void *state)
+{
+    free(state);
+}
+
+static size_t planar_nparams(void *state)
+{
+    const planar *m = state;
+    return m->L * (2 * m->d + 1);
+}
+
+static size_t planar_nstages(void *state)
+{
+    const planar *m = state;
+    return m->S;
+}
+
+/* The identity: u = 0 (under reparam u = log(e - 1) w/|w|^2, whose u_hat is
+ * 0), small seeded w ~ N(0, init_scale^2/d), b = 0 (MATH.md 3.2). */
+static int planar_init(void *state, gsl_rng *rng, double *theta, wgf_error *err)
+{
+    const planar *m = state;
+    size_t d = m->d;
+    if (!rng && m->init_scale > 0.0)
+        return wgf_error_set(err, WGF_EINVAL, "planar: init needs a random generator");
+    double sd = m->init_scale / sqrt((double)d);
+    for (size_t k = 0; k < m->L; k++) {
+        double *u = PLANAR_LAYER(theta, m, k), *w = u + d;
+        for (size_t i = 0; i < d; i++)
+            w[i] = sd > 0.0 ? gsl_ran_gaussian(rng, sd) : 0.0;
+        w[d] = 0.0;
+        double ww = planar_dot(d, w, w);
+        double c = (m->mode == PLANAR_REPARAM && ww > 0.0) ? log(exp(1.0) - 1.0) / ww : 0.0;
+        for (size_t i = 0; i < d; i++)
+            u[i] = c * w[i];
+    }
+    return WGF_OK;
+}
+
+/* sigma_k >= -1 + delta for every layer (check, project), or, under
+ * reparam, sigma_k = -1 + softplus(w.u) > -1 in floating point and w != 0.
+ * The comparison allows the rounding of the dot product u.w (a few ulps of
+ * sum |u_i w_i|), so that a projected theta (sigma = -1 + delta up to that
+ * rounding) passes. */
+static int planar_check(void *state, const double *theta, wgf_error *err)
+{
+    const planar *m = state;
+    size_t d = m->d;
+    for (size_t k = 0; k < m->L; k++) {
+        const double *u = PLANAR_LAYER(theta, m, k), *w = u + d;
+        for (size_t i = 0; i < 2 * d + 1; i++)
+            if (!isfinite(u[i]))
+                return wgf_error_set(err, WGF_ENUMERIC,
+                                     "planar layer %zu: parameter %zu of %zu is %g: the map is "
+                                     "undefined",
+                                     k + 1, i + 1, 2 * d + 1, u[i]);
+        double sig = 0.0, mag = 0.0;
+        for (size_t i = 0; i < d; i++) {
+            sig += u[i] * w[i];
+            mag += fabs(u[i] * w[i]);
+        }
+        if (m->mode == PLANAR_REPARAM) {
+            double ww = planar_dot(d, w, w);
+            if (!(ww > 0.0))
+                return wgf_error_set(err, WGF_ENUMERIC,
+                                     "planar layer %zu: w = 0: the reparametrisation of u divides "
+                                     "by |w|^2",
+                                     k + 1);
+            if (!(planar_softplus(sig) > 0.0))
+                return wgf_error_set(err, WGF_ENUMERIC,
+                                     "planar layer %zu: u_hat.w = -1 to double precision (w.u = "
+                                     "%g): the layer is numerically not invertible",
+                                     k + 1, sig);
+            continue;
+        }
+        double bound = -1.0 + m->delta;
+        if (sig < bound - 8.0 * DBL_EPSILON * (1.0 + mag))
+            return wgf_error_set(err, WGF_ENUMERIC,
+                                 "planar layer %zu: u.w = %.6g < -1 + delta = %.6g: the layer is "
+                                 "not invertible (use invertibility = project or reparam, or a "
+                                 "smaller step)",
+                                 k + 1, sig, bound);
+    }
+    return WGF_OK;
+}
+
+/* invertibility = project: where sigma_k < -1 + delta, u_k += t w_k with
+ * t = (-1 + delta - sigma_k)/|w_k|^2, the smallest change of u_k that gives
+ * sigma_k = -1 + delta. (sigma_k < 0 there, so w_k != 0.) Other modes: no-op. */
+static int planar_project(void *state, double *theta, wgf_error *err)
+{
+    (void)err;
+    const planar *m = state;
+    size_t d = m->d;
+    if (m->mode != PLANAR_PROJECT)
+        return WGF_OK;
+    double bound = -1.0 + m->delta;
+    for (size_t k = 0; k < m->L; k++) {
+        double *u = PLANAR_LAYER(theta, m, k), *w = u + d;
+        double sig = planar_dot(d, u, w), ww = planar_dot(d, w, w);
+        if (!(sig < bound) || !(ww > 0.0) || !isfinite(ww))
+            continue;
+        double t = (bound - sig) / ww;
+        for (size_t i = 0; i < d; i++)
+            u[i] += t * w[i];
+    }
+    return WGF_OK;
+}
+
+/* ------------------------------------------------------------ tapes */
+
+static void planar_tape_destroy(void *state, void *tape)
+{
+    (void)state;
+    planar_tape *t = tape;
+    if (!t)
+        return;
+    wgf_free(t->X);
+    wgf_free(t->H);
+    wgf_free(t->HP);
+    wgf_free(t->Q);
+    wgf_free(t->Sc);
+    wgf_free(t->ld);
+    wgf_free(t->xb);
+    wgf_free(t->sb);
+    wgf_free(t->lb);
+    wgf_free(t->tmp);
+    wgf_free(t->acc);
+    wgf_free(t->lay.u);
+    wgf_free(t->lay.sig);
+    wgf_free(t->lay.ops);
+    wgf_free(t->dlay);
+    free(t);
+}
+
+static void *planar_tape_create(void *state, size_t n)
+{
+    const planar *m = state;
+    size_t d = m->d, L = m->L;
+    if (n == 0)
+        return NULL;
+    planar_tape *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->cap = n;
+    t->X = wgf_alloc_doubles((L + 1) * d * n);
+    t->H = wgf_alloc_doubles(L * n);
+    t->HP = wgf_alloc_doubles(L * n);
+    t->Q = wgf_alloc_doubles(L * n);
+    t->ld = wgf_alloc_doubles(n);
+    t->xb = wgf_alloc_doubles(d * n);
+    t->sb = wgf_alloc_doubles(d * n);
+    t->lb = wgf_alloc_doubles(n);
+    t->tmp = wgf_alloc_doubles(6 * n);
+    t->acc = wgf_alloc_doubles(3 * d + 2);
+    t->lay.u = wgf_alloc_doubles(L * d);
+    t->lay.sig = wgf_alloc_doubles(L);
+    t->lay.ops = wgf_alloc_doubles(L);
+    t->dlay = wgf_alloc_doubles(L * (d + 1));
+    if (!t->X || !t->H || !t->HP || !t->Q || !t->ld || !t->xb || !t->sb || !t->lb || !t->tmp || !t->acc ||
+        !t->lay.u || !t->lay.sig || !t->lay.ops || !t->dlay) {
+        planar_tape_destroy(state, t);
+        return NULL;
+    }
+    return t;
+}
+
+static int planar_tape_ready(const planar_tape *t, size_t n, wgf_error *err)
+{
+    if (!t)
+        return wgf_error_set(err, WGF_EINVAL, "planar: no tape");
+    if (!t->ready || n > t->n)
+        return wgf_error_set(err, WGF_EINVAL,
+                             "planar: the tape holds %zu samples from forward(), %zu asked",
+                             t->ready ? t->n : 0, n);
+    return WGF_OK;
+}
+
+/* Sample-major (n x d) to the tape's rows (d x cap), and back. */
+static void planar_to_rows(size_t n, size_t d, size_t cap, const double *a, double *rows)
+{
+    for (size_t s = 0; s < n; s++)
+        for (size_t i = 0; i < d; i++)
+            rows[i * cap + s] = a[s * d + i];
+}
+
+static void planar_add_rows(size_t n, size_t d, size_t cap, const double *a, double *rows)
+{
+    for (size_t s = 0; s < n; s++)
+        for (size_t i = 0; i < d; i++)
+            rows[i * cap + s] += a[s * d + i];
+}
+
+static void planar_from_rows(size_t n, size_t d, size_t cap, const double *rows, double *a)
+{
+    for (size_t s = 0; s < n; s++)
+        for (size_t i = 0; i < d; i++)
+            a[s * d + i] = rows[i * cap + s];
+}
+
+/* ------------------------------------------------------------ forward */
+
+/* x^(k) = x^(k-1) + u_k h(a_k), ld^(k) = ld^(k-1) + log|1 + h'(a_k) sigma_k|
+ * (MATH.md 3.2); stage j is the output of layer j B. The tape keeps x^(k-1),
+ * h, h' and q = 1/(1 + h' sigma) of every layer for the derivative passes. */
+static int planar_forward(void *state, const double *theta, size_t n, const double *z, void *tape,
+                          double *const *x, double *const *ld, wgf_error *err)
+{
+    const planar *m = state;
+    planar_tape *t = tape;
+    size_t d = m->d, cap = t ? t->cap : 0;
+    if (!t || n > cap)
+        return wgf_error_set(err, WGF_EINVAL, "planar: %zu samples on a tape for %zu", n, cap);
+    t->ready = 0;
+    t->have_score = 0;
+    int rc = planar_effective(m, theta, &t->lay, err);
+    if (rc)
+        return rc;
+    planar_to_rows(n, d, cap, z, t->X);
+    memset(t->ld, 0, n * sizeof *t->ld);
+    if (x && x[0])
+        memcpy(x[0], z, n * d * sizeof *z);
+    if (ld && ld[0])
+        memset(ld[0], 0, n * sizeof *ld[0]);
+    double *a = t->tmp;
+    for (size_t k = 0; k < m->L; k++) {
+        const double *w = PLANAR_LAYER(theta, m, k) + d;
+        const double *u = t->lay.u + k * d;
+        double sig = t->lay.sig[k], ops = t->lay.ops[k];
+        const double *Xp = t->X + k * d * cap;
+        double *Xk = t->X + (k + 1) * d * cap;
+        double *H = t->H + k * cap, *HP = t->HP + k * cap, *Q = t->Q + k * cap;
+        for (size_t s = 0; s < n; s++)
+            a[s] = w[d];
+        for (size_t i = 0; i < d; i++)
+            planar_axpy(n, w[i], Xp + i * cap, a);
+        for (size_t s = 0; s < n; s++) {
+            double h, hp;
+            planar_tanh(a[s], &h, &hp);
+            H[s] = h;
+            HP[s] = hp;
+            Q[s] = 1.0 / planar_g(h, hp, sig, ops);
+            t->ld[s] += planar_logg(h, hp, sig, ops);
+        }
+        for (size_t i = 0; i < d; i++)
+            planar_xpah(n, Xp + i * cap, u[i], H, Xk + i * cap);
+        if ((k + 1) % m->B == 0) {
+            size_t j = (k + 1) / m->B;
+            if (x && x[j])
+                planar_from_rows(n, d, cap, Xk, x[j]);
+            if (ld && ld[j])
+                memcpy(ld[j], t->ld, n * sizeof *t->ld);
+        }
+    }
+    t->n = n;
+    t->ready = 1;
+    return WGF_OK;
+}
+
+/* ------------------------------------------------------------ score */
+
+/* beta = q (h' r + q h'' sigma) for every sample, h'' = -2 h h'. */
+static void planar_beta(size_t n, double sig, const double *restrict H, const double *restrict HP,
+                        const double *restrict Q, const double *restrict r, double *restrict beta)
+{
+    PLANAR_SIMD
+    for (size_t s = 0; s < n; s++) {
+        double hp = HP[s], q = Q[s], hpp = -2.0 * H[s] * hp;
+        beta[s] = q * (hp * r[s] + q * hpp * sig);
+    }
+}
+
+/* s^(k) = J_k^{-T} (s^(k-1) - q h'' sigma w) (MATH.md 3.3). With
+ * J_k^{-T} y = y - h' q (u.y) w and 1 - h' q sigma = q this is
+ *     s^(k) = s^(k-1) - beta w,   beta = q (h' r + q h'' sigma),  r = u . s^(k-1),
+ * O(d) per sample and layer. */
+static int planar_score(void *state, const double *theta, size_t n, void *tape, const double *s0,
+                        double *const *s, wgf_error *err)
+{
+    const planar *m = state;
+    planar_tape *t = tape;
+    size_t d = m->d;
+    int rc = planar_tape_ready(t, n, err);
+    if (rc)
+        return rc;
+    size_t cap = t->cap;
+    if (!t->Sc) {
+        t->Sc = wgf_alloc_doubles((m->L + 1) * d * cap);
+        if (!t->Sc)
+            return wgf_error_set(err, WGF_ENOMEM, "planar: out of memory for the scores");
+    }
+    rc = planar_effective(m, theta, &t->lay, err);
+    if (rc)
+        return rc;
+    planar_to_rows(n, d, cap, s0, t->Sc);
+    if (s && s[0])
+        memcpy(s[0], s0, n * d * sizeof *s0);
+    double *r = t->tmp, *beta = t->tmp + cap;
+    for (size_t k = 0; k < m->L; k++) {
+        const double *w = PLANAR_LAYER(theta, m, k) + d;
+        const double *u = t->lay.u + k * d;
+        const double *Sp = t->Sc + k * d * cap;
+        double *Sk = t->Sc + (k + 1) * d * cap;
+        memset(r, 0, n * sizeof *r);
+        for (size_t i = 0; i < d; i++)
+            planar_axpy(n, u[i], Sp + i * cap, r);
+        planar_beta(n, t->lay.sig[k], t->H + k * cap, t->HP + k * cap, t->Q + k * cap, r, beta);
+        for (size_t i = 0; i < d; i++)
+            planar_xpah(n, Sp + i * cap, -w[i], beta, Sk + i * cap);
+        if ((k + 1) % m->B == 0) {
+            size_t st = (k + 1) / m->B;
+            if (s && s[st])
+                planar_from_rows(n, d, cap, Sk, s[st]);
+        }
+    }
+    t->have_score = 1;
+    return WGF_OK;
+}
+
+/* ------------------------------------------------------------ jvp */
+
+/* dld += q (h'' sigma da + h' dsigma); da <- h' da (what dx needs). */
+static void planar_jvp_scalars(size_t n, double sig, double dsig, const double *restrict H,
+                               const double *restrict HP, const double *restrict Q,
+                               double *restrict da, double *restrict dld)
+{
+    PLANAR_SIMD
+    for (size_t s = 0; s < n; s++) {
+        double hp = HP[s], hpp = -2.0 * H[s] * hp;
+        dld[s] += Q[s] * (hpp * sig * da[s] + hp * dsig);
+        da[s] *= hp;
+    }
+}
+
+/* dx += du h + u (h' da) */
+static void planar_jvp_dx(size_t n, double du, const double *restrict H, double u,
+                          const double *restrict hda, double *restrict dx)
+{
+    PLANAR_SIMD
+    for (size_t s = 0; s < n; s++)
+        dx[s] += du * H[s] + u * hda[s];
+}
+
+/* Forward mode in theta (MATH.md 3.2):
+ *   da = dw . x^(k-1) + w . dx^(k-1) + db,   dx^(k) = dx^(k-1) + du h + u h' da,
+ *   dld^(k) = dld^(k-1) + q (h'' sigma da + h' dsigma),  dsigma = du . w + u . dw,
+ * with du the forward mode of u_hat under reparam. */
+static int planar_jvp(void *state, const double *theta, size_t n, void *tape, const double *v,
+                      double *jx, double *jld, wgf_error *err)
+{
+    const planar *m = state;
+    planar_tape *t = tape;
+    size_t d = m->d;
+    int rc = planar_tape_ready(t, n, err);
+    if (rc)
+        return rc;
+    size_t cap = t->cap;
+    rc = planar_effective(m, theta, &t->lay, err);
+    if (rc)
+        return rc;
+    for (size_t k = 0; k < m->L; k++) {
+        const double *u = PLANAR_LAYER(theta, m, k), *w = u + d;
+        const double *du = PLANAR_LAYER(v, m, k), *dw = du + d;
+        double *duh = t->dlay + k * (d + 1);
+        if (m->mode == PLANAR_REPARAM)
+            planar_reparam_jvp(d, u, w, du, dw, duh);
+        else
+            memcpy(duh, du, d * sizeof *duh);
+        duh[d] = planar_dot(d, duh, w) + planar_dot(d, t->lay.u + k * d, dw);
+    }
+    double *dX = t->xb, *dld = t->lb, *da = t->tmp;
+    memset(dX, 0, d * cap * sizeof *dX);
+    memset(dld, 0, n * sizeof *dld);
+    for (size_t k = 0; k < m->L; k++) {
+        const double *w = PLANAR_LAYER(theta, m, k) + d;
+        const double *dw = PLANAR_LAYER(v, m, k) + d;
+        const double *u = t->lay.u + k * d, *duh = t->dlay + k * (d + 1);
+        const double *Xp = t->X + k * d * cap, *H = t->H + k * cap;
+        for (size_t s = 0; s < n; s++)
+            da[s] = dw[d];
+        for (size_t i = 0; i < d; i++) {
+            planar_axpy(n, dw[i], Xp + i * cap, da);
+            planar_axpy(n, w[i], dX + i * cap, da);
+        }
+        planar_jvp_scalars(n, t->lay.sig[k], duh[d], H, t->HP + k * cap, t->Q + k * cap, da, dld);
+        for (size_t i = 0; i < d; i++)
+            planar_jvp_dx(n, duh[i], H, u[i], da, dX + i * cap);
+    }
+    planar_from_rows(n, d, cap, dX, jx);
+    if (jld)
+        memcpy(jld, dld, n * sizeof *dld);
+    return WGF_OK;
+}
+
+/* ------------------------------------------------------------ path_vjp */
+
+/* Per-sample scalars of one layer's reverse step, x and ld cotangents only:
+ *   sigbar = ldbar q h',  abar = h' (u . xbar) + ldbar q h'' sigma. */
+static void planar_vjp_scalars(size_t n, double sig, const double *restrict H,
+                               const double *restrict HP, const double *restrict Q,
+                               const double *restrict LB, const double *restrict ux,
+                               double *restrict sigb, double *restrict ab)
+{
+    PLANAR_SIMD
+    for (size_t s = 0; s < n; s++) {
+        double hp = HP[s], hpp = -2.0 * H[s] * hp, lq = LB[s] * Q[s];
+        sigb[s] = lq * hp;
+        ab[s] = hp * ux[s] + lq * hpp * sig;
+    }
+}
+
+/* The same with score cotangents. On entry r = u . s^(k-1) and beta holds
+ * betabar = -(w . sbar); on return rb = rbar, beta = beta (for wbar). */
+static void planar_vjp_scalars_s(size_t n, double sig, const double *restrict H,
+                                 const double *restrict HP, const double *restrict Q,
+                                 const double *restrict LB, const double *restrict ux,
+                                 const double *restrict r, double *restrict beta,
+                                 double *restrict rb, double *restrict sigb, double *restrict ab)
+{
+    PLANAR_SIMD
+    for (size_t s = 0; s < n; s++) {
+        double h = H[s], hp = HP[s], q = Q[s], hpp = -2.0 * h * hp, lq = LB[s] * q;
+        double hppp = -2.0 * hp * (hp - 2.0 * h * h);
+        double q2 = q * q, q3 = q2 * q, bb = beta[s], rs = r[s];
+        rb[s] = bb * q * hp;
+        sigb[s] = lq * hp + bb * (q2 * (hpp - hp * hp * rs) - 2.0 * q3 * hpp * sig * hp);
+        ab[s] = hp * ux[s] + lq * hpp * sig +
+                bb * (q2 * hpp * rs + q2 * hppp * sig - 2.0 * q3 * hpp * hpp * sig * sig);
+        beta[s] = q * (hp * rs + q * hpp * sig);
+    }
+}
+
+/* One reverse sweep from layer L to 1. Entering layer k, xb, lb, sb hold the
+ * cotangents of x^(k), ld^(k), s^(k) (stage cotangents added when the sweep
+ * passes a stage boundary). Per sample (MATH.md 3.2, ldbar the cotangent of
+ * +ld):
+ *   sigbar = ldbar q h',  abar = h' (u . xbar) + ldbar q h'' sigma,
+ * and, for the score step s^(k) = s^(k-1) - beta w with
+ * beta(a, sigma, r) = h' r/g + h'' sigma/g^2, g = 1 + h' sigma, dg/da = h'' sigma,
+ * dg/dsigma = h' (MATH.md 3.3), betabar = -(w . sbar):
+ *   dbeta/dr     = q h'
+ *   dbeta/dsigma = q^2 (h'' - h'^2 r) - 2 q^3 h'' sigma h'
+ *   dbeta/da     = q^2 h'' r + q^2 h''' sigma - 2 q^3 h''^2 sigma^2
+ *   (using 1 - q h' sigma = q and h''' = -2 h' (h' - 2 h^2)),
+ *   rbar = betabar dbeta/dr into u (r s^(k-1)) and s^(k-1) (r u), wbar -= beta sbar,
+ *   sigbar += betabar dbeta/dsigma, abar += betabar dbeta/da.
+ * Then u gets h xbar + sigbar w, w gets abar x^(k-1) + sigbar u, b gets abar,
+ * xbar^(k-1) = xbar + abar w, sbar^(k-1) = sbar + rbar u. */
+static int planar_path_vjp(void *state, const double *theta, size_t n, void *tape,
+                           const double *const *xbar, const double *const *ldbar,
+                           const double *const *sbar, double *thetabar, wgf_error *err)
+{
+    const planar *m = state;
+    planar_tape *t = tape;
+    size_t d = m->d;
+    int rc = planar_tape_ready(t, n, err);
+    if (rc)
+        return rc;
+    size_t cap = t->cap;
+    if (sbar && !t->have_score)
+        for (size_t j = 1; j <= m->S; j++)
+            if (sbar[j])
+                return wgf_error_set(err, WGF_EINVAL,
+                                     "planar: score cotangents need score() on this tape first");
+    rc = planar_effective(m, theta, &t->lay, err);
+    if (rc)
+        return rc;
+    double *XB = t->xb, *SB = t->sb, *LB = t->lb;
+    double *ux = t->tmp, *sigb = t->tmp + cap, *ab = t->tmp + 2 * cap, *r = t->tmp + 3 * cap;
+    double *beta = t->tmp + 4 * cap, *rb = t->tmp + 5 * cap;
+    double *ubar = t->acc, *wbar = t->acc + d, *tmpd = t->acc + 2 * d;
+    int xact = 0, lact = 0, sact = 0;
+    memset(XB, 0, d * cap * sizeof *XB);
+    memset(SB, 0, d * cap * sizeof *SB);
+    memset(LB, 0, n * sizeof *LB);
+    for (size_t k = m->L; k-- > 0;) {
+        if ((k + 1) % m->B == 0) {
+            size_t st = (k + 1) / m->B;
+            if (xbar && xbar[st]) {
+                planar_add_rows(n, d, cap, xbar[st], XB);
+                xact = 1;
+            }
+            if (ldbar && ldbar[st]) {
+                for (size_t s = 0; s < n; s++)
+                    LB[s] += ldbar[st][s];
+                lact = 1;
+            }
+            if (sbar && sbar[st]) {
+                planar_add_rows(n, d, cap, sbar[st], SB);
+                sact = 1;
+            }
+        }
+        if (!xact && !lact && !sact)
+            continue; /* nothing depends on this layer yet */
+        const double *w = PLANAR_LAYER(theta, m, k) + d;
+        const double *u = t->lay.u + k * d;
+        double sig = t->lay.sig[k];
+        const double *Xp = t->X + k * d * cap;
+        const double *H = t->H + k * cap, *HP = t->HP + k * cap, *Q = t->Q + k * cap;
+
+        memset(ux, 0, n * sizeof *ux);
+        if (xact)
+            for (size_t i = 0; i < d; i++)
+                planar_axpy(n, u[i], XB + i * cap, ux);
+        if (sact) {
+            const double *Sp = t->Sc + k * d * cap;
+            memset(r, 0, n * sizeof *r);
+            memset(beta, 0, n * sizeof *beta);
+            for (size_t i = 0; i < d; i++) {
+                planar_axpy(n, u[i], Sp + i * cap, r);
+                planar_axpy(n, -w[i], SB + i * cap, beta);
+            }
+            planar_vjp_scalars_s(n, sig, H, HP, Q, LB, ux, r, beta, rb, sigb, ab);
+        } else
+            planar_vjp_scalars(n, sig, H, HP, Q, LB, ux, sigb, ab);
+        double sum_sigb = planar_sum(n, sigb), sum_ab = planar_sum(n, ab);
+        /* per-layer sums over samples, in the effective (u, w, b) */
+        for (size_t i = 0; i < d; i++) {
+            double su = xact ? planar_sumprod(n, H, XB + i * cap) : 0.0;
+            double sw = planar_sumprod(n, ab, Xp + i * cap);
+            if (sact) {
+                su += planar_sumprod(n, rb, t->Sc + (k * d + i) * cap);
+                sw -= planar_sumprod(n, beta, SB + i * cap);
+            }
+            ubar[i] = su + sum_sigb * w[i];
+            wbar[i] = sw + sum_sigb * u[i];
+        }
+        /* cotangents of the layer's inputs */
+        for (size_t i = 0; i < d; i++)
+            planar_axpy(n, w[i], ab, XB + i * cap);
+        xact = 1;
+        if (sact)
+            for (size_t i = 0; i < d; i++)
+                planar_axpy(n, u[i], rb, SB + i * cap);
+        /* into theta: through u_hat(u, w) under reparam */
+        double *tu = PLANAR_LAYER(thetabar, m, k), *tw = tu + d;
+        if (m->mode == PLANAR_REPARAM) {
+            const double *ru = PLANAR_LAYER(theta, m, k);
+            for (size_t i = 0; i < d; i++)
+                tmpd[i] = 0.0;
+            planar_reparam_vjp(d, ru, ru + d, ubar, tu, tmpd);
+            for (size_t i = 0; i < d; i++)
+                tw[i] += wbar[i] + tmpd[i];
+        } else {
+            for (size_t i = 0; i < d; i++) {
+                tu[i] += ubar[i];
+                tw[i] += wbar[i];
+            }
+        }
+        tw[d] += sum_ab;
+    }
+    return WGF_OK;
+}
+
+static const wgf_map_vt planar_vt = {
+    .create = planar_create,
+    .destroy = planar_destroy,
+    .nparams = planar_nparams,
+    .nstages = planar_nstages,
+    .init = planar_init,
+    .check = planar_check,
+    .project = planar_project,
+    .tape_create = planar_tape_create,
+    .tape_destroy = planar_tape_destroy,
+    .forward = planar_forward,
+    .score = planar_score,
+    .jvp = planar_jvp,
+    .path_vjp = planar_path_vjp,
+    .gaussian_push = NULL,
+};
+
+static const wgf_plugin planar_plugin = {
+    .abi_version = WGF_ABI_VERSION,
+    .kind = WGF_MAP,
+    .name = "planar",
+    .summary = "planar flow x + u tanh(w.x + b), L layers in stages of B, initialised to the identity",
+    .params = planar_params,
+    .vtable = &planar_vt,
+};
+
 WGF_EXPORT const wgf_plugin *wgf_plugin_entry(unsigned index);
-const wgf_plugin *wgf_plugin_entry(unsigned index) { (void)index; return NULL; }
+
+const wgf_plugin *wgf_plugin_entry(unsigned index)
+{
+    return index == 0 ? &planar_plugin : NULL;
+}
