@@ -75,10 +75,11 @@ void wgf_eval_free(wgf_eval *ev)
     }
     if (ev->stage) {
         for (size_t k = 0; k <= ev->S; k++) {
-            if (k > 0) /* stage 0's x is z */
+            if (k > 0) { /* stage 0's x and s are z and s0 */
                 wgf_free(ev->stage[k].x);
+                wgf_free(ev->stage[k].s);
+            }
             wgf_free(ev->stage[k].l);
-            wgf_free(ev->stage[k].s);
         }
         free(ev->stage);
     }
@@ -166,11 +167,7 @@ wgf_eval *wgf_eval_create(wgf_problem *p, size_t n, unsigned flags, wgf_error *e
         ev->stage[0].s = ev->s0;
     return ev;
 nomem:
-    if (ev) {
-        if (ev->stage && (flags & WGF_EVAL_SCORE))
-            ev->stage[0].s = NULL;
-        wgf_eval_free(ev);
-    }
+    wgf_eval_free(ev);
     wgf_error_set(err, WGF_ENOMEM, "out of memory for a batch of %zu samples", n);
     return NULL;
 }

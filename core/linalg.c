@@ -79,13 +79,14 @@ static int apply_shifted(size_t n, wgf_linop_fn A, void *user, double shift, con
  *   least-squares solution and the step would divide by rounding noise;
  * - |A r| <= sqrt(eps) |A| |r| (Paige and Saunders' least-squares test with
  *   the floor of semi-orthogonality): r is numerically in the null space, so
- *   the system is inconsistent and x is a least-squares solution. Lanczos
- *   loses orthogonality to a Ritz vector once it has converged to about
- *   sqrt(eps), and iterating further would let the rounding-level components
- *   of later Lanczos vectors drive x along the null space without bound.
- *   For a consistent system |A r| >= sigma_min |r| (r is in the range), so
- *   this stops early only if cond(A) > 1/sqrt(eps) ~ 7e7 and r already lies
- *   in the directions that small. */
+ *   the system is inconsistent (or consistent only through eigenvalues below
+ *   sqrt(eps) |A|) and x is a least-squares solution to that precision.
+ *   Lanczos loses orthogonality to a Ritz vector once it has converged to
+ *   about sqrt(eps), and iterating further lets the rounding-level
+ *   components of later Lanczos vectors drive x along the null space without
+ *   bound. For a consistent system |A r| >= sigma_min |r| (r is in the
+ *   range), so this stops early only if cond(A) > 1/sqrt(eps) ~ 7e7 and r
+ *   already lies in the directions that small. */
 int wgf_minres(size_t n, wgf_linop_fn A, void *user, double shift, const double *b, double *x,
                double rtol, unsigned maxiter, wgf_solve_stats *stats, wgf_error *err)
 {
@@ -133,7 +134,8 @@ int wgf_minres(size_t n, wgf_linop_fn A, void *user, double shift, const double 
 
     while (itn < maxiter) {
         itn++;
-        /* Lanczos step: v_k = r2/beta_k, y = (A + shift) v_k - ... */
+        /* Lanczos: v_k = r_k / beta_k, then r_{k+1} = (A + shift) v_k - alpha_k v_k
+         * - beta_k v_{k-1} (r1, r2 hold the unnormalised r_{k-1}, r_k). */
         double s = 1.0 / beta;
         for (size_t i = 0; i < n; i++)
             v[i] = s * y[i];

@@ -21,6 +21,7 @@ struct wgf_observer {
     int quiet, tty;
     long every, diag_every;
     int write_samples, plots;
+    size_t write_count; /* samples written per file */
     double t0_wall;
 
     wgf_eval *out;       /* output samples */
@@ -91,6 +92,59 @@ static int setup_ou(wgf_observer *o, wgf_error *err)
         return wgf_error_set(err, WGF_EINVAL, "%s: reference.type: ou needs the fpe weight to be 1", file);
     o->ref = REF_OU;
     return WGF_OK;
+}
+
+/* Output samples of a Gaussian law, moment-matched: z <- m0 + L0 Ls^{-1}
+ * (z - zbar), with Ls Ls^T the sample covariance and L0 L0^T = C0, so that
+ * the sample mean and covariance of z equal lambda's exactly. A variance
+ * reduction for the diagnostics: errors are zero at t = 0, and for a map
+ * close to affine what remains is the model's error, not the noise of a
+ * finite output sample. Training samples are never matched. */
+static int moment_match(wgf_observer *o, wgf_error *err)
+{
+    const double *m0, *C0;
+    if (wgf_dist_gaussian(o->p->dist, &m0, &C0) != WGF_OK)
+        return WGF_OK;
+    size_t n = wgf_eval_n(o->out), d = o->d;
+    if (n <= d + 1)
+        return WGF_OK;
+    double *z = wgf_alloc_doubles(n * d), *zbar = wgf_alloc_doubles(d), *Cs = wgf_alloc_doubles(d * d);
+    double *Ls = wgf_alloc_doubles(d * d), *L0 = wgf_alloc_doubles(d * d), *y = wgf_alloc_doubles(d);
+    int rc = WGF_OK;
+    if (!z || !zbar || !Cs || !Ls || !L0 || !y) {
+        rc = wgf_error_set(err, WGF_ENOMEM, "out of memory");
+        goto done;
+    }
+    memcpy(z, wgf_eval_z(o->out), n * d * sizeof(double));
+    wgf_moments(n, d, z, zbar, Cs);
+    if (wgf_cholesky(d, Cs, Ls, err) != WGF_OK || wgf_cholesky(d, C0, L0, err) != WGF_OK) {
+        rc = WGF_OK; /* degenerate sample: leave it as drawn */
+        goto done;
+    }
+    for (size_t k = 0; k < n; k++) {
+        double *x = z + k * d;
+        for (size_t i = 0; i < d; i++) { /* y = Ls^{-1} (x - zbar) */
+            double acc = x[i] - zbar[i];
+            for (size_t j = 0; j < i; j++)
+                acc -= Ls[i * d + j] * y[j];
+            y[i] = acc / Ls[i * d + i];
+        }
+        for (size_t i = 0; i < d; i++) { /* x = m0 + L0 y */
+            double acc = m0[i];
+            for (size_t j = 0; j <= i; j++)
+                acc += L0[i * d + j] * y[j];
+            x[i] = acc;
+        }
+    }
+    rc = wgf_eval_set_z(o->out, z, err);
+done:
+    wgf_free(z);
+    wgf_free(zbar);
+    wgf_free(Cs);
+    wgf_free(Ls);
+    wgf_free(L0);
+    wgf_free(y);
+    return rc;
 }
 
 static int write_config(wgf_observer *o, wgf_error *err)
@@ -173,10 +227,13 @@ int wgf_observer_create(wgf_observer **out, wgf_problem *p, const char *outdir, 
     o->exact_moments = p->map->gaussian_push && wgf_dist_gaussian(p->dist, NULL, NULL) == WGF_OK;
 
     size_t nout = (size_t)wgf_section_int(p->output_sec, "samples");
+    o->write_count = (size_t)wgf_section_int(p->output_sec, "write_count");
     o->out = wgf_eval_create(p, nout, 0, err);
     if (!o->out)
         return err ? err->code : WGF_ENOMEM;
     int rc = wgf_eval_draw(o->out, WGF_STREAM_OUTPUT, 0, err);
+    if (rc == WGF_OK && wgf_section_bool(p->output_sec, "moment_match"))
+        rc = moment_match(o, err);
     if (rc != WGF_OK)
         return rc;
 
@@ -253,7 +310,8 @@ static int write_step_files(wgf_observer *o, unsigned long step, const double *t
     for (size_t i = 0; i < b->d; i++)
         wgf_strbuf_printf(&s, "%sx%zu", i ? "," : "", i + 1);
     wgf_strbuf_printf(&s, "\n");
-    for (size_t n = 0; n < b->n; n++) {
+    size_t count = b->n < o->write_count ? b->n : o->write_count;
+    for (size_t n = 0; n < count; n++) {
         for (size_t i = 0; i < b->d; i++)
             wgf_strbuf_printf(&s, "%s%.10g", i ? "," : "", b->x[n * b->d + i]);
         wgf_strbuf_printf(&s, "\n");

@@ -42,7 +42,11 @@ static const wgf_param output_schema[] = {
      "fresh samples drawn for outputs and diagnostics"},
     {"diagnostics_every", WGF_PARAM_INT, "1", WGF_P_MIN, 1, 0, NULL,
      "diagnostics against the reference every this many steps"},
+    {"moment_match", WGF_PARAM_BOOL, "true", 0, 0, 0, NULL,
+     "moment-match the output samples of a Gaussian initial law (variance reduction)"},
     {"write_samples", WGF_PARAM_BOOL, "true", 0, 0, 0, NULL, "write samples/step-NNNNNN.csv"},
+    {"write_count", WGF_PARAM_INT, "5000", WGF_P_MIN, 1, 0, NULL,
+     "samples written per file (the first of the output samples)"},
     {"plots", WGF_PARAM_BOOL, "true", 0, 0, 0, NULL, "draw plots/*.png with gnuplot at the end"},
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
 
@@ -158,6 +162,8 @@ static char *join_relative(const char *file, const char *path)
 int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, wgf_error *err)
 {
     int rc = wgf_config_load(&p->cfg, opts->file, diag, err);
+    if (rc == WGF_EIO) /* a missing or unreadable experiment is bad input */
+        rc = err ? (err->code = WGF_EINVAL) : WGF_EINVAL;
     if (rc != WGF_OK && rc != WGF_EINVAL)
         return rc;
     if (!p->cfg)
@@ -170,18 +176,27 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
     const char *file = wgf_config_file(p->cfg);
     wgf_config_check_sections(p->cfg, known_section, NULL, diag);
 
-    /* [run] first: the dimension types every vector and matrix. */
+    /* [run] first: the dimension types every vector and matrix. When [run]
+     * has errors, go on with the dimension as written (if it reads as one),
+     * so that every mistake in the file is reported at once. */
     const wgf_param *rs[2] = {run_schema, NULL};
     p->run_sec = wgf_config_section(p->cfg, "run", rs, 1, diag);
-    if (!p->run_sec)
-        return WGF_EINVAL;
-    p->info.dim = (size_t)wgf_section_int(p->run_sec, "dim");
-    p->info.samples = (size_t)wgf_section_int(p->run_sec, "samples");
-    p->info.seed = (unsigned long)wgf_section_int(p->run_sec, "seed");
-    p->threads = opts->threads > 0 ? opts->threads : (int)wgf_section_int(p->run_sec, "threads");
+    if (p->run_sec) {
+        p->info.dim = (size_t)wgf_section_int(p->run_sec, "dim");
+        p->info.samples = (size_t)wgf_section_int(p->run_sec, "samples");
+        p->info.seed = (unsigned long)wgf_section_int(p->run_sec, "seed");
+        p->threads = (int)wgf_section_int(p->run_sec, "threads");
+    } else {
+        const char *dim = wgf_config_get(p->cfg, "run", "dim", NULL);
+        char *end = NULL;
+        long v = dim ? strtol(dim, &end, 10) : 0;
+        p->info.dim = (dim && end && *end == '\0' && v >= 1) ? (size_t)v : 1;
+    }
+    if (opts->threads > 0)
+        p->threads = opts->threads;
 
     char *ini_path = NULL;
-    if (wgf_section_has(p->run_sec, "plugin_path")) {
+    if (p->run_sec && wgf_section_has(p->run_sec, "plugin_path")) {
         ini_path = join_relative(file, wgf_section_string(p->run_sec, "plugin_path"));
         if (!ini_path)
             return wgf_error_set(err, WGF_ENOMEM, "out of memory");

@@ -239,6 +239,13 @@ void wgf_fv1d_free(wgf_fv1d *fv)
     free(fv);
 }
 
+static void update_cdf(wgf_fv1d *fv)
+{
+    fv->cdf[0] = 0.0;
+    for (size_t i = 0; i < fv->n; i++)
+        fv->cdf[i + 1] = fv->cdf[i] + fv->h * fv->rho[i];
+}
+
 /* Scharfetter-Gummel flux of rho V' + D rho_x across face i+1/2 with the
  * potential jump dV = V_{i+1} - V_i (MATH.md 6):
  *   F = (D/h) [ B(dV/D) rho_i - B(-dV/D) rho_{i+1} ].
@@ -298,22 +305,18 @@ int wgf_fv1d_create(wgf_fv1d **out, double a, double b, size_t cells, double D, 
     for (size_t i = 0; i < n; i++)
         fv->rho[i] = 1.0 / (b - a);
     fv->t = 0.0;
+    update_cdf(fv);
     *out = fv;
     return WGF_OK;
-}
-
-static void update_cdf(wgf_fv1d *fv)
-{
-    fv->cdf[0] = 0.0;
-    for (size_t i = 0; i < fv->n; i++)
-        fv->cdf[i + 1] = fv->cdf[i] + fv->h * fv->rho[i];
 }
 
 int wgf_fv1d_set(wgf_fv1d *fv, wgf_fn1 rho0, void *user, wgf_error *err)
 {
     /* Cell averages by Simpson's rule: fourth order, so the initial moments
-     * carry no error visible next to the scheme's. */
+     * carry no error visible next to the scheme's. Built in the scratch
+     * array cp, so a rejected density leaves the state as it was. */
     size_t n = fv->n;
+    double *avgs = fv->cp;
     double left = rho0(fv->a, user), mass = 0.0;
     for (size_t i = 0; i < n; i++) {
         double mid = rho0(fv->x[i], user);
@@ -323,14 +326,14 @@ int wgf_fv1d_set(wgf_fv1d *fv, wgf_fn1 rho0, void *user, wgf_error *err)
             return wgf_error_set(err, WGF_EINVAL,
                                  "finite volumes: initial density at x = %g is negative or not finite",
                                  fv->x[i]);
-        fv->rho[i] = avg;
+        avgs[i] = avg;
         mass += fv->h * avg;
         left = right;
     }
     if (!(mass > 0.0) || !isfinite(mass))
         return wgf_error_set(err, WGF_EINVAL, "finite volumes: initial density has mass %g", mass);
     for (size_t i = 0; i < n; i++)
-        fv->rho[i] /= mass;
+        fv->rho[i] = avgs[i] / mass;
     fv->t = 0.0;
     update_cdf(fv);
     return WGF_OK;

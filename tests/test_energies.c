@@ -74,7 +74,8 @@ static void expect_error(const char *name, const char *body, size_t d, const cha
     int rc = energy_try(&e, name, body, d, &err);
     ck_assert_msg(rc == WGF_EINVAL, "%s with [%s]: expected an error, got %d", name, body, rc);
     ck_assert_msg(strstr(err.msg, want) != NULL, "message \"%s\" lacks \"%s\"", err.msg, want);
-    ck_assert_msg(strncmp(err.msg, "test.ini", 8) == 0, "message \"%s\" does not name the file", err.msg);
+    ck_assert_msg(strncmp(err.msg, "test.ini", 8) == 0, "message \"%s\" does not name the file",
+                  err.msg);
     ck_assert_ptr_null(e.st);
     energy_close(&e);
 }
@@ -147,8 +148,8 @@ static void compare_fd(const energy *e, const wgf_batch *b, double *v, const dou
     double scale = fmax(max_abs(an, n), DBL_MIN);
     for (size_t k = 0; k < n; k++) {
         double fd = central(e, b, v + k, f, user);
-        ck_assert_msg(fabs(fd - an[k]) <= tol * scale, "%s[%zu]: analytic %.12g, finite difference %.12g", what,
-                      k, an[k], fd);
+        ck_assert_msg(fabs(fd - an[k]) <= tol * scale,
+                      "%s[%zu]: analytic %.12g, finite difference %.12g", what, k, an[k], fd);
     }
 }
 
@@ -188,7 +189,8 @@ static void check_vjp(const energy *e, wgf_batch *b, double tol, unsigned long s
     size_t N = b->n, d = b->d;
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(r, seed);
-    double *gbar = filled(N * d, 0.0), *x0 = filled(N * d, 0.0), *l0 = filled(N, 0.0), *s0 = filled(N * d, 0.0);
+    double *gbar = filled(N * d, 0.0), *x0 = filled(N * d, 0.0), *l0 = filled(N, 0.0),
+           *s0 = filled(N * d, 0.0);
     for (size_t k = 0; k < N * d; k++) {
         gbar[k] = gsl_ran_gaussian(r, 1.0);
         x0[k] = gsl_ran_gaussian(r, 1.0);
@@ -255,7 +257,8 @@ static void outputs_of(const energy *e, const wgf_batch *b, outputs *o)
     wgf_error err = {0};
     ck_assert_msg(e->vt->eval(e->st, b, &o->F, o->a, o->c, &err) == WGF_OK, "%s", err.msg);
     ck_assert_msg(e->vt->wgrad(e->st, b, o->g, &err) == WGF_OK, "%s", err.msg);
-    ck_assert_msg(e->vt->wgrad_vjp(e->st, b, gbar, o->xbar, o->lbar, o->sbar, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_msg(e->vt->wgrad_vjp(e->st, b, gbar, o->xbar, o->lbar, o->sbar, &err) == WGF_OK, "%s",
+                  err.msg);
     free(gbar);
 }
 
@@ -355,8 +358,9 @@ END_TEST
 static double expr_all(const double *x)
 {
     double x1 = x[0], x2 = x[1], x3 = x[2];
-    return exp(x1) * sin(x2) + log(1 + x1 * x1) + sqrt(2 + cos(x2)) + tanh(x1 * x3) + pow(fabs(x1 - x2), 3) +
-           x1 / (1 + x2 * x2) + pow(2, x3) + 3.14159265358979323846 * pow(1 + x3 * x3, -2) + pow(2 + x3 * x3, x1 / 3) +
+    return exp(x1) * sin(x2) + log(1 + x1 * x1) + sqrt(2 + cos(x2)) + tanh(x1 * x3) +
+           pow(fabs(x1 - x2), 3) + x1 / (1 + x2 * x2) + pow(2, x3) +
+           3.14159265358979323846 * pow(1 + x3 * x3, -2) + pow(2 + x3 * x3, x1 / 3) +
            pow(1 + x2 * x2, 0.75) + x1 + 3;
 }
 
@@ -412,8 +416,8 @@ START_TEST(fpe_expression_syntax)
         energy e;
         energy_open(&e, "fpe", body, 2);
         double F = F_of(&e, &b);
-        ck_assert_msg(fabs(F - cases[k].want) <= 1e-14 * fmax(1.0, fabs(cases[k].want)), "V = %s: %.17g, expected %.17g",
-                      cases[k].V, F, cases[k].want);
+        ck_assert_msg(fabs(F - cases[k].want) <= 1e-14 * fmax(1.0, fabs(cases[k].want)),
+                      "V = %s: %.17g, expected %.17g", cases[k].V, F, cases[k].want);
         energy_close(&e);
     }
     wgf_batch_free(&b);
@@ -498,8 +502,10 @@ START_TEST(fpe_expression_matches_quartic)
     energy q, v, s;
     energy_open(&q, "fpe", "potential = quartic\nscale = 0.06\ndiffusion = 0.8\nweight = 1.5", 3);
     energy_open(&v, "fpe", "potential = expression\ndiffusion = 0.8\nweight = 1.5\nV = " QUARTIC3, 3);
-    energy_open(&s, "fpe",
-                "potential = expression\ndiffusion = 0.8\nweight = 1.5\nseparable = 0.06*(x^4 - 16*x^2 + 5*x)", 3);
+    energy_open(
+        &s, "fpe",
+        "potential = expression\ndiffusion = 0.8\nweight = 1.5\nseparable = 0.06*(x^4 - 16*x^2 + 5*x)",
+        3);
     wgf_batch b;
     random_batch(&b, 50, 3, 2.5, 9);
     compare_energies(&q, &v, &b, 1e-13);
@@ -514,7 +520,8 @@ END_TEST
 START_TEST(fpe_errors)
 {
     expect_error("fpe", "sigma = full 1 2 2 1", 2, "energy.sigma: not symmetric positive definite");
-    expect_error("fpe", "sigma = full 1 0.5 0 1", 2, "energy.sigma: not symmetric positive definite: not symmetric");
+    expect_error("fpe", "sigma = full 1 0.5 0 1", 2,
+                 "energy.sigma: not symmetric positive definite: not symmetric");
     expect_error("fpe", "sigma = diag 1 0 2", 3, "energy.sigma: not symmetric positive definite");
     expect_error("fpe", "potential = expression\nV = x1 + * 2", 2, "energy.V: parse error at column 6:");
     expect_error("fpe", "potential = expression\nV = (x1 + 2", 2,
@@ -522,15 +529,19 @@ START_TEST(fpe_errors)
     expect_error("fpe", "potential = expression\nV = x1 + x12^2", 10,
                  "energy.V: parse error at column 6: unknown variable 'x12' (the dimension is 10");
     expect_error("fpe", "potential = expression\nV = x0", 2, "unknown variable 'x0'");
-    expect_error("fpe", "potential = expression\nV = foo(x1)", 2, "parse error at column 1: unknown name 'foo'");
-    expect_error("fpe", "potential = expression\nV = exp x1", 2, "column 5: function exp needs an argument");
+    expect_error("fpe", "potential = expression\nV = foo(x1)", 2,
+                 "parse error at column 1: unknown name 'foo'");
+    expect_error("fpe", "potential = expression\nV = exp x1", 2,
+                 "column 5: function exp needs an argument");
     expect_error("fpe", "potential = expression\nV = x1 x2", 2, "column 4: unexpected 'x2'");
     expect_error("fpe", "potential = expression\nV = 2 $ 3", 2, "column 3: unexpected '$'");
     expect_error("fpe", "potential = expression\nV = 1e+ x1", 2, "column 2: malformed number");
     expect_error("fpe", "potential = expression\nV = x^2", 2, "unknown name 'x'");
-    expect_error("fpe", "potential = expression\nseparable = x1^2", 2, "energy.separable: parse error at column 1");
+    expect_error("fpe", "potential = expression\nseparable = x1^2", 2,
+                 "energy.separable: parse error at column 1");
     expect_error("fpe", "potential = expression", 2, "energy.potential: expression needs V");
-    expect_error("fpe", "potential = expression\nV = x1\nseparable = x", 2, "energy.separable: give V or separable");
+    expect_error("fpe", "potential = expression\nV = x1\nseparable = x", 2,
+                 "energy.separable: give V or separable");
     expect_error("fpe", "V = x1^2", 2, "energy.V: only read with potential = expression");
     char deep[2048] = "potential = expression\nV = ";
     for (int k = 0; k < 300; k++)
@@ -603,6 +614,8 @@ START_TEST(aggregation_derivatives)
     check_derivatives("aggregation", "weight = 0.5", 2, 5, 0.5);
     check_derivatives("aggregation", "kernel = power\na = 3\nb = 1.5", 2, 6, 1.0);
     check_derivatives("aggregation", "kernel = power\na = 2\nb = 0.5", 3, 6, 1.0);
+    check_derivatives("aggregation", "kernel = power\na = 2\nb = 1", 2, 6, 1.0);
+    check_derivatives("aggregation", "kernel = power\na = 6\nb = 4\nweight = 0.3", 2, 6, 1.0);
 }
 END_TEST
 
@@ -630,6 +643,66 @@ START_TEST(aggregation_three_points)
         ck_assert(c[n] == 0.0);
     wgf_batch_free(&b);
     energy_close(&e);
+}
+END_TEST
+
+/* The plugin's tiled pair sums against plain double loops over pairs, with
+ * several tiles per row (N above the tile length) and a tile length that is
+ * not a power of two (d = 12). W = |y|^a/a - |y|^b/b, grad W = psi y,
+ * Hess W u = psi u + chi (y . u) y (kernel.h). */
+static void check_pairs(const char *body, double pa, double pb, size_t N, size_t d)
+{
+    energy e;
+    energy_open(&e, "aggregation", body, d);
+    wgf_batch b;
+    random_batch(&b, N, d, 1.0, 21);
+    outputs o;
+    outputs_of(&e, &b, &o);
+    double *gbar = filled(N * d, 0.0), *g = filled(N * d, 0.0), *h = filled(N * d, 0.0), *y = filled(d, 0.0);
+    for (size_t k = 0; k < N * d; k++)
+        gbar[k] = sin(1.0 + (double)k); /* as in outputs_of */
+    double F = 0.0;
+    for (size_t n = 0; n < N; n++)
+        for (size_t k = 0; k < N; k++) {
+            if (k == n)
+                continue;
+            double r2 = 0.0, yu = 0.0;
+            for (size_t i = 0; i < d; i++) {
+                y[i] = b.x[n * d + i] - b.x[k * d + i];
+                r2 += y[i] * y[i];
+                yu += y[i] * (gbar[n * d + i] - gbar[k * d + i]);
+            }
+            double r = sqrt(r2);
+            double psi = pow(r, pa - 2) - pow(r, pb - 2);
+            double chi = (pa - 2) * pow(r, pa - 4) - (pb - 2) * pow(r, pb - 4);
+            F += pow(r, pa) / pa - pow(r, pb) / pb;
+            for (size_t i = 0; i < d; i++) {
+                g[n * d + i] += psi * y[i] / (double)(N - 1);
+                h[n * d + i] += (psi * (gbar[n * d + i] - gbar[k * d + i]) + chi * yu * y[i]) / (double)(N - 1);
+            }
+        }
+    F /= 2.0 * (double)N * (double)(N - 1);
+    ck_assert_close(o.F, F, 1e-12);
+    for (size_t k = 0; k < N * d; k++) {
+        o.a[k] *= (double)N; /* a = g/N */
+        h[k] += 0.5;         /* outputs_of accumulates onto 0.5 */
+    }
+    close_arrays(o.a, g, N * d, 1e-12, "N a");
+    close_arrays(o.g, g, N * d, 1e-12, "g");
+    close_arrays(o.xbar, h, N * d, 1e-12, "xbar");
+    free(gbar);
+    free(g);
+    free(h);
+    free(y);
+    outputs_free(&o);
+    wgf_batch_free(&b);
+    energy_close(&e);
+}
+
+START_TEST(aggregation_pair_sums)
+{
+    check_pairs("", 4.0, 2.0, 1100, 3);
+    check_pairs("kernel = power\na = 2\nb = 1", 2.0, 1.0, 600, 12);
 }
 END_TEST
 
@@ -760,7 +833,8 @@ START_TEST(selftest_energies)
         double worst = 1.0;
         int rc = wgf_selftest(reg, cases[k].name, &opts, NULL, &worst, &err);
         ck_assert_msg(rc == WGF_OK, "selftest %s (case %zu): %s", cases[k].name, k, err.msg);
-        ck_assert_msg(worst < 1e-6, "selftest %s (case %zu): worst relative error %g", cases[k].name, k, worst);
+        ck_assert_msg(worst < 1e-6, "selftest %s (case %zu): worst relative error %g", cases[k].name, k,
+                      worst);
     }
     wgf_registry_free(reg);
 }
@@ -786,6 +860,7 @@ static Suite *energies_suite(void)
     t = tcase_create("aggregation");
     tcase_add_test(t, aggregation_derivatives);
     tcase_add_test(t, aggregation_three_points);
+    tcase_add_test(t, aggregation_pair_sums);
     tcase_add_test(t, aggregation_gaussian_energy);
     tcase_add_test(t, aggregation_power_matches_quartic);
     tcase_add_test(t, aggregation_errors);

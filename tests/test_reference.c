@@ -409,6 +409,12 @@ static double rho_box(double x, void *user)
     return x > 0.5 && x < 1.5 ? 1.0 : 0.0;
 }
 
+static double rho_negative(double x, void *user)
+{
+    (void)user;
+    return x - 2.0;
+}
+
 static double rho_one(double x, void *user)
 {
     (void)x;
@@ -453,7 +459,11 @@ START_TEST(fv_mass_and_positivity)
     ck_assert_int_eq(wgf_fv1d_advance(fv, 50.0, 10.0, &err), WGF_OK);
     ck_assert_double_ge(fv_min(fv), 0.0);
     ck_assert_msg(fabs(wgf_fv1d_mass(fv) - 1.0) <= 1e-12, "mass - 1 = %g", wgf_fv1d_mass(fv) - 1.0);
-    /* Errors. */
+    /* Errors; a rejected initial density leaves the state alone. */
+    ck_assert_int_eq(wgf_fv1d_set(fv, rho_negative, NULL, &err), WGF_EINVAL);
+    ck_assert_msg(strstr(err.msg, "negative") != NULL, "%s", err.msg);
+    ck_assert_double_eq(wgf_fv1d_time(fv), 50.0);
+    ck_assert_double_ge(fv_min(fv), 0.0);
     ck_assert_int_eq(wgf_fv1d_advance(fv, 10.0, 0.1, &err), WGF_EINVAL); /* backwards */
     ck_assert_int_eq(wgf_fv1d_advance(fv, 60.0, 0.0, &err), WGF_EINVAL);
     wgf_fv1d_free(fv);

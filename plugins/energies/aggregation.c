@@ -182,7 +182,8 @@ static double dot2_lanes(const double *restrict a, const double *restrict b, con
 
 /* Row n against columns [k0, k0+len): y = x_n - x_k (d rows of T) and
  * r2 = |y|^2. */
-static void tile_y(const pass *P, size_t n, size_t k0, size_t len, double *restrict y, double *restrict r2)
+static void tile_y(const pass *P, size_t n, size_t k0, size_t len, double *restrict y,
+                   double *restrict r2)
 {
     size_t N = P->N, d = P->d, T = P->T;
     OMP(omp simd)
@@ -232,7 +233,8 @@ static void tile_u(const pass *P, size_t n, size_t k0, size_t len, const double 
 static void row(const pass *P, size_t n, double *buf)
 {
     size_t N = P->N, d = P->d, T = P->T;
-    double *y = buf, *u = y + d * T, *r2 = u + d * T, *w = r2 + T, *psi = w + T, *chi = psi + T, *t = chi + T;
+    double *y = buf, *u = y + d * T, *r2 = u + d * T, *w = r2 + T, *psi = w + T, *chi = psi + T,
+           *t = chi + T;
     double *G = P->G ? P->G + n * d : NULL, *H = P->H ? P->H + n * d : NULL;
     double Rn = 0.0;
     if (G)

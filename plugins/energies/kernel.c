@@ -13,10 +13,52 @@
 
 enum { KERNEL_QUARTIC, KERNEL_POWER };
 
+/* r2^e for the exponents e = (a-2)/2 and (b-2)/2 of the power kernel: the
+ * usual kernels have integer or half-integer e, which need no pow. */
+enum { RP_INT, RP_HALF, RP_GENERAL };
+
+typedef struct rpow_t {
+    int kind;
+    int n;    /* RP_INT: e = n; RP_HALF: e = n + 1/2 */
+    double e; /* RP_GENERAL */
+} rpow_t;
+
 struct wgf_kernel {
     int type;
-    double a, b; /* power: exponents */
+    double a, b;    /* power: exponents */
+    rpow_t pa, pb; /* r2^((a-2)/2), r2^((b-2)/2) */
 };
+
+static rpow_t rpow_make(double e)
+{
+    rpow_t p = {RP_GENERAL, 0, e};
+    if (fabs(e) <= 8.0 && e == floor(e)) {
+        p.kind = RP_INT;
+        p.n = (int)e;
+    } else if (fabs(e) <= 8.0 && e - 0.5 == floor(e - 0.5)) {
+        p.kind = RP_HALF;
+        p.n = (int)floor(e);
+    }
+    return p;
+}
+
+static double ipow(double r, int n)
+{
+    double q = 1.0;
+    for (int k = 0; k < (n < 0 ? -n : n); k++)
+        q *= r;
+    return n < 0 ? 1.0 / q : q;
+}
+
+/* r2^e for r2 > 0 */
+static double rpow(double r2, const rpow_t *p)
+{
+    switch (p->kind) {
+    case RP_INT: return ipow(r2, p->n);
+    case RP_HALF: return ipow(r2, p->n) * sqrt(r2);
+    default: return pow(r2, p->e);
+    }
+}
 
 static int kernel_new(wgf_kernel **k, int type, double a, double b, wgf_error *err)
 {
@@ -26,6 +68,8 @@ static int kernel_new(wgf_kernel **k, int type, double a, double b, wgf_error *e
     (*k)->type = type;
     (*k)->a = a;
     (*k)->b = b;
+    (*k)->pa = rpow_make(0.5 * (a - 2.0));
+    (*k)->pb = rpow_make(0.5 * (b - 2.0));
     return WGF_OK;
 }
 
@@ -79,7 +123,7 @@ static double power_at_zero(double e)
     return e == 0.0 ? 1.0 : 0.0;
 }
 
-/* With pa = |y|^(a-2) and pb = |y|^(b-2) (two pow per pair):
+/* With pa = |y|^(a-2) and pb = |y|^(b-2) (at most two pow per pair):
  * w = pa r2/a - pb r2/b, psi = pa - pb, chi = ((a-2) pa - (b-2) pb)/r2.
  * For a = 4, b = 2 this is the quartic's arithmetic exactly. */
 static void power_radial(const wgf_kernel *k, size_t n, const double *r2, double *w, double *psi,
@@ -89,7 +133,7 @@ static void power_radial(const wgf_kernel *k, size_t n, const double *r2, double
     for (size_t i = 0; i < n; i++) {
         double r = r2[i];
         if (r > 0.0) {
-            double pa = pow(r, ea), pb = pow(r, eb);
+            double pa = rpow(r, &k->pa), pb = rpow(r, &k->pb);
             if (w)
                 w[i] = pa * r / a - pb * r / b;
             if (psi)

@@ -11,8 +11,11 @@
  * (Hess V) v the derivative of that adjoint along v, both exact and both in
  * O(tape length) per sample whatever d is. (Forward mode carrying a dense
  * gradient per node would cost O(tape length * d); symbolic differentiation
- * grows the expression with every derivative taken.) Constants are folded
- * while parsing, and every occurrence of a variable reads the same slot. */
+ * grows the expression with every derivative taken; libmatheval, which
+ * differentiates symbolically, would need d^2 second-derivative evaluators
+ * for (Hess V) v and reports no position for a syntax error.) Constants are
+ * folded while parsing, and every occurrence of a variable reads the same
+ * slot. */
 #include <ctype.h>
 #include <float.h>
 #include <locale.h>
@@ -188,18 +191,20 @@ static int spd_inverse(size_t d, const double *S, double *A, wgf_error *err)
     double maxdiag = 0.0, maxabs = 0.0;
     for (size_t i = 0; i < d * d; i++) {
         if (!isfinite(S[i]))
-            return wgf_error_set(err, WGF_EINVAL, "not symmetric positive definite (entry (%zu,%zu) is %g)",
-                                 i / d + 1, i % d + 1, S[i]);
+            return wgf_error_set(err, WGF_EINVAL,
+                                 "not symmetric positive definite (entry (%zu,%zu) is %g)", i / d + 1,
+                                 i % d + 1, S[i]);
         maxabs = fmax(maxabs, fabs(S[i]));
     }
     for (size_t i = 0; i < d; i++) {
         maxdiag = fmax(maxdiag, S[i * d + i]);
         for (size_t j = 0; j < i; j++)
             if (fabs(S[i * d + j] - S[j * d + i]) > 1e-12 * maxabs)
-                return wgf_error_set(err, WGF_EINVAL,
-                                     "not symmetric positive definite: not symmetric (entry (%zu,%zu) is "
-                                     "%.17g, entry (%zu,%zu) is %.17g)",
-                                     i + 1, j + 1, S[i * d + j], j + 1, i + 1, S[j * d + i]);
+                return wgf_error_set(
+                    err, WGF_EINVAL,
+                    "not symmetric positive definite: not symmetric (entry (%zu,%zu) is "
+                    "%.17g, entry (%zu,%zu) is %.17g)",
+                    i + 1, j + 1, S[i * d + j], j + 1, i + 1, S[j * d + i]);
     }
     double *L = calloc(d * d, sizeof *L);
     if (!L)
@@ -212,9 +217,9 @@ static int spd_inverse(size_t d, const double *S, double *A, wgf_error *err)
             s -= L[j * d + k] * L[j * d + k];
         if (!(s > tiny)) {
             free(L);
-            return wgf_error_set(err, WGF_EINVAL,
-                                 "not symmetric positive definite (its leading %zu x %zu block is %s)",
-                                 j + 1, j + 1, s > 0.0 ? "singular to working precision" : "not positive definite");
+            return wgf_error_set(
+                err, WGF_EINVAL, "not symmetric positive definite (its leading %zu x %zu block is %s)",
+                j + 1, j + 1, s > 0.0 ? "singular to working precision" : "not positive definite");
         }
         double ljj = sqrt(s);
         L[j * d + j] = ljj;
@@ -605,7 +610,8 @@ static void skip_space(parser *P)
 static void describe_at(const char *s, char *buf, size_t size)
 {
     size_t n = 0;
-    while (isalnum((unsigned char)s[n]) || s[n] == '_' || (n > 0 && s[n] == '.' && isdigit((unsigned char)s[0])))
+    while (isalnum((unsigned char)s[n]) || s[n] == '_' ||
+           (n > 0 && s[n] == '.' && isdigit((unsigned char)s[0])))
         n++;
     if (s[0] == '\0')
         snprintf(buf, size, "the end of the expression");
@@ -764,8 +770,9 @@ static int parse_name(parser *P, size_t *out)
     if (P->separable) {
         if (len == 1 && s[start] == 'x')
             return push(P, OP_VAR, 0, 0, 0.0, out);
-        snprintf(msg, sizeof msg, "unknown name '%.*s' (a separable potential is an expression in x, with %s)",
-                 shown, s + start, funcs);
+        snprintf(msg, sizeof msg,
+                 "unknown name '%.*s' (a separable potential is an expression in x, with %s)", shown,
+                 s + start, funcs);
         return perr(P, start, msg);
     }
     if (s[start] == 'x' && len >= 2 && isdigit((unsigned char)s[start + 1])) {
@@ -775,19 +782,21 @@ static int parse_name(parser *P, size_t *out)
         if (j == i) {
             if (s[start + 1] != '0' && k >= 1 && k <= P->d)
                 return push(P, OP_VAR, k - 1, 0, 0.0, out);
-            snprintf(msg, sizeof msg, "unknown variable '%.*s' (the dimension is %zu: the variables are x1..x%zu)",
-                     shown, s + start, P->d, P->d);
+            snprintf(msg, sizeof msg,
+                     "unknown variable '%.*s' (the dimension is %zu: the variables are x1..x%zu)", shown,
+                     s + start, P->d, P->d);
             return perr(P, start, msg);
         }
     }
     if (len == 1 && s[start] == 'x') {
         snprintf(msg, sizeof msg,
-                 "unknown name 'x' (the variables are x1..x%zu; for V = sum_i f(x_i) write f in x with the key separable)",
+                 "unknown name 'x' (the variables are x1..x%zu; for V = sum_i f(x_i) write f in x with "
+                 "the key separable)",
                  P->d);
         return perr(P, start, msg);
     }
-    snprintf(msg, sizeof msg, "unknown name '%.*s' (the variables are x1..x%zu, with %s)", shown, s + start,
-             P->d, funcs);
+    snprintf(msg, sizeof msg, "unknown name '%.*s' (the variables are x1..x%zu, with %s)", shown,
+             s + start, P->d, funcs);
     return perr(P, start, msg);
 }
 
@@ -808,7 +817,8 @@ static int parse_primary(parser *P, size_t *out)
         if (P->s[P->pos] != ')') {
             char what[32], msg[128];
             describe_at(P->s + P->pos, what, sizeof what);
-            snprintf(msg, sizeof msg, "expected ')' to close '(' at column %zu, found %s", open + 1, what);
+            snprintf(msg, sizeof msg, "expected ')' to close '(' at column %zu, found %s", open + 1,
+                     what);
             return perr(P, P->pos, msg);
         }
         P->pos++;
@@ -978,8 +988,8 @@ int wgf_potential_expression(wgf_potential **pp, size_t d, const char *text, int
         if (P.s[P.pos] != '\0') {
             char what[32], msg[160];
             describe_at(P.s + P.pos, what, sizeof what);
-            snprintf(msg, sizeof msg, "unexpected %s (expected an operator or the end of the expression)",
-                     what);
+            snprintf(msg, sizeof msg,
+                     "unexpected %s (expected an operator or the end of the expression)", what);
             rc = perr(&P, P.pos, msg);
         }
     }

@@ -36,7 +36,7 @@ typedef struct planar {
     size_t S;     /* stages, L / B */
     int mode;     /* PLANAR_* */
     double delta; /* margin: sigma >= -1 + delta */
-    double init_scale;
+    double init_scale, init_bias;
 } planar;
 
 /* Per-layer quantities derived from theta (O(L d), recomputed by every
@@ -236,7 +236,9 @@ static const wgf_param planar_params[] = {
     {"delta", WGF_PARAM_DOUBLE, "0.01", WGF_P_MIN | WGF_P_MAX | WGF_P_MAX_OPEN, 0, 1, NULL,
      "invertibility margin for check and project: u.w >= -1 + delta"},
     {"init_scale", WGF_PARAM_DOUBLE, "0.1", WGF_P_MIN, 0, 0, NULL,
-     "initial w ~ N(0, init_scale^2 / d); u = 0, b = 0 (the identity)"},
+     "initial w ~ N(0, init_scale^2 / d); u = 0 keeps the map the identity"},
+    {"init_bias", WGF_PARAM_DOUBLE, "0", WGF_P_MIN, 0, 0, NULL,
+     "initial b ~ N(0, init_bias^2): a nonzero bias lets the first steps translate"},
     {0},
 };
 
@@ -280,6 +282,7 @@ static int planar_create(const wgf_section *sec, const wgf_problem_info *info, v
     m->mode = mode;
     m->delta = delta;
     m->init_scale = scale;
+    m->init_bias = wgf_section_double(sec, "init_bias");
     *state = m;
     return WGF_OK;
 }
@@ -307,14 +310,14 @@ static int planar_init(void *state, gsl_rng *rng, double *theta, wgf_error *err)
 {
     const planar *m = state;
     size_t d = m->d;
-    if (!rng && m->init_scale > 0.0)
+    if (!rng && (m->init_scale > 0.0 || m->init_bias > 0.0))
         return wgf_error_set(err, WGF_EINVAL, "planar: init needs a random generator");
     double sd = m->init_scale / sqrt((double)d);
     for (size_t k = 0; k < m->L; k++) {
         double *u = PLANAR_LAYER(theta, m, k), *w = u + d;
         for (size_t i = 0; i < d; i++)
             w[i] = sd > 0.0 ? gsl_ran_gaussian(rng, sd) : 0.0;
-        w[d] = 0.0;
+        w[d] = m->init_bias > 0.0 ? gsl_ran_gaussian(rng, m->init_bias) : 0.0;
         double ww = planar_dot(d, w, w);
         double c = (m->mode == PLANAR_REPARAM && ww > 0.0) ? log(exp(1.0) - 1.0) / ww : 0.0;
         for (size_t i = 0; i < d; i++)
