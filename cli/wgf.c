@@ -192,9 +192,8 @@ static int cmd_run(int argc, char **argv, int check_only)
                rc == WGF_OK ? "finished" : rc == WGF_EINTR ? "interrupted" : "stopped", res.steps, res.t,
                res.wall_seconds);
         print_row("energy", res.energy);
-        print_row("error mean (l2)", res.err_mean);
-        print_row("error cov (Frobenius)", res.err_cov);
-        print_row("W2 (Gaussian)", res.err_w2);
+        for (size_t i = 0; i < res.nfigures; i++)
+            print_row(res.figures[i].name, res.figures[i].value);
         printf("  %-22s %lu\n", "metric products", res.metric_products);
         printf("  %-22s %s\n", "outputs", res.outdir);
     }

@@ -77,16 +77,34 @@ int wgf_observer_finish(wgf_observer *obs, int status, const wgf_error *run_err,
 void wgf_observer_free(wgf_observer *obs);
 int wgf_observer_step(wgf_observer *obs, const wgf_step_info *info, wgf_error *err);
 
+/* refrun.c: the reference solution and its diagnostics */
+typedef struct wgf_refrun wgf_refrun;
+typedef struct wgf_strbuf wgf_strbuf;
+int wgf_refrun_create(wgf_refrun **r, wgf_problem *p, wgf_eval *samples, wgf_error *err);
+void wgf_refrun_free(wgf_refrun *r);
+size_t wgf_refrun_ncols(const wgf_refrun *r);
+const char *wgf_refrun_col(const wgf_refrun *r, size_t i);
+const char *wgf_refrun_type(const wgf_refrun *r);
+int wgf_refrun_needs_samples(const wgf_refrun *r);
+/* Diagnostics at time t (energy: the step's energy), on the output samples
+ * b (forwarded at theta); full: also the costly ones (output cadence). */
+int wgf_refrun_eval(wgf_refrun *r, double t, double energy, const double *theta, const wgf_batch *b,
+                    int full, wgf_error *err);
+void wgf_refrun_row(const wgf_refrun *r, wgf_strbuf *row);
+double wgf_refrun_value(const wgf_refrun *r, const char *col);
+int wgf_refrun_curve(wgf_refrun *r, double t, wgf_strbuf *csv, wgf_error *err);
+void wgf_refrun_summary(const wgf_refrun *r, wgf_strbuf *ini, wgf_run_result *res);
+
 /* output.c: atomic files and directories */
 int wgf_mkdir_p(const char *path, wgf_error *err);
 /* Write the whole buffer to path via a temporary file and rename. */
 int wgf_write_atomic(const char *path, const char *data, size_t len, wgf_error *err);
 /* A growable text buffer. */
-typedef struct wgf_strbuf {
+struct wgf_strbuf {
     char *s;
     size_t len, cap;
     int failed; /* an allocation failed: the content is incomplete */
-} wgf_strbuf;
+};
 void wgf_strbuf_printf(wgf_strbuf *b, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))

@@ -13,8 +13,6 @@
 
 #include "internal.h"
 
-typedef enum { REF_NONE, REF_OU } ref_type;
-
 struct wgf_observer {
     wgf_problem *p;
     char *dir;
@@ -24,16 +22,9 @@ struct wgf_observer {
     size_t write_count; /* samples written per file */
     double t0_wall;
 
-    wgf_eval *out;       /* output samples */
-    int exact_moments;   /* affine map and Gaussian law: moments from theta */
-
-    ref_type ref;
-    double *mu, *Sigma, D; /* OU */
-    const double *m0, *C0;
-
+    wgf_eval *out; /* output samples */
+    wgf_refrun *ref;
     size_t d;
-    double *m_model, *C_model, *m_ref, *C_ref;
-    double err_mean, err_cov, err_w2;
 
     wgf_strbuf history;
     unsigned long last_step;
@@ -52,46 +43,11 @@ void wgf_observer_free(wgf_observer *o)
 {
     if (!o)
         return;
+    wgf_refrun_free(o->ref);
     wgf_eval_free(o->out);
     free(o->dir);
-    wgf_free(o->mu);
-    wgf_free(o->Sigma);
-    wgf_free(o->m_model);
-    wgf_free(o->C_model);
-    wgf_free(o->m_ref);
-    wgf_free(o->C_ref);
     wgf_strbuf_free(&o->history);
     free(o);
-}
-
-/* reference.type = ou: the quadratic FPE term and the Gaussian initial law. */
-static int setup_ou(wgf_observer *o, wgf_error *err)
-{
-    wgf_problem *p = o->p;
-    const char *file = wgf_config_file(p->cfg);
-    const wgf_energy_term *fpe = NULL;
-    for (size_t i = 0; i < p->nterms; i++)
-        if (strcmp(p->terms[i].plugin->name, "fpe") == 0)
-            fpe = &p->terms[i];
-    if (p->nterms != 1 || !fpe || strcmp(wgf_section_string(fpe->sec, "potential"), "quadratic") != 0)
-        return wgf_error_set(err, WGF_EINVAL,
-                             "%s: reference.type: ou needs a single energy, fpe with potential = "
-                             "quadratic", file);
-    if (wgf_dist_gaussian(p->dist, &o->m0, &o->C0) != WGF_OK)
-        return wgf_error_set(err, WGF_EINVAL, "%s: reference.type: ou needs initial.type = gaussian",
-                             file);
-    size_t d = o->d, len;
-    o->mu = wgf_alloc_doubles(d);
-    o->Sigma = wgf_alloc_doubles(d * d);
-    if (!o->mu || !o->Sigma)
-        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
-    memcpy(o->mu, wgf_section_vector(fpe->sec, "mu", &len), d * sizeof(double));
-    memcpy(o->Sigma, wgf_section_matrix(fpe->sec, "sigma"), d * d * sizeof(double));
-    o->D = wgf_section_double(fpe->sec, "diffusion");
-    if (wgf_section_has(fpe->sec, "weight") && wgf_section_double(fpe->sec, "weight") != 1.0)
-        return wgf_error_set(err, WGF_EINVAL, "%s: reference.type: ou needs the fpe weight to be 1", file);
-    o->ref = REF_OU;
-    return WGF_OK;
 }
 
 /* Output samples of a Gaussian law, moment-matched: z <- m0 + L0 Ls^{-1}
@@ -206,26 +162,10 @@ int wgf_observer_create(wgf_observer **out, wgf_problem *p, const char *outdir, 
     o->diag_every = wgf_section_int(p->output_sec, "diagnostics_every");
     o->write_samples = wgf_section_bool(p->output_sec, "write_samples");
     o->plots = wgf_section_bool(p->output_sec, "plots");
-    o->err_mean = o->err_cov = o->err_w2 = NAN;
     o->t0_wall = wall_now();
     o->dir = strdup(outdir);
     if (!o->dir)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
-    size_t d = o->d;
-    o->m_model = wgf_alloc_doubles(d);
-    o->C_model = wgf_alloc_doubles(d * d);
-    o->m_ref = wgf_alloc_doubles(d);
-    o->C_ref = wgf_alloc_doubles(d * d);
-    if (!o->m_model || !o->C_model || !o->m_ref || !o->C_ref)
-        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
-
-    if (strcmp(wgf_section_string(p->reference_sec, "type"), "ou") == 0) {
-        int rc = setup_ou(o, err);
-        if (rc != WGF_OK)
-            return rc;
-    }
-    o->exact_moments = p->map->gaussian_push && wgf_dist_gaussian(p->dist, NULL, NULL) == WGF_OK;
-
     size_t nout = (size_t)wgf_section_int(p->output_sec, "samples");
     o->write_count = (size_t)wgf_section_int(p->output_sec, "write_count");
     o->out = wgf_eval_create(p, nout, 0, err);
@@ -234,6 +174,8 @@ int wgf_observer_create(wgf_observer **out, wgf_problem *p, const char *outdir, 
     int rc = wgf_eval_draw(o->out, WGF_STREAM_OUTPUT, 0, err);
     if (rc == WGF_OK && wgf_section_bool(p->output_sec, "moment_match"))
         rc = moment_match(o, err);
+    if (rc == WGF_OK)
+        rc = wgf_refrun_create(&o->ref, p, o->out, err);
     if (rc != WGF_OK)
         return rc;
 
@@ -248,47 +190,30 @@ int wgf_observer_create(wgf_observer **out, wgf_problem *p, const char *outdir, 
         return rc;
 
     wgf_strbuf_printf(&o->history, "step,t,energy,dissipation,step_norm,iterations,residual,products,wall_s");
-    if (o->ref == REF_OU)
-        wgf_strbuf_printf(&o->history, ",err_mean,err_cov,w2");
+    for (size_t i = 0; i < wgf_refrun_ncols(o->ref); i++)
+        wgf_strbuf_printf(&o->history, ",%s", wgf_refrun_col(o->ref, i));
     wgf_strbuf_printf(&o->history, "\n");
     return WGF_OK;
 }
 
-/* Model moments at the current theta: exact for an affine map of a
- * Gaussian, else from the output samples (forwarded here). */
-static int model_moments(wgf_observer *o, const double *theta, int *forwarded, wgf_error *err)
+/* The output samples pushed through T_theta (once per step at most). */
+static const wgf_batch *output_batch(wgf_observer *o, const double *theta, int *forwarded, wgf_error *err)
 {
-    wgf_problem *p = o->p;
-    if (o->exact_moments) {
-        const double *m0, *C0;
-        wgf_dist_gaussian(p->dist, &m0, &C0);
-        return p->map->gaussian_push(p->map_state, theta, m0, C0, o->m_model, o->C_model, err);
-    }
     if (!*forwarded) {
-        int rc = wgf_eval_forward(o->out, theta, err);
-        if (rc != WGF_OK)
-            return rc;
+        if (wgf_eval_forward(o->out, theta, err) != WGF_OK)
+            return NULL;
         *forwarded = 1;
     }
-    const wgf_batch *b = wgf_eval_batch(o->out, wgf_eval_nstages(o->out));
-    wgf_moments(b->n, b->d, b->x, o->m_model, o->C_model);
-    return WGF_OK;
+    return wgf_eval_batch(o->out, wgf_eval_nstages(o->out));
 }
 
-static int diagnostics(wgf_observer *o, double t, const double *theta, int *forwarded, wgf_error *err)
+static int diagnostics(wgf_observer *o, double t, double energy, const double *theta, int full,
+                       int *forwarded, wgf_error *err)
 {
-    if (o->ref == REF_NONE)
-        return WGF_OK;
-    int rc = model_moments(o, theta, forwarded, err);
-    if (rc != WGF_OK)
-        return rc;
-    rc = wgf_ou_moments(o->d, o->mu, o->Sigma, o->D, o->m0, o->C0, t, o->m_ref, o->C_ref, err);
-    if (rc != WGF_OK)
-        return rc;
-    o->err_mean = wgf_dist_l2(o->d, o->m_model, o->m_ref);
-    o->err_cov = wgf_dist_l2(o->d * o->d, o->C_model, o->C_ref);
-    rc = wgf_w2_gaussian(o->d, o->m_model, o->C_model, o->m_ref, o->C_ref, &o->err_w2, err);
-    return rc;
+    const wgf_batch *b = NULL;
+    if (wgf_refrun_needs_samples(o->ref) && !(b = output_batch(o, theta, forwarded, err)))
+        return err ? err->code : WGF_ENUMERIC;
+    return wgf_refrun_eval(o->ref, t, energy, theta, b, full, err);
 }
 
 static int write_step_files(wgf_observer *o, unsigned long step, const double *theta, int *forwarded,
@@ -300,12 +225,9 @@ static int write_step_files(wgf_observer *o, unsigned long step, const double *t
     int rc = wgf_write_atomic(path, (const char *)theta, p->nparams * sizeof(double), err);
     if (rc != WGF_OK || !o->write_samples)
         return rc;
-    if (!*forwarded) {
-        if ((rc = wgf_eval_forward(o->out, theta, err)) != WGF_OK)
-            return rc;
-        *forwarded = 1;
-    }
-    const wgf_batch *b = wgf_eval_batch(o->out, wgf_eval_nstages(o->out));
+    const wgf_batch *b = output_batch(o, theta, forwarded, err);
+    if (!b)
+        return err ? err->code : WGF_ENUMERIC;
     wgf_strbuf s = {0};
     for (size_t i = 0; i < b->d; i++)
         wgf_strbuf_printf(&s, "%sx%zu", i ? "," : "", i + 1);
@@ -336,19 +258,19 @@ int wgf_observer_step(wgf_observer *o, const wgf_step_info *info, wgf_error *err
 {
     const double *theta = o->p->theta;
     int forwarded = 0, rc;
-    int diag_now = info->step % (unsigned long)o->diag_every == 0;
-    if (diag_now && (rc = diagnostics(o, info->t, theta, &forwarded, err)) != WGF_OK)
+    int full = info->step % (unsigned long)o->every == 0;
+    int diag_now = full || info->step % (unsigned long)o->diag_every == 0;
+    if (diag_now && (rc = diagnostics(o, info->t, info->energy, theta, full, &forwarded, err)) != WGF_OK)
         return rc;
     double wall = wall_now() - o->t0_wall;
     wgf_strbuf_printf(&o->history, "%lu,%.10g,%.12g,%.6g,%.6g,%u,%.3g,%lu,%.4f", info->step, info->t,
                       info->energy, info->dissipation, info->step_norm, info->solve.iterations,
                       info->solve.residual, info->solve.products, wall);
-    if (o->ref == REF_OU) {
-        if (diag_now)
-            wgf_strbuf_printf(&o->history, ",%.6g,%.6g,%.6g", o->err_mean, o->err_cov, o->err_w2);
-        else
-            wgf_strbuf_printf(&o->history, ",,,");
-    }
+    if (diag_now)
+        wgf_refrun_row(o->ref, &o->history);
+    else
+        for (size_t i = 0; i < wgf_refrun_ncols(o->ref); i++)
+            wgf_strbuf_printf(&o->history, ",");
     wgf_strbuf_printf(&o->history, "\n");
     if (o->steps_seen == 0)
         o->first_energy = info->energy;
@@ -356,7 +278,7 @@ int wgf_observer_step(wgf_observer *o, const wgf_step_info *info, wgf_error *err
     o->last_step = info->step;
     o->last_t = info->t;
     o->last_energy = info->energy;
-    if (info->step % (unsigned long)o->every == 0) {
+    if (full) {
         if ((rc = write_step_files(o, info->step, theta, &forwarded, err)) != WGF_OK)
             return rc;
         if ((rc = flush_history(o, err)) != WGF_OK)
@@ -364,8 +286,8 @@ int wgf_observer_step(wgf_observer *o, const wgf_step_info *info, wgf_error *err
     }
     if (o->tty) {
         fprintf(stderr, "\r  step %6lu  t = %-9.5g  energy = %-12.6g", info->step, info->t, info->energy);
-        if (o->ref == REF_OU && diag_now)
-            fprintf(stderr, "  err mean %.3g  cov %.3g", o->err_mean, o->err_cov);
+        if (diag_now && wgf_refrun_ncols(o->ref) > 0)
+            fprintf(stderr, "  %s %.4g", wgf_refrun_col(o->ref, 0), wgf_refrun_value(o->ref, wgf_refrun_col(o->ref, 0)));
         fprintf(stderr, "\033[K");
         fflush(stderr);
     }
@@ -390,9 +312,19 @@ int wgf_observer_finish(wgf_observer *o, int status, const wgf_error *run_err, w
     int forwarded = 0, rc = WGF_OK;
     /* Final state: diagnostics and files for the last step reported. */
     if (o->steps_seen > 0 && status != WGF_ENUMERIC) {
-        if ((rc = diagnostics(o, o->last_t, p->theta, &forwarded, err)) == WGF_OK &&
+        if ((rc = diagnostics(o, o->last_t, o->last_energy, p->theta, 1, &forwarded, err)) == WGF_OK &&
             o->last_step % (unsigned long)o->every != 0)
             rc = write_step_files(o, o->last_step, p->theta, &forwarded, err);
+        if (rc == WGF_OK) { /* the reference curve for the samples plot */
+            wgf_strbuf c = {0};
+            char path[4096];
+            rc = wgf_refrun_curve(o->ref, o->last_t, &c, err);
+            snprintf(path, sizeof path, "%s/reference.csv", o->dir);
+            if (rc == WGF_OK && c.len > 0)
+                rc = c.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory")
+                              : wgf_write_atomic(path, c.s, c.len, err);
+            wgf_strbuf_free(&c);
+        }
     }
     int rc2 = flush_history(o, err);
     if (rc == WGF_OK)
@@ -403,9 +335,9 @@ int wgf_observer_finish(wgf_observer *o, int status, const wgf_error *run_err, w
     res->wall_seconds = wall;
     res->metric_products = p->metric_products;
     res->energy = o->steps_seen ? o->last_energy : NAN;
-    res->err_mean = o->err_mean;
-    res->err_cov = o->err_cov;
-    res->err_w2 = o->err_w2;
+    res->err_mean = wgf_refrun_value(o->ref, "err_mean");
+    res->err_cov = wgf_refrun_value(o->ref, "err_cov");
+    res->err_w2 = strcmp(wgf_refrun_type(o->ref), "ou") == 0 ? wgf_refrun_value(o->ref, "w2") : NAN;
     snprintf(res->outdir, sizeof res->outdir, "%s", o->dir);
 
     int threads = 1;
@@ -426,13 +358,7 @@ int wgf_observer_finish(wgf_observer *o, int status, const wgf_error *run_err, w
     wgf_strbuf_printf(&b, "\n[final]\n");
     ini_double(&b, "energy", res->energy);
     ini_double(&b, "initial_energy", o->steps_seen ? o->first_energy : NAN);
-    if (o->ref == REF_OU) {
-        wgf_strbuf_printf(&b, "\n[error]\nreference = ou\n");
-        ini_double(&b, "mean", o->err_mean);
-        ini_double(&b, "cov", o->err_cov);
-        ini_double(&b, "w2", o->err_w2);
-        wgf_strbuf_printf(&b, "moments = %s\n", o->exact_moments ? "exact (affine map)" : "samples");
-    }
+    wgf_refrun_summary(o->ref, &b, res);
     char path[4096];
     snprintf(path, sizeof path, "%s/summary.ini", o->dir);
     rc2 = b.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory") : wgf_write_atomic(path, b.s, b.len, err);

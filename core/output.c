@@ -156,6 +156,34 @@ static int history_columns(const char *dir, char ***cols, size_t *ncols)
     return 0;
 }
 
+static int column_index(char **cols, size_t ncols, const char *name)
+{
+    for (size_t i = 0; i < ncols; i++)
+        if (strcmp(cols[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int is_error_column(const char *c)
+{
+    return strncmp(c, "err_", 4) == 0 || strstr(c, "w2") != NULL || strcmp(c, "mean_err") == 0 ||
+           strcmp(c, "centre_drift") == 0 || strcmp(c, "radius_sd") == 0;
+}
+
+/* reference.csv starts with "# curve" (x1, x2) or "# density" (x1, rho). */
+static int reference_kind(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[64] = "";
+    int kind = 0;
+    if (fgets(line, sizeof line, f))
+        kind = strncmp(line, "# curve", 7) == 0 ? 1 : strncmp(line, "# density", 9) == 0 ? 2 : 0;
+    fclose(f);
+    return kind;
+}
+
 static long last_samples_step(const char *dir)
 {
     char path[4096];
@@ -187,40 +215,73 @@ int wgf_plot(const char *dir, wgf_error *err)
     int rc = wgf_mkdir_p(plots, err);
     wgf_strbuf gp = {0};
     wgf_strbuf_printf(&gp, "set datafile separator ','\nset terminal pngcairo size 900,600 noenhanced\n"
-                           "set key outside right\nset grid\n");
-    wgf_strbuf_printf(&gp, "set output '%s/plots/energy.png'\nset xlabel 't'\nset ylabel 'energy'\n"
-                           "plot '%s/history.csv' using 't':'energy' with lines lw 2 title 'energy'\n",
+                           "set key outside right\nset grid\nset xlabel 't'\n");
+    int has_eref = column_index(cols, ncols, "energy_ref") >= 0;
+    wgf_strbuf_printf(&gp, "set output '%s/plots/energy.png'\nset ylabel 'energy'\n"
+                           "plot '%s/history.csv' using 't':'energy' with lines lw 2 title 'energy'",
                       dir, dir);
-    /* Error columns: everything after wall_s. */
+    if (has_eref)
+        wgf_strbuf_printf(&gp, ", '' using 't':'energy_ref' with lines dt 2 lw 2 title 'reference'");
+    wgf_strbuf_printf(&gp, "\n");
+    /* Errors (log scale): the columns that measure a distance to the reference. */
     int first = 1;
-    size_t after = ncols;
-    for (size_t i = 0; i < ncols; i++)
-        if (strcmp(cols[i], "wall_s") == 0)
-            after = i + 1;
-    for (size_t i = after; i < ncols; i++) {
+    for (size_t i = 0; i < ncols; i++) {
+        if (!is_error_column(cols[i]))
+            continue;
         if (first)
-            wgf_strbuf_printf(&gp, "set output '%s/plots/errors.png'\nset logscale y\nset ylabel "
-                                   "'error'\nplot ", dir);
-        wgf_strbuf_printf(&gp, "%s'%s/history.csv' using 't':'%s' with lines lw 2 title '%s'",
+            wgf_strbuf_printf(&gp, "set output '%s/plots/errors.png'\nset logscale y\nset yrange [1e-6<*:*]\nset ylabel "
+                                   "'distance to the reference'\nplot ", dir);
+        wgf_strbuf_printf(&gp, "%s'%s/history.csv' using 't':'%s' with linespoints pt 7 ps 0.4 lw 2 title '%s'",
                           first ? "" : ", ", dir, cols[i], cols[i]);
         first = 0;
     }
     if (!first)
-        wgf_strbuf_printf(&gp, "\nunset logscale y\n");
+        wgf_strbuf_printf(&gp, "\nunset logscale y\nset autoscale y\n");
+    /* Diagnostics with a reference value: X against X_ref. */
+    first = 1;
+    for (size_t i = 0; i < ncols; i++) {
+        size_t n = strlen(cols[i]);
+        if (n < 5 || strcmp(cols[i] + n - 4, "_ref") != 0 || strcmp(cols[i], "energy_ref") == 0)
+            continue;
+        char base[256];
+        snprintf(base, sizeof base, "%.*s", (int)(n - 4), cols[i]);
+        if (column_index(cols, ncols, base) < 0) {
+            snprintf(base, sizeof base, "%.*s_mean", (int)(n - 4), cols[i]);
+            if (column_index(cols, ncols, base) < 0)
+                continue;
+        }
+        if (first)
+            wgf_strbuf_printf(&gp, "set output '%s/plots/diagnostics.png'\nset ylabel 'value'\nplot ", dir);
+        wgf_strbuf_printf(&gp, "%s'%s/history.csv' using 't':'%s' with linespoints pt 7 ps 0.4 lw 2 title '%s', "
+                               "'' using 't':'%s' with lines dt 2 lw 2 title '%s'",
+                          first ? "" : ", ", dir, base, base, cols[i], cols[i]);
+        first = 0;
+    }
+    if (!first)
+        wgf_strbuf_printf(&gp, "\n");
     long last = last_samples_step(dir);
     if (last >= 0) {
+        char ref[4096];
+        snprintf(ref, sizeof ref, "%s/reference.csv", dir);
+        int kind = reference_kind(ref); /* 0 none, 1 curve, 2 density */
+        char samples[4200];
+        snprintf(samples, sizeof samples, "%s/samples/step-%06ld.csv", dir, last);
         wgf_strbuf_printf(&gp, "set output '%s/plots/samples.png'\nset key inside top right\n"
-                               "set size ratio -1\nset xlabel 'x1'\nset ylabel 'x2'\n", dir);
-        /* Two or more columns: a scatter of the first two; one: a histogram. */
-        wgf_strbuf_printf(&gp,
-                          "stats '%s/samples/step-%06ld.csv' using 1 nooutput\n"
-                          "if (STATS_columns >= 2) { plot '%s/samples/step-%06ld.csv' using 1:2 "
-                          "with points pt 7 ps 0.3 title 'samples at step %ld' } else { "
-                          "set size noratio; set ylabel 'density'; binw = (STATS_max - STATS_min)/60.0 + 1e-12; "
-                          "bin(x) = binw*floor(x/binw) + binw/2; "
-                          "plot '%s/samples/step-%06ld.csv' using (bin($1)):(1.0/(binw*STATS_records)) "
-                          "smooth frequency with boxes title 'samples at step %ld' }\n",
-                          dir, last, dir, last, last, dir, last, last);
+                               "stats '%s' using 1 nooutput\n", dir, samples);
+        wgf_strbuf_printf(&gp, "if (STATS_columns >= 2 && %d != 2) {\n"
+                               "  set size ratio -1; set xlabel 'x1'; set ylabel 'x2'\n"
+                               "  plot '%s' using 1:2 with points pt 7 ps 0.3 title 'samples at step %ld'%s%s%s\n"
+                               "} else {\n"
+                               "  set size noratio; set xlabel 'x1'; set ylabel 'density'\n"
+                               "  binw = (STATS_max - STATS_min)/60.0 + 1e-12\n"
+                               "  bin(x) = binw*floor(x/binw) + binw/2\n"
+                               "  set style fill solid 0.4\n"
+                               "  plot '%s' using (bin($1)):(1.0/(binw*STATS_records)) smooth frequency "
+                               "with boxes title 'samples at step %ld'%s%s%s\n}\n",
+                          kind, samples, last, kind == 1 ? ", '" : "", kind == 1 ? ref : "",
+                          kind == 1 ? "' using 1:2 with lines lw 2 title 'reference'" : "", samples, last,
+                          kind == 2 ? ", '" : "", kind == 2 ? ref : "",
+                          kind == 2 ? "' using 1:2 with lines lw 2 title 'reference'" : "");
     }
     for (size_t i = 0; i < ncols; i++)
         free(cols[i]);

@@ -51,8 +51,16 @@ static const wgf_param output_schema[] = {
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
 
 static const wgf_param reference_schema[] = {
-    {"type", WGF_PARAM_CHOICE, "none", 0, 0, 0, "none|ou",
-     "reference solution: none, or ou (closed form for a quadratic FPE)"},
+    {"type", WGF_PARAM_CHOICE, "none", 0, 0, 0, "none|ou|barenblatt|aggregation|fpe1d",
+     "reference solution: ou (quadratic FPE, closed form), barenblatt (PME), aggregation (ring "
+     "steady state), fpe1d (separable FPE, 1-D finite volumes)"},
+    {"w2_samples", WGF_PARAM_INT, "1000", WGF_P_MIN, 2, 0, NULL,
+     "barenblatt: samples in the exact-assignment W2 (at the output cadence)"},
+    {"fv_low", WGF_PARAM_DOUBLE, "-10", 0, 0, 0, NULL, "fpe1d: left end of the 1-D domain"},
+    {"fv_high", WGF_PARAM_DOUBLE, "10", 0, 0, 0, NULL, "fpe1d: right end of the 1-D domain"},
+    {"fv_cells", WGF_PARAM_INT, "2000", WGF_P_MIN, 10, 0, NULL, "fpe1d: finite-volume cells"},
+    {"fv_dt", WGF_PARAM_DOUBLE, "1e-3", WGF_P_MIN | WGF_P_MIN_OPEN, 0, 0, NULL,
+     "fpe1d: largest time step of the 1-D solver"},
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
 
 const wgf_param *wgf_core_schema(const char *section)

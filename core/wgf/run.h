@@ -25,6 +25,8 @@ typedef struct wgf_run_opts {
     volatile sig_atomic_t *interrupt;
 } wgf_run_opts;
 
+#define WGF_RUN_FIGURES 16
+
 /* Final figures of a run (also written to summary.ini). NaN when unknown. */
 typedef struct wgf_run_result {
     unsigned long steps;
@@ -32,7 +34,13 @@ typedef struct wgf_run_result {
     double wall_seconds;
     unsigned long metric_products;
     double energy;
-    double err_mean, err_cov, err_w2;
+    double err_mean, err_cov, err_w2; /* reference = ou */
+    /* every figure of the reference (name and final value), as in summary.ini */
+    size_t nfigures;
+    struct {
+        char name[32];
+        double value;
+    } figures[WGF_RUN_FIGURES];
     char outdir[4096];
 } wgf_run_result;
 
