@@ -6,6 +6,23 @@
 
 const char *wgf_version(void) { return WGF_VERSION; }
 
+/* threads > 0: exactly that many. 0: up to one per core, fewer when the
+ * machine is busy (OpenMP's dynamic adjustment): many short parallel
+ * regions (one per metric product) on oversubscribed cores wait a
+ * scheduler slice at every barrier. Results do not depend on the count. */
+static void set_threads(int threads)
+{
+#ifdef _OPENMP
+    if (threads > 0) {
+        omp_set_dynamic(0);
+        omp_set_num_threads(threads);
+    } else
+        omp_set_dynamic(1);
+#else
+    (void)threads;
+#endif
+}
+
 /* runs/<name>: [run] name, else the experiment file's base name without .ini */
 static char *default_outdir(const wgf_problem *p, const char *file)
 {
@@ -42,10 +59,7 @@ int wgf_problem_create(wgf_problem **out, const wgf_run_opts *opts, wgf_diag *di
         free(p);
         return rc;
     }
-#ifdef _OPENMP
-    if (p->threads > 0)
-        omp_set_num_threads(p->threads);
-#endif
+    set_threads(p->threads);
     *out = p;
     return WGF_OK;
 }
@@ -76,10 +90,7 @@ int wgf_run(const wgf_run_opts *opts, wgf_run_result *res, wgf_diag *diag, wgf_e
         free(p);
         return rc;
     }
-#ifdef _OPENMP
-    if (p->threads > 0)
-        omp_set_num_threads(p->threads);
-#endif
+    set_threads(p->threads);
     char *outdir = opts->outdir ? strdup(opts->outdir) : default_outdir(p, opts->file);
     if (!outdir) {
         wgf_problem_teardown(p);
