@@ -51,11 +51,15 @@ static const wgf_param output_schema[] = {
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
 
 static const wgf_param reference_schema[] = {
-    {"type", WGF_PARAM_CHOICE, "none", 0, 0, 0, "none|ou|barenblatt|aggregation|fpe1d",
+    {"type", WGF_PARAM_CHOICE, "none", 0, 0, 0, "none|ou|barenblatt|aggregation|fpe1d|particles",
      "reference solution: ou (quadratic FPE, closed form), barenblatt (PME), aggregation (ring "
-     "steady state), fpe1d (separable FPE, 1-D finite volumes)"},
+     "steady state), fpe1d (separable FPE, 1-D finite volumes), particles (fpe and aggregation: "
+     "particles integrated alongside)"},
+    {"particles", WGF_PARAM_INT, "2000", WGF_P_MIN, 2, 0, NULL, "particles: how many"},
+    {"particle_dt", WGF_PARAM_DOUBLE, "1e-3", WGF_P_MIN | WGF_P_MIN_OPEN, 0, 0, NULL,
+     "particles: time step (Euler-Maruyama)"},
     {"w2_samples", WGF_PARAM_INT, "1000", WGF_P_MIN, 2, 0, NULL,
-     "barenblatt: samples in the exact-assignment W2 (at the output cadence)"},
+     "barenblatt, particles: samples in the exact-assignment W2 (at the output cadence)"},
     {"fv_low", WGF_PARAM_DOUBLE, "-10", 0, 0, 0, NULL, "fpe1d: left end of the 1-D domain"},
     {"fv_high", WGF_PARAM_DOUBLE, "10", 0, 0, 0, NULL, "fpe1d: right end of the 1-D domain"},
     {"fv_cells", WGF_PARAM_INT, "2000", WGF_P_MIN, 10, 0, NULL, "fpe1d: finite-volume cells"},

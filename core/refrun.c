@@ -4,6 +4,9 @@
  *   barenblatt   PME from a Barenblatt profile: exact profile at t0 + t
  *   aggregation  quartic aggregation: the ring steady state
  *   fpe1d        separable FPE from a product law: 1-D finite volumes
+ *   particles    any sum of fpe and aggregation terms: interacting particles
+ *                integrated alongside (Euler-Maruyama), drift from the
+ *                energies' own gradients
  * Each type checks at set-up that the run is one it describes, adds its
  * columns to history.csv, its figures to summary.ini and the final table,
  * and a curve for the samples plot. */
@@ -11,9 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gsl/gsl_randist.h>
+
 #include "internal.h"
 
-typedef enum { REF_NONE, REF_OU, REF_BARENBLATT, REF_AGGREGATION, REF_FPE1D } ref_type;
+typedef enum { REF_NONE, REF_OU, REF_BARENBLATT, REF_AGGREGATION, REF_FPE1D, REF_PARTICLES } ref_type;
 
 /* One group of coordinates with the same initial marginal (fpe1d). */
 typedef struct {
@@ -52,6 +57,10 @@ struct wgf_refrun {
     void *state1; /* the energy in dimension 1, for V(x) */
     wgf_section *sec1;
     double fv_dt;
+    /* particles */
+    size_t np;
+    double *px, *pa, *pterm, *pc, *pl, pt, pdt, noise;
+    gsl_rng *prng;
 };
 
 static const char *const ou_cols[] = {"err_mean", "err_cov", "w2"};
@@ -59,6 +68,7 @@ static const char *const bb_cols[] = {"m2", "m2_ref", "radius", "radius_ref", "s
 static const char *const agg_cols[] = {"centre_drift", "radius_mean", "radius_sd", "radius_ref",
                                        "energy_ref", "energy_gap"};
 static const char *const fpe_cols[] = {"w2_marg_mean", "w2_marg_max", "mean_err"};
+static const char *const part_cols[] = {"mean_err", "sw2", "w2"};
 
 static const char *const *col_names(const wgf_refrun *r)
 {
@@ -67,6 +77,7 @@ static const char *const *col_names(const wgf_refrun *r)
     case REF_BARENBLATT: return bb_cols;
     case REF_AGGREGATION: return agg_cols;
     case REF_FPE1D: return fpe_cols;
+    case REF_PARTICLES: return part_cols;
     default: return NULL;
     }
 }
@@ -92,6 +103,13 @@ void wgf_refrun_free(wgf_refrun *r)
     if (r->state1)
         r->vt1->destroy(r->state1);
     wgf_section_free(r->sec1);
+    wgf_free(r->px);
+    wgf_free(r->pa);
+    wgf_free(r->pterm);
+    wgf_free(r->pc);
+    wgf_free(r->pl);
+    if (r->prng)
+        gsl_rng_free(r->prng);
     free(r->val);
     free(r->have);
     free(r);
@@ -285,6 +303,62 @@ static int setup_fpe1d(wgf_refrun *r, wgf_error *err)
     return WGF_OK;
 }
 
+/* Particles from the initial law, moved by x' = -N a(x) + sqrt(2 D) dW: for
+ * the fpe and aggregation energies -N a_n is the drift of particle n (minus
+ * grad V, minus the mean pair force; MATH.md 2 and 6) and D the diffusion of
+ * the fpe terms. */
+static int setup_particles(wgf_refrun *r, wgf_error *err)
+{
+    wgf_problem *p = r->p;
+    for (size_t i = 0; i < p->nterms; i++) {
+        const char *name = p->terms[i].plugin->name;
+        if (strcmp(name, "fpe") == 0)
+            r->noise += wgf_section_double(p->terms[i].sec, "diffusion") *
+                        (wgf_section_has(p->terms[i].sec, "weight") ? wgf_section_double(p->terms[i].sec, "weight") : 1.0);
+        else if (strcmp(name, "aggregation") != 0)
+            return ref_error(p, err, "particles handles fpe and aggregation energies only");
+    }
+    r->np = (size_t)wgf_section_int(p->reference_sec, "particles");
+    r->pdt = wgf_section_double(p->reference_sec, "particle_dt");
+    r->w2_samples = (size_t)wgf_section_int(p->reference_sec, "w2_samples");
+    size_t d = r->d;
+    r->px = wgf_alloc_doubles(r->np * d);
+    r->pa = wgf_alloc_doubles(r->np * d);
+    r->pterm = wgf_alloc_doubles(r->np * d);
+    r->pc = wgf_alloc_doubles(r->np);
+    r->pl = wgf_alloc_doubles(r->np);
+    r->prng = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!r->px || !r->pa || !r->pterm || !r->pc || !r->pl || !r->prng)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    wgf_rng_set(r->prng, p->info.seed, WGF_STREAM_OUTPUT, 3, 0);
+    return wgf_dist_sample(p->dist, r->prng, r->np, r->px, err);
+}
+
+static int particles_advance(wgf_refrun *r, double t, wgf_error *err)
+{
+    wgf_problem *p = r->p;
+    size_t n = r->np, d = r->d;
+    wgf_batch b = {.n = n, .d = d, .x = r->px, .l = r->pl, .s = NULL};
+    while (r->pt < t - 1e-12) {
+        double dt = fmin(r->pdt, t - r->pt), F;
+        for (size_t k = 0; k < n * d; k++)
+            r->pa[k] = 0;
+        for (size_t i = 0; i < p->nterms; i++) {
+            const wgf_energy_term *tm = &p->terms[i];
+            int rc = tm->vt->eval(tm->state, &b, &F, r->pterm, r->pc, err);
+            if (rc != WGF_OK)
+                return rc;
+            for (size_t k = 0; k < n * d; k++)
+                r->pa[k] += r->pterm[k];
+        }
+        double sd = sqrt(2 * r->noise * dt);
+        for (size_t k = 0; k < n * d; k++)
+            r->px[k] += -(double)n * r->pa[k] * dt + (sd > 0 ? sd * gsl_ran_gaussian_ziggurat(r->prng, 1.0) : 0);
+        r->pt += dt;
+    }
+    return WGF_OK;
+}
+
 int wgf_refrun_create(wgf_refrun **out, wgf_problem *p, wgf_eval *samples, wgf_error *err)
 {
     *out = NULL;
@@ -315,12 +389,16 @@ int wgf_refrun_create(wgf_refrun **out, wgf_problem *p, wgf_eval *samples, wgf_e
     } else if (strcmp(type, "fpe1d") == 0) {
         r->type = REF_FPE1D;
         rc = setup_fpe1d(r, err);
+    } else if (strcmp(type, "particles") == 0) {
+        r->type = REF_PARTICLES;
+        rc = setup_particles(r, err);
     }
     switch (r->type) {
     case REF_OU: r->ncols = 3; break;
     case REF_BARENBLATT: r->ncols = 7; break;
     case REF_AGGREGATION: r->ncols = 6; break;
     case REF_FPE1D: r->ncols = 3; break;
+    case REF_PARTICLES: r->ncols = 3; break;
     default: r->ncols = 0;
     }
     r->val = calloc(r->ncols + 1, sizeof *r->val);
@@ -341,7 +419,7 @@ size_t wgf_refrun_ncols(const wgf_refrun *r) { return r->ncols; }
 const char *wgf_refrun_col(const wgf_refrun *r, size_t i) { return col_names(r)[i]; }
 const char *wgf_refrun_type(const wgf_refrun *r)
 {
-    static const char *const names[] = {"none", "ou", "barenblatt", "aggregation", "fpe1d"};
+    static const char *const names[] = {"none", "ou", "barenblatt", "aggregation", "fpe1d", "particles"};
     return names[r->type];
 }
 
@@ -451,6 +529,39 @@ int wgf_refrun_eval(wgf_refrun *r, double t, double energy, const double *theta,
         set_val(r, 3, wgf_aggregation_ring_radius(d));
         set_val(r, 4, wgf_aggregation_ring_energy(d));
         set_val(r, 5, energy - wgf_aggregation_ring_energy(d));
+        return WGF_OK;
+    }
+    case REF_PARTICLES: {
+        if ((rc = particles_advance(r, t, err)) != WGF_OK)
+            return rc;
+        size_t n = b->n < r->np ? b->n : r->np;
+        double merr = 0;
+        for (size_t i = 0; i < d; i++) {
+            double mm = 0, mp = 0;
+            for (size_t k = 0; k < b->n; k++)
+                mm += b->x[k * d + i] / (double)b->n;
+            for (size_t k = 0; k < r->np; k++)
+                mp += r->px[k * d + i] / (double)r->np;
+            merr += (mm - mp) * (mm - mp);
+        }
+        set_val(r, 0, sqrt(merr));
+        gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
+        if (!g)
+            return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+        wgf_rng_set(g, r->p->info.seed, WGF_STREAM_OUTPUT, 2, 0);
+        double sw2 = NAN;
+        rc = wgf_w2_sliced(n, d, b->x, r->px, 64, g, &sw2, err);
+        gsl_rng_free(g);
+        if (rc != WGF_OK)
+            return rc;
+        set_val(r, 1, sw2);
+        if (full) {
+            size_t nw = n < r->w2_samples ? n : r->w2_samples;
+            double w2a;
+            if ((rc = wgf_w2_assignment(nw, d, b->x, r->px, &w2a, err)) != WGF_OK)
+                return rc;
+            set_val(r, 2, w2a);
+        }
         return WGF_OK;
     }
     case REF_FPE1D: {
