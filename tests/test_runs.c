@@ -217,6 +217,31 @@ START_TEST(test_numerical_failure)
 }
 END_TEST
 
+/* The particle reference against the affine OU run, which is exact up to
+ * O(h) and the training batch: 4000 Euler-Maruyama particles (dt = 1e-3)
+ * have a mean within sqrt(tr C / 4000) ~ 0.02 of the law's, so 0.1 (five
+ * standard errors) bounds mean_err; a drift of the wrong sign or size puts
+ * the particles O(1) away by t = 1. */
+START_TEST(test_particles_reference)
+{
+    char *dir = temp_dir();
+    const char *sets[] = {"reference.type=particles", "reference.particles=4000", "output.every=100"};
+    wgf_run_result res;
+    wgf_error err = {0};
+    ck_assert_msg(run(ou2_ini, dir, sets, 3, 0, &res, &err) == WGF_OK, "%s", err.msg);
+    double mean_err = NAN, sw2 = NAN;
+    for (size_t i = 0; i < res.nfigures; i++) {
+        if (strcmp(res.figures[i].name, "mean_err") == 0)
+            mean_err = res.figures[i].value;
+        if (strcmp(res.figures[i].name, "sw2") == 0)
+            sw2 = res.figures[i].value;
+    }
+    ck_assert_msg(mean_err < 0.1, "mean_err %g", mean_err);
+    ck_assert_msg(sw2 < 0.1, "sw2 %g", sw2);
+    free(dir);
+}
+END_TEST
+
 static Suite *runs_suite(void)
 {
     Suite *s = suite_create("runs");
@@ -227,6 +252,7 @@ static Suite *runs_suite(void)
     tcase_add_test(tc, test_threads_same_history);
     tcase_add_test(tc, test_outputs);
     tcase_add_test(tc, test_numerical_failure);
+    tcase_add_test(tc, test_particles_reference);
     suite_add_tcase(s, tc);
     return s;
 }
