@@ -66,6 +66,18 @@ static int gaussian_init(wgf_dist *g, const wgf_section *sec, wgf_error *err)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     memcpy(g->mean, wgf_section_vector(sec, "mean", &len), d * sizeof(double));
     memcpy(g->cov, wgf_section_matrix(sec, "cov"), d * d * sizeof(double));
+    /* The factorisation reads the lower triangle only: a non-symmetric
+     * matrix would be taken for another one, and the covariance handed to
+     * references (wgf_dist_gaussian) would not be the law's. */
+    for (size_t i = 0; i < d; i++)
+        for (size_t j = 0; j < i; j++) {
+            double a = g->cov[i * d + j], b = g->cov[j * d + i];
+            if (fabs(a - b) > 1e-10 * sqrt(fabs(g->cov[i * d + i] * g->cov[j * d + j])))
+                return wgf_section_error(sec, "cov", err,
+                                         "the covariance is not symmetric: entry (%zu,%zu) is %g, "
+                                         "entry (%zu,%zu) is %g",
+                                         i + 1, j + 1, a, j + 1, i + 1, b);
+        }
     wgf_error e2;
     if (wgf_cholesky(d, g->cov, g->chol, &e2) != WGF_OK)
         return wgf_section_error(sec, "cov", err, "the covariance is not symmetric positive definite");
@@ -104,13 +116,13 @@ static int file_init(wgf_dist *f, const wgf_section *sec, wgf_error *err)
     size_t cap = 0, lineno = 0;
     char *line = NULL;
     size_t lcap = 0;
-    int rc = WGF_OK;
+    int rc = WGF_OK, header_allowed = 1;
     while (rc == WGF_OK && getline(&line, &lcap, in) != -1) {
         lineno++;
         char *p = line;
         while (*p == ' ' || *p == '\t')
             p++;
-        if (*p == '\n' || *p == '\0' || *p == '#')
+        if (*p == '\n' || *p == '\r' || *p == '\0' || *p == '#')
             continue;
         if (f->ndata == cap) {
             size_t ncap = cap ? 2 * cap : 1024;
@@ -126,11 +138,12 @@ static int file_init(wgf_dist *f, const wgf_section *sec, wgf_error *err)
             char *end;
             double v = strtod(p, &end);
             if (end == p || !isfinite(v)) {
-                if (lineno == 1 && f->ndata == 0 && i == 0)
-                    goto next_line; /* a header row */
+                if (header_allowed && i == 0)
+                    goto next_line; /* a header row (x1,x2,... as wgf writes them) */
                 rc = wgf_error_set(err, WGF_EINVAL,
-                                   "%s:%zu: expected %zu numbers separated by commas or spaces", path,
-                                   lineno, f->d);
+                                   "%s:%zu: expected %zu finite numbers separated by commas or spaces, "
+                                   "found %zu",
+                                   path, lineno, f->d, i);
                 break;
             }
             f->data[f->ndata * f->d + i] = v;
@@ -138,9 +151,17 @@ static int file_init(wgf_dist *f, const wgf_section *sec, wgf_error *err)
             while (*p == ' ' || *p == '\t' || *p == ',')
                 p++;
         }
+        /* More columns than dim: a file for another dimension, or with an
+         * index column; taking the first columns would hide the mistake. */
+        if (rc == WGF_OK && *p != '\n' && *p != '\r' && *p != '\0')
+            rc = wgf_error_set(err, WGF_EINVAL,
+                               "%s:%zu: expected %zu numbers separated by commas or spaces, found more "
+                               "(the run has dim = %zu)",
+                               path, lineno, f->d, f->d);
         if (rc == WGF_OK)
             f->ndata++;
-    next_line:;
+    next_line:
+        header_allowed = 0;
     }
     free(line);
     fclose(in);
@@ -255,11 +276,12 @@ int wgf_dist_log_density(const wgf_dist *dist, size_t n, const double *z, double
     switch (dist->type) {
     case DIST_GAUSSIAN: {
         double c = -0.5 * (double)d * log(2 * M_PI) - dist->logdet_half;
+        double y[64], *ybuf = d <= 64 ? y : malloc(d * sizeof(double));
+        if (!ybuf)
+            return wgf_error_set(err, WGF_ENOMEM, "out of memory");
         for (size_t k = 0; k < n; k++) {
             /* y = L^{-1} (z - mean) by forward substitution; log p = c - |y|^2/2 */
-            double q = 0, y[64], *ybuf = d <= 64 ? y : malloc(d * sizeof(double));
-            if (!ybuf)
-                return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+            double q = 0;
             for (size_t i = 0; i < d; i++) {
                 double acc = z[k * d + i] - dist->mean[i];
                 for (size_t j = 0; j < i; j++)
@@ -267,18 +289,24 @@ int wgf_dist_log_density(const wgf_dist *dist, size_t n, const double *z, double
                 ybuf[i] = acc / dist->chol[i * d + i];
                 q += ybuf[i] * ybuf[i];
             }
-            if (ybuf != y)
-                free(ybuf);
             lp[k] = c - 0.5 * q;
         }
+        if (ybuf != y)
+            free(ybuf);
         return WGF_OK;
     }
     case DIST_BARENBLATT:
         wgf_barenblatt_log_density(&dist->bb, dist->t0, n, z, lp);
         return WGF_OK;
     case DIST_UNIFORM:
-        for (size_t k = 0; k < n; k++)
+        /* -inf outside the box, as for the Barenblatt profile outside its
+         * support (the samples are all inside: [low, high)) */
+        for (size_t k = 0; k < n; k++) {
             lp[k] = -dist->log_volume;
+            for (size_t i = 0; i < d; i++)
+                if (!(z[k * d + i] >= dist->low[i] && z[k * d + i] <= dist->high[i]))
+                    lp[k] = -INFINITY;
+        }
         return WGF_OK;
     default:
         return wgf_error_set(err, WGF_EUNSUP, "samples read from a file have no density");
