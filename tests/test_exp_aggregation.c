@@ -12,7 +12,7 @@
  * 60, one fixed batch of the experiment's N = 1000 training samples (so that
  * the recorded energy is one deterministic function of theta), the
  * experiment's step h = 0.005, t = 1 instead of 10, 500 output samples. About
- * 2 s on one core.
+ * 2 s on one core; the suite runs it three times.
  *
  * The tolerances come from 20 seeds of this short run (the test itself runs
  * seed 1). At t = 1/4, flow minus particles (same 500 initial points):
@@ -291,14 +291,17 @@ START_TEST(test_short)
     ck_assert_msg(early_agrees(&se, &sp, why, sizeof why), "%s", why);
 
     /* Towards the ring at t = 1: energy below every Gaussian's by 0.01
-     * (0.158 at the start; the 20 seeds end at -0.0756 or lower), radius
-     * mean within 0.06 of 1/sqrt(3) (0.175 away at the start, the seeds
-     * 0.01 .. 0.045), spread below 0.25 (0.39 at the start, the seeds 0.22
-     * at most). */
+     * (0.158 at the start; 19 seeds end at -0.0756 or lower, the drifting
+     * one at -0.0737), radius mean within 0.06 of 1/sqrt(3) (0.175 away at
+     * the start, the 19 seeds 0.01 .. 0.045), spread below 0.25 (0.39 at the
+     * start, the 19 seeds 0.22 at most). The energy of the 500 output
+     * samples and that of the training batch differ by sampling error (and
+     * the fixed batch is fitted a little better): -0.0008 .. +0.0016 in the
+     * seeds; 0.004. */
     double R = 1.0 / sqrt(3.0);
     ck_assert_msg(r.res.energy < -1.0 / 16.0 - 0.01, "energy %g", r.res.energy);
     ck_assert_msg(r.res.energy > -1.0 / 12.0, "energy %g below the minimum -1/12", r.res.energy);
-    ck_assert_msg(fabs(sT.energy - r.res.energy) < 0.005, "energy on the output samples %g, batch %g",
+    ck_assert_msg(fabs(sT.energy - r.res.energy) < 0.004, "energy on the output samples %g, batch %g",
                   sT.energy, r.res.energy);
     ck_assert_msg(fabs(sT.rmean - R) < 0.06, "radius mean %g", sT.rmean);
     ck_assert_msg(sT.rsd < 0.25, "radius spread %g", sT.rsd);
