@@ -76,7 +76,7 @@ static double fv_energy(const wgf_fv1d *fv, const quartic *q, double D)
  * O(dt)) the W2 distance between the particles and the solution is
  * 0.010-0.015 over five seeds (the W2 of 50000 exact samples from the
  * solution: 0.005-0.013), so 0.03 is twice the largest seen. The same
- * particles are 0.062-0.066 from the solution with D = 0.8: a wrong
+ * particles are 0.057-0.066 from the solution with D = 0.8: a wrong
  * diffusion, a wrong sign of the drift or a leaking boundary all fail it.
  * The mean's standard error is sd/sqrt(n) = 1.57/224 = 0.007; 0.03 is four
  * of them. */
@@ -333,7 +333,7 @@ static void check_energy(const char *dir, double D_ref, int expect_ok)
  * over coordinates of 0.023-0.030 (the model's own error adds ~0.012 in
  * quadrature). Wrong physics moves the 1-D solution by more than the
  * tolerance: W2 between the solutions for D = 1 and D = 0.8 (1.2) at
- * t = 0.5 is 0.061 (0.057), for scales 0.02 and 0.06 0.41, and the
+ * t = 0.5 is 0.061 (0.057), 0.41 for scales 0.02 and 0.06, and the
  * solution is 0.58 from rho_0. 0.035 is above every run seen and below
  * every wrong answer. */
 #define W2_TOL 0.035
