@@ -32,35 +32,6 @@
 
 #include "testutil.h"
 
-static char *temp_dir(void)
-{
-    char *dir = strdup("/tmp/wgf-agg-XXXXXX");
-    ck_assert(dir != NULL);
-    ck_assert(mkdtemp(dir) != NULL);
-    return dir;
-}
-
-static void remove_tree(const char *dir)
-{
-    DIR *dp = opendir(dir);
-    ck_assert_msg(dp != NULL, "cannot open %s", dir);
-    struct dirent *e;
-    char path[4300];
-    struct stat st;
-    while ((e = readdir(dp)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        ck_assert(lstat(path, &st) == 0);
-        if (S_ISDIR(st.st_mode))
-            remove_tree(path);
-        else
-            ck_assert_msg(unlink(path) == 0, "cannot remove %s", path);
-    }
-    closedir(dp);
-    ck_assert_msg(rmdir(dir) == 0, "cannot remove %s", dir);
-}
-
 /* ------------------------------------------------------------ the short run */
 
 #define CX 1.25 /* the centre of mass, conserved */
@@ -127,7 +98,7 @@ static void run_short(const char *const *extra, size_t nextra, agg_run *r)
     ck_assert(NSHORT + nextra <= MAXSETS);
     for (size_t i = 0; i < nextra; i++)
         sets[NSHORT + i] = extra[i];
-    char *dir = temp_dir();
+    char *dir = test_temp_dir("agg");
     wgf_run_opts opts = {.file = file, .outdir = dir, .sets = sets, .nsets = NSHORT + nextra,
                          .threads = 1, .quiet = 1};
     wgf_error err = {0};
@@ -145,7 +116,7 @@ static void run_short(const char *const *extra, size_t nextra, agg_run *r)
     read_samples(dir, 0, r->x0);
     read_samples(dir, STEP_EARLY, r->xe);
     read_samples(dir, STEPS, r->xT);
-    remove_tree(dir);
+    test_remove_tree(dir);
     free(dir);
 }
 

@@ -117,36 +117,6 @@ END_TEST
 
 /* ------------------------------------------------------------ the experiment */
 
-static char *temp_dir(void)
-{
-    char *dir = strdup("/tmp/wgf-fpe-XXXXXX");
-    ck_assert(dir != NULL);
-    ck_assert(mkdtemp(dir) != NULL);
-    return dir;
-}
-
-/* The run directory is large (two files of 20000 samples): remove it. */
-static void remove_tree(const char *dir)
-{
-    DIR *dp = opendir(dir);
-    ck_assert_msg(dp != NULL, "cannot open %s", dir);
-    struct dirent *e;
-    char path[4300];
-    struct stat st;
-    while ((e = readdir(dp)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        ck_assert(lstat(path, &st) == 0);
-        if (S_ISDIR(st.st_mode))
-            remove_tree(path);
-        else
-            ck_assert_msg(unlink(path) == 0, "cannot remove %s", path);
-    }
-    closedir(dp);
-    ck_assert_msg(rmdir(dir) == 0, "cannot remove %s", dir);
-}
-
 /* Read a samples CSV (header x1,...,xd): n rows of d values, row-major. */
 static double *read_samples(const char *path, size_t *n, size_t *d)
 {
@@ -257,7 +227,7 @@ static char *run_short(const char *extra)
     memcpy(sets, short_sets, sizeof short_sets);
     if (extra)
         sets[nsets++] = extra;
-    char *dir = temp_dir();
+    char *dir = test_temp_dir("fpe");
     wgf_run_opts opts = {.file = file, .outdir = dir, .sets = sets, .nsets = nsets, .threads = 1,
                          .quiet = 1};
     wgf_run_result res;
@@ -385,7 +355,7 @@ START_TEST(test_short_against_fv)
     check_energy(dir, 0.8, 0);
     free(x);
     wgf_fv1d_free(fv);
-    remove_tree(dir);
+    test_remove_tree(dir);
     free(dir);
 }
 END_TEST
@@ -405,7 +375,7 @@ START_TEST(test_short_wrong_diffusion_fails)
     check_energy(dir, 1.0, 0);
     free(x);
     wgf_fv1d_free(fv);
-    remove_tree(dir);
+    test_remove_tree(dir);
     free(dir);
 }
 END_TEST

@@ -38,35 +38,6 @@
 
 #include "testutil.h"
 
-static char *temp_dir(void)
-{
-    char *dir = strdup("/tmp/wgf-pme-XXXXXX");
-    ck_assert(dir != NULL);
-    ck_assert(mkdtemp(dir) != NULL);
-    return dir;
-}
-
-static void remove_tree(const char *dir)
-{
-    DIR *dp = opendir(dir);
-    ck_assert_msg(dp != NULL, "cannot open %s", dir);
-    struct dirent *e;
-    char path[4300];
-    struct stat st;
-    while ((e = readdir(dp)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        ck_assert(lstat(path, &st) == 0);
-        if (S_ISDIR(st.st_mode))
-            remove_tree(path);
-        else
-            ck_assert_msg(unlink(path) == 0, "cannot remove %s", path);
-    }
-    closedir(dp);
-    ck_assert_msg(rmdir(dir) == 0, "cannot remove %s", dir);
-}
-
 /* The short run: the experiment file with these overrides (and the caller's). */
 #define SHORT_SETS                                                                                  \
     "scheme.t_end=0.1", "scheme.step=0.005", "output.every=20", "output.diagnostics_every=20",     \
@@ -92,7 +63,7 @@ static int run_pme(size_t d, double m, double em, const char *reference, pme_res
     snprintf(en, sizeof en, "energy.m=%g", em);
     snprintf(ref, sizeof ref, "reference.type=%s", reference);
     const char *sets[] = {SHORT_SETS, dim, im, en, ref};
-    char *dir = temp_dir();
+    char *dir = test_temp_dir("pme");
     wgf_run_opts opts = {.file = file, .outdir = dir, .sets = sets, .nsets = NSHORT + 4,
                          .threads = 1, .quiet = 1};
     int rc = wgf_run(&opts, &out->res, diag, err);
@@ -106,7 +77,7 @@ static int run_pme(size_t d, double m, double em, const char *reference, pme_res
         ck_assert_int_eq(fread(out->theta, sizeof(double), P + 1, f), P); /* exactly P values */
         fclose(f);
     }
-    remove_tree(dir);
+    test_remove_tree(dir);
     free(dir);
     return rc;
 }

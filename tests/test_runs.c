@@ -17,12 +17,7 @@ static char *write_ini(const char *text)
     return path;
 }
 
-static char *temp_dir(void)
-{
-    char *dir = strdup("/tmp/wgf-out-XXXXXX");
-    ck_assert(mkdtemp(dir) != NULL);
-    return dir;
-}
+static char *temp_dir(void) { return test_temp_dir("run"); }
 
 static int run(const char *ini_text, const char *outdir, const char *const *sets, size_t nsets,
                int threads, wgf_run_result *res, wgf_error *err)
@@ -82,6 +77,7 @@ START_TEST(test_affine_ou)
     ck_assert_msg(res.err_mean < 0.08, "mean error %g", res.err_mean);
     ck_assert_msg(res.err_cov < 0.08, "cov error %g", res.err_cov);
     ck_assert_msg(res.err_w2 < 0.1, "W2 %g", res.err_w2);
+    test_remove_tree(dir);
     free(dir);
 }
 END_TEST
@@ -102,6 +98,7 @@ START_TEST(test_planar_ou)
     ck_assert_int_eq(res.steps, 50);
     ck_assert_msg(res.err_mean < 0.05, "mean error %g", res.err_mean);
     ck_assert_msg(res.err_cov < 0.05, "cov error %g", res.err_cov);
+    test_remove_tree(dir);
     free(dir);
 }
 END_TEST
@@ -151,7 +148,9 @@ START_TEST(test_threads_same_history)
     free(h2);
     free(s1);
     free(s2);
+    test_remove_tree(d1);
     free(d1);
+    test_remove_tree(d2);
     free(d2);
 }
 END_TEST
@@ -190,7 +189,9 @@ START_TEST(test_outputs)
     ck_assert(memcmp(&res.err_mean, &res2.err_mean, sizeof(double)) == 0);
     ck_assert(memcmp(&res.energy, &res2.energy, sizeof(double)) == 0);
     free(cfg);
+    test_remove_tree(dir);
     free(dir);
+    test_remove_tree(dir2);
     free(dir2);
 }
 END_TEST
@@ -213,6 +214,7 @@ START_TEST(test_numerical_failure)
     char *h = slurp(path);
     ck_assert(strncmp(h, "step,t,energy", 13) == 0);
     free(h);
+    test_remove_tree(dir);
     free(dir);
 }
 END_TEST
@@ -238,6 +240,7 @@ START_TEST(test_particles_reference)
     }
     ck_assert_msg(mean_err < 0.1, "mean_err %g", mean_err);
     ck_assert_msg(sw2 < 0.1, "sw2 %g", sw2);
+    test_remove_tree(dir);
     free(dir);
 }
 END_TEST

@@ -3,9 +3,13 @@
 #define WGF_TESTUTIL_H
 
 #include <check.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <wgf/wgf.h>
 
@@ -34,6 +38,44 @@ static inline const char *test_srcpath(const char *rel, char *buf, size_t size)
     const char *top = getenv("WGF_SRCDIR");
     snprintf(buf, size, "%s/%s", top ? top : WGF_TEST_SRCDIR, rel);
     return buf;
+}
+
+/* A fresh directory /tmp/wgf-TAG-XXXXXX (free the name). */
+static inline char *test_temp_dir(const char *tag)
+{
+    size_t n = strlen(tag) + 24;
+    char *dir = malloc(n);
+    ck_assert(dir != NULL);
+    snprintf(dir, n, "/tmp/wgf-%s-XXXXXX", tag);
+    ck_assert(mkdtemp(dir) != NULL);
+    return dir;
+}
+
+/* Remove a run directory and everything in it. */
+static inline void test_remove_tree(const char *dir)
+{
+    DIR *dp = opendir(dir);
+    ck_assert_msg(dp != NULL, "cannot open %s", dir);
+    struct dirent *e;
+    struct stat st;
+    while ((e = readdir(dp)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        size_t n = strlen(dir) + strlen(e->d_name) + 2;
+        char *path = malloc(n);
+        ck_assert(path != NULL);
+        memcpy(path, dir, strlen(dir));
+        path[strlen(dir)] = '/';
+        memcpy(path + strlen(dir) + 1, e->d_name, strlen(e->d_name) + 1);
+        ck_assert(lstat(path, &st) == 0);
+        if (S_ISDIR(st.st_mode))
+            test_remove_tree(path);
+        else
+            ck_assert_msg(unlink(path) == 0, "cannot remove %s", path);
+        free(path);
+    }
+    closedir(dp);
+    ck_assert_msg(rmdir(dir) == 0, "cannot remove %s", dir);
 }
 
 /* Run a suite; exit status for the test driver. */
