@@ -10,21 +10,9 @@
 
 #include "testutil.h"
 
-/* An experiment written to a temporary file. */
-static char *write_ini(const char *text)
-{
-    char *path = strdup("/tmp/wgf-test-XXXXXX.ini");
-    int fd = mkstemps(path, 4);
-    ck_assert_int_ge(fd, 0);
-    size_t n = strlen(text);
-    ck_assert_int_eq(write(fd, text, n), (ssize_t)n);
-    close(fd);
-    return path;
-}
-
 static wgf_problem *make_problem(const char *text)
 {
-    char *path = write_ini(text);
+    char *path = test_write_ini(text);
     wgf_run_opts opts = {.file = path};
     wgf_diag diag;
     wgf_diag_init(&diag);

@@ -6,23 +6,12 @@
 
 #include "testutil.h"
 
-static char *write_ini(const char *text)
-{
-    char *path = strdup("/tmp/wgf-run-XXXXXX.ini");
-    int fd = mkstemps(path, 4);
-    ck_assert_int_ge(fd, 0);
-    size_t n = strlen(text);
-    ck_assert_int_eq(write(fd, text, n), (ssize_t)n);
-    close(fd);
-    return path;
-}
-
 static char *temp_dir(void) { return test_temp_dir("run"); }
 
 static int run(const char *ini_text, const char *outdir, const char *const *sets, size_t nsets,
                int threads, wgf_run_result *res, wgf_error *err)
 {
-    char *path = write_ini(ini_text);
+    char *path = test_write_ini(ini_text);
     wgf_run_opts opts = {.file = path, .outdir = outdir, .sets = sets, .nsets = nsets,
                          .threads = threads, .quiet = 1};
     wgf_diag diag;

@@ -40,6 +40,19 @@ static inline const char *test_srcpath(const char *rel, char *buf, size_t size)
     return buf;
 }
 
+/* An experiment written to a temporary file (unlink and free it). */
+static inline char *test_write_ini(const char *text)
+{
+    char *path = strdup("/tmp/wgf-test-XXXXXX");
+    ck_assert(path != NULL);
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    size_t n = strlen(text);
+    ck_assert_int_eq(write(fd, text, n), (ssize_t)n);
+    close(fd);
+    return path;
+}
+
 /* A fresh directory /tmp/wgf-TAG-XXXXXX (free the name). */
 static inline char *test_temp_dir(const char *tag)
 {
