@@ -110,7 +110,7 @@ static int heun_run(void *state, wgf_problem *p, wgf_error *err)
     if (rc == WGF_OK)
         rc = wgf_eval_draw(ev, WGF_STREAM_TRAIN, 0, err);
     for (unsigned long k = 0; rc == WGF_OK; k++) {
-        double t = (double)k * s->h, F, F2;
+        double t = (double)k * s->h, F, F2; /* F2: at the predictor, not reported */
         wgf_step_info info = {.step = k, .t = t, .dissipation = NAN, .step_norm = NAN};
         wgf_solve_stats st1 = {0}, st2 = {0};
 
