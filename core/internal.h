@@ -19,7 +19,13 @@ typedef struct wgf_energy_term {
     void *state;
 } wgf_energy_term;
 
-typedef struct wgf_observer wgf_observer; /* observer.c */
+typedef struct wgf_observer wgf_observer; /* paths.c: the [run] keys that name places. Checks run.name (a name, not a
+ * path) and builds p->reg with the experiment's plugin_path (ini_path,
+ * resolved; NULL: none) placed as opts says. */
+int wgf_problem_registry(wgf_problem *p, const wgf_run_opts *opts, const char *ini_path, wgf_diag *diag,
+                         wgf_error *err);
+
+/* observer.c */
 
 struct wgf_problem {
     wgf_problem_info info;

@@ -202,41 +202,127 @@ static long last_samples_step(const char *dir)
     return best;
 }
 
-int wgf_plot(const char *dir, wgf_error *err)
+/* ------------------------------------------------------------ gnuplot strings
+ *
+ * Every string that reaches the script (the run directory, file names,
+ * column names from history.csv, titles) is data, never code: it is written
+ * as a gnuplot single-quoted string, inside which gnuplot expands nothing
+ * (no `backquotes`, no @macros, no backslash escapes) and a quote is
+ * written twice. Control characters are refused, since a newline would end
+ * the command. Paths are made to start with '/' or "./": gnuplot reads a
+ * data file named '<cmd' from a shell command and writes output named
+ * '|cmd' to one. The strings are kept in a list freed at the end. */
+typedef struct gp_strings {
+    char **s;
+    size_t n, cap;
+    int refused, nomem;
+    const char *bad; /* the first refused string (not owned) */
+} gp_strings;
+
+static void gp_strings_free(gp_strings *g)
 {
-    if (!have_gnuplot())
-        return wgf_error_set(err, WGF_EUNSUP, "gnuplot is not installed: no plots drawn");
-    char **cols = NULL;
-    size_t ncols = 0;
-    if (history_columns(dir, &cols, &ncols) != 0)
-        return wgf_error_set(err, WGF_EIO, "%s/history.csv: cannot read", dir);
-    char plots[4096];
-    snprintf(plots, sizeof plots, "%s/plots", dir);
-    int rc = wgf_mkdir_p(plots, err);
-    wgf_strbuf gp = {0};
-    wgf_strbuf_printf(&gp, "set datafile separator ','\nset terminal pngcairo size 900,600 noenhanced\n"
-                           "set key outside right\nset grid\nset xlabel 't'\n");
+    for (size_t i = 0; i < g->n; i++)
+        free(g->s[i]);
+    free(g->s);
+}
+
+/* s (a prefix "./" when dot) as a single-quoted string, kept in g; "''" after a failure, which
+ * g records, so that the script is built to the end and then discarded. */
+static const char *gp_quote2(gp_strings *g, const char *s, int dot)
+{
+    size_t n = 3 + (dot ? 2 : 0);
+    for (const char *c = s; *c; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            if (!g->refused)
+                g->bad = s;
+            g->refused = 1;
+            return "''";
+        }
+        n += *c == '\'' ? 2 : 1;
+    }
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? 2 * g->cap : 16;
+        char **ns = realloc(g->s, cap * sizeof *ns);
+        if (!ns) {
+            g->nomem = 1;
+            return "''";
+        }
+        g->s = ns;
+        g->cap = cap;
+    }
+    char *q = malloc(n), *o = q;
+    if (!q) {
+        g->nomem = 1;
+        return "''";
+    }
+    *o++ = '\'';
+    if (dot) {
+        *o++ = '.';
+        *o++ = '/';
+    }
+    for (const char *c = s; *c; c++) {
+        if (*c == '\'')
+            *o++ = '\'';
+        *o++ = *c;
+    }
+    *o++ = '\'';
+    *o = '\0';
+    g->s[g->n++] = q;
+    return q;
+}
+
+/* A string: a column name, a title. */
+static const char *gp_str(gp_strings *g, const char *s)
+{
+    return gp_quote2(g, s, 0);
+}
+
+/* The path dir/rel (rel may be empty). */
+static const char *gp_path(gp_strings *g, const char *dir, const char *rel)
+{
+    size_t n = strlen(dir) + strlen(rel) + 1;
+    char *p = malloc(n);
+    if (!p) {
+        g->nomem = 1;
+        return "''";
+    }
+    snprintf(p, n, "%s%s", dir, rel);
+    const char *q = gp_quote2(g, p, p[0] != '/');
+    if (g->bad == p)
+        g->bad = dir; /* the part that can hold a control character */
+    free(p);
+    return q;
+}
+
+/* The plot script for a run directory (cols: history.csv's columns). */
+static void plot_script(const char *dir, char **cols, size_t ncols, gp_strings *g, wgf_strbuf *gp)
+{
+    const char *history = gp_path(g, dir, "/history.csv");
+    wgf_strbuf_printf(gp, "set datafile separator ','\nset terminal pngcairo size 900,600 noenhanced\n"
+                          "set key outside right\nset grid\nset xlabel 't'\n");
     int has_eref = column_index(cols, ncols, "energy_ref") >= 0;
-    wgf_strbuf_printf(&gp, "set output '%s/plots/energy.png'\nset ylabel 'energy'\n"
-                           "plot '%s/history.csv' using 't':'energy' with lines lw 2 title 'energy'",
-                      dir, dir);
+    wgf_strbuf_printf(gp, "set output %s\nset ylabel 'energy'\n"
+                          "plot %s using 't':'energy' with lines lw 2 title 'energy'",
+                      gp_path(g, dir, "/plots/energy.png"), history);
     if (has_eref)
-        wgf_strbuf_printf(&gp, ", '' using 't':'energy_ref' with lines dt 2 lw 2 title 'reference'");
-    wgf_strbuf_printf(&gp, "\n");
+        wgf_strbuf_printf(gp, ", '' using 't':'energy_ref' with lines dt 2 lw 2 title 'reference'");
+    wgf_strbuf_printf(gp, "\n");
     /* Errors (log scale): the columns that measure a distance to the reference. */
     int first = 1;
     for (size_t i = 0; i < ncols; i++) {
         if (!is_error_column(cols[i]))
             continue;
         if (first)
-            wgf_strbuf_printf(&gp, "set output '%s/plots/errors.png'\nset logscale y\nset yrange [1e-6<*:*]\nset ylabel "
-                                   "'distance to the reference'\nplot ", dir);
-        wgf_strbuf_printf(&gp, "%s'%s/history.csv' using 't':'%s' with linespoints pt 7 ps 0.4 lw 2 title '%s'",
-                          first ? "" : ", ", dir, cols[i], cols[i]);
+            wgf_strbuf_printf(gp, "set output %s\nset logscale y\nset yrange [1e-6<*:*]\nset ylabel "
+                                  "'distance to the reference'\nplot ",
+                              gp_path(g, dir, "/plots/errors.png"));
+        const char *c = gp_str(g, cols[i]);
+        wgf_strbuf_printf(gp, "%s%s using 't':%s with linespoints pt 7 ps 0.4 lw 2 title %s",
+                          first ? "" : ", ", history, c, c);
         first = 0;
     }
     if (!first)
-        wgf_strbuf_printf(&gp, "\nunset logscale y\nset autoscale y\n");
+        wgf_strbuf_printf(gp, "\nunset logscale y\nset autoscale y\n");
     /* Diagnostics with a reference value: X against X_ref. */
     first = 1;
     for (size_t i = 0; i < ncols; i++) {
@@ -251,38 +337,64 @@ int wgf_plot(const char *dir, wgf_error *err)
                 continue;
         }
         if (first)
-            wgf_strbuf_printf(&gp, "set output '%s/plots/diagnostics.png'\nset ylabel 'value'\nplot ", dir);
-        wgf_strbuf_printf(&gp, "%s'%s/history.csv' using 't':'%s' with linespoints pt 7 ps 0.4 lw 2 title '%s', "
-                               "'' using 't':'%s' with lines dt 2 lw 2 title '%s'",
-                          first ? "" : ", ", dir, base, base, cols[i], cols[i]);
+            wgf_strbuf_printf(gp, "set output %s\nset ylabel 'value'\nplot ",
+                              gp_path(g, dir, "/plots/diagnostics.png"));
+        const char *b = gp_str(g, base), *c = gp_str(g, cols[i]);
+        wgf_strbuf_printf(gp, "%s%s using 't':%s with linespoints pt 7 ps 0.4 lw 2 title %s, "
+                              "'' using 't':%s with lines dt 2 lw 2 title %s",
+                          first ? "" : ", ", history, b, b, c, c);
         first = 0;
     }
     if (!first)
-        wgf_strbuf_printf(&gp, "\n");
+        wgf_strbuf_printf(gp, "\n");
     long last = last_samples_step(dir);
     if (last >= 0) {
         char ref[4096];
         snprintf(ref, sizeof ref, "%s/reference.csv", dir);
         int kind = reference_kind(ref); /* 0 none, 1 curve, 2 density */
-        char samples[4200];
-        snprintf(samples, sizeof samples, "%s/samples/step-%06ld.csv", dir, last);
-        wgf_strbuf_printf(&gp, "set output '%s/plots/samples.png'\nset key inside top right\n"
-                               "stats '%s' using 1 nooutput\n", dir, samples);
-        wgf_strbuf_printf(&gp, "if (STATS_columns >= 2 && %d != 2) {\n"
-                               "  set size ratio -1; set xlabel 'x1'; set ylabel 'x2'\n"
-                               "  plot '%s' using 1:2 with points pt 7 ps 0.3 title 'samples at step %ld'%s%s%s\n"
-                               "} else {\n"
-                               "  set size noratio; set xlabel 'x1'; set ylabel 'density'\n"
-                               "  binw = (STATS_max - STATS_min)/60.0 + 1e-12\n"
-                               "  bin(x) = binw*floor(x/binw) + binw/2\n"
-                               "  set style fill solid 0.4\n"
-                               "  plot '%s' using (bin($1)):(1.0/(binw*STATS_records)) smooth frequency "
-                               "with boxes title 'samples at step %ld'%s%s%s\n}\n",
-                          kind, samples, last, kind == 1 ? ", '" : "", kind == 1 ? ref : "",
-                          kind == 1 ? "' using 1:2 with lines lw 2 title 'reference'" : "", samples, last,
-                          kind == 2 ? ", '" : "", kind == 2 ? ref : "",
-                          kind == 2 ? "' using 1:2 with lines lw 2 title 'reference'" : "");
+        char rel[64];
+        snprintf(rel, sizeof rel, "/samples/step-%06ld.csv", last);
+        const char *samples = gp_path(g, dir, rel), *qref = gp_path(g, dir, "/reference.csv");
+        wgf_strbuf_printf(gp, "set output %s\nset key inside top right\nstats %s using 1 nooutput\n",
+                          gp_path(g, dir, "/plots/samples.png"), samples);
+        wgf_strbuf_printf(gp, "if (STATS_columns >= 2 && %d != 2) {\n"
+                              "  set size ratio -1; set xlabel 'x1'; set ylabel 'x2'\n"
+                              "  plot %s using 1:2 with points pt 7 ps 0.3 title 'samples at step %ld'%s%s%s\n"
+                              "} else {\n"
+                              "  set size noratio; set xlabel 'x1'; set ylabel 'density'\n"
+                              "  binw = (STATS_max - STATS_min)/60.0 + 1e-12\n"
+                              "  bin(x) = binw*floor(x/binw) + binw/2\n"
+                              "  set style fill solid 0.4\n"
+                              "  plot %s using (bin($1)):(1.0/(binw*STATS_records)) smooth frequency "
+                              "with boxes title 'samples at step %ld'%s%s%s\n}\n",
+                          kind, samples, last, kind == 1 ? ", " : "", kind == 1 ? qref : "",
+                          kind == 1 ? " using 1:2 with lines lw 2 title 'reference'" : "", samples, last,
+                          kind == 2 ? ", " : "", kind == 2 ? qref : "",
+                          kind == 2 ? " using 1:2 with lines lw 2 title 'reference'" : "");
     }
+}
+
+int wgf_plot(const char *dir, wgf_error *err)
+{
+    if (!have_gnuplot())
+        return wgf_error_set(err, WGF_EUNSUP, "gnuplot is not installed: no plots drawn");
+    char **cols = NULL;
+    size_t ncols = 0;
+    if (history_columns(dir, &cols, &ncols) != 0)
+        return wgf_error_set(err, WGF_EIO, "%s/history.csv: cannot read", dir);
+    char plots[4096];
+    snprintf(plots, sizeof plots, "%s/plots", dir);
+    int rc = wgf_mkdir_p(plots, err);
+    wgf_strbuf gp = {0};
+    gp_strings g = {0};
+    plot_script(dir, cols, ncols, &g, &gp);
+    if (rc == WGF_OK && g.refused)
+        rc = wgf_error_set(err, WGF_EINVAL, "%s: no plots drawn: %s holds a control character (a plot "
+                           "script takes printable text only)", dir,
+                           g.bad == dir ? "the directory's name" : "a column name in history.csv");
+    else if (rc == WGF_OK && g.nomem)
+        gp.failed = 1;
+    gp_strings_free(&g);
     for (size_t i = 0; i < ncols; i++)
         free(cols[i]);
     free(cols);
@@ -290,8 +402,9 @@ int wgf_plot(const char *dir, wgf_error *err)
         wgf_strbuf_free(&gp);
         return rc != WGF_OK ? rc : wgf_error_set(err, WGF_ENOMEM, "out of memory");
     }
+    /* gnuplot takes a script named '<cmd' for a command, and one named '-x' for an option */
     char script[4096];
-    snprintf(script, sizeof script, "%s/plots/plot.gp", dir);
+    snprintf(script, sizeof script, "%s%s/plots/plot.gp", dir[0] == '/' ? "" : "./", dir);
     rc = wgf_write_atomic(script, gp.s, gp.len, err);
     wgf_strbuf_free(&gp);
     if (rc != WGF_OK)

@@ -106,5 +106,102 @@ st=$?
 grep -q "status = interrupted" "$tmp/run2/summary.ini" 2>/dev/null && ok || bad "no summary after Ctrl-C"
 ls "$tmp/run2"/history.csv.tmp.* >/dev/null 2>&1 && bad "a temporary file was left" || ok
 
+# ---- someone else's experiment or run directory runs no code of theirs
+# with_run KEY=VALUE: the good experiment with one more [run] key, on line 6
+with_run() { sed "/^\[run\]/a $1" "$good"; }
+mkdir "$tmp/cwd"
+
+# Strings from a file reach gnuplot as quoted data, never as script: a run
+# name (plots are on by default), a history.csv header, a directory name.
+if command -v gnuplot >/dev/null 2>&1; then
+    with_run "name = x'; system(\"touch pwned\"); print '" >"$tmp/cwd/hostile.ini"
+    (cd "$tmp/cwd" && "$WGF" run hostile.ini --quiet --set scheme.t_end=0.05) >"$tmp/out" 2>&1
+    st=$?
+    [ $st -eq 0 ] && ok || { bad "hostile run name: exit $st"; cat "$tmp/out"; }
+    [ -e "$tmp/cwd/pwned" ] && bad "a run name ran a command in the plot script" || ok
+    [ -s "$tmp/cwd/runs/x'; system(\"touch pwned\"); print '/plots/energy.png" ] && ok ||
+        bad "no plots for a run name with quotes"
+
+    mkdir "$tmp/cwd/recv"
+    q="'; system(\"touch pwned2\"); print '"
+    { echo "step,t,energy,energy_ref,err_a$q,b$q,b${q}_ref"
+      echo "0,0,2,2,1,1,1"; echo "1,0.1,1,1,0.5,1,1"; } >"$tmp/cwd/recv/history.csv"
+    # (gnuplot itself cannot match a header with double quotes: the plot may fail, harmlessly)
+    (cd "$tmp/cwd" && "$WGF" plot recv) >"$tmp/out" 2>&1
+    [ -e "$tmp/cwd/pwned2" ] && bad "a history.csv header ran a command in the plot script" || ok
+    grep -qF "'err_a''; system(\"touch pwned2\"); print '''" "$tmp/cwd/recv/plots/plot.gp" && ok ||
+        bad "the column name is not quoted in plot.gp"
+
+    # gnuplot reads a script or data file named '<cmd' from a shell command
+    mkdir -p "$tmp/cwd/<recv2" "$tmp/cwd/recv2/plots"
+    printf 'step,t,energy\n0,0,2\n1,0.1,1\n' >"$tmp/cwd/<recv2/history.csv"
+    printf '#!/bin/sh\ntouch pwned3\n' >"$tmp/cwd/recv2/history.csv"
+    cp "$tmp/cwd/recv2/history.csv" "$tmp/cwd/recv2/plots/plot.gp"
+    chmod +x "$tmp/cwd/recv2/history.csv" "$tmp/cwd/recv2/plots/plot.gp"
+    (cd "$tmp/cwd" && "$WGF" plot "<recv2") >"$tmp/out" 2>&1
+    [ -e "$tmp/cwd/pwned3" ] && bad "a directory named '<...' ran a command" || ok
+    # what cannot be quoted is refused
+    mkdir "$tmp/cwd/ctl" && printf 'step,t,energy,err_\001x\n0,0,1,1\n' >"$tmp/cwd/ctl/history.csv"
+    expect 2 "a column name in history.csv holds a control character" "$WGF" plot "$tmp/cwd/ctl"
+fi
+
+# [run] name is a name: no separators, no '..', no leading dot; -o chooses directories
+with_run "name = ../../escaped" >"$tmp/cwd/escape.ini"
+expect 2 "escape.ini:6: run.name: not a name: it starts with '.'" "$WGF" check "$tmp/cwd/escape.ini"
+(cd "$tmp/cwd" && "$WGF" run escape.ini --quiet --set output.plots=false --set scheme.t_end=0.05) >/dev/null 2>&1
+[ -e "$tmp/escaped" ] && bad "a run name wrote outside runs/" || ok
+with_run "name = x'; system(\"touch $tmp/pwned4\"); print '" >"$tmp/cwd/slash.ini"
+expect 2 "slash.ini:6: run.name: not a name: it contains a path separator" "$WGF" check "$tmp/cwd/slash.ini"
+with_run 'name = a\\\\b' >"$tmp/cwd/bslash.ini"
+expect 2 "bslash.ini:6: run.name: not a name: it contains a path separator" "$WGF" check "$tmp/cwd/bslash.ini"
+with_run "name = a..b" >"$tmp/cwd/dots.ini"
+expect 2 "dots.ini:6: run.name: not a name: it contains '..'" "$WGF" check "$tmp/cwd/dots.ini"
+expect 2 "run.name: not a name: it is empty" "$WGF" check "$good" --set run.name=
+expect 0 ": ok" "$WGF" check "$good" --set "run.name=ou 10-D (affine), h=0.005"
+
+# An experiment's plugin_path loads code: marker.so's constructor creates
+# $WGF_TEST_MARKER, so the tests see whether anything loaded it.
+if [ -n "${WGF_TEST_PLUGINS:-}" ] && [ -f "$WGF_TEST_PLUGINS/marker.so" ]; then
+    WGF_TEST_MARKER="$tmp/loaded"
+    export WGF_TEST_MARKER
+    mkdir "$tmp/cwd/plugs"
+    cp "$WGF_TEST_PLUGINS/marker.so" "$tmp/cwd/plugs/fpe.so"
+    cp "$WGF_TEST_PLUGINS/marker.so" "$tmp/cwd/plugs/markedenergy.so"
+    loaded() { if [ -e "$tmp/loaded" ]; then bad "$1: marker.so was loaded"; rm -f "$tmp/loaded"; else ok; fi; }
+
+    # a shadowing fpe.so does not replace the installed fpe; config.ini says which file ran
+    with_run "plugin_path = plugs" >"$tmp/cwd/shadow.ini"
+    expect 0 "finished" "$WGF" run "$tmp/cwd/shadow.ini" -o "$tmp/shadow" --set scheme.t_end=0.05 \
+        --set output.plots=false
+    loaded "an installed plugin shadowed by the experiment's plugin_path"
+    grep "^; energy plugin fpe: " "$tmp/shadow/config.ini" | grep -q "/plugins/energies/" && ok ||
+        bad "config.ini does not name the installed fpe.so"
+    # unless the user trusts the file: then its fpe.so is the one found (and loaded)
+    expect 2 "plugs/fpe.so holds no plugin named 'fpe'" "$WGF" check "$tmp/cwd/shadow.ini" --trust-plugin-path
+    [ -e "$tmp/loaded" ] && ok || bad "--trust-plugin-path did not search the experiment's plugin_path first"
+    rm -f "$tmp/loaded"
+
+    # a mistyped name: a suggestion from file names, without loading anything
+    sed 's/^plugin = fpe$/plugin = markedenrgy/' "$tmp/cwd/shadow.ini" >"$tmp/cwd/typo.ini"
+    expect 2 "did you mean 'markedenergy'?" "$WGF" check "$tmp/cwd/typo.ini"
+    loaded "a did-you-mean suggestion"
+
+    # check and run can refuse plugin_path from the file: option and environment
+    sed 's/^plugin = fpe$/plugin = markedenergy/' "$tmp/cwd/shadow.ini" >"$tmp/cwd/refuse.ini"
+    refused="refuse.ini:6: run.plugin_path: plugin directories from the experiment are refused"
+    expect 2 "$refused" "$WGF" check "$tmp/cwd/refuse.ini" --no-file-plugins
+    loaded "wgf check --no-file-plugins"
+    expect 2 "$refused" "$WGF" run "$tmp/cwd/refuse.ini" -o "$tmp/refused" --no-file-plugins
+    loaded "wgf run --no-file-plugins"
+    [ -e "$tmp/refused" ] && bad "a refused run created its directory" || ok
+    expect 2 "$refused" env WGF_NO_FILE_PLUGINS=1 "$WGF" check "$tmp/cwd/refuse.ini"
+    loaded "WGF_NO_FILE_PLUGINS=1 wgf check"
+    expect 2 "$refused" env WGF_NO_FILE_PLUGINS=1 "$WGF" run "$tmp/cwd/refuse.ini" -o "$tmp/refused"
+    loaded "WGF_NO_FILE_PLUGINS=1 wgf run"
+    unset WGF_TEST_MARKER
+else
+    bad "tests/plugins/marker.so not built (WGF_TEST_PLUGINS=${WGF_TEST_PLUGINS:-unset})"
+fi
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
