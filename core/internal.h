@@ -103,6 +103,10 @@ void wgf_refrun_summary(const wgf_refrun *r, wgf_strbuf *ini, wgf_run_result *re
 
 /* output.c: atomic files and directories */
 int wgf_mkdir_p(const char *path, wgf_error *err);
+/* Before a run writes to dir: remove what an earlier run there wrote
+ * (summary.ini first, config, history, reference, samples, theta, plots)
+ * and the temporary files of killed writes. Only wgf's own file names. */
+int wgf_outdir_clear(const char *dir, wgf_error *err);
 /* Write the whole buffer to path via a temporary file and rename. */
 int wgf_write_atomic(const char *path, const char *data, size_t len, wgf_error *err);
 /* A growable text buffer. */

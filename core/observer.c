@@ -186,6 +186,8 @@ int wgf_observer_create(wgf_observer **out, wgf_problem *p, const char *outdir, 
         if ((rc = wgf_mkdir_p(path, err)) != WGF_OK)
             return rc;
     }
+    if ((rc = wgf_outdir_clear(o->dir, err)) != WGF_OK) /* a reused directory */
+        return rc;
     if ((rc = write_config(o, err)) != WGF_OK)
         return rc;
 
@@ -359,17 +361,19 @@ int wgf_observer_finish(wgf_observer *o, int status, const wgf_error *run_err, w
     ini_double(&b, "energy", res->energy);
     ini_double(&b, "initial_energy", o->steps_seen ? o->first_energy : NAN);
     wgf_refrun_summary(o->ref, &b, res);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/summary.ini", o->dir);
-    rc2 = b.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory") : wgf_write_atomic(path, b.s, b.len, err);
-    wgf_strbuf_free(&b);
-    if (rc == WGF_OK)
-        rc = rc2;
     if (o->plots && rc == WGF_OK) {
         wgf_error perr;
         int prc = wgf_plot(o->dir, &perr);
         if (prc != WGF_OK && prc != WGF_EUNSUP && !o->quiet)
             fprintf(stderr, "wgf: warning: %s\n", perr.msg);
     }
+    /* summary.ini says what the directory holds: it comes last, and only when
+     * everything before it was written (an earlier one was removed at start). */
+    if (rc == WGF_OK) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/summary.ini", o->dir);
+        rc = b.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory") : wgf_write_atomic(path, b.s, b.len, err);
+    }
+    wgf_strbuf_free(&b);
     return rc;
 }

@@ -203,5 +203,36 @@ else
     bad "tests/plugins/marker.so not built (WGF_TEST_PLUGINS=${WGF_TEST_PLUGINS:-unset})"
 fi
 
+# ---- a run directory claims no more than it holds
+# summary.ini comes last, and only when everything before it was written:
+# here reference.csv cannot be written (a directory holds its name)
+mkdir -p "$tmp/full/reference.csv/x"
+expect 1 "reference.csv" "$WGF" run "$good" -o "$tmp/full" --quiet --set scheme.t_end=0.05 \
+    --set output.plots=false
+[ -e "$tmp/full/summary.ini" ] && bad "summary.ini written although reference.csv was not" || ok
+# a reused directory: a run killed there leaves no summary and no samples of
+# the earlier run; temporary files of killed writes are removed at start
+expect 0 "" "$WGF" run "$good" -o "$tmp/reuse" --quiet --set scheme.t_end=0.05 \
+    --set output.every=1 --set output.plots=false
+[ -s "$tmp/reuse/samples/step-000005.csv" ] && ok || bad "no samples at step 5 in the first run"
+touch "$tmp/reuse/samples/step-000010.csv.tmp.999999" "$tmp/reuse/history.csv.tmp.77" \
+    "$tmp/reuse/theta/step-000002.bin.tmp.12" "$tmp/reuse/notes.txt" "$tmp/reuse/notes.tmp.5"
+"$WGF" run "$SRC/experiments/fpe_ou_10d.ini" -o "$tmp/reuse" --quiet --threads 1 --set output.plots=false \
+    --set scheme.t_end=1000 --set output.every=1000 >"$tmp/out" 2>&1 &
+pid=$!
+i=0
+while ! grep -q "fpe_ou_10d.ini" "$tmp/reuse/config.ini" 2>/dev/null && [ $i -lt 100 ]; do
+    sleep 0.1; i=$((i + 1))
+done
+kill -9 $pid
+wait $pid 2>/dev/null
+[ -e "$tmp/reuse/summary.ini" ] && bad "a killed run left the earlier run's summary.ini" || ok
+[ -e "$tmp/reuse/samples/step-000005.csv" ] && bad "a killed run left the earlier run's samples" || ok
+[ -e "$tmp/reuse/theta/step-000005.bin" ] && bad "a killed run left the earlier run's parameters" || ok
+for f in samples/step-000010.csv.tmp.999999 history.csv.tmp.77 theta/step-000002.bin.tmp.12; do
+    [ -e "$tmp/reuse/$f" ] && bad "stale temporary file $f not removed" || ok
+done
+[ -e "$tmp/reuse/notes.txt" ] && [ -e "$tmp/reuse/notes.tmp.5" ] && ok || bad "a file not wgf's was removed"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
