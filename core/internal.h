@@ -82,6 +82,9 @@ int wgf_observer_finish(wgf_observer *obs, int status, const wgf_error *run_err,
                         wgf_error *err);
 void wgf_observer_free(wgf_observer *obs);
 int wgf_observer_step(wgf_observer *obs, const wgf_step_info *info, wgf_error *err);
+/* A numerical failure names its step: prefix "step K" (the step being
+ * computed) unless the message already names one. */
+void wgf_observer_name_step(const wgf_observer *obs, wgf_error *e);
 
 /* refrun.c: the reference solution and its diagnostics */
 typedef struct wgf_refrun wgf_refrun;

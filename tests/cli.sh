@@ -234,5 +234,17 @@ for f in samples/step-000010.csv.tmp.999999 history.csv.tmp.77 theta/step-000002
 done
 [ -e "$tmp/reuse/notes.txt" ] && [ -e "$tmp/reuse/notes.tmp.5" ] && ok || bad "a file not wgf's was removed"
 
+# ---- a diagnostic that cannot be computed is reported, not fatal; a numerical
+# failure names its step. One output sample has no covariance:
+expect 0 "warning: step 0: diagnostics not computed" "$WGF" run "$SRC/experiments/fpe_ou_10d.ini" \
+    -o "$tmp/diag" --threads 1 --set output.samples=1 --set scheme.t_end=0.05 --set output.plots=false
+grep -q "^status = finished" "$tmp/diag/summary.ini" 2>/dev/null && ok || bad "the run did not finish"
+grep -q "^diagnostics = not computed at 2 steps, first at step 0: " "$tmp/diag/summary.ini" 2>/dev/null && ok ||
+    bad "summary.ini does not report the diagnostics that failed"
+# (an energy that overflows at the first step)
+expect 3 "numerical failure: step 0: euler: energy 'fpe': the potential is inf" "$WGF" run "$good" \
+    -o "$tmp/inf" --quiet --set energy.mu=1e200 --set output.plots=false
+grep -q "^message = step 0: " "$tmp/inf/summary.ini" 2>/dev/null && ok || bad "summary.ini message names no step"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
