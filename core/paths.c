@@ -13,18 +13,18 @@ static const char *bad_run_name(const char *name)
 {
     if (!name[0])
         return "it is empty";
-    if (name[0] == '.')
-        return "it starts with '.'";
-    if (name[0] == '-')
-        return "it starts with '-'";
-    if (strstr(name, ".."))
-        return "it contains '..'";
     for (const char *c = name; *c; c++) {
         if (*c == '/' || *c == '\\')
             return "it contains a path separator";
         if ((unsigned char)*c < 0x20 || *c == 0x7f)
             return "it contains a control character";
     }
+    if (strstr(name, ".."))
+        return "it contains '..'";
+    if (name[0] == '.')
+        return "it starts with '.'";
+    if (name[0] == '-')
+        return "it starts with '-'";
     if (strlen(name) > 200)
         return "it is longer than 200 bytes";
     return NULL;

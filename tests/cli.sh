@@ -124,8 +124,9 @@ if command -v gnuplot >/dev/null 2>&1; then
 
     mkdir "$tmp/cwd/recv"
     q="'; system(\"touch pwned2\"); print '"
-    { echo "step,t,energy,energy_ref,err_a$q,b$q,b${q}_ref"
-      echo "0,0,2,2,1,1,1"; echo "1,0.1,1,1,0.5,1,1"; } >"$tmp/cwd/recv/history.csv"
+    # (and the other gnuplot expansions: backquotes, @macros, backslashes in double quotes)
+    { echo "step,t,energy,energy_ref,err_a$q,b$q,b${q}_ref,err_\`touch pwned2\`,err_@GPVAL_PWD,err_\\\"x"
+      echo "0,0,2,2,1,1,1,1,1,1"; echo "1,0.1,1,1,0.5,1,1,1,1,1"; } >"$tmp/cwd/recv/history.csv"
     # (gnuplot itself cannot match a header with double quotes: the plot may fail, harmlessly)
     (cd "$tmp/cwd" && "$WGF" plot recv) >"$tmp/out" 2>&1
     [ -e "$tmp/cwd/pwned2" ] && bad "a history.csv header ran a command in the plot script" || ok
@@ -147,7 +148,7 @@ fi
 
 # [run] name is a name: no separators, no '..', no leading dot; -o chooses directories
 with_run "name = ../../escaped" >"$tmp/cwd/escape.ini"
-expect 2 "escape.ini:6: run.name: not a name: it starts with '.'" "$WGF" check "$tmp/cwd/escape.ini"
+expect 2 "escape.ini:6: run.name: not a name: it contains a path separator" "$WGF" check "$tmp/cwd/escape.ini"
 (cd "$tmp/cwd" && "$WGF" run escape.ini --quiet --set output.plots=false --set scheme.t_end=0.05) >/dev/null 2>&1
 [ -e "$tmp/escaped" ] && bad "a run name wrote outside runs/" || ok
 with_run "name = x'; system(\"touch $tmp/pwned4\"); print '" >"$tmp/cwd/slash.ini"
@@ -156,6 +157,10 @@ with_run 'name = a\\\\b' >"$tmp/cwd/bslash.ini"
 expect 2 "bslash.ini:6: run.name: not a name: it contains a path separator" "$WGF" check "$tmp/cwd/bslash.ini"
 with_run "name = a..b" >"$tmp/cwd/dots.ini"
 expect 2 "dots.ini:6: run.name: not a name: it contains '..'" "$WGF" check "$tmp/cwd/dots.ini"
+with_run "$(printf 'name = a\tb')" >"$tmp/cwd/tab.ini"
+expect 2 "tab.ini:6: run.name: not a name: it contains a control character" "$WGF" check "$tmp/cwd/tab.ini"
+expect 2 "run.name: not a name: it starts with '.'" "$WGF" check "$good" --set run.name=.hidden
+expect 2 "run.name: not a name: it starts with '-'" "$WGF" check "$good" --set run.name=-rf
 expect 2 "run.name: not a name: it is empty" "$WGF" check "$good" --set run.name=
 expect 0 ": ok" "$WGF" check "$good" --set "run.name=ou 10-D (affine), h=0.005"
 
