@@ -28,7 +28,7 @@ struct wgf_observer {
 
     wgf_strbuf history;
     unsigned long cur_step; /* the step being computed: the last one reported + 1 */
-    unsigned long diag_failed, diag_first; /* steps whose diagnostics failed, the first */
+    unsigned long diag_failed, diag_first; /* failed diagnostics evaluations, the first step */
     char diag_msg[WGF_ERROR_MSG_MAX];
     unsigned long last_step;
     double last_t, last_energy, first_energy;
@@ -390,7 +390,7 @@ int wgf_observer_finish(wgf_observer *o, int status, const wgf_error *run_err, w
     if (status != WGF_OK && run_err)
         wgf_strbuf_printf(&b, "message = %s\n", run_err->msg);
     if (o->diag_failed)
-        wgf_strbuf_printf(&b, "diagnostics = not computed at %lu steps, first at step %lu: %s\n", o->diag_failed,
+        wgf_strbuf_printf(&b, "diagnostics = not computed %lu times, first at step %lu: %s\n", o->diag_failed,
                           o->diag_first, o->diag_msg);
     wgf_strbuf_printf(&b, "steps = %lu\n", res->steps);
     ini_double(&b, "t", res->t);
