@@ -21,8 +21,9 @@ static void on_sigint(int sig)
 
 static const char usage[] =
     "usage: wgf run FILE [-o DIR] [--set section.key=value]... [--threads N] [--quiet]\n"
-    "                    [--plugin-path DIRS]\n"
+    "                    [--plugin-path DIRS] [--no-file-plugins | --trust-plugin-path]\n"
     "       wgf check FILE [--set section.key=value]... [--plugin-path DIRS]\n"
+    "                    [--no-file-plugins | --trust-plugin-path]\n"
     "       wgf plugins [NAME] [--plugin-path DIRS]\n"
     "       wgf selftest PLUGIN [--dim D] [--samples N] [--seed S] [--set kind.key=value]...\n"
     "                    [--plugin-path DIRS]\n"
@@ -45,6 +46,7 @@ typedef struct {
     size_t nsets;
     long threads, dim, samples, seed;
     int quiet;
+    int trust_plugin_path, no_file_plugins;
 } cli_args;
 
 static int parse_long(const char *opt, const char *s, long min, long *out)
@@ -61,7 +63,8 @@ static int parse_long(const char *opt, const char *s, long min, long *out)
 }
 
 /* Options shared by the subcommands; which ones a subcommand accepts is in
- * `allowed` (letters: o set threads quiet plugin-path dim samples seed). */
+ * `allowed` (letters: o set threads quiet plugin-path dim samples seed,
+ * T trust-plugin-path, N no-file-plugins). */
 static int parse_args(int argc, char **argv, const char *allowed, cli_args *a)
 {
     memset(a, 0, sizeof *a);
@@ -87,6 +90,10 @@ static int parse_args(int argc, char **argv, const char *allowed, cli_args *a)
             key = 'q';
         else if (strcmp(s, "--plugin-path") == 0)
             key = 'p', takes = 1;
+        else if (strcmp(s, "--trust-plugin-path") == 0)
+            key = 'T';
+        else if (strcmp(s, "--no-file-plugins") == 0)
+            key = 'N';
         else if (strcmp(s, "--dim") == 0)
             key = 'd', takes = 1;
         else if (strcmp(s, "--samples") == 0)
@@ -115,6 +122,8 @@ static int parse_args(int argc, char **argv, const char *allowed, cli_args *a)
         case 't': rc = parse_long("--threads", val, 1, &a->threads); break;
         case 'q': a->quiet = 1; break;
         case 'p': a->plugin_path = val; break;
+        case 'T': a->trust_plugin_path = 1; break;
+        case 'N': a->no_file_plugins = 1; break;
         case 'd': rc = parse_long("--dim", val, 1, &a->dim); break;
         case 'n': rc = parse_long("--samples", val, 2, &a->samples); break;
         case 'r': rc = parse_long("--seed", val, 0, &a->seed); break;
@@ -126,6 +135,13 @@ static int parse_args(int argc, char **argv, const char *allowed, cli_args *a)
     return 0;
 }
 
+/* An environment switch: set, and neither empty nor "0". */
+static int env_set(const char *name)
+{
+    const char *v = getenv(name);
+    return v && v[0] && strcmp(v, "0") != 0;
+}
+
 static void print_row(const char *name, double v)
 {
     if (isfinite(v))
@@ -135,7 +151,7 @@ static void print_row(const char *name, double v)
 static int cmd_run(int argc, char **argv, int check_only)
 {
     cli_args a;
-    int rc = parse_args(argc, argv, check_only ? "sp" : "ostqp", &a);
+    int rc = parse_args(argc, argv, check_only ? "spTN" : "ostqpTN", &a);
     if (rc) {
         free(a.sets);
         return rc;
@@ -154,6 +170,8 @@ static int cmd_run(int argc, char **argv, int check_only)
         .quiet = a.quiet,
         .check_only = check_only,
         .interrupt = &interrupted,
+        .trust_plugin_path = a.trust_plugin_path,
+        .no_file_plugins = a.no_file_plugins || env_set("WGF_NO_FILE_PLUGINS"),
     };
     if (!check_only) {
         struct sigaction sa;

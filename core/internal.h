@@ -19,7 +19,13 @@ typedef struct wgf_energy_term {
     void *state;
 } wgf_energy_term;
 
-typedef struct wgf_observer wgf_observer; /* observer.c */
+typedef struct wgf_observer wgf_observer; /* paths.c: the [run] keys that name places. Checks run.name (a name, not a
+ * path) and builds p->reg with the experiment's plugin_path (ini_path,
+ * resolved; NULL: none) placed as opts says. */
+int wgf_problem_registry(wgf_problem *p, const wgf_run_opts *opts, const char *ini_path, wgf_diag *diag,
+                         wgf_error *err);
+
+/* observer.c */
 
 struct wgf_problem {
     wgf_problem_info info;
@@ -76,6 +82,9 @@ int wgf_observer_finish(wgf_observer *obs, int status, const wgf_error *run_err,
                         wgf_error *err);
 void wgf_observer_free(wgf_observer *obs);
 int wgf_observer_step(wgf_observer *obs, const wgf_step_info *info, wgf_error *err);
+/* A numerical failure names its step: prefix "step K" (the step being
+ * computed) unless the message already names one. */
+void wgf_observer_name_step(const wgf_observer *obs, wgf_error *e);
 
 /* refrun.c: the reference solution and its diagnostics */
 typedef struct wgf_refrun wgf_refrun;
@@ -97,6 +106,10 @@ void wgf_refrun_summary(const wgf_refrun *r, wgf_strbuf *ini, wgf_run_result *re
 
 /* output.c: atomic files and directories */
 int wgf_mkdir_p(const char *path, wgf_error *err);
+/* Before a run writes to dir: remove what an earlier run there wrote
+ * (summary.ini first, config, history, reference, samples, theta, plots)
+ * and the temporary files of killed writes. Only wgf's own file names. */
+int wgf_outdir_clear(const char *dir, wgf_error *err);
 /* Write the whole buffer to path via a temporary file and rename. */
 int wgf_write_atomic(const char *path, const char *data, size_t len, wgf_error *err);
 /* A growable text buffer. */

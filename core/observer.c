@@ -27,6 +27,9 @@ struct wgf_observer {
     size_t d;
 
     wgf_strbuf history;
+    unsigned long cur_step; /* the step being computed: the last one reported + 1 */
+    unsigned long diag_failed, diag_first; /* failed diagnostics evaluations, the first step */
+    char diag_msg[WGF_ERROR_MSG_MAX];
     unsigned long last_step;
     double last_t, last_energy, first_energy;
     unsigned long steps_seen;
@@ -186,6 +189,8 @@ int wgf_observer_create(wgf_observer **out, wgf_problem *p, const char *outdir, 
         if ((rc = wgf_mkdir_p(path, err)) != WGF_OK)
             return rc;
     }
+    if ((rc = wgf_outdir_clear(o->dir, err)) != WGF_OK) /* a reused directory */
+        return rc;
     if ((rc = write_config(o, err)) != WGF_OK)
         return rc;
 
@@ -207,13 +212,37 @@ static const wgf_batch *output_batch(wgf_observer *o, const double *theta, int *
     return wgf_eval_batch(o->out, wgf_eval_nstages(o->out));
 }
 
-static int diagnostics(wgf_observer *o, double t, double energy, const double *theta, int full,
-                       int *forwarded, wgf_error *err)
+/* A diagnostic that cannot be computed (too few output samples for a
+ * covariance, a W2 that does not converge) is reported, not fatal: its
+ * cells stay empty, the first failure is printed once and summary.ini
+ * counts them. The run itself is unharmed. */
+static void diagnostics_failed(wgf_observer *o, unsigned long step, const wgf_error *why)
+{
+    if (o->diag_failed++ > 0)
+        return;
+    o->diag_first = step;
+    snprintf(o->diag_msg, sizeof o->diag_msg, "%s", why->msg);
+    if (!o->quiet)
+        fprintf(stderr, "%swgf: warning: step %lu: diagnostics not computed: %s\n", o->tty ? "\r\033[K" : "",
+                step, why->msg);
+}
+
+static int diagnostics(wgf_observer *o, unsigned long step, double t, double energy, const double *theta,
+                       int full, int *forwarded, wgf_error *err)
 {
     const wgf_batch *b = NULL;
     if (wgf_refrun_needs_samples(o->ref) && !(b = output_batch(o, theta, forwarded, err)))
         return err ? err->code : WGF_ENUMERIC;
-    return wgf_refrun_eval(o->ref, t, energy, theta, b, full, err);
+    wgf_error why = {0};
+    int rc = wgf_refrun_eval(o->ref, t, energy, theta, b, full, &why);
+    if (rc == WGF_ENOMEM) {
+        if (err)
+            *err = why;
+        return rc;
+    }
+    if (rc != WGF_OK)
+        diagnostics_failed(o, step, &why);
+    return WGF_OK;
 }
 
 static int write_step_files(wgf_observer *o, unsigned long step, const double *theta, int *forwarded,
@@ -260,7 +289,8 @@ int wgf_observer_step(wgf_observer *o, const wgf_step_info *info, wgf_error *err
     int forwarded = 0, rc;
     int full = info->step % (unsigned long)o->every == 0;
     int diag_now = full || info->step % (unsigned long)o->diag_every == 0;
-    if (diag_now && (rc = diagnostics(o, info->t, info->energy, theta, full, &forwarded, err)) != WGF_OK)
+    o->cur_step = info->step;
+    if (diag_now && (rc = diagnostics(o, info->step, info->t, info->energy, theta, full, &forwarded, err)) != WGF_OK)
         return rc;
     double wall = wall_now() - o->t0_wall;
     wgf_strbuf_printf(&o->history, "%lu,%.10g,%.12g,%.6g,%.6g,%u,%.3g,%lu,%.4f", info->step, info->t,
@@ -291,7 +321,16 @@ int wgf_observer_step(wgf_observer *o, const wgf_step_info *info, wgf_error *err
         fprintf(stderr, "\033[K");
         fflush(stderr);
     }
+    o->cur_step = info->step + 1;
     return WGF_OK;
+}
+
+void wgf_observer_name_step(const wgf_observer *o, wgf_error *e)
+{
+    for (const char *s = e->msg; (s = strstr(s, "step ")) != NULL; s += 5)
+        if (s[5] >= '0' && s[5] <= '9')
+            return;
+    wgf_error_prefix(e, "step %lu", o->cur_step);
 }
 
 static void ini_double(wgf_strbuf *b, const char *key, double v)
@@ -312,7 +351,7 @@ int wgf_observer_finish(wgf_observer *o, int status, const wgf_error *run_err, w
     int forwarded = 0, rc = WGF_OK;
     /* Final state: diagnostics and files for the last step reported. */
     if (o->steps_seen > 0 && status != WGF_ENUMERIC) {
-        if ((rc = diagnostics(o, o->last_t, o->last_energy, p->theta, 1, &forwarded, err)) == WGF_OK &&
+        if ((rc = diagnostics(o, o->last_step, o->last_t, o->last_energy, p->theta, 1, &forwarded, err)) == WGF_OK &&
             o->last_step % (unsigned long)o->every != 0)
             rc = write_step_files(o, o->last_step, p->theta, &forwarded, err);
         if (rc == WGF_OK) { /* the reference curve for the samples plot */
@@ -350,6 +389,9 @@ int wgf_observer_finish(wgf_observer *o, int status, const wgf_error *run_err, w
                                                                          : "failed");
     if (status != WGF_OK && run_err)
         wgf_strbuf_printf(&b, "message = %s\n", run_err->msg);
+    if (o->diag_failed)
+        wgf_strbuf_printf(&b, "diagnostics = not computed %lu times, first at step %lu: %s\n", o->diag_failed,
+                          o->diag_first, o->diag_msg);
     wgf_strbuf_printf(&b, "steps = %lu\n", res->steps);
     ini_double(&b, "t", res->t);
     ini_double(&b, "wall_seconds", wall);
@@ -359,17 +401,19 @@ int wgf_observer_finish(wgf_observer *o, int status, const wgf_error *run_err, w
     ini_double(&b, "energy", res->energy);
     ini_double(&b, "initial_energy", o->steps_seen ? o->first_energy : NAN);
     wgf_refrun_summary(o->ref, &b, res);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/summary.ini", o->dir);
-    rc2 = b.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory") : wgf_write_atomic(path, b.s, b.len, err);
-    wgf_strbuf_free(&b);
-    if (rc == WGF_OK)
-        rc = rc2;
     if (o->plots && rc == WGF_OK) {
         wgf_error perr;
         int prc = wgf_plot(o->dir, &perr);
         if (prc != WGF_OK && prc != WGF_EUNSUP && !o->quiet)
             fprintf(stderr, "wgf: warning: %s\n", perr.msg);
     }
+    /* summary.ini says what the directory holds: it comes last, and only when
+     * everything before it was written (an earlier one was removed at start). */
+    if (rc == WGF_OK) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/summary.ini", o->dir);
+        rc = b.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory") : wgf_write_atomic(path, b.s, b.len, err);
+    }
+    wgf_strbuf_free(&b);
     return rc;
 }

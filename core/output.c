@@ -65,6 +65,103 @@ int wgf_write_atomic(const char *path, const char *data, size_t len, wgf_error *
     return WGF_OK;
 }
 
+/* ------------------------------------------------------------ a reused run directory */
+
+/* 1 when name is "<prefix>NNNNNN<suffix>" with at least one digit. */
+static int numbered(const char *name, const char *prefix, const char *suffix)
+{
+    size_t np = strlen(prefix), ns = strlen(suffix), n = strlen(name);
+    if (n <= np + ns || strncmp(name, prefix, np) != 0 || strcmp(name + n - ns, suffix) != 0)
+        return 0;
+    for (size_t i = np; i < n - ns; i++)
+        if (name[i] < '0' || name[i] > '9')
+            return 0;
+    return 1;
+}
+
+/* A temporary file that wgf_write_atomic left for a file keep() selects: "<name>.tmp.<pid>". */
+static int atomic_leftover(const char *name, int (*keep)(const char *name))
+{
+    size_t n = strlen(name), k = n;
+    while (k > 0 && name[k - 1] >= '0' && name[k - 1] <= '9')
+        k--;
+    if (k == n || k < 6 || strncmp(name + k - 5, ".tmp.", 5) != 0)
+        return 0;
+    char *base = strdup(name);
+    if (!base)
+        return 0;
+    base[k - 5] = '\0';
+    int yes = keep(base);
+    free(base);
+    return yes;
+}
+
+/* Remove dir/name when it is a file (a directory or a missing file is left alone). */
+static int remove_file(const char *dir, const char *name, wgf_error *err)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *path = malloc(n);
+    if (!path)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    snprintf(path, n, "%s/%s", dir, name);
+    struct stat st;
+    int rc = WGF_OK;
+    if (lstat(path, &st) == 0 && !S_ISDIR(st.st_mode) && unlink(path) != 0 && errno != ENOENT)
+        rc = wgf_error_set(err, WGF_EIO, "cannot remove %s, left by an earlier run: %s", path,
+                           strerror(errno));
+    free(path);
+    return rc;
+}
+
+/* Remove the files of dir that keep(name) selects, and every leftover temporary file. */
+static int remove_matching(const char *dir, int (*keep)(const char *name), wgf_error *err)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return WGF_OK; /* not there yet: nothing to clear */
+    int rc = WGF_OK;
+    struct dirent *e;
+    while (rc == WGF_OK && (e = readdir(d)))
+        if (keep(e->d_name) || atomic_leftover(e->d_name, keep))
+            rc = remove_file(dir, e->d_name, err);
+    closedir(d);
+    return rc;
+}
+
+static int top_file(const char *name)
+{
+    static const char *const own[] = {"summary.ini", "config.ini", "history.csv", "reference.csv"};
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+        if (strcmp(name, own[i]) == 0)
+            return 1;
+    return 0;
+}
+static int samples_file(const char *name) { return numbered(name, "step-", ".csv"); }
+static int theta_file(const char *name) { return numbered(name, "step-", ".bin"); }
+static int plots_file(const char *name)
+{
+    size_t n = strlen(name);
+    return strcmp(name, "plot.gp") == 0 || (n > 4 && strcmp(name + n - 4, ".png") == 0);
+}
+
+int wgf_outdir_clear(const char *dir, wgf_error *err)
+{
+    /* summary.ini first: from here on the directory claims no finished run */
+    int rc = remove_file(dir, "summary.ini", err);
+    static const char *const sub[] = {"", "/samples", "/theta", "/plots"};
+    int (*const keep[])(const char *) = {top_file, samples_file, theta_file, plots_file};
+    for (size_t i = 0; rc == WGF_OK && i < sizeof sub / sizeof sub[0]; i++) {
+        size_t n = strlen(dir) + strlen(sub[i]) + 1;
+        char *path = malloc(n);
+        if (!path)
+            return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+        snprintf(path, n, "%s%s", dir, sub[i]);
+        rc = remove_matching(path, keep[i], err);
+        free(path);
+    }
+    return rc;
+}
+
 void wgf_strbuf_printf(wgf_strbuf *b, const char *fmt, ...)
 {
     if (b->failed)
@@ -150,7 +247,9 @@ static int history_columns(const char *dir, char ***cols, size_t *ncols)
         if (!nc)
             break;
         *cols = nc;
-        (*cols)[(*ncols)++] = strdup(tok);
+        if (!((*cols)[*ncols] = strdup(tok)))
+            break;
+        (*ncols)++;
     }
     free(line);
     return 0;
@@ -202,41 +301,127 @@ static long last_samples_step(const char *dir)
     return best;
 }
 
-int wgf_plot(const char *dir, wgf_error *err)
+/* ------------------------------------------------------------ gnuplot strings
+ *
+ * Every string that reaches the script (the run directory, file names,
+ * column names from history.csv, titles) is data, never code: it is written
+ * as a gnuplot single-quoted string, inside which gnuplot expands nothing
+ * (no `backquotes`, no @macros, no backslash escapes) and a quote is
+ * written twice. Control characters are refused, since a newline would end
+ * the command. Paths are made to start with '/' or "./": gnuplot reads a
+ * data file named '<cmd' from a shell command and writes output named
+ * '|cmd' to one. The strings are kept in a list freed at the end. */
+typedef struct gp_strings {
+    char **s;
+    size_t n, cap;
+    int refused, nomem;
+    const char *bad; /* the first refused string (not owned) */
+} gp_strings;
+
+static void gp_strings_free(gp_strings *g)
 {
-    if (!have_gnuplot())
-        return wgf_error_set(err, WGF_EUNSUP, "gnuplot is not installed: no plots drawn");
-    char **cols = NULL;
-    size_t ncols = 0;
-    if (history_columns(dir, &cols, &ncols) != 0)
-        return wgf_error_set(err, WGF_EIO, "%s/history.csv: cannot read", dir);
-    char plots[4096];
-    snprintf(plots, sizeof plots, "%s/plots", dir);
-    int rc = wgf_mkdir_p(plots, err);
-    wgf_strbuf gp = {0};
-    wgf_strbuf_printf(&gp, "set datafile separator ','\nset terminal pngcairo size 900,600 noenhanced\n"
-                           "set key outside right\nset grid\nset xlabel 't'\n");
+    for (size_t i = 0; i < g->n; i++)
+        free(g->s[i]);
+    free(g->s);
+}
+
+/* s (a prefix "./" when dot) as a single-quoted string, kept in g; "''" after a failure, which
+ * g records, so that the script is built to the end and then discarded. */
+static const char *gp_quote2(gp_strings *g, const char *s, int dot)
+{
+    size_t n = 3 + (dot ? 2 : 0);
+    for (const char *c = s; *c; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            if (!g->refused)
+                g->bad = s;
+            g->refused = 1;
+            return "''";
+        }
+        n += *c == '\'' ? 2 : 1;
+    }
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? 2 * g->cap : 16;
+        char **ns = realloc(g->s, cap * sizeof *ns);
+        if (!ns) {
+            g->nomem = 1;
+            return "''";
+        }
+        g->s = ns;
+        g->cap = cap;
+    }
+    char *q = malloc(n), *o = q;
+    if (!q) {
+        g->nomem = 1;
+        return "''";
+    }
+    *o++ = '\'';
+    if (dot) {
+        *o++ = '.';
+        *o++ = '/';
+    }
+    for (const char *c = s; *c; c++) {
+        if (*c == '\'')
+            *o++ = '\'';
+        *o++ = *c;
+    }
+    *o++ = '\'';
+    *o = '\0';
+    g->s[g->n++] = q;
+    return q;
+}
+
+/* A string: a column name, a title. */
+static const char *gp_str(gp_strings *g, const char *s)
+{
+    return gp_quote2(g, s, 0);
+}
+
+/* The path dir/rel (rel may be empty). */
+static const char *gp_path(gp_strings *g, const char *dir, const char *rel)
+{
+    size_t n = strlen(dir) + strlen(rel) + 1;
+    char *p = malloc(n);
+    if (!p) {
+        g->nomem = 1;
+        return "''";
+    }
+    snprintf(p, n, "%s%s", dir, rel);
+    const char *q = gp_quote2(g, p, p[0] != '/');
+    if (g->bad == p)
+        g->bad = dir; /* the part that can hold a control character */
+    free(p);
+    return q;
+}
+
+/* The plot script for a run directory (cols: history.csv's columns). */
+static void plot_script(const char *dir, char **cols, size_t ncols, gp_strings *g, wgf_strbuf *gp)
+{
+    const char *history = gp_path(g, dir, "/history.csv");
+    wgf_strbuf_printf(gp, "set datafile separator ','\nset terminal pngcairo size 900,600 noenhanced\n"
+                          "set key outside right\nset grid\nset xlabel 't'\n");
     int has_eref = column_index(cols, ncols, "energy_ref") >= 0;
-    wgf_strbuf_printf(&gp, "set output '%s/plots/energy.png'\nset ylabel 'energy'\n"
-                           "plot '%s/history.csv' using 't':'energy' with lines lw 2 title 'energy'",
-                      dir, dir);
+    wgf_strbuf_printf(gp, "set output %s\nset ylabel 'energy'\n"
+                          "plot %s using 't':'energy' with lines lw 2 title 'energy'",
+                      gp_path(g, dir, "/plots/energy.png"), history);
     if (has_eref)
-        wgf_strbuf_printf(&gp, ", '' using 't':'energy_ref' with lines dt 2 lw 2 title 'reference'");
-    wgf_strbuf_printf(&gp, "\n");
+        wgf_strbuf_printf(gp, ", '' using 't':'energy_ref' with lines dt 2 lw 2 title 'reference'");
+    wgf_strbuf_printf(gp, "\n");
     /* Errors (log scale): the columns that measure a distance to the reference. */
     int first = 1;
     for (size_t i = 0; i < ncols; i++) {
         if (!is_error_column(cols[i]))
             continue;
         if (first)
-            wgf_strbuf_printf(&gp, "set output '%s/plots/errors.png'\nset logscale y\nset yrange [1e-6<*:*]\nset ylabel "
-                                   "'distance to the reference'\nplot ", dir);
-        wgf_strbuf_printf(&gp, "%s'%s/history.csv' using 't':'%s' with linespoints pt 7 ps 0.4 lw 2 title '%s'",
-                          first ? "" : ", ", dir, cols[i], cols[i]);
+            wgf_strbuf_printf(gp, "set output %s\nset logscale y\nset yrange [1e-6<*:*]\nset ylabel "
+                                  "'distance to the reference'\nplot ",
+                              gp_path(g, dir, "/plots/errors.png"));
+        const char *c = gp_str(g, cols[i]);
+        wgf_strbuf_printf(gp, "%s%s using 't':%s with linespoints pt 7 ps 0.4 lw 2 title %s",
+                          first ? "" : ", ", history, c, c);
         first = 0;
     }
     if (!first)
-        wgf_strbuf_printf(&gp, "\nunset logscale y\nset autoscale y\n");
+        wgf_strbuf_printf(gp, "\nunset logscale y\nset autoscale y\n");
     /* Diagnostics with a reference value: X against X_ref. */
     first = 1;
     for (size_t i = 0; i < ncols; i++) {
@@ -251,38 +436,64 @@ int wgf_plot(const char *dir, wgf_error *err)
                 continue;
         }
         if (first)
-            wgf_strbuf_printf(&gp, "set output '%s/plots/diagnostics.png'\nset ylabel 'value'\nplot ", dir);
-        wgf_strbuf_printf(&gp, "%s'%s/history.csv' using 't':'%s' with linespoints pt 7 ps 0.4 lw 2 title '%s', "
-                               "'' using 't':'%s' with lines dt 2 lw 2 title '%s'",
-                          first ? "" : ", ", dir, base, base, cols[i], cols[i]);
+            wgf_strbuf_printf(gp, "set output %s\nset ylabel 'value'\nplot ",
+                              gp_path(g, dir, "/plots/diagnostics.png"));
+        const char *b = gp_str(g, base), *c = gp_str(g, cols[i]);
+        wgf_strbuf_printf(gp, "%s%s using 't':%s with linespoints pt 7 ps 0.4 lw 2 title %s, "
+                              "'' using 't':%s with lines dt 2 lw 2 title %s",
+                          first ? "" : ", ", history, b, b, c, c);
         first = 0;
     }
     if (!first)
-        wgf_strbuf_printf(&gp, "\n");
+        wgf_strbuf_printf(gp, "\n");
     long last = last_samples_step(dir);
     if (last >= 0) {
         char ref[4096];
         snprintf(ref, sizeof ref, "%s/reference.csv", dir);
         int kind = reference_kind(ref); /* 0 none, 1 curve, 2 density */
-        char samples[4200];
-        snprintf(samples, sizeof samples, "%s/samples/step-%06ld.csv", dir, last);
-        wgf_strbuf_printf(&gp, "set output '%s/plots/samples.png'\nset key inside top right\n"
-                               "stats '%s' using 1 nooutput\n", dir, samples);
-        wgf_strbuf_printf(&gp, "if (STATS_columns >= 2 && %d != 2) {\n"
-                               "  set size ratio -1; set xlabel 'x1'; set ylabel 'x2'\n"
-                               "  plot '%s' using 1:2 with points pt 7 ps 0.3 title 'samples at step %ld'%s%s%s\n"
-                               "} else {\n"
-                               "  set size noratio; set xlabel 'x1'; set ylabel 'density'\n"
-                               "  binw = (STATS_max - STATS_min)/60.0 + 1e-12\n"
-                               "  bin(x) = binw*floor(x/binw) + binw/2\n"
-                               "  set style fill solid 0.4\n"
-                               "  plot '%s' using (bin($1)):(1.0/(binw*STATS_records)) smooth frequency "
-                               "with boxes title 'samples at step %ld'%s%s%s\n}\n",
-                          kind, samples, last, kind == 1 ? ", '" : "", kind == 1 ? ref : "",
-                          kind == 1 ? "' using 1:2 with lines lw 2 title 'reference'" : "", samples, last,
-                          kind == 2 ? ", '" : "", kind == 2 ? ref : "",
-                          kind == 2 ? "' using 1:2 with lines lw 2 title 'reference'" : "");
+        char rel[64];
+        snprintf(rel, sizeof rel, "/samples/step-%06ld.csv", last);
+        const char *samples = gp_path(g, dir, rel), *qref = gp_path(g, dir, "/reference.csv");
+        wgf_strbuf_printf(gp, "set output %s\nset key inside top right\nstats %s using 1 nooutput\n",
+                          gp_path(g, dir, "/plots/samples.png"), samples);
+        wgf_strbuf_printf(gp, "if (STATS_columns >= 2 && %d != 2) {\n"
+                              "  set size ratio -1; set xlabel 'x1'; set ylabel 'x2'\n"
+                              "  plot %s using 1:2 with points pt 7 ps 0.3 title 'samples at step %ld'%s%s%s\n"
+                              "} else {\n"
+                              "  set size noratio; set xlabel 'x1'; set ylabel 'density'\n"
+                              "  binw = (STATS_max - STATS_min)/60.0 + 1e-12\n"
+                              "  bin(x) = binw*floor(x/binw) + binw/2\n"
+                              "  set style fill solid 0.4\n"
+                              "  plot %s using (bin($1)):(1.0/(binw*STATS_records)) smooth frequency "
+                              "with boxes title 'samples at step %ld'%s%s%s\n}\n",
+                          kind, samples, last, kind == 1 ? ", " : "", kind == 1 ? qref : "",
+                          kind == 1 ? " using 1:2 with lines lw 2 title 'reference'" : "", samples, last,
+                          kind == 2 ? ", " : "", kind == 2 ? qref : "",
+                          kind == 2 ? " using 1:2 with lines lw 2 title 'reference'" : "");
     }
+}
+
+int wgf_plot(const char *dir, wgf_error *err)
+{
+    if (!have_gnuplot())
+        return wgf_error_set(err, WGF_EUNSUP, "gnuplot is not installed: no plots drawn");
+    char **cols = NULL;
+    size_t ncols = 0;
+    if (history_columns(dir, &cols, &ncols) != 0)
+        return wgf_error_set(err, WGF_EIO, "%s/history.csv: cannot read", dir);
+    char plots[4096];
+    snprintf(plots, sizeof plots, "%s/plots", dir);
+    int rc = wgf_mkdir_p(plots, err);
+    wgf_strbuf gp = {0};
+    gp_strings g = {0};
+    plot_script(dir, cols, ncols, &g, &gp);
+    if (rc == WGF_OK && g.refused)
+        rc = wgf_error_set(err, WGF_EINVAL, "%s: no plots drawn: %s holds a control character (a plot "
+                           "script takes printable text only)", dir,
+                           g.bad == dir ? "the directory's name" : "a column name in history.csv");
+    else if (rc == WGF_OK && g.nomem)
+        gp.failed = 1;
+    gp_strings_free(&g);
     for (size_t i = 0; i < ncols; i++)
         free(cols[i]);
     free(cols);
@@ -290,8 +501,9 @@ int wgf_plot(const char *dir, wgf_error *err)
         wgf_strbuf_free(&gp);
         return rc != WGF_OK ? rc : wgf_error_set(err, WGF_ENOMEM, "out of memory");
     }
+    /* gnuplot takes a script named '<cmd' for a command, and one named '-x' for an option */
     char script[4096];
-    snprintf(script, sizeof script, "%s/plots/plot.gp", dir);
+    snprintf(script, sizeof script, "%s%s/plots/plot.gp", dir[0] == '/' ? "" : "./", dir);
     rc = wgf_write_atomic(script, gp.s, gp.len, err);
     wgf_strbuf_free(&gp);
     if (rc != WGF_OK)

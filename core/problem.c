@@ -213,7 +213,7 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
         if (!ini_path)
             return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     }
-    rc = wgf_registry_create(&p->reg, opts->plugin_path, ini_path, err);
+    rc = wgf_problem_registry(p, opts, ini_path, diag, err); /* paths.c */
     free(ini_path);
     if (rc != WGF_OK)
         return rc;

@@ -610,7 +610,7 @@ double wgf_refrun_value(const wgf_refrun *r, const char *col)
 {
     for (size_t i = 0; i < r->ncols; i++)
         if (strcmp(col_names(r)[i], col) == 0)
-            return r->val[i];
+            return r->have[i] ? r->val[i] : NAN; /* not computed at the last evaluation */
     return NAN;
 }
 
@@ -688,13 +688,14 @@ void wgf_refrun_summary(const wgf_refrun *r, wgf_strbuf *ini, wgf_run_result *re
     wgf_strbuf_printf(ini, "\n[error]\nreference = %s\n", wgf_refrun_type(r));
     for (size_t i = 0; i < r->ncols; i++) {
         const char *name = r->type == REF_OU ? ou_keys[i] : col_names(r)[i];
-        if (isfinite(r->val[i]))
-            wgf_strbuf_printf(ini, "%s = %.10g\n", name, r->val[i]);
+        double v = r->have[i] ? r->val[i] : NAN; /* not computed: no stale value */
+        if (isfinite(v))
+            wgf_strbuf_printf(ini, "%s = %.10g\n", name, v);
         else
             wgf_strbuf_printf(ini, "%s = nan\n", name);
         if (res->nfigures < WGF_RUN_FIGURES) {
             snprintf(res->figures[res->nfigures].name, sizeof res->figures[0].name, "%s", name);
-            res->figures[res->nfigures++].value = r->val[i];
+            res->figures[res->nfigures++].value = v;
         }
     }
     if (r->type == REF_OU || r->type == REF_BARENBLATT)

@@ -285,6 +285,13 @@ int wgf_registry_create(wgf_registry **reg, const char *cli_path, const char *in
     return WGF_OK;
 }
 
+int wgf_registry_append(wgf_registry *reg, const char *path, wgf_error *err)
+{
+    if (add_path_list(reg, path) != WGF_OK)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory building the plugin search path");
+    return WGF_OK;
+}
+
 int wgf_registry_create_path(wgf_registry **reg, const char *path, wgf_error *err)
 {
     int rc = registry_new(reg, err);
@@ -547,27 +554,11 @@ static int edit_distance(const char *a, size_t na, const char *b, size_t nb, siz
     return WGF_OK;
 }
 
-/* 1 when the file at path loads and holds a valid plugin named name of kind (0: any). */
-static int holds_plugin(wgf_registry *reg, const char *path, wgf_kind kind, const char *name)
-{
-    wgf_lib *lib;
-    wgf_error quiet;
-    if (registry_load(reg, path, &lib, &quiet) != WGF_OK)
-        return 0;
-    for (unsigned i = 0;; i++) {
-        const wgf_plugin *p = lib->entry(i);
-        if (!p || check_abi(p, path, &quiet) != WGF_OK)
-            return 0;
-        if (check_descriptor(p, i, path, &quiet) == WGF_OK && strcmp(p->name, name) == 0 &&
-            (kind == 0 || p->kind == kind))
-            return 1;
-    }
-}
-
-/* The closest name of that kind on the path, within a couple of typos (NULL: none). A name
- * written with its .so suffix is compared without it. Ties go to the first directory, then to
- * the first name in it. */
-static int suggest(wgf_registry *reg, wgf_kind kind, const char *name, char **best)
+/* The closest file name on the path, within a couple of typos (NULL: none). A name written with
+ * its .so suffix is compared without it. Ties go to the first directory, then to the first name
+ * in it. Names only: loading a file to learn its kind would run its constructors, and a failed
+ * look-up must not run code from every similarly named file on the path. */
+static int suggest(wgf_registry *reg, const char *name, char **best)
 {
     *best = NULL;
     size_t nn = strlen(name);
@@ -594,7 +585,7 @@ static int suggest(wgf_registry *reg, wgf_kind kind, const char *name, char **be
                 continue;
             }
             files[j][ns] = '\0';
-            if (is_file(path) && holds_plugin(reg, path, kind, files[j])) {
+            if (is_file(path)) {
                 free(*best);
                 *best = strdup(files[j]);
                 bestd = dist;
@@ -616,7 +607,7 @@ static int suggest(wgf_registry *reg, wgf_kind kind, const char *name, char **be
 static int not_found(wgf_registry *reg, wgf_kind kind, const char *name, wgf_error *err)
 {
     char *hint;
-    if (suggest(reg, kind, name, &hint) != WGF_OK)
+    if (suggest(reg, name, &hint) != WGF_OK)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory looking for plugin '%s'", name);
     strbuf b = {0};
     sb_printf(&b, "plugin '%s'", name);

@@ -1,9 +1,11 @@
 /* wgf/registry.h: finding and loading plugins.
  *
  * A plugin name resolves to <dir>/<name>.so along the search path, in order:
- * --plugin-path, the experiment's [run] plugin_path, WGF_PLUGIN_PATH, the
- * build tree (when the command runs uninstalled), the installed pkglibdir.
- * Each of the first three may hold several directories separated by ':'. */
+ * --plugin-path, WGF_PLUGIN_PATH, the build tree (when the command runs
+ * uninstalled), the installed pkglibdir, then the experiment's [run]
+ * plugin_path (wgf_run puts it second only when told to trust it).
+ * --plugin-path, WGF_PLUGIN_PATH and plugin_path may hold several
+ * directories separated by ':'. Loading a plugin runs its code. */
 #ifndef WGF_REGISTRY_H
 #define WGF_REGISTRY_H
 
@@ -19,6 +21,9 @@ typedef struct wgf_registry wgf_registry;
 /* A registry searching, in order: cli_path, ini_path (either may be NULL),
  * then WGF_PLUGIN_PATH, the build tree if running uninstalled, pkglibdir. */
 int wgf_registry_create(wgf_registry **reg, const char *cli_path, const char *ini_path, wgf_error *err);
+/* Append the directories of path (':'-separated) to the end of the search:
+ * how an experiment's plugin_path comes after the installed plugins. */
+int wgf_registry_append(wgf_registry *reg, const char *path, wgf_error *err);
 /* A registry searching exactly path (':'-separated); for tests. */
 int wgf_registry_create_path(wgf_registry **reg, const char *path, wgf_error *err);
 void wgf_registry_free(wgf_registry *reg); /* dlcloses what it loaded */

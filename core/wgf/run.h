@@ -23,6 +23,12 @@ typedef struct wgf_run_opts {
     /* Set to nonzero (from a signal handler, say) to stop after the current
      * step: outputs are written and wgf_run returns WGF_EINTR. May be NULL. */
     volatile sig_atomic_t *interrupt;
+    /* An experiment's [run] plugin_path names code that wgf loads and runs.
+     * By default its directories come after every other (installed plugins
+     * win); trust_plugin_path puts them right after plugin_path above, and
+     * no_file_plugins refuses the key (a configuration error). */
+    int trust_plugin_path;
+    int no_file_plugins;
 } wgf_run_opts;
 
 #define WGF_RUN_FIGURES 16
