@@ -32,6 +32,11 @@ struct wgf_eval {
     double *scratch;    /* n x d: jvp results, negated l-cotangents */
     double *scratch_ld; /* (S + 1) x n: negated l-cotangents per stage */
     wgf_error *berr;    /* nblocks: per-block errors */
+    /* Per-block stage pointer arrays, so that no call allocates: a metric product is made
+     * hundreds of times per step. out: 2 (S + 1) per block (forward's x, ld); in: 3 (S + 1) per
+     * block (cotangents xbar, ldbar, sbar); last: 3 (S + 1) for wgf_eval_vjp's last-stage arrays. */
+    double **ptr_out;
+    const double **ptr_in, **ptr_last;
 };
 
 static size_t block_len(const wgf_eval *ev, size_t b)
@@ -96,6 +101,9 @@ void wgf_eval_free(wgf_eval *ev)
     wgf_free(ev->scratch);
     wgf_free(ev->scratch_ld);
     free(ev->berr);
+    free(ev->ptr_out);
+    free(ev->ptr_in);
+    free(ev->ptr_last);
     free(ev);
 }
 
@@ -138,8 +146,12 @@ wgf_eval *wgf_eval_create(wgf_problem *p, size_t n, unsigned flags, wgf_error *e
     ev->tapes = calloc(ev->nblocks, sizeof *ev->tapes);
     ev->stage = calloc(ev->S + 1, sizeof *ev->stage);
     ev->ld = calloc(ev->S + 1, sizeof *ev->ld);
+    ev->ptr_out = calloc(ev->nblocks * 2 * (ev->S + 1), sizeof *ev->ptr_out);
+    ev->ptr_in = calloc(ev->nblocks * 3 * (ev->S + 1), sizeof *ev->ptr_in);
+    ev->ptr_last = calloc(3 * (ev->S + 1), sizeof *ev->ptr_last);
     if (!ev->z || !ev->logq0 || !ev->s0 || !ev->theta || !ev->tbar || !ev->scratch ||
-        !ev->scratch_ld || !ev->berr || !ev->tapes || !ev->stage || !ev->ld)
+        !ev->scratch_ld || !ev->berr || !ev->tapes || !ev->stage || !ev->ld || !ev->ptr_out ||
+        !ev->ptr_in || !ev->ptr_last)
         goto nomem;
     for (size_t b = 0; b < ev->nblocks; b++) {
         ev->tapes[b] = ev->map->tape_create(ev->map_state, block_len(ev, b));
@@ -223,11 +235,7 @@ int wgf_eval_forward(wgf_eval *ev, const double *theta, wgf_error *err)
 #pragma omp parallel for schedule(static)
     for (long bl = 0; bl < nb; bl++) {
         size_t b = (size_t)bl, off = b * WGF_BLOCK, m = block_len(ev, b);
-        double **xs = malloc(2 * (S + 1) * sizeof *xs);
-        if (!xs) {
-            wgf_error_set(&ev->berr[b], WGF_ENOMEM, "out of memory");
-            continue;
-        }
+        double **xs = ev->ptr_out + b * 2 * (S + 1);
         double **lds = xs + S + 1;
         for (size_t k = 0; k <= S; k++) {
             int keep = stage_kept(ev, k) && k > 0;
@@ -253,7 +261,6 @@ int wgf_eval_forward(wgf_eval *ev, const double *theta, wgf_error *err)
                     l[i] = k == 0 ? lq[i] : lq[i] - ld[i];
             }
         }
-        free(xs);
     }
     int rc = first_error(ev, err);
     ev->forwarded = rc == WGF_OK;
@@ -325,11 +332,7 @@ int wgf_eval_path_vjp(wgf_eval *ev, const double *const *xbar, const double *con
         size_t b = (size_t)bl, off = b * WGF_BLOCK;
         double *tb = ev->tbar + b * P;
         memset(tb, 0, P * sizeof(double));
-        const double **ptr = malloc(3 * (S + 1) * sizeof *ptr);
-        if (!ptr) {
-            wgf_error_set(&ev->berr[b], WGF_ENOMEM, "out of memory");
-            continue;
-        }
+        const double **ptr = ev->ptr_in + b * 3 * (S + 1);
         const double **xb = ptr, **lb = ptr + S + 1, **sb = ptr + 2 * (S + 1);
         for (size_t k = 0; k <= S; k++) {
             xb[k] = xbar && xbar[k] ? xbar[k] + off * d : NULL;
@@ -338,7 +341,6 @@ int wgf_eval_path_vjp(wgf_eval *ev, const double *const *xbar, const double *con
         }
         ev->map->path_vjp(ev->map_state, ev->theta, block_len(ev, b), ev->tapes[b], xb, lb,
                           sbar ? sb : NULL, tb, &ev->berr[b]);
-        free(ptr);
     }
     int rc = first_error(ev, err);
     if (rc == WGF_OK)
@@ -350,15 +352,11 @@ int wgf_eval_vjp(wgf_eval *ev, const double *xbar, const double *lbar, const dou
                  double *thetabar, wgf_error *err)
 {
     size_t S = ev->S;
-    const double **ptr = calloc(3 * (S + 1), sizeof *ptr);
-    if (!ptr)
-        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    const double **ptr = ev->ptr_last; /* all NULL but the last stage's entries */
     ptr[S] = xbar;
     ptr[(S + 1) + S] = lbar;
     ptr[2 * (S + 1) + S] = sbar;
-    int rc = wgf_eval_path_vjp(ev, ptr, ptr + S + 1, sbar ? ptr + 2 * (S + 1) : NULL, thetabar, err);
-    free(ptr);
-    return rc;
+    return wgf_eval_path_vjp(ev, ptr, ptr + S + 1, sbar ? ptr + 2 * (S + 1) : NULL, thetabar, err);
 }
 
 int wgf_eval_gram(wgf_eval *ev, const double *v, double *out, wgf_error *err)
@@ -371,11 +369,9 @@ int wgf_eval_gram(wgf_eval *ev, const double *v, double *out, wgf_error *err)
         size_t b = (size_t)bl, off = b * WGF_BLOCK, m = block_len(ev, b);
         double *tb = ev->tbar + b * P, *jx = ev->scratch + off * d;
         memset(tb, 0, P * sizeof(double));
-        const double **xb = calloc(S + 1, sizeof *xb);
-        if (!xb) {
-            wgf_error_set(&ev->berr[b], WGF_ENOMEM, "out of memory");
-            continue;
-        }
+        const double **xb = ev->ptr_in + b * 3 * (S + 1);
+        for (size_t k = 0; k <= S; k++)
+            xb[k] = NULL;
         /* J^T (J v) on the block's tape while it is hot in cache. */
         int rc = ev->map->jvp(ev->map_state, ev->theta, m, ev->tapes[b], v, jx, NULL, &ev->berr[b]);
         if (rc == WGF_OK) {
@@ -383,7 +379,6 @@ int wgf_eval_gram(wgf_eval *ev, const double *v, double *out, wgf_error *err)
             ev->map->path_vjp(ev->map_state, ev->theta, m, ev->tapes[b], xb, NULL, NULL, tb,
                               &ev->berr[b]);
         }
-        free(xb);
     }
     int rc = first_error(ev, err);
     if (rc == WGF_OK)

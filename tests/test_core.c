@@ -10,6 +10,25 @@
 
 #include "testutil.h"
 
+/* Allocation counting: this program's malloc and calloc count calls while `counting` is set, and
+ * pass every call on to glibc's allocator (which free() then releases as usual). */
+extern void *__libc_malloc(size_t size);
+extern void *__libc_calloc(size_t n, size_t size);
+static int counting;
+static unsigned long allocations;
+void *malloc(size_t size)
+{
+    if (__atomic_load_n(&counting, __ATOMIC_RELAXED))
+        __atomic_fetch_add(&allocations, 1, __ATOMIC_RELAXED);
+    return __libc_malloc(size);
+}
+void *calloc(size_t n, size_t size)
+{
+    if (__atomic_load_n(&counting, __ATOMIC_RELAXED))
+        __atomic_fetch_add(&allocations, 1, __ATOMIC_RELAXED);
+    return __libc_calloc(n, size);
+}
+
 static wgf_problem *make_problem(const char *text)
 {
     char *path = test_write_ini(text);
@@ -179,6 +198,38 @@ START_TEST(test_natgrad_residual)
 }
 END_TEST
 
+/* A metric product, a vjp and a forward pass allocate nothing: MINRES makes hundreds of products
+ * per step. */
+START_TEST(test_products_do_not_allocate)
+{
+    wgf_problem *p = make_problem(planar_ini);
+    perturb(p, 0.3);
+    size_t P = wgf_problem_nparams(p), n = 600, d = 3;
+    wgf_eval *ev = forward_eval(p, n);
+    double *v = calloc(P, sizeof(double)), *out = calloc(P, sizeof(double));
+    double *xbar = calloc(n * d, sizeof(double));
+    for (size_t j = 0; j < P; j++)
+        v[j] = cos(0.9 * (double)j);
+    for (size_t k = 0; k < n * d; k++)
+        xbar[k] = sin(0.37 * (double)k);
+    wgf_error err;
+    ck_assert(wgf_eval_gram(ev, v, out, &err) == WGF_OK); /* first use: the map may set up */
+    __atomic_store_n(&counting, 1, __ATOMIC_RELAXED);
+    int rc1 = wgf_eval_gram(ev, v, out, &err);
+    int rc2 = wgf_eval_vjp(ev, xbar, NULL, NULL, out, &err);
+    int rc3 = wgf_eval_forward(ev, wgf_problem_theta(p), &err);
+    __atomic_store_n(&counting, 0, __ATOMIC_RELAXED);
+    ck_assert(rc1 == WGF_OK && rc2 == WGF_OK && rc3 == WGF_OK);
+    ck_assert_msg(allocations == 0, "%lu allocations in a product, a vjp and a forward pass",
+                  allocations);
+    free(v);
+    free(out);
+    free(xbar);
+    wgf_eval_free(ev);
+    wgf_problem_free(p);
+}
+END_TEST
+
 /* Blocks make sums independent of the thread count, to the bit. */
 START_TEST(test_threads_bitwise)
 {
@@ -258,6 +309,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, test_energy_gradient_fd);
     tcase_add_test(tc, test_gram_explicit);
     tcase_add_test(tc, test_natgrad_residual);
+    tcase_add_test(tc, test_products_do_not_allocate);
     tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_draw_reproducible);
     tcase_add_test(tc, test_planar_initial_identity);
