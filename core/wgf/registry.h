@@ -41,6 +41,12 @@ typedef void (*wgf_registry_visit_fn)(const wgf_plugin *plugin, const char *path
 int wgf_registry_list(wgf_registry *reg, wgf_registry_visit_fn visit, void *user, wgf_diag *warn,
                       wgf_error *err);
 
+/* Bytes of a vtable of kind built against plugin ABI version (0 when the
+ * kind did not exist in that version, or the version is newer than this
+ * wgf's). The loader copies that much of an older plugin's vtable into one of
+ * the current layout (plugin.h, the growth rules). */
+size_t wgf_registry_vtable_size(wgf_kind kind, unsigned version);
+
 #ifdef __cplusplus
 }
 #endif
