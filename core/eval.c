@@ -123,6 +123,12 @@ wgf_eval *wgf_eval_create(wgf_problem *p, size_t n, unsigned flags, wgf_error *e
     ev->d = p->info.dim;
     ev->P = p->nparams;
     ev->S = p->nstages;
+    /* What the configuration needs is on whatever the caller asked for: an energy that reads s
+     * has a score path in its gradient (MATH.md 2), and a scheme that takes the Wasserstein
+     * gradient of one that reads s gets it on every batch it makes. */
+    if ((p->energy_needs & WGF_NEEDS_S) ||
+        ((p->scheme_needs & WGF_SCHEME_NEEDS_WGRAD) && (p->energy_needs & WGF_WGRAD_NEEDS_S)))
+        flags |= WGF_EVAL_SCORE;
     ev->flags = flags;
     ev->nblocks = (n + WGF_BLOCK - 1) / WGF_BLOCK;
     unsigned provides = wgf_dist_provides(p->dist);

@@ -230,6 +230,141 @@ START_TEST(test_products_do_not_allocate)
 }
 END_TEST
 
+/* ------------------------------------------------------------ needs */
+
+/* An experiment on the test plugins (WGF_TEST_PLUGINS) and the built-in ones: [run] with the
+ * plugin path, then body. Returns wgf_problem_create's status; *p is NULL on failure. */
+static int try_problem(const char *body, wgf_problem **p, wgf_error *err, char *file, size_t size)
+{
+    const char *dir = getenv("WGF_TEST_PLUGINS");
+    ck_assert_msg(dir != NULL, "WGF_TEST_PLUGINS is not set (run through make check)");
+    size_t n = strlen(dir) + strlen(body) + 128;
+    char *text = malloc(n);
+    ck_assert_ptr_nonnull(text);
+    snprintf(text, n, "[run]\ndim = 2\nsamples = 300\nseed = 4\nplugin_path = %s\n%s", dir, body);
+    char *path = test_write_ini(text);
+    snprintf(file, size, "%s", path);
+    wgf_run_opts opts = {.file = path};
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    memset(err, 0, sizeof *err);
+    *p = NULL;
+    int rc = wgf_problem_create(p, &opts, &diag, err);
+    if (diag.n) {
+        snprintf(err->msg, sizeof err->msg, "%s", diag.msg[0]);
+        rc = WGF_EINVAL;
+    }
+    wgf_diag_free(&diag);
+    unlink(path);
+    free(path);
+    free(text);
+    return rc;
+}
+
+/* The configuration's error, exactly. */
+static void refused(const char *body, const char *expect_fmt)
+{
+    char file[256], expect[1024];
+    wgf_problem *p;
+    wgf_error err;
+    int rc = try_problem(body, &p, &err, file, sizeof file);
+    ck_assert_int_eq(rc, WGF_EINVAL);
+    ck_assert_ptr_null(p);
+    snprintf(expect, sizeof expect, expect_fmt, file);
+    ck_assert_str_eq(err.msg, expect);
+}
+
+static const char score_body[] = "[initial]\ntype = gaussian\nmean = 0.3 -0.5\ncov = full 1 0.4 0.4 2\n"
+                                 "[energy]\nplugin = scoreenergy\nw = 0.8\n"
+                                 "[map]\nplugin = affine\n";
+
+/* An energy that reads s: a batch made without asking for scores (as euler makes it) has them,
+ * and the gradient includes the score path, against central differences in theta. */
+START_TEST(test_score_energy_gradient_fd)
+{
+    char file[256];
+    wgf_problem *p;
+    wgf_error err;
+    ck_assert_msg(try_problem(score_body, &p, &err, file, sizeof file) == WGF_OK, "%s", err.msg);
+    ck_assert_uint_eq(wgf_problem_energy_needs(p), WGF_NEEDS_S);
+    perturb(p, 0.2);
+    size_t P = wgf_problem_nparams(p);
+    wgf_eval *ev = wgf_eval_create(p, 300, 0, &err);
+    ck_assert_msg(ev != NULL, "%s", err.msg);
+    ck_assert(wgf_eval_draw(ev, WGF_STREAM_TRAIN, 1, &err) == WGF_OK);
+    ck_assert(wgf_eval_forward(ev, wgf_problem_theta(p), &err) == WGF_OK);
+    ck_assert_ptr_nonnull(wgf_eval_batch(ev, 1)->s);
+    double F, *grad = calloc(P, sizeof(double)), *th = calloc(P, sizeof(double));
+    ck_assert_msg(wgf_problem_energy(p, ev, &F, grad, &err) == WGF_OK, "%s", err.msg);
+    memcpy(th, wgf_problem_theta(p), P * sizeof(double));
+    double worst = 0, gmax = 0;
+    for (size_t j = 0; j < P; j++) {
+        double h = 1e-6, Fp, Fm, save = th[j];
+        th[j] = save + h;
+        ck_assert(wgf_eval_forward(ev, th, &err) == WGF_OK);
+        ck_assert(wgf_problem_energy(p, ev, &Fp, NULL, &err) == WGF_OK);
+        th[j] = save - h;
+        ck_assert(wgf_eval_forward(ev, th, &err) == WGF_OK);
+        ck_assert(wgf_problem_energy(p, ev, &Fm, NULL, &err) == WGF_OK);
+        th[j] = save;
+        double fd = (Fp - Fm) / (2 * h);
+        worst = fmax(worst, fabs(fd - grad[j]));
+        gmax = fmax(gmax, fabs(grad[j]));
+    }
+    ck_assert_msg(worst <= 1e-6 * fmax(1, gmax), "worst |fd - grad| = %g (max |grad| %g)", worst, gmax);
+    ck_assert(gmax > 1e-2);
+    free(grad);
+    free(th);
+    wgf_eval_free(ev);
+    wgf_problem_free(p);
+}
+END_TEST
+
+/* An energy that reads s without eval_s could not give its gradient: refused at configuration. */
+START_TEST(test_score_energy_without_eval_s)
+{
+    refused("[initial]\ntype = gaussian\n[energy]\nplugin = scorenoevals\n[map]\nplugin = affine\n",
+            "%s:9: energy.plugin: energy 'scorenoevals' reads the score s in eval but has no eval_s, "
+            "so its gradient in the parameters cannot be formed (an energy that reads s must give "
+            "dF/ds through eval_s, plugin ABI 2)");
+}
+END_TEST
+
+/* A scheme's needs against the energy, the law and the map, at configuration. */
+START_TEST(test_scheme_needs)
+{
+    refused("[initial]\ntype = gaussian\n[energy]\nplugin = scoreenergy\n[map]\nplugin = affine\n"
+            "[scheme]\nplugin = needyscheme\nneeds = wgrad\n",
+            "%s:13: scheme.plugin: scheme 'needyscheme' needs the energy's Wasserstein gradient "
+            "(wgrad), which energy 'scoreenergy' [energy] does not provide (choose another scheme, "
+            "e.g. euler, or energy)");
+    refused("[initial]\ntype = uniform\n[energy]\nplugin = fpe\n[map]\nplugin = affine\n"
+            "[scheme]\nplugin = needyscheme\nneeds = scores\n",
+            "%s:13: scheme.plugin: scheme 'needyscheme': the scheme needs scores, and the uniform "
+            "initial law has no score (use gaussian or barenblatt)");
+    refused("[initial]\ntype = gaussian\n[energy]\nplugin = fpe\n[map]\nplugin = abi1map\n"
+            "[scheme]\nplugin = needyscheme\nneeds = wgrad\n",
+            "%s:13: scheme.plugin: scheme 'needyscheme': the scheme needs the Wasserstein gradient, "
+            "which reads the score, and map 'abi1map' cannot push scores forward (it has no score "
+            "function)");
+    /* what is there is accepted, and the batches carry what the scheme needs */
+    char file[256];
+    wgf_problem *p;
+    wgf_error err;
+    ck_assert_msg(try_problem("[initial]\ntype = gaussian\n[energy]\nplugin = fpe\n[map]\nplugin = affine\n"
+                              "[scheme]\nplugin = needyscheme\nneeds = stages wgrad_vjp\n",
+                              &p, &err, file, sizeof file) == WGF_OK, "%s", err.msg);
+    wgf_eval *ev = wgf_eval_create(p, 10, 0, &err);
+    ck_assert_ptr_nonnull(ev);
+    ck_assert(wgf_eval_draw(ev, WGF_STREAM_TRAIN, 0, &err) == WGF_OK);
+    ck_assert(wgf_eval_forward(ev, wgf_problem_theta(p), &err) == WGF_OK);
+    double g[20];
+    ck_assert_msg(wgf_problem_wgrad(p, ev, 1, g, &err) == WGF_OK, "%s", err.msg);
+    wgf_eval_free(ev);
+    wgf_problem_free(p);
+}
+END_TEST
+
 /* Blocks make sums independent of the thread count, to the bit. */
 START_TEST(test_threads_bitwise)
 {
@@ -310,6 +445,9 @@ static Suite *core_suite(void)
     tcase_add_test(tc, test_gram_explicit);
     tcase_add_test(tc, test_natgrad_residual);
     tcase_add_test(tc, test_products_do_not_allocate);
+    tcase_add_test(tc, test_score_energy_gradient_fd);
+    tcase_add_test(tc, test_score_energy_without_eval_s);
+    tcase_add_test(tc, test_scheme_needs);
     tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_draw_reproducible);
     tcase_add_test(tc, test_planar_initial_identity);
