@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gsl/gsl_errno.h>
+
 #include "internal.h"
 
 /* ------------------------------------------------------------ core schemas */
@@ -215,6 +217,7 @@ static int check_needs(wgf_problem *p, wgf_error *err)
 
 int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, wgf_error *err)
 {
+    gsl_set_error_handler_off(); /* a GSL error returns a status, never aborts (wgf_error_gsl) */
     int rc = wgf_config_load(&p->cfg, opts->file, diag, err);
     if (rc == WGF_EIO) /* a missing or unreadable experiment is bad input */
         rc = err ? (err->code = WGF_EINVAL) : WGF_EINVAL;

@@ -20,6 +20,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <gsl/gsl_errno.h>
+
 #include "wgf/registry.h"
 
 /* Both come from the build (core_libwgf_la_CPPFLAGS); the fallbacks keep the file compilable on
@@ -305,6 +307,9 @@ static int add_build_tree(wgf_registry *reg)
 
 static int registry_new(wgf_registry **reg, wgf_error *err)
 {
+    /* GSL's default handler aborts the process: plugins get GSL's status codes instead
+     * (wgf_error_gsl). Every way into plugins (a run, a check, a self-test) loads them here. */
+    gsl_set_error_handler_off();
     *reg = calloc(1, sizeof **reg);
     if (!*reg)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory creating the plugin registry");

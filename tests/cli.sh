@@ -91,6 +91,31 @@ expect 2 "not found" "$WGF" plugins nosuchplugin
 expect 0 "passed" "$WGF" selftest planar --dim 3
 expect 0 "passed" "$WGF" selftest fpe --dim 2 --set energy.potential=quartic
 
+# a GSL error in a plugin is an error, not an abort: exit 2 from create, 3 from a step
+cat >"$tmp/gsl.ini" <<EOF
+[run]
+dim = 2
+samples = 50
+plugin_path = ${WGF_TEST_PLUGINS:-tests/plugins/.libs}
+[initial]
+type = gaussian
+[energy]
+plugin = gslfail
+at = eval
+[map]
+plugin = affine
+[scheme]
+plugin = euler
+step = 0.1
+t_end = 0.2
+[output]
+plots = false
+EOF
+expect 3 "gslfail: Cholesky of the test matrix: input domain error (GSL status 1)" \
+    "$WGF" run "$tmp/gsl.ini" -o "$tmp/gslrun" --quiet
+expect 2 "energy.at: Cholesky of the test matrix: input domain error" \
+    "$WGF" check "$tmp/gsl.ini" --set energy.at=create
+
 # a short run writes its outputs; Ctrl-C finishes the step, writes, exits 130
 expect 0 "finished" "$WGF" run "$good" -o "$tmp/run1" --set scheme.t_end=0.05 --set output.plots=false
 [ -s "$tmp/run1/summary.ini" ] && ok || bad "no summary.ini"
