@@ -37,6 +37,13 @@ struct wgf_eval {
      * block (cotangents xbar, ldbar, sbar); last: 3 (S + 1) for wgf_eval_vjp's last-stage arrays. */
     double **ptr_out;
     const double **ptr_in, **ptr_last;
+    /* wgf_eval_vjp_many's workspace, for up to many_k cotangent sets, grown on demand:
+     * per-block partial sums (nblocks x k x P), negated l-cotangents (k x n), per-block pointers
+     * to the sets (nblocks x 3k) and to their partial sums (nblocks x k). */
+    size_t many_k;
+    double *many_tbar, *many_ld;
+    const double **many_in;
+    double **many_out;
 };
 
 static size_t block_len(const wgf_eval *ev, size_t b)
@@ -104,6 +111,10 @@ void wgf_eval_free(wgf_eval *ev)
     free(ev->ptr_out);
     free(ev->ptr_in);
     free(ev->ptr_last);
+    wgf_free(ev->many_tbar);
+    wgf_free(ev->many_ld);
+    free(ev->many_in);
+    free(ev->many_out);
     free(ev);
 }
 
@@ -390,4 +401,104 @@ int wgf_eval_gram(wgf_eval *ev, const double *v, double *out, wgf_error *err)
     if (rc == WGF_OK)
         reduce_blocks(ev, out, 1.0 / (double)ev->n);
     return rc;
+}
+
+/* Room in the workspace for k cotangent sets. */
+static int many_reserve(wgf_eval *ev, size_t k, wgf_error *err)
+{
+    if (k <= ev->many_k)
+        return WGF_OK;
+    wgf_free(ev->many_tbar);
+    wgf_free(ev->many_ld);
+    free(ev->many_in);
+    free(ev->many_out);
+    ev->many_k = 0;
+    size_t nb = ev->nblocks;
+    int fits = k <= ((size_t)-1) / 8 / (nb * (ev->P + ev->n + 3));
+    ev->many_tbar = fits ? wgf_alloc_doubles(nb * k * ev->P) : NULL;
+    ev->many_ld = fits ? wgf_alloc_doubles(k * ev->n) : NULL;
+    ev->many_in = fits ? calloc(nb * 3 * k, sizeof *ev->many_in) : NULL;
+    ev->many_out = fits ? calloc(nb * k, sizeof *ev->many_out) : NULL;
+    if (!ev->many_tbar || !ev->many_ld || !ev->many_in || !ev->many_out)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory for %zu cotangent sets", k);
+    ev->many_k = k;
+    return WGF_OK;
+}
+
+/* Block b's k partial sums, from the map's vjp_many in one pass, or from k path_vjp calls. */
+static void vjp_many_block(wgf_eval *ev, size_t b, size_t k, const double *const *xbar,
+                           const double *const *lbar, const double *const *sbar)
+{
+    size_t S = ev->S, d = ev->d, P = ev->P, n = ev->n, off = b * WGF_BLOCK, m = block_len(ev, b);
+    double *tb = ev->many_tbar + b * k * P;
+    memset(tb, 0, k * P * sizeof(double));
+#define SET_X(j) (xbar && xbar[j] ? xbar[j] + off * d : NULL)
+#define SET_L(j) (lbar && lbar[j] ? ev->many_ld + (j) * n + off : NULL)
+#define SET_S(j) (sbar && sbar[j] ? sbar[j] + off * d : NULL)
+    if (ev->map->vjp_many) {
+        const double **xb = ev->many_in + b * 3 * k, **lb = xb + k, **sb = lb + k;
+        double **out = ev->many_out + b * k;
+        for (size_t j = 0; j < k; j++) {
+            xb[j] = SET_X(j);
+            lb[j] = SET_L(j);
+            sb[j] = SET_S(j);
+            out[j] = tb + j * P;
+        }
+        ev->map->vjp_many(ev->map_state, ev->theta, m, ev->tapes[b], k, xb, lb, sbar ? sb : NULL, out,
+                          &ev->berr[b]);
+        return;
+    }
+    const double **ptr = ev->ptr_in + b * 3 * (S + 1);
+    for (size_t i = 0; i < 3 * (S + 1); i++)
+        ptr[i] = NULL;
+    for (size_t j = 0; j < k && ev->berr[b].code == WGF_OK; j++) {
+        ptr[S] = SET_X(j);
+        ptr[(S + 1) + S] = SET_L(j);
+        ptr[2 * (S + 1) + S] = SET_S(j);
+        ev->map->path_vjp(ev->map_state, ev->theta, m, ev->tapes[b], ptr, ptr + S + 1,
+                          ptr[2 * (S + 1) + S] ? ptr + 2 * (S + 1) : NULL, tb + j * P, &ev->berr[b]);
+    }
+#undef SET_X
+#undef SET_L
+#undef SET_S
+}
+
+int wgf_eval_vjp_many(wgf_eval *ev, size_t k, const double *const *xbar, const double *const *lbar,
+                      const double *const *sbar, double *const *thetabar, wgf_error *err)
+{
+    size_t n = ev->n, P = ev->P;
+    if (k == 0)
+        return WGF_OK;
+    if (sbar && !(ev->flags & WGF_EVAL_SCORE))
+        for (size_t j = 0; j < k; j++)
+            if (sbar[j])
+                return wgf_error_set(err, WGF_EINVAL, "score cotangents need a batch with scores");
+    int rc = many_reserve(ev, k, err);
+    if (rc != WGF_OK)
+        return rc;
+    /* The map takes cotangents of log-determinants: ld = log lambda - l. */
+    if (lbar)
+        for (size_t j = 0; j < k; j++)
+            if (lbar[j])
+                for (size_t i = 0; i < n; i++)
+                    ev->many_ld[j * n + i] = -lbar[j][i];
+    clear_errors(ev);
+    long nb = (long)ev->nblocks;
+#pragma omp parallel for schedule(static)
+    for (long bl = 0; bl < nb; bl++)
+        vjp_many_block(ev, (size_t)bl, k, xbar, lbar, sbar);
+    rc = first_error(ev, err);
+    if (rc != WGF_OK)
+        return rc;
+    /* block partial sums in block order, as reduce_blocks */
+    for (size_t j = 0; j < k; j++) {
+        double *out = thetabar[j];
+        memcpy(out, ev->many_tbar + j * P, P * sizeof(double));
+        for (size_t b = 1; b < ev->nblocks; b++) {
+            const double *t = ev->many_tbar + (b * k + j) * P;
+            for (size_t i = 0; i < P; i++)
+                out[i] += t[i];
+        }
+    }
+    return WGF_OK;
 }

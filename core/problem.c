@@ -551,17 +551,36 @@ int wgf_problem_metric_apply(wgf_problem *p, const double *v, double *out, wgf_e
     return metric_op(p, v, out, err);
 }
 
+int wgf_problem_metric_prepare(wgf_problem *p, wgf_eval *ev, wgf_error *err)
+{
+    p->metric_ev = NULL;
+    int rc = p->metric->prepare(p->metric_state, ev, err);
+    if (rc != WGF_OK)
+        return wgf_error_prefix(err, "metric '%s'", p->metric_plugin->name);
+    p->metric_ev = ev;
+    return WGF_OK;
+}
+
 int wgf_problem_natgrad(wgf_problem *p, wgf_eval *ev, const double *rhs, double *zeta,
                         wgf_solve_stats *stats, wgf_error *err)
+{
+    if (stats)
+        memset(stats, 0, sizeof *stats);
+    int rc = wgf_problem_metric_prepare(p, ev, err);
+    return rc != WGF_OK ? rc : wgf_problem_metric_solve(p, rhs, zeta, stats, err);
+}
+
+int wgf_problem_metric_solve(wgf_problem *p, const double *rhs, double *zeta, wgf_solve_stats *stats,
+                             wgf_error *err)
 {
     wgf_solve_stats local;
     if (!stats)
         stats = &local;
     memset(stats, 0, sizeof *stats);
-    int rc = p->metric->prepare(p->metric_state, ev, err);
-    if (rc != WGF_OK)
-        return wgf_error_prefix(err, "metric '%s'", p->metric_plugin->name);
-    p->metric_ev = ev;
+    if (!p->metric_ev)
+        return wgf_error_set(err, WGF_EINVAL, "metric '%s' solved before it was prepared",
+                             p->metric_plugin->name);
+    int rc;
     if (p->metric->solve) {
         rc = p->metric->solve(p->metric_state, rhs, zeta, stats, err);
         p->metric_products += stats->products;
@@ -582,6 +601,11 @@ int wgf_problem_constrain(wgf_problem *p, double *theta, wgf_error *err)
         if (rc != WGF_OK)
             return rc;
     }
+    return p->map->check(p->map_state, theta, err);
+}
+
+int wgf_problem_check(wgf_problem *p, const double *theta, wgf_error *err)
+{
     return p->map->check(p->map_state, theta, err);
 }
 

@@ -365,6 +365,119 @@ START_TEST(test_scheme_needs)
 }
 END_TEST
 
+/* ------------------------------------------------------------ scheme helpers */
+
+/* k vjps at once equal k single vjps: bitwise through the loop fallback (planar), to rounding
+ * through a map's fused member (affine). Sets mix x-, l- and s-cotangents, and empty entries. */
+static void check_vjp_many(wgf_problem *p, size_t n, double tol)
+{
+    size_t P = wgf_problem_nparams(p), d = wgf_problem_get_info(p)->dim, k = 3;
+    wgf_eval *ev = forward_eval(p, n);
+    double *buf = calloc(k * (2 * n * d + n), sizeof(double));
+    double *many = calloc(2 * k * P, sizeof(double)), *one = many + k * P;
+    const double *xb[3], *lb[3], *sb[3];
+    double *out[3];
+    for (size_t j = 0; j < k; j++) {
+        double *x = buf + j * (2 * n * d + n), *l = x + n * d, *sv = l + n;
+        for (size_t i = 0; i < n * d; i++) {
+            x[i] = sin(0.37 * (double)i + (double)j);
+            sv[i] = cos(0.21 * (double)i - (double)j);
+        }
+        for (size_t i = 0; i < n; i++)
+            l[i] = cos(0.5 * (double)i * (double)(j + 1));
+        xb[j] = j == 1 ? NULL : x;
+        lb[j] = j == 2 ? NULL : l;
+        sb[j] = j == 0 ? NULL : sv;
+        out[j] = many + j * P;
+    }
+    wgf_error err;
+    ck_assert_msg(wgf_eval_vjp_many(ev, k, xb, lb, sb, out, &err) == WGF_OK, "%s", err.msg);
+    double worst = 0, scale = 0;
+    for (size_t j = 0; j < k; j++) {
+        ck_assert(wgf_eval_vjp(ev, xb[j], lb[j], sb[j], one, &err) == WGF_OK);
+        for (size_t i = 0; i < P; i++) {
+            worst = fmax(worst, fabs(one[i] - out[j][i]));
+            scale = fmax(scale, fabs(one[i]));
+        }
+    }
+    ck_assert_msg(worst <= tol * scale, "|many - loop| = %g, scale %g", worst, scale);
+    ck_assert(scale > 1e-3);
+    /* no l- or s-cotangents at all */
+    ck_assert(wgf_eval_vjp_many(ev, 2, xb, NULL, NULL, out, &err) == WGF_OK);
+    ck_assert(wgf_eval_vjp(ev, xb[0], NULL, NULL, one, &err) == WGF_OK);
+    for (size_t i = 0; i < P; i++)
+        ck_assert(fabs(one[i] - out[0][i]) <= tol * scale);
+    free(buf);
+    free(many);
+    wgf_eval_free(ev);
+}
+
+START_TEST(test_vjp_many_equals_loop)
+{
+    wgf_problem *p = make_problem(planar_ini);
+    perturb(p, 0.3);
+    check_vjp_many(p, 600, 0.0);
+    wgf_problem_free(p);
+    p = make_problem("[run]\ndim = 3\nsamples = 600\nseed = 7\n"
+                     "[initial]\ntype = gaussian\nmean = 0.5 -0.2 0.1\ncov = diag 1 0.5 2\n"
+                     "[energy]\nplugin = fpe\n[map]\nplugin = affine\n");
+    perturb(p, 0.3);
+    check_vjp_many(p, 600, 1e-13);
+    wgf_problem_free(p);
+}
+END_TEST
+
+/* Prepare once, solve several right-hand sides: each solve is natgrad's, bitwise. */
+START_TEST(test_metric_prepare_solve)
+{
+    wgf_problem *p = make_problem(planar_ini);
+    perturb(p, 0.3);
+    size_t P = wgf_problem_nparams(p);
+    double *r = calloc(4 * P, sizeof(double)), *z1 = r + P, *z2 = r + 2 * P, *z3 = r + 3 * P;
+    wgf_error err;
+    wgf_solve_stats st;
+    ck_assert_int_eq(wgf_problem_metric_solve(p, r, z1, &st, &err), WGF_EINVAL);
+    ck_assert_str_eq(err.msg, "metric 'lagrangian' solved before it was prepared");
+    wgf_eval *ev = forward_eval(p, 600);
+    for (size_t j = 0; j < P; j++)
+        r[j] = cos(0.3 * (double)j);
+    ck_assert(wgf_problem_natgrad(p, ev, r, z1, &st, &err) == WGF_OK);
+    ck_assert(wgf_problem_metric_prepare(p, ev, &err) == WGF_OK);
+    ck_assert(wgf_problem_metric_solve(p, r, z2, &st, &err) == WGF_OK);
+    ck_assert(wgf_problem_metric_solve(p, r, z3, &st, &err) == WGF_OK);
+    ck_assert(st.products > 0);
+    ck_assert(memcmp(z1, z2, P * sizeof(double)) == 0);
+    ck_assert(memcmp(z1, z3, P * sizeof(double)) == 0);
+    free(r);
+    wgf_eval_free(ev);
+    wgf_problem_free(p);
+}
+END_TEST
+
+/* The check alone neither projects nor writes: planar layer 1 with u.w = -2. */
+START_TEST(test_check_only)
+{
+    wgf_problem *p = make_problem(planar_ini);
+    size_t P = wgf_problem_nparams(p);
+    double *th = calloc(2 * P, sizeof(double)), *copy = th + P;
+    memcpy(th, wgf_problem_theta(p), P * sizeof(double));
+    th[0] = -2; /* u = (-2, 0, 0), w = (1, 0, 0) */
+    th[1] = th[2] = 0;
+    th[3] = 1;
+    th[4] = th[5] = 0;
+    memcpy(copy, th, P * sizeof(double));
+    wgf_error err;
+    ck_assert_int_eq(wgf_problem_check(p, th, &err), WGF_ENUMERIC);
+    ck_assert_msg(strstr(err.msg, "planar layer 1: u.w = -2") != NULL, "%s", err.msg);
+    ck_assert(memcmp(th, copy, P * sizeof(double)) == 0);
+    ck_assert_int_eq(wgf_problem_constrain(p, th, &err), WGF_OK); /* projects */
+    ck_assert(th[0] != -2);
+    ck_assert_int_eq(wgf_problem_check(p, th, &err), WGF_OK);
+    free(th);
+    wgf_problem_free(p);
+}
+END_TEST
+
 /* Blocks make sums independent of the thread count, to the bit. */
 START_TEST(test_threads_bitwise)
 {
@@ -448,6 +561,9 @@ static Suite *core_suite(void)
     tcase_add_test(tc, test_score_energy_gradient_fd);
     tcase_add_test(tc, test_score_energy_without_eval_s);
     tcase_add_test(tc, test_scheme_needs);
+    tcase_add_test(tc, test_vjp_many_equals_loop);
+    tcase_add_test(tc, test_metric_prepare_solve);
+    tcase_add_test(tc, test_check_only);
     tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_draw_reproducible);
     tcase_add_test(tc, test_planar_initial_identity);
