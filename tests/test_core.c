@@ -422,7 +422,7 @@ START_TEST(test_vjp_many_equals_loop)
                      "[initial]\ntype = gaussian\nmean = 0.5 -0.2 0.1\ncov = diag 1 0.5 2\n"
                      "[energy]\nplugin = fpe\n[map]\nplugin = affine\n");
     perturb(p, 0.3);
-    check_vjp_many(p, 600, 1e-13);
+    check_vjp_many(p, 600, 1e-12);
     wgf_problem_free(p);
 }
 END_TEST
