@@ -200,10 +200,14 @@ static int check_needs(wgf_problem *p, wgf_error *err)
                                  "scheme '%s' needs the Wasserstein gradient, which reads the "
                                  "log-density, and the %s initial law has no density (use gaussian, "
                                  "barenblatt or uniform)", scheme, wgf_dist_type(p->dist));
+    if ((e & WGF_NEEDS_S) && !p->map->score) /* the law's score was checked with the energy */
+        return wgf_section_error(p->map_sec, "plugin", err,
+                                 "map '%s' cannot push scores forward (it has no score function), "
+                                 "which the energy reads", p->map_plugin->name);
     const char *why = (s & WGF_SCHEME_NEEDS_SCORES) ? "the scheme needs scores"
                       : wgrad && (e & WGF_WGRAD_NEEDS_S) ? "the scheme needs the Wasserstein "
                                                            "gradient, which reads the score"
-                      : (e & WGF_NEEDS_S) ? "the energy reads the score" : NULL;
+                      : NULL;
     if (why && !(has & WGF_DIST_SCORE))
         return wgf_section_error(sec, "plugin", err,
                                  "scheme '%s': %s, and the %s initial law has no score (use "

@@ -347,6 +347,9 @@ START_TEST(test_scheme_needs)
             "%s:13: scheme.plugin: scheme 'needyscheme': the scheme needs the Wasserstein gradient, "
             "which reads the score, and map 'abi1map' cannot push scores forward (it has no score "
             "function)");
+    refused("[initial]\ntype = gaussian\n[energy]\nplugin = scoreenergy\n[map]\nplugin = abi1map\n",
+            "%s:11: map.plugin: map 'abi1map' cannot push scores forward (it has no score function), "
+            "which the energy reads");
     /* what is there is accepted, and the batches carry what the scheme needs */
     char file[256];
     wgf_problem *p;
