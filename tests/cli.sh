@@ -116,6 +116,22 @@ expect 3 "gslfail: Cholesky of the test matrix: input domain error (GSL status 1
 expect 2 "energy.at: Cholesky of the test matrix: input domain error" \
     "$WGF" check "$tmp/gsl.ini" --set energy.at=create
 
+# a scheme's needs are checked by `wgf check`: an energy without the Wasserstein gradient it needs
+cat >"$tmp/needs.ini" <<EOF
+[run]
+dim = 2
+plugin_path = ${WGF_TEST_PLUGINS:-tests/plugins/.libs}
+[energy]
+plugin = scoreenergy
+[map]
+plugin = affine
+[scheme]
+plugin = needyscheme
+needs = wgrad
+EOF
+expect 2 "needs.ini:9: scheme.plugin: scheme 'needyscheme' needs the energy's Wasserstein gradient (wgrad)" \
+    "$WGF" check "$tmp/needs.ini"
+
 # a short run writes its outputs; Ctrl-C finishes the step, writes, exits 130
 expect 0 "finished" "$WGF" run "$good" -o "$tmp/run1" --set scheme.t_end=0.05 --set output.plots=false
 [ -s "$tmp/run1/summary.ini" ] && ok || bad "no summary.ini"
