@@ -4,8 +4,9 @@
  * that file alone decides: when it does not load, or holds no plugin of that name and kind, the
  * lookup fails with the reason instead of falling through to a later directory, so a shadowed
  * plugin is never picked by accident. Loaded objects stay open until wgf_registry_free, because
- * descriptors, schemas and vtables point into them. A registry is not meant to be shared between
- * threads without a lock. */
+ * names, schemas and functions point into them. The core sees copies of the descriptors whose
+ * vtables are in the current layout, whatever ABI version a plugin was built with (lib_plugin).
+ * A registry is not meant to be shared between threads without a lock. */
 #define _XOPEN_SOURCE 700 /* realpath, readlink, strdup */
 
 #include <dirent.h>
@@ -499,8 +500,9 @@ static int lib_plugin(wgf_lib *lib, unsigned i, const wgf_plugin **plugin, wgf_e
 }
 
 /* Name of the first mandatory function missing from p's vtable, or NULL. Optional functions
- * (energy needs, wgrad, wgrad_vjp; map score, project, gaussian_push; metric solve) are checked
- * by whoever needs them, with a message saying what needed them. */
+ * (energy needs, wgrad, wgrad_vjp, eval_s; map score, project, gaussian_push, vjp_many; metric
+ * solve; scheme needs) are checked by whoever needs them, with a message saying what needed
+ * them. Every member appended to the ABI is optional (plugin.h). */
 static const char *missing_function(const wgf_plugin *p)
 {
     switch (p->kind) {

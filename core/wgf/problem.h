@@ -30,7 +30,9 @@ enum { WGF_STREAM_TRAIN = 1, WGF_STREAM_OUTPUT = 2, WGF_STREAM_INIT = 3, WGF_STR
 
 /* ---- the map on a batch ---- */
 
-/* wgf_eval_create flags */
+/* wgf_eval_create flags. Scores are on whatever the flags say when the
+ * energy reads s (WGF_NEEDS_S), or when the scheme declared
+ * WGF_SCHEME_NEEDS_WGRAD and the Wasserstein gradient reads s. */
 #define WGF_EVAL_SCORE 0x1u  /* compute scores s (and keep what sbar needs) */
 #define WGF_EVAL_STAGES 0x2u /* keep x, l (and s) of every stage, not only the last */
 

@@ -29,8 +29,10 @@ const char *wgf_registry_dir(const wgf_registry *reg, size_t i);
 
 /* Find plugin `name` of the given kind (0: any kind). On failure err says
  * why: not found (and where it looked), dlopen's message, no entry point,
- * ABI mismatch, or that the plugin is of another kind. *path (if not NULL)
- * gets the file it came from (owned by the registry). */
+ * built for a newer ABI, or that the plugin is of another kind. *plugin is
+ * the core's copy of the descriptor, its vtable in the current layout (the
+ * members a plugin of an older ABI lacks are NULL), owned by the registry;
+ * *path (if not NULL) gets the file it came from (owned by the registry). */
 int wgf_registry_find(wgf_registry *reg, wgf_kind kind, const char *name, const wgf_plugin **plugin,
                       const char **path, wgf_error *err);
 
