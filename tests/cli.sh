@@ -111,7 +111,7 @@ t_end = 0.2
 [output]
 plots = false
 EOF
-expect 3 "gslfail: Cholesky of the test matrix: input domain error (GSL status 1)" \
+expect 3 "euler, step 0 (t = 0): energy .gslfail.: gslfail: Cholesky of the test matrix: input domain error (GSL status 1)" \
     "$WGF" run "$tmp/gsl.ini" -o "$tmp/gslrun" --quiet
 expect 2 "energy.at: Cholesky of the test matrix: input domain error" \
     "$WGF" check "$tmp/gsl.ini" --set energy.at=create
