@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <gsl/gsl_errno.h>
+
 #include "wgf/error.h"
 
 int wgf_error_set(wgf_error *err, int code, const char *fmt, ...)
@@ -75,4 +77,21 @@ int wgf_error_exit_status(int code)
     case WGF_EINTR: return 130;
     default: return 1;
     }
+}
+
+int wgf_error_gsl(wgf_error *err, int gsl_status, const char *fmt, ...)
+{
+    int code = gsl_status == GSL_ENOMEM ? WGF_ENOMEM
+               : (gsl_status == GSL_EINVAL || gsl_status == GSL_EBADLEN || gsl_status == GSL_ENOTSQR)
+                   ? WGF_EINVAL
+                   : WGF_ENUMERIC;
+    if (err) {
+        char ctx[WGF_ERROR_MSG_MAX];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(ctx, sizeof ctx, fmt, ap);
+        va_end(ap);
+        wgf_error_set(err, code, "%.900s: %s (GSL status %d)", ctx, gsl_strerror(gsl_status), gsl_status);
+    }
+    return code;
 }

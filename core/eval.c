@@ -32,6 +32,18 @@ struct wgf_eval {
     double *scratch;    /* n x d: jvp results, negated l-cotangents */
     double *scratch_ld; /* (S + 1) x n: negated l-cotangents per stage */
     wgf_error *berr;    /* nblocks: per-block errors */
+    /* Per-block stage pointer arrays, so that no call allocates: a metric product is made
+     * hundreds of times per step. out: 2 (S + 1) per block (forward's x, ld); in: 3 (S + 1) per
+     * block (cotangents xbar, ldbar, sbar); last: 3 (S + 1) for wgf_eval_vjp's last-stage arrays. */
+    double **ptr_out;
+    const double **ptr_in, **ptr_last;
+    /* wgf_eval_vjp_many's workspace, for up to many_k cotangent sets, grown on demand:
+     * per-block partial sums (nblocks x k x P), negated l-cotangents (k x n), per-block pointers
+     * to the sets (nblocks x 3k) and to their partial sums (nblocks x k). */
+    size_t many_k;
+    double *many_tbar, *many_ld;
+    const double **many_in;
+    double **many_out;
 };
 
 static size_t block_len(const wgf_eval *ev, size_t b)
@@ -96,6 +108,13 @@ void wgf_eval_free(wgf_eval *ev)
     wgf_free(ev->scratch);
     wgf_free(ev->scratch_ld);
     free(ev->berr);
+    free(ev->ptr_out);
+    free(ev->ptr_in);
+    free(ev->ptr_last);
+    wgf_free(ev->many_tbar);
+    wgf_free(ev->many_ld);
+    free(ev->many_in);
+    free(ev->many_out);
     free(ev);
 }
 
@@ -115,6 +134,12 @@ wgf_eval *wgf_eval_create(wgf_problem *p, size_t n, unsigned flags, wgf_error *e
     ev->d = p->info.dim;
     ev->P = p->nparams;
     ev->S = p->nstages;
+    /* What the configuration needs is on whatever the caller asked for: an energy that reads s
+     * has a score path in its gradient (MATH.md 2), and a scheme that takes the Wasserstein
+     * gradient of one that reads s gets it on every batch it makes. */
+    if ((p->energy_needs & WGF_NEEDS_S) ||
+        ((p->scheme_needs & WGF_SCHEME_NEEDS_WGRAD) && (p->energy_needs & WGF_WGRAD_NEEDS_S)))
+        flags |= WGF_EVAL_SCORE;
     ev->flags = flags;
     ev->nblocks = (n + WGF_BLOCK - 1) / WGF_BLOCK;
     unsigned provides = wgf_dist_provides(p->dist);
@@ -138,8 +163,12 @@ wgf_eval *wgf_eval_create(wgf_problem *p, size_t n, unsigned flags, wgf_error *e
     ev->tapes = calloc(ev->nblocks, sizeof *ev->tapes);
     ev->stage = calloc(ev->S + 1, sizeof *ev->stage);
     ev->ld = calloc(ev->S + 1, sizeof *ev->ld);
+    ev->ptr_out = calloc(ev->nblocks * 2 * (ev->S + 1), sizeof *ev->ptr_out);
+    ev->ptr_in = calloc(ev->nblocks * 3 * (ev->S + 1), sizeof *ev->ptr_in);
+    ev->ptr_last = calloc(3 * (ev->S + 1), sizeof *ev->ptr_last);
     if (!ev->z || !ev->logq0 || !ev->s0 || !ev->theta || !ev->tbar || !ev->scratch ||
-        !ev->scratch_ld || !ev->berr || !ev->tapes || !ev->stage || !ev->ld)
+        !ev->scratch_ld || !ev->berr || !ev->tapes || !ev->stage || !ev->ld || !ev->ptr_out ||
+        !ev->ptr_in || !ev->ptr_last)
         goto nomem;
     for (size_t b = 0; b < ev->nblocks; b++) {
         ev->tapes[b] = ev->map->tape_create(ev->map_state, block_len(ev, b));
@@ -223,11 +252,7 @@ int wgf_eval_forward(wgf_eval *ev, const double *theta, wgf_error *err)
 #pragma omp parallel for schedule(static)
     for (long bl = 0; bl < nb; bl++) {
         size_t b = (size_t)bl, off = b * WGF_BLOCK, m = block_len(ev, b);
-        double **xs = malloc(2 * (S + 1) * sizeof *xs);
-        if (!xs) {
-            wgf_error_set(&ev->berr[b], WGF_ENOMEM, "out of memory");
-            continue;
-        }
+        double **xs = ev->ptr_out + b * 2 * (S + 1);
         double **lds = xs + S + 1;
         for (size_t k = 0; k <= S; k++) {
             int keep = stage_kept(ev, k) && k > 0;
@@ -253,7 +278,6 @@ int wgf_eval_forward(wgf_eval *ev, const double *theta, wgf_error *err)
                     l[i] = k == 0 ? lq[i] : lq[i] - ld[i];
             }
         }
-        free(xs);
     }
     int rc = first_error(ev, err);
     ev->forwarded = rc == WGF_OK;
@@ -325,11 +349,7 @@ int wgf_eval_path_vjp(wgf_eval *ev, const double *const *xbar, const double *con
         size_t b = (size_t)bl, off = b * WGF_BLOCK;
         double *tb = ev->tbar + b * P;
         memset(tb, 0, P * sizeof(double));
-        const double **ptr = malloc(3 * (S + 1) * sizeof *ptr);
-        if (!ptr) {
-            wgf_error_set(&ev->berr[b], WGF_ENOMEM, "out of memory");
-            continue;
-        }
+        const double **ptr = ev->ptr_in + b * 3 * (S + 1);
         const double **xb = ptr, **lb = ptr + S + 1, **sb = ptr + 2 * (S + 1);
         for (size_t k = 0; k <= S; k++) {
             xb[k] = xbar && xbar[k] ? xbar[k] + off * d : NULL;
@@ -338,7 +358,6 @@ int wgf_eval_path_vjp(wgf_eval *ev, const double *const *xbar, const double *con
         }
         ev->map->path_vjp(ev->map_state, ev->theta, block_len(ev, b), ev->tapes[b], xb, lb,
                           sbar ? sb : NULL, tb, &ev->berr[b]);
-        free(ptr);
     }
     int rc = first_error(ev, err);
     if (rc == WGF_OK)
@@ -350,15 +369,11 @@ int wgf_eval_vjp(wgf_eval *ev, const double *xbar, const double *lbar, const dou
                  double *thetabar, wgf_error *err)
 {
     size_t S = ev->S;
-    const double **ptr = calloc(3 * (S + 1), sizeof *ptr);
-    if (!ptr)
-        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    const double **ptr = ev->ptr_last; /* all NULL but the last stage's entries */
     ptr[S] = xbar;
     ptr[(S + 1) + S] = lbar;
     ptr[2 * (S + 1) + S] = sbar;
-    int rc = wgf_eval_path_vjp(ev, ptr, ptr + S + 1, sbar ? ptr + 2 * (S + 1) : NULL, thetabar, err);
-    free(ptr);
-    return rc;
+    return wgf_eval_path_vjp(ev, ptr, ptr + S + 1, sbar ? ptr + 2 * (S + 1) : NULL, thetabar, err);
 }
 
 int wgf_eval_gram(wgf_eval *ev, const double *v, double *out, wgf_error *err)
@@ -371,11 +386,9 @@ int wgf_eval_gram(wgf_eval *ev, const double *v, double *out, wgf_error *err)
         size_t b = (size_t)bl, off = b * WGF_BLOCK, m = block_len(ev, b);
         double *tb = ev->tbar + b * P, *jx = ev->scratch + off * d;
         memset(tb, 0, P * sizeof(double));
-        const double **xb = calloc(S + 1, sizeof *xb);
-        if (!xb) {
-            wgf_error_set(&ev->berr[b], WGF_ENOMEM, "out of memory");
-            continue;
-        }
+        const double **xb = ev->ptr_in + b * 3 * (S + 1);
+        for (size_t k = 0; k <= S; k++)
+            xb[k] = NULL;
         /* J^T (J v) on the block's tape while it is hot in cache. */
         int rc = ev->map->jvp(ev->map_state, ev->theta, m, ev->tapes[b], v, jx, NULL, &ev->berr[b]);
         if (rc == WGF_OK) {
@@ -383,10 +396,109 @@ int wgf_eval_gram(wgf_eval *ev, const double *v, double *out, wgf_error *err)
             ev->map->path_vjp(ev->map_state, ev->theta, m, ev->tapes[b], xb, NULL, NULL, tb,
                               &ev->berr[b]);
         }
-        free(xb);
     }
     int rc = first_error(ev, err);
     if (rc == WGF_OK)
         reduce_blocks(ev, out, 1.0 / (double)ev->n);
     return rc;
+}
+
+/* Room in the workspace for k cotangent sets. */
+static int many_reserve(wgf_eval *ev, size_t k, wgf_error *err)
+{
+    if (k <= ev->many_k)
+        return WGF_OK;
+    wgf_free(ev->many_tbar);
+    wgf_free(ev->many_ld);
+    free(ev->many_in);
+    free(ev->many_out);
+    ev->many_k = 0;
+    size_t nb = ev->nblocks;
+    int fits = k <= ((size_t)-1) / 8 / (nb * (ev->P + ev->n + 3));
+    ev->many_tbar = fits ? wgf_alloc_doubles(nb * k * ev->P) : NULL;
+    ev->many_ld = fits ? wgf_alloc_doubles(k * ev->n) : NULL;
+    ev->many_in = fits ? calloc(nb * 3 * k, sizeof *ev->many_in) : NULL;
+    ev->many_out = fits ? calloc(nb * k, sizeof *ev->many_out) : NULL;
+    if (!ev->many_tbar || !ev->many_ld || !ev->many_in || !ev->many_out)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory for %zu cotangent sets", k);
+    ev->many_k = k;
+    return WGF_OK;
+}
+
+/* Block b's k partial sums, from the map's vjp_many in one pass, or from k path_vjp calls. */
+static void vjp_many_block(wgf_eval *ev, size_t b, size_t k, const double *const *xbar,
+                           const double *const *lbar, const double *const *sbar)
+{
+    size_t S = ev->S, d = ev->d, P = ev->P, n = ev->n, off = b * WGF_BLOCK, m = block_len(ev, b);
+    double *tb = ev->many_tbar + b * k * P;
+    memset(tb, 0, k * P * sizeof(double));
+#define SET_X(j) (xbar && xbar[j] ? xbar[j] + off * d : NULL)
+#define SET_L(j) (lbar && lbar[j] ? ev->many_ld + (j) * n + off : NULL)
+#define SET_S(j) (sbar && sbar[j] ? sbar[j] + off * d : NULL)
+    if (ev->map->vjp_many) {
+        const double **xb = ev->many_in + b * 3 * k, **lb = xb + k, **sb = lb + k;
+        double **out = ev->many_out + b * k;
+        for (size_t j = 0; j < k; j++) {
+            xb[j] = SET_X(j);
+            lb[j] = SET_L(j);
+            sb[j] = SET_S(j);
+            out[j] = tb + j * P;
+        }
+        ev->map->vjp_many(ev->map_state, ev->theta, m, ev->tapes[b], k, xb, lb, sbar ? sb : NULL, out,
+                          &ev->berr[b]);
+        return;
+    }
+    const double **ptr = ev->ptr_in + b * 3 * (S + 1);
+    for (size_t i = 0; i < 3 * (S + 1); i++)
+        ptr[i] = NULL;
+    for (size_t j = 0; j < k && ev->berr[b].code == WGF_OK; j++) {
+        ptr[S] = SET_X(j);
+        ptr[(S + 1) + S] = SET_L(j);
+        ptr[2 * (S + 1) + S] = SET_S(j);
+        ev->map->path_vjp(ev->map_state, ev->theta, m, ev->tapes[b], ptr, ptr + S + 1,
+                          ptr[2 * (S + 1) + S] ? ptr + 2 * (S + 1) : NULL, tb + j * P, &ev->berr[b]);
+    }
+#undef SET_X
+#undef SET_L
+#undef SET_S
+}
+
+int wgf_eval_vjp_many(wgf_eval *ev, size_t k, const double *const *xbar, const double *const *lbar,
+                      const double *const *sbar, double *const *thetabar, wgf_error *err)
+{
+    size_t n = ev->n, P = ev->P;
+    if (k == 0)
+        return WGF_OK;
+    if (sbar && !(ev->flags & WGF_EVAL_SCORE))
+        for (size_t j = 0; j < k; j++)
+            if (sbar[j])
+                return wgf_error_set(err, WGF_EINVAL, "score cotangents need a batch with scores");
+    int rc = many_reserve(ev, k, err);
+    if (rc != WGF_OK)
+        return rc;
+    /* The map takes cotangents of log-determinants: ld = log lambda - l. */
+    if (lbar)
+        for (size_t j = 0; j < k; j++)
+            if (lbar[j])
+                for (size_t i = 0; i < n; i++)
+                    ev->many_ld[j * n + i] = -lbar[j][i];
+    clear_errors(ev);
+    long nb = (long)ev->nblocks;
+#pragma omp parallel for schedule(static)
+    for (long bl = 0; bl < nb; bl++)
+        vjp_many_block(ev, (size_t)bl, k, xbar, lbar, sbar);
+    rc = first_error(ev, err);
+    if (rc != WGF_OK)
+        return rc;
+    /* block partial sums in block order, as reduce_blocks */
+    for (size_t j = 0; j < k; j++) {
+        double *out = thetabar[j];
+        memcpy(out, ev->many_tbar + j * P, P * sizeof(double));
+        for (size_t b = 1; b < ev->nblocks; b++) {
+            const double *t = ev->many_tbar + (b * k + j) * P;
+            for (size_t i = 0; i < P; i++)
+                out[i] += t[i];
+        }
+    }
+    return WGF_OK;
 }

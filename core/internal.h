@@ -17,6 +17,7 @@ typedef struct wgf_energy_term {
     const wgf_energy_vt *vt;
     wgf_section *sec;
     void *state;
+    unsigned needs; /* its needs() after create */
 } wgf_energy_term;
 
 typedef struct wgf_observer wgf_observer; /* paths.c: the [run] keys that name places. Checks run.name (a name, not a
@@ -47,6 +48,7 @@ struct wgf_problem {
     wgf_section *map_sec, *metric_sec, *scheme_sec;
     void *map_state, *metric_state, *scheme_state;
     int map_project; /* the map's project() is used after every update */
+    unsigned scheme_needs; /* WGF_SCHEME_NEEDS_* of the scheme, after create */
 
     size_t nparams, nstages;
     double *theta;
@@ -60,6 +62,7 @@ struct wgf_problem {
     /* scratch for energy partials: n x d and n, sized for the largest eval */
     size_t scratch_n;
     double *a, *c, *a_sum, *c_sum;
+    double *e, *e_sum; /* n x d: dF/ds, when a term reads s */
 
     wgf_observer *obs;
     volatile sig_atomic_t *interrupt;

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gsl/gsl_errno.h>
+
 #include "internal.h"
 
 /* ------------------------------------------------------------ core schemas */
@@ -171,8 +173,55 @@ static char *join_relative(const char *file, const char *path)
     return out;
 }
 
+/* What the scheme will ask of the energy terms, the map and the initial law, checked before
+ * anything runs (so that `wgf check` refuses it too): a missing member or a law without a score
+ * is a configuration error naming the scheme's plugin key. */
+static int check_needs(wgf_problem *p, wgf_error *err)
+{
+    unsigned s = p->scheme_needs, e = p->energy_needs;
+    const char *scheme = p->scheme_plugin->name;
+    const wgf_section *sec = p->scheme_sec;
+    for (size_t i = 0; i < p->nterms; i++) {
+        const wgf_energy_term *t = &p->terms[i];
+        const char *what = (s & WGF_SCHEME_NEEDS_WGRAD) && !t->vt->wgrad ? "Wasserstein gradient (wgrad)"
+                           : (s & WGF_SCHEME_NEEDS_WGRAD_VJP) && !t->vt->wgrad_vjp
+                               ? "reverse pass of the Wasserstein gradient (wgrad_vjp)"
+                               : NULL;
+        if (what)
+            return wgf_section_error(sec, "plugin", err,
+                                     "scheme '%s' needs the energy's %s, which energy '%s' [%s] does "
+                                     "not provide (choose another scheme, e.g. euler, or energy)",
+                                     scheme, what, t->plugin->name, wgf_section_name(t->sec));
+    }
+    int wgrad = (s & (WGF_SCHEME_NEEDS_WGRAD | WGF_SCHEME_NEEDS_WGRAD_VJP)) != 0;
+    unsigned has = wgf_dist_provides(p->dist);
+    if (wgrad && (e & WGF_WGRAD_NEEDS_L) && !(has & WGF_DIST_DENSITY))
+        return wgf_section_error(sec, "plugin", err,
+                                 "scheme '%s' needs the Wasserstein gradient, which reads the "
+                                 "log-density, and the %s initial law has no density (use gaussian, "
+                                 "barenblatt or uniform)", scheme, wgf_dist_type(p->dist));
+    if ((e & WGF_NEEDS_S) && !p->map->score) /* the law's score was checked with the energy */
+        return wgf_section_error(p->map_sec, "plugin", err,
+                                 "map '%s' cannot push scores forward (it has no score function), "
+                                 "which the energy reads", p->map_plugin->name);
+    const char *why = (s & WGF_SCHEME_NEEDS_SCORES) ? "the scheme needs scores"
+                      : wgrad && (e & WGF_WGRAD_NEEDS_S) ? "the scheme needs the Wasserstein "
+                                                           "gradient, which reads the score"
+                      : NULL;
+    if (why && !(has & WGF_DIST_SCORE))
+        return wgf_section_error(sec, "plugin", err,
+                                 "scheme '%s': %s, and the %s initial law has no score (use "
+                                 "gaussian or barenblatt)", scheme, why, wgf_dist_type(p->dist));
+    if (why && !p->map->score)
+        return wgf_section_error(sec, "plugin", err,
+                                 "scheme '%s': %s, and map '%s' cannot push scores forward (it has "
+                                 "no score function)", scheme, why, p->map_plugin->name);
+    return WGF_OK;
+}
+
 int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, wgf_error *err)
 {
+    gsl_set_error_handler_off(); /* a GSL error returns a status, never aborts (wgf_error_gsl) */
     int rc = wgf_config_load(&p->cfg, opts->file, diag, err);
     if (rc == WGF_EIO) /* a missing or unreadable experiment is bad input */
         rc = err ? (err->code = WGF_EINVAL) : WGF_EINVAL;
@@ -262,7 +311,15 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
         rc = t->vt->create(t->sec, &p->info, &t->state, err);
         if (rc != WGF_OK)
             return wgf_error_prefix(err, "energy '%s'", t->plugin->name);
-        p->energy_needs |= t->vt->needs ? t->vt->needs(t->state) : 0;
+        t->needs = t->vt->needs ? t->vt->needs(t->state) : 0;
+        p->energy_needs |= t->needs;
+        /* Without dF/ds the chain rule would drop the score path: a silently wrong gradient. */
+        if ((t->needs & WGF_NEEDS_S) && !t->vt->eval_s)
+            return wgf_section_error(t->sec, "plugin", err,
+                                     "energy '%s' reads the score s in eval but has no eval_s, so "
+                                     "its gradient in the parameters cannot be formed (an energy "
+                                     "that reads s must give dF/ds through eval_s, plugin ABI 2)",
+                                     t->plugin->name);
     }
     unsigned has = wgf_dist_provides(p->dist);
     if ((p->energy_needs & WGF_NEEDS_L) && !(has & WGF_DIST_DENSITY))
@@ -305,7 +362,8 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
     rc = p->scheme->create(p->scheme_sec, &p->info, &p->scheme_state, err);
     if (rc != WGF_OK)
         return wgf_error_prefix(err, "scheme '%s'", p->scheme_plugin->name);
-    return WGF_OK;
+    p->scheme_needs = p->scheme->needs ? p->scheme->needs(p->scheme_state) : 0;
+    return check_needs(p, err);
 }
 
 void wgf_problem_teardown(wgf_problem *p)
@@ -328,6 +386,8 @@ void wgf_problem_teardown(wgf_problem *p)
     wgf_free(p->c);
     wgf_free(p->a_sum);
     wgf_free(p->c_sum);
+    wgf_free(p->e);
+    wgf_free(p->e_sum);
     wgf_section_free(p->run_sec);
     wgf_section_free(p->initial_sec);
     wgf_section_free(p->output_sec);
@@ -358,11 +418,20 @@ static int ensure_scratch(wgf_problem *p, size_t n, wgf_error *err)
     wgf_free(p->c);
     wgf_free(p->a_sum);
     wgf_free(p->c_sum);
+    wgf_free(p->e);
+    wgf_free(p->e_sum);
+    p->e = p->e_sum = NULL;
     p->a = wgf_alloc_doubles(n * d);
     p->c = wgf_alloc_doubles(n);
     p->a_sum = wgf_alloc_doubles(n * d);
     p->c_sum = wgf_alloc_doubles(n);
-    p->scratch_n = (p->a && p->c && p->a_sum && p->c_sum) ? n : 0;
+    int ok = p->a && p->c && p->a_sum && p->c_sum;
+    if (p->energy_needs & WGF_NEEDS_S) {
+        p->e = wgf_alloc_doubles(n * d);
+        p->e_sum = wgf_alloc_doubles(n * d);
+        ok = ok && p->e && p->e_sum;
+    }
+    p->scratch_n = ok ? n : 0;
     return p->scratch_n ? WGF_OK : wgf_error_set(err, WGF_ENOMEM, "out of memory");
 }
 
@@ -374,14 +443,24 @@ int wgf_problem_energy(wgf_problem *p, wgf_eval *ev, double *F, double *grad, wg
     if (rc != WGF_OK)
         return rc;
     double total = 0;
+    int uses_s = (p->energy_needs & WGF_NEEDS_S) != 0;
+    if (uses_s && !b->s)
+        return wgf_error_set(err, WGF_EINVAL, "the energy reads scores and this batch has none");
     if (grad) {
         memset(p->a_sum, 0, n * d * sizeof(double));
         memset(p->c_sum, 0, n * sizeof(double));
+        if (uses_s)
+            memset(p->e_sum, 0, n * d * sizeof(double));
     }
     for (size_t i = 0; i < p->nterms; i++) {
         wgf_energy_term *t = &p->terms[i];
         double Fi = 0;
-        rc = t->vt->eval(t->state, b, &Fi, grad ? p->a : NULL, grad ? p->c : NULL, err);
+        int term_s = (t->needs & WGF_NEEDS_S) != 0;
+        if (term_s)
+            rc = t->vt->eval_s(t->state, b, &Fi, grad ? p->a : NULL, grad ? p->c : NULL,
+                               grad ? p->e : NULL, err);
+        else
+            rc = t->vt->eval(t->state, b, &Fi, grad ? p->a : NULL, grad ? p->c : NULL, err);
         if (rc != WGF_OK)
             return wgf_error_prefix(err, "energy '%s'", t->plugin->name);
         if (!isfinite(Fi))
@@ -395,14 +474,17 @@ int wgf_problem_energy(wgf_problem *p, wgf_eval *ev, double *F, double *grad, wg
                 p->a_sum[k] += p->a[k];
             for (size_t k = 0; k < n; k++)
                 p->c_sum[k] += p->c[k];
+            if (term_s)
+                for (size_t k = 0; k < n * d; k++)
+                    p->e_sum[k] += p->e[k];
         }
     }
     *F = total;
     if (!grad)
         return WGF_OK;
-    /* grad_theta F = sum_n J_n^T a_n + c_n dl_n/dtheta (MATH.md 2) */
+    /* grad_theta F = sum_n J_n^T a_n + c_n dl_n/dtheta + (ds_n/dtheta)^T e_n (MATH.md 2) */
     int uses_l = (p->energy_needs & WGF_NEEDS_L) != 0;
-    rc = wgf_eval_vjp(ev, p->a_sum, uses_l ? p->c_sum : NULL, NULL, grad, err);
+    rc = wgf_eval_vjp(ev, p->a_sum, uses_l ? p->c_sum : NULL, uses_s ? p->e_sum : NULL, grad, err);
     if (rc != WGF_OK)
         return rc;
     for (size_t j = 0; j < p->nparams; j++)
@@ -417,6 +499,10 @@ int wgf_problem_wgrad(wgf_problem *p, wgf_eval *ev, size_t stage, double *g, wgf
     const wgf_batch *b = wgf_eval_batch(ev, stage);
     if (!b)
         return wgf_error_set(err, WGF_EINVAL, "stage %zu is not kept in this batch", stage);
+    if ((p->energy_needs & WGF_WGRAD_NEEDS_S) && !b->s)
+        return wgf_error_set(err, WGF_EINVAL,
+                             "the Wasserstein gradient reads scores and this batch has none (create "
+                             "it with WGF_EVAL_SCORE, or declare WGF_SCHEME_NEEDS_WGRAD)");
     int rc = ensure_scratch(p, n, err);
     if (rc != WGF_OK)
         return rc;
@@ -441,6 +527,10 @@ int wgf_problem_wgrad_vjp(wgf_problem *p, wgf_eval *ev, size_t stage, const doub
     const wgf_batch *b = wgf_eval_batch(ev, stage);
     if (!b)
         return wgf_error_set(err, WGF_EINVAL, "stage %zu is not kept in this batch", stage);
+    if ((p->energy_needs & WGF_WGRAD_NEEDS_S) && !b->s)
+        return wgf_error_set(err, WGF_EINVAL,
+                             "the Wasserstein gradient reads scores and this batch has none (create "
+                             "it with WGF_EVAL_SCORE, or declare WGF_SCHEME_NEEDS_WGRAD)");
     for (size_t i = 0; i < p->nterms; i++) {
         wgf_energy_term *t = &p->terms[i];
         if (!t->vt->wgrad_vjp)
@@ -465,17 +555,36 @@ int wgf_problem_metric_apply(wgf_problem *p, const double *v, double *out, wgf_e
     return metric_op(p, v, out, err);
 }
 
+int wgf_problem_metric_prepare(wgf_problem *p, wgf_eval *ev, wgf_error *err)
+{
+    p->metric_ev = NULL;
+    int rc = p->metric->prepare(p->metric_state, ev, err);
+    if (rc != WGF_OK)
+        return wgf_error_prefix(err, "metric '%s'", p->metric_plugin->name);
+    p->metric_ev = ev;
+    return WGF_OK;
+}
+
 int wgf_problem_natgrad(wgf_problem *p, wgf_eval *ev, const double *rhs, double *zeta,
                         wgf_solve_stats *stats, wgf_error *err)
+{
+    if (stats)
+        memset(stats, 0, sizeof *stats);
+    int rc = wgf_problem_metric_prepare(p, ev, err);
+    return rc != WGF_OK ? rc : wgf_problem_metric_solve(p, rhs, zeta, stats, err);
+}
+
+int wgf_problem_metric_solve(wgf_problem *p, const double *rhs, double *zeta, wgf_solve_stats *stats,
+                             wgf_error *err)
 {
     wgf_solve_stats local;
     if (!stats)
         stats = &local;
     memset(stats, 0, sizeof *stats);
-    int rc = p->metric->prepare(p->metric_state, ev, err);
-    if (rc != WGF_OK)
-        return wgf_error_prefix(err, "metric '%s'", p->metric_plugin->name);
-    p->metric_ev = ev;
+    if (!p->metric_ev)
+        return wgf_error_set(err, WGF_EINVAL, "metric '%s' solved before it was prepared",
+                             p->metric_plugin->name);
+    int rc;
     if (p->metric->solve) {
         rc = p->metric->solve(p->metric_state, rhs, zeta, stats, err);
         p->metric_products += stats->products;
@@ -496,6 +605,11 @@ int wgf_problem_constrain(wgf_problem *p, double *theta, wgf_error *err)
         if (rc != WGF_OK)
             return rc;
     }
+    return p->map->check(p->map_state, theta, err);
+}
+
+int wgf_problem_check(wgf_problem *p, const double *theta, wgf_error *err)
+{
     return p->map->check(p->map_state, theta, err);
 }
 

@@ -4,20 +4,24 @@
  * that file alone decides: when it does not load, or holds no plugin of that name and kind, the
  * lookup fails with the reason instead of falling through to a later directory, so a shadowed
  * plugin is never picked by accident. Loaded objects stay open until wgf_registry_free, because
- * descriptors, schemas and vtables point into them. A registry is not meant to be shared between
- * threads without a lock. */
+ * names, schemas and functions point into them. The core sees copies of the descriptors whose
+ * vtables are in the current layout, whatever ABI version a plugin was built with (lib_plugin).
+ * A registry is not meant to be shared between threads without a lock. */
 #define _XOPEN_SOURCE 700 /* realpath, readlink, strdup */
 
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#include <gsl/gsl_errno.h>
 
 #include "wgf/registry.h"
 
@@ -30,12 +34,22 @@
 #define WGF_BUILDDIR ""
 #endif
 
+/* A descriptor as the core sees it: a copy of the plugin's, whose vtable is a core-owned copy in
+ * the current layout (members the plugin's ABI lacks are NULL). */
+typedef struct wgf_loaded {
+    wgf_plugin desc;
+    void *vtable; /* owned; NULL when desc.vtable is the plugin's own (malformed: refused later) */
+} wgf_loaded;
+
 /* One dlopen'ed file. entry is NULL when the file has no entry point; the handle is kept anyway,
- * so that a second look-up of the same file does not load it again. */
+ * so that a second look-up of the same file does not load it again. loaded[i] is descriptor i,
+ * converted on first use (NULL: not yet). */
 typedef struct wgf_lib {
     char *path;
     void *handle;
     wgf_plugin_entry_fn entry;
+    wgf_loaded **loaded;
+    size_t nloaded;
 } wgf_lib;
 
 struct wgf_registry {
@@ -56,9 +70,46 @@ const char *wgf_kind_name(wgf_kind k)
     return "unknown kind";
 }
 
-static int kind_valid(long k)
+/* ------------------------------------------------------------ the ABI's growth */
+
+/* The end of member m of vtable type t: the size of the vtable that ends after m. */
+#define VT_END(t, m) (offsetof(t, m) + sizeof(((t *)0)->m))
+
+/* How each kind's vtable grew (plugin.h, the growth rules): from ABI version `since` on, until the
+ * kind's next line, a vtable of that kind is `size` bytes. A kind exists from its first line on.
+ * Appending members in a new ABI version, or adding a kind, is one line here. */
+static const struct vt_layout {
+    wgf_kind kind;
+    unsigned since;
+    size_t size;
+} vt_layouts[] = {
+    {WGF_ENERGY, 1, VT_END(wgf_energy_vt, wgrad_vjp)},
+    {WGF_ENERGY, 2, VT_END(wgf_energy_vt, eval_s)},
+    {WGF_MAP, 1, VT_END(wgf_map_vt, gaussian_push)},
+    {WGF_MAP, 2, VT_END(wgf_map_vt, vjp_many)},
+    {WGF_METRIC, 1, VT_END(wgf_metric_vt, solve)},
+    {WGF_SCHEME, 1, VT_END(wgf_scheme_vt, run)},
+    {WGF_SCHEME, 2, VT_END(wgf_scheme_vt, needs)},
+};
+
+size_t wgf_registry_vtable_size(wgf_kind kind, unsigned version)
 {
-    return k >= WGF_ENERGY && k <= WGF_SCHEME;
+    size_t size = 0;
+    unsigned best = 0;
+    for (size_t i = 0; i < sizeof vt_layouts / sizeof vt_layouts[0]; i++) {
+        const struct vt_layout *l = &vt_layouts[i];
+        if (l->kind == kind && l->since <= version && l->since > best) {
+            best = l->since;
+            size = l->size;
+        }
+    }
+    return version <= WGF_ABI_VERSION ? size : 0;
+}
+
+/* The kind exists in ABI version (a long: a descriptor's kind may hold anything). */
+static int kind_valid(long k, unsigned version)
+{
+    return k > 0 && k <= 0xffff && wgf_registry_vtable_size((wgf_kind)k, version) > 0;
 }
 
 /* "an energy", "a map": for the wrong-kind message. */
@@ -257,6 +308,9 @@ static int add_build_tree(wgf_registry *reg)
 
 static int registry_new(wgf_registry **reg, wgf_error *err)
 {
+    /* GSL's default handler aborts the process: plugins get GSL's status codes instead
+     * (wgf_error_gsl). Every way into plugins (a run, a check, a self-test) loads them here. */
+    gsl_set_error_handler_off();
     *reg = calloc(1, sizeof **reg);
     if (!*reg)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory creating the plugin registry");
@@ -311,9 +365,16 @@ void wgf_registry_free(wgf_registry *reg)
         return;
     /* Last loaded first: a later file may use an earlier one. */
     for (size_t i = reg->nlibs; i-- > 0;) {
-        dlclose(reg->libs[i]->handle);
-        free(reg->libs[i]->path);
-        free(reg->libs[i]);
+        wgf_lib *lib = reg->libs[i];
+        for (size_t j = 0; j < lib->nloaded; j++) {
+            if (lib->loaded[j])
+                free(lib->loaded[j]->vtable);
+            free(lib->loaded[j]);
+        }
+        free(lib->loaded);
+        dlclose(lib->handle);
+        free(lib->path);
+        free(lib);
     }
     free(reg->libs);
     for (size_t i = 0; i < reg->ndirs; i++)
@@ -384,21 +445,71 @@ static int registry_load(wgf_registry *reg, const char *path, wgf_lib **lib, wgf
 
 /* ------------------------------------------------------------ descriptors */
 
-/* The version is the first field of every ABI's descriptor; nothing else of a descriptor of
- * another version can be trusted, so this check comes before any other read. */
+/* The version is the first field of every ABI's descriptor; nothing else of a descriptor of a
+ * newer version can be trusted, so this check comes before any other read. Older versions load
+ * (plugin.h: the growth rules). */
 static int check_abi(const wgf_plugin *p, const char *path, wgf_error *err)
 {
-    if (p->abi_version != WGF_ABI_VERSION)
+    if (p->abi_version > WGF_ABI_VERSION)
         return wgf_error_set(err, WGF_EPLUGIN,
-                             "%s: built for plugin ABI %u, this wgf has ABI %u: rebuild the plugin "
-                             "against this wgf",
+                             "%s: built for plugin ABI %u, newer than this wgf's ABI %u: update wgf, "
+                             "or rebuild the plugin against this wgf",
                              path, p->abi_version, WGF_ABI_VERSION);
+    if (p->abi_version == 0)
+        return wgf_error_set(err, WGF_EPLUGIN,
+                             "%s: malformed plugin: abi_version is 0 (set it to WGF_ABI_VERSION)", path);
+    return WGF_OK;
+}
+
+/* Descriptor i of lib as the core uses it (NULL in *plugin past the last one): ABI checked, and
+ * the vtable copied into the current layout with the members its ABI lacks NULL. */
+static int lib_plugin(wgf_lib *lib, unsigned i, const wgf_plugin **plugin, wgf_error *err)
+{
+    *plugin = NULL;
+    if (i < lib->nloaded && lib->loaded[i]) {
+        *plugin = &lib->loaded[i]->desc;
+        return WGF_OK;
+    }
+    const wgf_plugin *p = lib->entry(i);
+    if (!p)
+        return WGF_OK;
+    int rc = check_abi(p, lib->path, err);
+    if (rc != WGF_OK)
+        return rc;
+    if (i >= lib->nloaded) {
+        wgf_loaded **l = realloc(lib->loaded, ((size_t)i + 1) * sizeof *l);
+        if (!l)
+            return wgf_error_set(err, WGF_ENOMEM, "out of memory loading %s", lib->path);
+        for (size_t j = lib->nloaded; j <= i; j++)
+            l[j] = NULL;
+        lib->loaded = l;
+        lib->nloaded = (size_t)i + 1;
+    }
+    wgf_loaded *c = calloc(1, sizeof *c);
+    if (!c)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory loading %s", lib->path);
+    c->desc = *p;
+    /* An unknown kind or a missing vtable is left for check_descriptor to report. */
+    if (p->vtable && kind_valid((long)p->kind, p->abi_version)) {
+        size_t have = wgf_registry_vtable_size(p->kind, p->abi_version);
+        size_t now = wgf_registry_vtable_size(p->kind, WGF_ABI_VERSION);
+        c->vtable = calloc(1, now);
+        if (!c->vtable) {
+            free(c);
+            return wgf_error_set(err, WGF_ENOMEM, "out of memory loading %s", lib->path);
+        }
+        memcpy(c->vtable, p->vtable, have);
+        c->desc.vtable = c->vtable;
+    }
+    lib->loaded[i] = c;
+    *plugin = &c->desc;
     return WGF_OK;
 }
 
 /* Name of the first mandatory function missing from p's vtable, or NULL. Optional functions
- * (energy needs, wgrad, wgrad_vjp; map score, project, gaussian_push; metric solve) are checked
- * by whoever needs them, with a message saying what needed them. */
+ * (energy needs, wgrad, wgrad_vjp, eval_s; map score, project, gaussian_push, vjp_many; metric
+ * solve; scheme needs) are checked by whoever needs them, with a message saying what needed
+ * them. Every member appended to the ABI is optional (plugin.h). */
 static const char *missing_function(const wgf_plugin *p)
 {
     switch (p->kind) {
@@ -443,7 +554,7 @@ static int check_descriptor(const wgf_plugin *p, unsigned index, const char *pat
     if (!p->name || !p->name[0])
         return wgf_error_set(err, WGF_EPLUGIN, "%s: malformed plugin: descriptor %u has no name", path,
                              index);
-    if (!kind_valid((long)p->kind))
+    if (!kind_valid((long)p->kind, p->abi_version))
         return wgf_error_set(err, WGF_EPLUGIN,
                              "%s: malformed plugin '%s': kind %ld is none of energy (1), map (2), "
                              "metric (3), scheme (4)",
@@ -654,7 +765,7 @@ int wgf_registry_find(wgf_registry *reg, wgf_kind kind, const char *name, const 
     if (!reg || !name || !plugin)
         return wgf_error_set(err, WGF_EINVAL,
                              "wgf_registry_find: registry, name and plugin are required");
-    if (kind != 0 && !kind_valid((long)kind))
+    if (kind != 0 && !kind_valid((long)kind, WGF_ABI_VERSION))
         return wgf_error_set(err, WGF_EINVAL, "wgf_registry_find: %ld is not a plugin kind", (long)kind);
     if (!name[0] || strchr(name, '/'))
         return wgf_error_set(err, WGF_EPLUGIN,
@@ -687,11 +798,11 @@ int wgf_registry_find(wgf_registry *reg, wgf_kind kind, const char *name, const 
     const wgf_plugin *other_kind = NULL, *nameless = NULL;
     unsigned other_index = 0, nameless_index = 0;
     for (unsigned i = 0;; i++) {
-        const wgf_plugin *p = lib->entry(i);
+        const wgf_plugin *p;
+        if ((rc = lib_plugin(lib, i, &p, err)) != WGF_OK)
+            return rc;
         if (!p)
             break;
-        if ((rc = check_abi(p, lib->path, err)) != WGF_OK)
-            return rc;
         if (!p->name) {
             if (!nameless) {
                 nameless = p;
@@ -701,7 +812,7 @@ int wgf_registry_find(wgf_registry *reg, wgf_kind kind, const char *name, const 
         }
         if (strcmp(p->name, name) != 0)
             continue;
-        if (kind == 0 || p->kind == kind || !kind_valid((long)p->kind)) {
+        if (kind == 0 || p->kind == kind || !kind_valid((long)p->kind, p->abi_version)) {
             if ((rc = check_descriptor(p, i, lib->path, err)) != WGF_OK)
                 return rc;
             *plugin = p;
@@ -753,13 +864,16 @@ static int list_file(wgf_registry *reg, const char *path, seen_plugin **seen, si
         return WGF_OK;
     }
     for (unsigned i = 0;; i++) {
-        const wgf_plugin *p = lib->entry(i);
-        if (!p)
-            break;
-        if (check_abi(p, lib->path, &why) != WGF_OK) {
+        const wgf_plugin *p;
+        rc = lib_plugin(lib, i, &p, &why);
+        if (rc == WGF_ENOMEM)
+            return wgf_error_set(err, rc, "%s", why.msg);
+        if (rc != WGF_OK) {
             warn_line(warn, why.msg);
             break;
         }
+        if (!p)
+            break;
         if (check_descriptor(p, i, lib->path, &why) != WGF_OK) {
             warn_line(warn, why.msg);
             continue;

@@ -91,6 +91,47 @@ expect 2 "not found" "$WGF" plugins nosuchplugin
 expect 0 "passed" "$WGF" selftest planar --dim 3
 expect 0 "passed" "$WGF" selftest fpe --dim 2 --set energy.potential=quartic
 
+# a GSL error in a plugin is an error, not an abort: exit 2 from create, 3 from a step
+cat >"$tmp/gsl.ini" <<EOF
+[run]
+dim = 2
+samples = 50
+plugin_path = ${WGF_TEST_PLUGINS:-tests/plugins/.libs}
+[initial]
+type = gaussian
+[energy]
+plugin = gslfail
+at = eval
+[map]
+plugin = affine
+[scheme]
+plugin = euler
+step = 0.1
+t_end = 0.2
+[output]
+plots = false
+EOF
+expect 3 "euler, step 0 (t = 0): energy .gslfail.: gslfail: Cholesky of the test matrix: input domain error (GSL status 1)" \
+    "$WGF" run "$tmp/gsl.ini" -o "$tmp/gslrun" --quiet
+expect 2 "energy.at: Cholesky of the test matrix: input domain error" \
+    "$WGF" check "$tmp/gsl.ini" --set energy.at=create
+
+# a scheme's needs are checked by `wgf check`: an energy without the Wasserstein gradient it needs
+cat >"$tmp/needs.ini" <<EOF
+[run]
+dim = 2
+plugin_path = ${WGF_TEST_PLUGINS:-tests/plugins/.libs}
+[energy]
+plugin = scoreenergy
+[map]
+plugin = affine
+[scheme]
+plugin = needyscheme
+needs = wgrad
+EOF
+expect 2 "needs.ini:9: scheme.plugin: scheme 'needyscheme' needs the energy's Wasserstein gradient (wgrad)" \
+    "$WGF" check "$tmp/needs.ini"
+
 # a short run writes its outputs; Ctrl-C finishes the step, writes, exits 130
 expect 0 "finished" "$WGF" run "$good" -o "$tmp/run1" --set scheme.t_end=0.05 --set output.plots=false
 [ -s "$tmp/run1/summary.ini" ] && ok || bad "no summary.ini"
@@ -247,9 +288,9 @@ grep -q "^status = finished" "$tmp/diag/summary.ini" 2>/dev/null && ok || bad "t
 grep -q "^diagnostics = not computed 2 times, first at step 0: " "$tmp/diag/summary.ini" 2>/dev/null && ok ||
     bad "summary.ini does not report the diagnostics that failed"
 # (an energy that overflows at the first step)
-expect 3 "numerical failure: step 0: euler: energy 'fpe': the potential is inf" "$WGF" run "$good" \
+expect 3 "numerical failure: euler, step 0 (t = 0): energy 'fpe': the potential is inf" "$WGF" run "$good" \
     -o "$tmp/inf" --quiet --set energy.mu=1e200 --set output.plots=false
-grep -q "^message = step 0: " "$tmp/inf/summary.ini" 2>/dev/null && ok || bad "summary.ini message names no step"
+grep -q "^message = euler, step 0 (t = 0): " "$tmp/inf/summary.ini" 2>/dev/null && ok || bad "summary.ini message names no step"
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -10,6 +10,25 @@
 
 #include "testutil.h"
 
+/* Allocation counting: this program's malloc and calloc count calls while `counting` is set, and
+ * pass every call on to glibc's allocator (which free() then releases as usual). */
+extern void *__libc_malloc(size_t size);
+extern void *__libc_calloc(size_t n, size_t size);
+static int counting;
+static unsigned long allocations;
+void *malloc(size_t size)
+{
+    if (__atomic_load_n(&counting, __ATOMIC_RELAXED))
+        __atomic_fetch_add(&allocations, 1, __ATOMIC_RELAXED);
+    return __libc_malloc(size);
+}
+void *calloc(size_t n, size_t size)
+{
+    if (__atomic_load_n(&counting, __ATOMIC_RELAXED))
+        __atomic_fetch_add(&allocations, 1, __ATOMIC_RELAXED);
+    return __libc_calloc(n, size);
+}
+
 static wgf_problem *make_problem(const char *text)
 {
     char *path = test_write_ini(text);
@@ -179,6 +198,289 @@ START_TEST(test_natgrad_residual)
 }
 END_TEST
 
+/* A metric product, a vjp and a forward pass allocate nothing: MINRES makes hundreds of products
+ * per step. */
+START_TEST(test_products_do_not_allocate)
+{
+    wgf_problem *p = make_problem(planar_ini);
+    perturb(p, 0.3);
+    size_t P = wgf_problem_nparams(p), n = 600, d = 3;
+    wgf_eval *ev = forward_eval(p, n);
+    double *v = calloc(P, sizeof(double)), *out = calloc(P, sizeof(double));
+    double *xbar = calloc(n * d, sizeof(double));
+    for (size_t j = 0; j < P; j++)
+        v[j] = cos(0.9 * (double)j);
+    for (size_t k = 0; k < n * d; k++)
+        xbar[k] = sin(0.37 * (double)k);
+    wgf_error err;
+    ck_assert(wgf_eval_gram(ev, v, out, &err) == WGF_OK); /* first use: the map may set up */
+    __atomic_store_n(&counting, 1, __ATOMIC_RELAXED);
+    int rc1 = wgf_eval_gram(ev, v, out, &err);
+    int rc2 = wgf_eval_vjp(ev, xbar, NULL, NULL, out, &err);
+    int rc3 = wgf_eval_forward(ev, wgf_problem_theta(p), &err);
+    __atomic_store_n(&counting, 0, __ATOMIC_RELAXED);
+    ck_assert(rc1 == WGF_OK && rc2 == WGF_OK && rc3 == WGF_OK);
+    ck_assert_msg(allocations == 0, "%lu allocations in a product, a vjp and a forward pass",
+                  allocations);
+    free(v);
+    free(out);
+    free(xbar);
+    wgf_eval_free(ev);
+    wgf_problem_free(p);
+}
+END_TEST
+
+/* ------------------------------------------------------------ needs */
+
+/* An experiment on the test plugins (WGF_TEST_PLUGINS) and the built-in ones: [run] with the
+ * plugin path, then body. Returns wgf_problem_create's status; *p is NULL on failure. */
+static int try_problem(const char *body, wgf_problem **p, wgf_error *err, char *file, size_t size)
+{
+    const char *dir = getenv("WGF_TEST_PLUGINS");
+    ck_assert_msg(dir != NULL, "WGF_TEST_PLUGINS is not set (run through make check)");
+    size_t n = strlen(dir) + strlen(body) + 128;
+    char *text = malloc(n);
+    ck_assert_ptr_nonnull(text);
+    snprintf(text, n, "[run]\ndim = 2\nsamples = 300\nseed = 4\nplugin_path = %s\n%s", dir, body);
+    char *path = test_write_ini(text);
+    snprintf(file, size, "%s", path);
+    wgf_run_opts opts = {.file = path};
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    memset(err, 0, sizeof *err);
+    *p = NULL;
+    int rc = wgf_problem_create(p, &opts, &diag, err);
+    if (diag.n) {
+        snprintf(err->msg, sizeof err->msg, "%s", diag.msg[0]);
+        rc = WGF_EINVAL;
+    }
+    wgf_diag_free(&diag);
+    unlink(path);
+    free(path);
+    free(text);
+    return rc;
+}
+
+/* The configuration's error, exactly. */
+static void refused(const char *body, const char *expect_fmt)
+{
+    char file[256], expect[1024];
+    wgf_problem *p;
+    wgf_error err;
+    int rc = try_problem(body, &p, &err, file, sizeof file);
+    ck_assert_int_eq(rc, WGF_EINVAL);
+    ck_assert_ptr_null(p);
+    snprintf(expect, sizeof expect, expect_fmt, file);
+    ck_assert_str_eq(err.msg, expect);
+}
+
+static const char score_body[] = "[initial]\ntype = gaussian\nmean = 0.3 -0.5\ncov = full 1 0.4 0.4 2\n"
+                                 "[energy]\nplugin = scoreenergy\nw = 0.8\n"
+                                 "[map]\nplugin = affine\n";
+
+/* An energy that reads s: a batch made without asking for scores (as euler makes it) has them,
+ * and the gradient includes the score path, against central differences in theta. */
+START_TEST(test_score_energy_gradient_fd)
+{
+    char file[256];
+    wgf_problem *p;
+    wgf_error err;
+    ck_assert_msg(try_problem(score_body, &p, &err, file, sizeof file) == WGF_OK, "%s", err.msg);
+    ck_assert_uint_eq(wgf_problem_energy_needs(p), WGF_NEEDS_S);
+    perturb(p, 0.2);
+    size_t P = wgf_problem_nparams(p);
+    wgf_eval *ev = wgf_eval_create(p, 300, 0, &err);
+    ck_assert_msg(ev != NULL, "%s", err.msg);
+    ck_assert(wgf_eval_draw(ev, WGF_STREAM_TRAIN, 1, &err) == WGF_OK);
+    ck_assert(wgf_eval_forward(ev, wgf_problem_theta(p), &err) == WGF_OK);
+    ck_assert_ptr_nonnull(wgf_eval_batch(ev, 1)->s);
+    double F, *grad = calloc(P, sizeof(double)), *th = calloc(P, sizeof(double));
+    ck_assert_msg(wgf_problem_energy(p, ev, &F, grad, &err) == WGF_OK, "%s", err.msg);
+    memcpy(th, wgf_problem_theta(p), P * sizeof(double));
+    double worst = 0, gmax = 0;
+    for (size_t j = 0; j < P; j++) {
+        double h = 1e-6, Fp, Fm, save = th[j];
+        th[j] = save + h;
+        ck_assert(wgf_eval_forward(ev, th, &err) == WGF_OK);
+        ck_assert(wgf_problem_energy(p, ev, &Fp, NULL, &err) == WGF_OK);
+        th[j] = save - h;
+        ck_assert(wgf_eval_forward(ev, th, &err) == WGF_OK);
+        ck_assert(wgf_problem_energy(p, ev, &Fm, NULL, &err) == WGF_OK);
+        th[j] = save;
+        double fd = (Fp - Fm) / (2 * h);
+        worst = fmax(worst, fabs(fd - grad[j]));
+        gmax = fmax(gmax, fabs(grad[j]));
+    }
+    ck_assert_msg(worst <= 1e-6 * fmax(1, gmax), "worst |fd - grad| = %g (max |grad| %g)", worst, gmax);
+    ck_assert(gmax > 1e-2);
+    free(grad);
+    free(th);
+    wgf_eval_free(ev);
+    wgf_problem_free(p);
+}
+END_TEST
+
+/* An energy that reads s without eval_s could not give its gradient: refused at configuration. */
+START_TEST(test_score_energy_without_eval_s)
+{
+    refused("[initial]\ntype = gaussian\n[energy]\nplugin = scorenoevals\n[map]\nplugin = affine\n",
+            "%s:9: energy.plugin: energy 'scorenoevals' reads the score s in eval but has no eval_s, "
+            "so its gradient in the parameters cannot be formed (an energy that reads s must give "
+            "dF/ds through eval_s, plugin ABI 2)");
+}
+END_TEST
+
+/* A scheme's needs against the energy, the law and the map, at configuration. */
+START_TEST(test_scheme_needs)
+{
+    refused("[initial]\ntype = gaussian\n[energy]\nplugin = scoreenergy\n[map]\nplugin = affine\n"
+            "[scheme]\nplugin = needyscheme\nneeds = wgrad\n",
+            "%s:13: scheme.plugin: scheme 'needyscheme' needs the energy's Wasserstein gradient "
+            "(wgrad), which energy 'scoreenergy' [energy] does not provide (choose another scheme, "
+            "e.g. euler, or energy)");
+    refused("[initial]\ntype = uniform\n[energy]\nplugin = fpe\n[map]\nplugin = affine\n"
+            "[scheme]\nplugin = needyscheme\nneeds = scores\n",
+            "%s:13: scheme.plugin: scheme 'needyscheme': the scheme needs scores, and the uniform "
+            "initial law has no score (use gaussian or barenblatt)");
+    refused("[initial]\ntype = gaussian\n[energy]\nplugin = fpe\n[map]\nplugin = abi1map\n"
+            "[scheme]\nplugin = needyscheme\nneeds = wgrad\n",
+            "%s:13: scheme.plugin: scheme 'needyscheme': the scheme needs the Wasserstein gradient, "
+            "which reads the score, and map 'abi1map' cannot push scores forward (it has no score "
+            "function)");
+    refused("[initial]\ntype = gaussian\n[energy]\nplugin = scoreenergy\n[map]\nplugin = abi1map\n",
+            "%s:11: map.plugin: map 'abi1map' cannot push scores forward (it has no score function), "
+            "which the energy reads");
+    /* what is there is accepted, and the batches carry what the scheme needs */
+    char file[256];
+    wgf_problem *p;
+    wgf_error err;
+    ck_assert_msg(try_problem("[initial]\ntype = gaussian\n[energy]\nplugin = fpe\n[map]\nplugin = affine\n"
+                              "[scheme]\nplugin = needyscheme\nneeds = stages wgrad_vjp\n",
+                              &p, &err, file, sizeof file) == WGF_OK, "%s", err.msg);
+    wgf_eval *ev = wgf_eval_create(p, 10, 0, &err);
+    ck_assert_ptr_nonnull(ev);
+    ck_assert(wgf_eval_draw(ev, WGF_STREAM_TRAIN, 0, &err) == WGF_OK);
+    ck_assert(wgf_eval_forward(ev, wgf_problem_theta(p), &err) == WGF_OK);
+    double g[20];
+    ck_assert_msg(wgf_problem_wgrad(p, ev, 1, g, &err) == WGF_OK, "%s", err.msg);
+    wgf_eval_free(ev);
+    wgf_problem_free(p);
+}
+END_TEST
+
+/* ------------------------------------------------------------ scheme helpers */
+
+/* k vjps at once equal k single vjps: bitwise through the loop fallback (planar), to rounding
+ * through a map's fused member (affine). Sets mix x-, l- and s-cotangents, and empty entries. */
+static void check_vjp_many(wgf_problem *p, size_t n, double tol)
+{
+    size_t P = wgf_problem_nparams(p), d = wgf_problem_get_info(p)->dim, k = 3;
+    wgf_eval *ev = forward_eval(p, n);
+    double *buf = calloc(k * (2 * n * d + n), sizeof(double));
+    double *many = calloc(2 * k * P, sizeof(double)), *one = many + k * P;
+    const double *xb[3], *lb[3], *sb[3];
+    double *out[3];
+    for (size_t j = 0; j < k; j++) {
+        double *x = buf + j * (2 * n * d + n), *l = x + n * d, *sv = l + n;
+        for (size_t i = 0; i < n * d; i++) {
+            x[i] = sin(0.37 * (double)i + (double)j);
+            sv[i] = cos(0.21 * (double)i - (double)j);
+        }
+        for (size_t i = 0; i < n; i++)
+            l[i] = cos(0.5 * (double)i * (double)(j + 1));
+        xb[j] = j == 1 ? NULL : x;
+        lb[j] = j == 2 ? NULL : l;
+        sb[j] = j == 0 ? NULL : sv;
+        out[j] = many + j * P;
+    }
+    wgf_error err;
+    ck_assert_msg(wgf_eval_vjp_many(ev, k, xb, lb, sb, out, &err) == WGF_OK, "%s", err.msg);
+    double worst = 0, scale = 0;
+    for (size_t j = 0; j < k; j++) {
+        ck_assert(wgf_eval_vjp(ev, xb[j], lb[j], sb[j], one, &err) == WGF_OK);
+        for (size_t i = 0; i < P; i++) {
+            worst = fmax(worst, fabs(one[i] - out[j][i]));
+            scale = fmax(scale, fabs(one[i]));
+        }
+    }
+    ck_assert_msg(worst <= tol * scale, "|many - loop| = %g, scale %g", worst, scale);
+    ck_assert(scale > 1e-3);
+    /* no l- or s-cotangents at all */
+    ck_assert(wgf_eval_vjp_many(ev, 2, xb, NULL, NULL, out, &err) == WGF_OK);
+    ck_assert(wgf_eval_vjp(ev, xb[0], NULL, NULL, one, &err) == WGF_OK);
+    for (size_t i = 0; i < P; i++)
+        ck_assert(fabs(one[i] - out[0][i]) <= tol * scale);
+    free(buf);
+    free(many);
+    wgf_eval_free(ev);
+}
+
+START_TEST(test_vjp_many_equals_loop)
+{
+    wgf_problem *p = make_problem(planar_ini);
+    perturb(p, 0.3);
+    check_vjp_many(p, 600, 0.0);
+    wgf_problem_free(p);
+    p = make_problem("[run]\ndim = 3\nsamples = 600\nseed = 7\n"
+                     "[initial]\ntype = gaussian\nmean = 0.5 -0.2 0.1\ncov = diag 1 0.5 2\n"
+                     "[energy]\nplugin = fpe\n[map]\nplugin = affine\n");
+    perturb(p, 0.3);
+    check_vjp_many(p, 600, 1e-12);
+    wgf_problem_free(p);
+}
+END_TEST
+
+/* Prepare once, solve several right-hand sides: each solve is natgrad's, bitwise. */
+START_TEST(test_metric_prepare_solve)
+{
+    wgf_problem *p = make_problem(planar_ini);
+    perturb(p, 0.3);
+    size_t P = wgf_problem_nparams(p);
+    double *r = calloc(4 * P, sizeof(double)), *z1 = r + P, *z2 = r + 2 * P, *z3 = r + 3 * P;
+    wgf_error err;
+    wgf_solve_stats st;
+    ck_assert_int_eq(wgf_problem_metric_solve(p, r, z1, &st, &err), WGF_EINVAL);
+    ck_assert_str_eq(err.msg, "metric 'lagrangian' solved before it was prepared");
+    wgf_eval *ev = forward_eval(p, 600);
+    for (size_t j = 0; j < P; j++)
+        r[j] = cos(0.3 * (double)j);
+    ck_assert(wgf_problem_natgrad(p, ev, r, z1, &st, &err) == WGF_OK);
+    ck_assert(wgf_problem_metric_prepare(p, ev, &err) == WGF_OK);
+    ck_assert(wgf_problem_metric_solve(p, r, z2, &st, &err) == WGF_OK);
+    ck_assert(wgf_problem_metric_solve(p, r, z3, &st, &err) == WGF_OK);
+    ck_assert(st.products > 0);
+    ck_assert(memcmp(z1, z2, P * sizeof(double)) == 0);
+    ck_assert(memcmp(z1, z3, P * sizeof(double)) == 0);
+    free(r);
+    wgf_eval_free(ev);
+    wgf_problem_free(p);
+}
+END_TEST
+
+/* The check alone neither projects nor writes: planar layer 1 with u.w = -2. */
+START_TEST(test_check_only)
+{
+    wgf_problem *p = make_problem(planar_ini);
+    size_t P = wgf_problem_nparams(p);
+    double *th = calloc(2 * P, sizeof(double)), *copy = th + P;
+    memcpy(th, wgf_problem_theta(p), P * sizeof(double));
+    th[0] = -2; /* u = (-2, 0, 0), w = (1, 0, 0) */
+    th[1] = th[2] = 0;
+    th[3] = 1;
+    th[4] = th[5] = 0;
+    memcpy(copy, th, P * sizeof(double));
+    wgf_error err;
+    ck_assert_int_eq(wgf_problem_check(p, th, &err), WGF_ENUMERIC);
+    ck_assert_msg(strstr(err.msg, "planar layer 1: u.w = -2") != NULL, "%s", err.msg);
+    ck_assert(memcmp(th, copy, P * sizeof(double)) == 0);
+    ck_assert_int_eq(wgf_problem_constrain(p, th, &err), WGF_OK); /* projects */
+    ck_assert(th[0] != -2);
+    ck_assert_int_eq(wgf_problem_check(p, th, &err), WGF_OK);
+    free(th);
+    wgf_problem_free(p);
+}
+END_TEST
+
 /* Blocks make sums independent of the thread count, to the bit. */
 START_TEST(test_threads_bitwise)
 {
@@ -258,6 +560,13 @@ static Suite *core_suite(void)
     tcase_add_test(tc, test_energy_gradient_fd);
     tcase_add_test(tc, test_gram_explicit);
     tcase_add_test(tc, test_natgrad_residual);
+    tcase_add_test(tc, test_products_do_not_allocate);
+    tcase_add_test(tc, test_score_energy_gradient_fd);
+    tcase_add_test(tc, test_score_energy_without_eval_s);
+    tcase_add_test(tc, test_scheme_needs);
+    tcase_add_test(tc, test_vjp_many_equals_loop);
+    tcase_add_test(tc, test_metric_prepare_solve);
+    tcase_add_test(tc, test_check_only);
     tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_draw_reproducible);
     tcase_add_test(tc, test_planar_initial_identity);

@@ -54,6 +54,18 @@ const char *wgf_strerror(int code);
  * 3 numerical failure, 130 interrupted, 1 anything else. */
 int wgf_error_exit_status(int code);
 
+/* A GSL status (nonzero) as a wgf error: GSL_ENOMEM is WGF_ENOMEM, a bad
+ * argument (GSL_EINVAL, GSL_EBADLEN, GSL_ENOTSQR) WGF_EINVAL, anything else
+ * (not positive definite, singular, no convergence, ...) WGF_ENUMERIC. The
+ * message is "context: GSL's description (GSL status N)". libwgf turns GSL's
+ * aborting error handler off when a problem, a registry or a self-test is
+ * made, so that GSL functions return these statuses instead. */
+int wgf_error_gsl(wgf_error *err, int gsl_status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 #ifdef __cplusplus
 }
 #endif

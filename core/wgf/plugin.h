@@ -29,9 +29,30 @@
 extern "C" {
 #endif
 
-/* Bumped on any incompatible change of this header; the loader refuses a
- * plugin built against another version. */
-#define WGF_ABI_VERSION 1u
+/* The ABI grows by appending, as LV2's and SUNDIALS' do. Rules for whoever
+ * changes this header:
+ *
+ *  - A new vtable member goes at the END of its vtable, never between
+ *    members; existing members never change type or meaning; nothing is
+ *    removed. wgf_plugin itself does not change.
+ *  - A release that appends members bumps WGF_ABI_VERSION and adds one line
+ *    per grown (or new) kind to the loader's layout table (registry.c,
+ *    vt_layouts): from that version on, the kind's vtable ends after that
+ *    member. A new kind is one such line too.
+ *  - Every appended member is optional: NULL means "use the core's fallback"
+ *    or "not supported", and whoever needs the member refuses clearly (at
+ *    configuration time when it can) when it is NULL.
+ *
+ * abi_version then says which header a plugin was built with, not whether it
+ * may load: the loader copies the vtable of a plugin built with an older
+ * version into a core-owned vtable of the current layout, with the members it
+ * lacks NULL, and refuses a plugin built with a newer version than its own,
+ * naming both. Plugins keep building from the same source against a newer
+ * header (designated initialisers leave new members NULL).
+ *
+ * Version 1: the first.
+ * Version 2: energy eval_s; map vjp_many; scheme needs. */
+#define WGF_ABI_VERSION 2u
 
 #define WGF_PLUGIN_ENTRY "wgf_plugin_entry"
 
@@ -88,6 +109,14 @@ typedef struct wgf_energy_vt {
      * caller does not want it (then the energy must not need it either). */
     int (*wgrad_vjp)(void *state, const wgf_batch *b, const double *gbar, double *xbar, double *lbar,
                      double *sbar, wgf_error *err);
+    /* ---- ABI 2 ---- */
+    /* eval with the third partial e = dF/ds (n x d) as well, OVERWRITTEN; a,
+     * c, e NULL: not wanted. Required of an energy whose needs() has
+     * WGF_NEEDS_S (the core refuses such an energy without it, since the
+     * chain rule to parameters would miss the score path); may be NULL
+     * otherwise. */
+    int (*eval_s)(void *state, const wgf_batch *b, double *F, double *a, double *c, double *e,
+                  wgf_error *err);
 } wgf_energy_vt;
 
 /* ------------------------------------------------------------------- map */
@@ -146,6 +175,15 @@ typedef struct wgf_map_vt {
      * T_theta(Z) for Z ~ N(m0, S0): mean m (d), covariance S (d x d). */
     int (*gaussian_push)(void *state, const double *theta, const double *m0, const double *S0,
                          double *m, double *S, wgf_error *err);
+    /* ---- ABI 2 ---- */
+    /* Optional (NULL: the core calls path_vjp k times): k cotangent sets on
+     * the last stage S in one pass over the tape. Set j is xbar[j] (n x d),
+     * ldbar[j] (n), sbar[j] (n x d), any NULL (zero; sbar itself may be
+     * NULL); thetabar[j] (P) ACCUMULATES set j's result. Must agree with k
+     * path_vjp calls to rounding. */
+    int (*vjp_many)(void *state, const double *theta, size_t n, void *tape, size_t k,
+                    const double *const *xbar, const double *const *ldbar, const double *const *sbar,
+                    double *const *thetabar, wgf_error *err);
 } wgf_map_vt;
 
 /* ---------------------------------------------------------------- metric */
@@ -183,7 +221,19 @@ typedef struct wgf_scheme_vt {
     /* Own the time or path loop: compose the problem's helpers and report
      * every step with wgf_problem_observe (which says when to stop). */
     int (*run)(void *state, wgf_problem *p, wgf_error *err);
+    /* ---- ABI 2 ---- */
+    /* Optional (NULL: 0): what the scheme will ask of the problem, as
+     * WGF_SCHEME_NEEDS_* flags, read once after create. The core checks them
+     * against the energy terms and the initial law at configuration time, so
+     * that `wgf check` refuses what the run could not do. */
+    unsigned (*needs)(void *state);
 } wgf_scheme_vt;
+
+/* scheme needs() flags */
+#define WGF_SCHEME_NEEDS_SCORES 0x1u    /* evaluations with scores (WGF_EVAL_SCORE) */
+#define WGF_SCHEME_NEEDS_STAGES 0x2u    /* every stage of the map (WGF_EVAL_STAGES) */
+#define WGF_SCHEME_NEEDS_WGRAD 0x4u     /* the energy's Wasserstein gradient */
+#define WGF_SCHEME_NEEDS_WGRAD_VJP 0x8u /* and its reverse pass */
 
 #ifdef __cplusplus
 }

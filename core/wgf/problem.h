@@ -30,7 +30,9 @@ enum { WGF_STREAM_TRAIN = 1, WGF_STREAM_OUTPUT = 2, WGF_STREAM_INIT = 3, WGF_STR
 
 /* ---- the map on a batch ---- */
 
-/* wgf_eval_create flags */
+/* wgf_eval_create flags. Scores are on whatever the flags say when the
+ * energy reads s (WGF_NEEDS_S), or when the scheme declared
+ * WGF_SCHEME_NEEDS_WGRAD and the Wasserstein gradient reads s. */
 #define WGF_EVAL_SCORE 0x1u  /* compute scores s (and keep what sbar needs) */
 #define WGF_EVAL_STAGES 0x2u /* keep x, l (and s) of every stage, not only the last */
 
@@ -66,6 +68,11 @@ int wgf_eval_vjp(wgf_eval *ev, const double *xbar, const double *lbar, const dou
 /* The same for cotangents on any stages: arrays of S + 1 pointers (NULL: zero). */
 int wgf_eval_path_vjp(wgf_eval *ev, const double *const *xbar, const double *const *lbar,
                       const double *const *sbar, double *thetabar, wgf_error *err);
+/* k vjps at the last stage at once: thetabar[j] = wgf_eval_vjp of (xbar[j], lbar[j], sbar[j]),
+ * OVERWRITTEN, for j < k. Entries may be NULL (zero), and so may lbar and sbar themselves. One
+ * pass over each block's tape when the map has vjp_many, else k passes; the same to rounding. */
+int wgf_eval_vjp_many(wgf_eval *ev, size_t k, const double *const *xbar, const double *const *lbar,
+                      const double *const *sbar, double *const *thetabar, wgf_error *err);
 /* out = (1/n) sum_n J_n^T J_n v: the Lagrangian metric G-hat applied to v,
  * one fused jvp + vjp per block on the stored tapes. OVERWRITES out. */
 int wgf_eval_gram(wgf_eval *ev, const double *v, double *out, wgf_error *err);
@@ -101,15 +108,27 @@ int wgf_problem_wgrad_vjp(wgf_problem *p, wgf_eval *ev, size_t stage, const doub
 /* Natural gradient: prepare the metric at ev and solve M zeta = rhs (the
  * metric's own solve, else MINRES with the [metric] tol, maxiter, tikhonov).
  * A solve that breaks down returns WGF_ENUMERIC; one that only misses the
- * tolerance returns WGF_OK with stats->converged = 0. */
+ * tolerance returns WGF_OK with stats->converged = 0. The same as
+ * wgf_problem_metric_prepare then wgf_problem_metric_solve. */
 int wgf_problem_natgrad(wgf_problem *p, wgf_eval *ev, const double *rhs, double *zeta,
                         wgf_solve_stats *stats, wgf_error *err);
+/* The two halves, for schemes that solve several right-hand sides with one
+ * metric (a JKO step, a line search): prepare the metric at ev (forward
+ * done; ev must stay unchanged while the metric is used), then any number
+ * of solves M zeta = rhs with it. A solve before any prepare is WGF_EINVAL. */
+int wgf_problem_metric_prepare(wgf_problem *p, wgf_eval *ev, wgf_error *err);
+int wgf_problem_metric_solve(wgf_problem *p, const double *rhs, double *zeta, wgf_solve_stats *stats,
+                             wgf_error *err);
 /* out = M v with the metric as last prepared. */
 int wgf_problem_metric_apply(wgf_problem *p, const double *v, double *out, wgf_error *err);
 
 /* Map constraints on theta: project in place (when the map can and the map
  * section asks for it), then check. WGF_ENUMERIC names the layer. */
 int wgf_problem_constrain(wgf_problem *p, double *theta, wgf_error *err);
+/* The check alone, theta untouched: WGF_OK when theta is admissible,
+ * WGF_ENUMERIC (naming the layer) when not. For line searches, which try
+ * parameters and back off rather than project them. */
+int wgf_problem_check(wgf_problem *p, const double *theta, wgf_error *err);
 
 /* A step of the scheme, for history.csv and outputs. */
 typedef struct wgf_step_info {

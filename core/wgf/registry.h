@@ -34,8 +34,10 @@ const char *wgf_registry_dir(const wgf_registry *reg, size_t i);
 
 /* Find plugin `name` of the given kind (0: any kind). On failure err says
  * why: not found (and where it looked), dlopen's message, no entry point,
- * ABI mismatch, or that the plugin is of another kind. *path (if not NULL)
- * gets the file it came from (owned by the registry). */
+ * built for a newer ABI, or that the plugin is of another kind. *plugin is
+ * the core's copy of the descriptor, its vtable in the current layout (the
+ * members a plugin of an older ABI lacks are NULL), owned by the registry;
+ * *path (if not NULL) gets the file it came from (owned by the registry). */
 int wgf_registry_find(wgf_registry *reg, wgf_kind kind, const char *name, const wgf_plugin **plugin,
                       const char **path, wgf_error *err);
 
@@ -45,6 +47,12 @@ int wgf_registry_find(wgf_registry *reg, wgf_kind kind, const char *name, const 
 typedef void (*wgf_registry_visit_fn)(const wgf_plugin *plugin, const char *path, void *user);
 int wgf_registry_list(wgf_registry *reg, wgf_registry_visit_fn visit, void *user, wgf_diag *warn,
                       wgf_error *err);
+
+/* Bytes of a vtable of kind built against plugin ABI version (0 when the
+ * kind did not exist in that version, or the version is newer than this
+ * wgf's). The loader copies that much of an older plugin's vtable into one of
+ * the current layout (plugin.h, the growth rules). */
+size_t wgf_registry_vtable_size(wgf_kind kind, unsigned version);
 
 #ifdef __cplusplus
 }

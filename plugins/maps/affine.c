@@ -361,6 +361,67 @@ static int affine_path_vjp(void *state, const double *theta, size_t n, void *tap
     return WGF_OK;
 }
 
+/* k cotangent sets of the last stage in one pass over the tape: each sample's z and s are read
+ * once for all sets, and the log-determinant term is one A^{-T} per set. The same sums as
+ * affine_path_vjp per set, added in another order. */
+static int affine_vjp_many(void *state, const double *theta, size_t n, void *tape, size_t k,
+                           const double *const *xbar, const double *const *ldbar,
+                           const double *const *sbar, double *const *thetabar, wgf_error *err)
+{
+    (void)theta;
+    const affine *m = state;
+    affine_tape *t = tape;
+    size_t d = m->d;
+    int rc = affine_tape_ready(t, n, err);
+    if (rc)
+        return rc;
+    for (size_t j = 0; j < k; j++) {
+        if (sbar && sbar[j] && !t->have_score)
+            return wgf_error_set(err, WGF_EINVAL,
+                                 "affine: score cotangents need score() on this tape first");
+        if (!ldbar || !ldbar[j])
+            continue;
+        double sum = 0.0, *Abar = thetabar[j];
+        for (size_t s = 0; s < n; s++)
+            sum += ldbar[j][s];
+        for (size_t i = 0; i < d; i++)
+            for (size_t c = 0; c < d; c++)
+                Abar[i * d + c] += sum * t->ainv[c * d + i];
+    }
+    double *y = t->work;
+    for (size_t s = 0; s < n; s++) {
+        const double *zs = t->z + s * d, *ss = t->s + s * d;
+        for (size_t j = 0; j < k; j++) {
+            double *Abar = thetabar[j], *bbar = Abar + d * d;
+            if (xbar && xbar[j]) {
+                const double *xs = xbar[j] + s * d;
+                for (size_t i = 0; i < d; i++) {
+                    double xi = xs[i], *row = Abar + i * d;
+                    for (size_t c = 0; c < d; c++)
+                        row[c] += xi * zs[c];
+                    bbar[i] += xi;
+                }
+            }
+            if (sbar && sbar[j]) {
+                const double *sbs = sbar[j] + s * d;
+                for (size_t i = 0; i < d; i++) {
+                    const double *row = t->ainv + i * d;
+                    double acc = 0.0;
+                    for (size_t c = 0; c < d; c++)
+                        acc += row[c] * sbs[c];
+                    y[i] = acc;
+                }
+                for (size_t i = 0; i < d; i++) {
+                    double si = ss[i], *row = Abar + i * d;
+                    for (size_t c = 0; c < d; c++)
+                        row[c] -= si * y[c];
+                }
+            }
+        }
+    }
+    return WGF_OK;
+}
+
 /* N(m0, S0) pushed by z -> A z + b is N(A m0 + b, A S0 A^T), exactly. */
 static int affine_gaussian_push(void *state, const double *theta, const double *m0,
                                 const double *S0, double *mean, double *S, wgf_error *err)
@@ -416,6 +477,7 @@ static const wgf_map_vt affine_vt = {
     .jvp = affine_jvp,
     .path_vjp = affine_path_vjp,
     .gaussian_push = affine_gaussian_push,
+    .vjp_many = affine_vjp_many,
 };
 
 static const wgf_param affine_params[] = {{0}};

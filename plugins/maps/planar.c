@@ -65,6 +65,8 @@ typedef struct planar_tape {
     double *acc;     /* 3 d + 2: per-layer sums of the reverse pass */
     planar_layers lay;
     double *dlay;    /* L x (d + 1): forward-mode du and dsigma */
+    double *many;    /* vjp_many: (2 d + 1) x cap per set, for up to nmany sets */
+    size_t nmany;
 } planar_tape;
 
 #define PLANAR_LAYER(theta, m, k) ((theta) + (k) * (2 * (m)->d + 1))
@@ -419,6 +421,7 @@ static void planar_tape_destroy(void *state, void *tape)
     wgf_free(t->lay.sig);
     wgf_free(t->lay.ops);
     wgf_free(t->dlay);
+    wgf_free(t->many);
     free(t);
 }
 
@@ -735,6 +738,111 @@ static void planar_vjp_scalars_s(size_t n, double sig, const double *restrict H,
  *   sigbar += betabar dbeta/dsigma, abar += betabar dbeta/da.
  * Then u gets h xbar + sigbar w, w gets abar x^(k-1) + sigbar u, b gets abar,
  * xbar^(k-1) = xbar + abar w, sbar^(k-1) = sbar + rbar u. */
+/* One cotangent set's state in a reverse sweep: the cotangents of x^(k) (d x cap), ld^(k) (cap)
+ * and s^(k) (d x cap) entering layer k, and which of them can be nonzero yet. */
+typedef struct planar_rev {
+    double *XB, *LB, *SB;
+    int xact, lact, sact;
+} planar_rev;
+
+static void planar_rev_start(planar_rev *v, size_t n, size_t d, size_t cap)
+{
+    memset(v->XB, 0, d * cap * sizeof *v->XB);
+    memset(v->SB, 0, d * cap * sizeof *v->SB);
+    memset(v->LB, 0, n * sizeof *v->LB);
+    v->xact = v->lact = v->sact = 0;
+}
+
+/* Add a stage's cotangents (any NULL: zero) as the sweep passes its boundary. */
+static void planar_rev_stage(planar_rev *v, size_t n, size_t d, size_t cap, const double *xbar,
+                             const double *ldbar, const double *sbar)
+{
+    if (xbar) {
+        planar_add_rows(n, d, cap, xbar, v->XB);
+        v->xact = 1;
+    }
+    if (ldbar) {
+        for (size_t s = 0; s < n; s++)
+            v->LB[s] += ldbar[s];
+        v->lact = 1;
+    }
+    if (sbar) {
+        planar_add_rows(n, d, cap, sbar, v->SB);
+        v->sact = 1;
+    }
+}
+
+/* Layer k's reverse step for one set: accumulate into thetabar, move v to layer k's inputs.
+ * Uses the tape's per-sample scratch (tmp, acc), so sets go one after another. */
+static void planar_rev_layer(const planar *m, planar_tape *t, size_t k, size_t n, const double *theta,
+                             planar_rev *v, double *thetabar)
+{
+    if (!v->xact && !v->lact && !v->sact)
+        return; /* nothing depends on this layer yet */
+    size_t d = m->d, cap = t->cap;
+    double *XB = v->XB, *SB = v->SB, *LB = v->LB;
+    int xact = v->xact, sact = v->sact;
+    double *ux = t->tmp, *sigb = t->tmp + cap, *ab = t->tmp + 2 * cap, *r = t->tmp + 3 * cap;
+    double *beta = t->tmp + 4 * cap, *rb = t->tmp + 5 * cap;
+    double *ubar = t->acc, *wbar = t->acc + d, *tmpd = t->acc + 2 * d;
+    const double *w = PLANAR_LAYER(theta, m, k) + d;
+    const double *u = t->lay.u + k * d;
+    double sig = t->lay.sig[k];
+    const double *Xp = t->X + k * d * cap;
+    const double *H = t->H + k * cap, *HP = t->HP + k * cap, *Q = t->Q + k * cap;
+
+    memset(ux, 0, n * sizeof *ux);
+    if (xact)
+        for (size_t i = 0; i < d; i++)
+            planar_axpy(n, u[i], XB + i * cap, ux);
+    if (sact) {
+        const double *Sp = t->Sc + k * d * cap;
+        memset(r, 0, n * sizeof *r);
+        memset(beta, 0, n * sizeof *beta);
+        for (size_t i = 0; i < d; i++) {
+            planar_axpy(n, u[i], Sp + i * cap, r);
+            planar_axpy(n, -w[i], SB + i * cap, beta);
+        }
+        planar_vjp_scalars_s(n, sig, H, HP, Q, LB, ux, r, beta, rb, sigb, ab);
+    } else
+        planar_vjp_scalars(n, sig, H, HP, Q, LB, ux, sigb, ab);
+    double sum_sigb = planar_sum(n, sigb), sum_ab = planar_sum(n, ab);
+    /* per-layer sums over samples, in the effective (u, w, b) */
+    for (size_t i = 0; i < d; i++) {
+        double su = xact ? planar_sumprod(n, H, XB + i * cap) : 0.0;
+        double sw = planar_sumprod(n, ab, Xp + i * cap);
+        if (sact) {
+            su += planar_sumprod(n, rb, t->Sc + (k * d + i) * cap);
+            sw -= planar_sumprod(n, beta, SB + i * cap);
+        }
+        ubar[i] = su + sum_sigb * w[i];
+        wbar[i] = sw + sum_sigb * u[i];
+    }
+    /* cotangents of the layer's inputs */
+    for (size_t i = 0; i < d; i++)
+        planar_axpy(n, w[i], ab, XB + i * cap);
+    v->xact = 1;
+    if (sact)
+        for (size_t i = 0; i < d; i++)
+            planar_axpy(n, u[i], rb, SB + i * cap);
+    /* into theta: through u_hat(u, w) under reparam */
+    double *tu = PLANAR_LAYER(thetabar, m, k), *tw = tu + d;
+    if (m->mode == PLANAR_REPARAM) {
+        const double *ru = PLANAR_LAYER(theta, m, k);
+        for (size_t i = 0; i < d; i++)
+            tmpd[i] = 0.0;
+        planar_reparam_vjp(d, ru, ru + d, ubar, tu, tmpd);
+        for (size_t i = 0; i < d; i++)
+            tw[i] += wbar[i] + tmpd[i];
+    } else {
+        for (size_t i = 0; i < d; i++) {
+            tu[i] += ubar[i];
+            tw[i] += wbar[i];
+        }
+    }
+    tw[d] += sum_ab;
+}
+
 static int planar_path_vjp(void *state, const double *theta, size_t n, void *tape,
                            const double *const *xbar, const double *const *ldbar,
                            const double *const *sbar, double *thetabar, wgf_error *err)
@@ -754,89 +862,67 @@ static int planar_path_vjp(void *state, const double *theta, size_t n, void *tap
     rc = planar_effective(m, theta, &t->lay, err);
     if (rc)
         return rc;
-    double *XB = t->xb, *SB = t->sb, *LB = t->lb;
-    double *ux = t->tmp, *sigb = t->tmp + cap, *ab = t->tmp + 2 * cap, *r = t->tmp + 3 * cap;
-    double *beta = t->tmp + 4 * cap, *rb = t->tmp + 5 * cap;
-    double *ubar = t->acc, *wbar = t->acc + d, *tmpd = t->acc + 2 * d;
-    int xact = 0, lact = 0, sact = 0;
-    memset(XB, 0, d * cap * sizeof *XB);
-    memset(SB, 0, d * cap * sizeof *SB);
-    memset(LB, 0, n * sizeof *LB);
+    planar_rev v = {.XB = t->xb, .LB = t->lb, .SB = t->sb};
+    planar_rev_start(&v, n, d, cap);
     for (size_t k = m->L; k-- > 0;) {
         if ((k + 1) % m->B == 0) {
             size_t st = (k + 1) / m->B;
-            if (xbar && xbar[st]) {
-                planar_add_rows(n, d, cap, xbar[st], XB);
-                xact = 1;
-            }
-            if (ldbar && ldbar[st]) {
-                for (size_t s = 0; s < n; s++)
-                    LB[s] += ldbar[st][s];
-                lact = 1;
-            }
-            if (sbar && sbar[st]) {
-                planar_add_rows(n, d, cap, sbar[st], SB);
-                sact = 1;
-            }
+            planar_rev_stage(&v, n, d, cap, xbar ? xbar[st] : NULL, ldbar ? ldbar[st] : NULL,
+                             sbar ? sbar[st] : NULL);
         }
-        if (!xact && !lact && !sact)
-            continue; /* nothing depends on this layer yet */
-        const double *w = PLANAR_LAYER(theta, m, k) + d;
-        const double *u = t->lay.u + k * d;
-        double sig = t->lay.sig[k];
-        const double *Xp = t->X + k * d * cap;
-        const double *H = t->H + k * cap, *HP = t->HP + k * cap, *Q = t->Q + k * cap;
+        planar_rev_layer(m, t, k, n, theta, &v, thetabar);
+    }
+    return WGF_OK;
+}
 
-        memset(ux, 0, n * sizeof *ux);
-        if (xact)
-            for (size_t i = 0; i < d; i++)
-                planar_axpy(n, u[i], XB + i * cap, ux);
-        if (sact) {
-            const double *Sp = t->Sc + k * d * cap;
-            memset(r, 0, n * sizeof *r);
-            memset(beta, 0, n * sizeof *beta);
-            for (size_t i = 0; i < d; i++) {
-                planar_axpy(n, u[i], Sp + i * cap, r);
-                planar_axpy(n, -w[i], SB + i * cap, beta);
-            }
-            planar_vjp_scalars_s(n, sig, H, HP, Q, LB, ux, r, beta, rb, sigb, ab);
-        } else
-            planar_vjp_scalars(n, sig, H, HP, Q, LB, ux, sigb, ab);
-        double sum_sigb = planar_sum(n, sigb), sum_ab = planar_sum(n, ab);
-        /* per-layer sums over samples, in the effective (u, w, b) */
-        for (size_t i = 0; i < d; i++) {
-            double su = xact ? planar_sumprod(n, H, XB + i * cap) : 0.0;
-            double sw = planar_sumprod(n, ab, Xp + i * cap);
-            if (sact) {
-                su += planar_sumprod(n, rb, t->Sc + (k * d + i) * cap);
-                sw -= planar_sumprod(n, beta, SB + i * cap);
-            }
-            ubar[i] = su + sum_sigb * w[i];
-            wbar[i] = sw + sum_sigb * u[i];
+/* Sets swept together: each layer's tape rows (X, H, HP, Q, s) are read once for this many sets
+ * while they are in cache, at (2 d + 1) x cap doubles of workspace per set. */
+#define PLANAR_MANY 8
+
+/* k last-stage cotangent sets, PLANAR_MANY at a time in one sweep each: per set the same
+ * operations as planar_path_vjp, so the same results to the bit. */
+static int planar_vjp_many(void *state, const double *theta, size_t n, void *tape, size_t k,
+                           const double *const *xbar, const double *const *ldbar,
+                           const double *const *sbar, double *const *thetabar, wgf_error *err)
+{
+    const planar *m = state;
+    planar_tape *t = tape;
+    size_t d = m->d;
+    int rc = planar_tape_ready(t, n, err);
+    if (rc)
+        return rc;
+    size_t cap = t->cap, per = (2 * d + 1) * cap;
+    if (sbar && !t->have_score)
+        for (size_t j = 0; j < k; j++)
+            if (sbar[j])
+                return wgf_error_set(err, WGF_EINVAL,
+                                     "planar: score cotangents need score() on this tape first");
+    size_t want = k < PLANAR_MANY ? k : PLANAR_MANY;
+    if (t->nmany < want) { /* once per tape and size: later calls do not allocate */
+        wgf_free(t->many);
+        t->nmany = 0;
+        t->many = wgf_alloc_doubles(want * per);
+        if (!t->many)
+            return wgf_error_set(err, WGF_ENOMEM, "planar: out of memory for %zu cotangent sets", want);
+        t->nmany = want;
+    }
+    rc = planar_effective(m, theta, &t->lay, err);
+    if (rc)
+        return rc;
+    planar_rev v[PLANAR_MANY];
+    for (size_t j0 = 0; j0 < k; j0 += PLANAR_MANY) {
+        size_t kk = k - j0 < PLANAR_MANY ? k - j0 : PLANAR_MANY;
+        for (size_t j = 0; j < kk; j++) {
+            double *base = t->many + j * per;
+            v[j] = (planar_rev){.XB = base, .SB = base + d * cap, .LB = base + 2 * d * cap};
+            planar_rev_start(&v[j], n, d, cap);
+            size_t js = j0 + j;
+            planar_rev_stage(&v[j], n, d, cap, xbar ? xbar[js] : NULL, ldbar ? ldbar[js] : NULL,
+                             sbar ? sbar[js] : NULL);
         }
-        /* cotangents of the layer's inputs */
-        for (size_t i = 0; i < d; i++)
-            planar_axpy(n, w[i], ab, XB + i * cap);
-        xact = 1;
-        if (sact)
-            for (size_t i = 0; i < d; i++)
-                planar_axpy(n, u[i], rb, SB + i * cap);
-        /* into theta: through u_hat(u, w) under reparam */
-        double *tu = PLANAR_LAYER(thetabar, m, k), *tw = tu + d;
-        if (m->mode == PLANAR_REPARAM) {
-            const double *ru = PLANAR_LAYER(theta, m, k);
-            for (size_t i = 0; i < d; i++)
-                tmpd[i] = 0.0;
-            planar_reparam_vjp(d, ru, ru + d, ubar, tu, tmpd);
-            for (size_t i = 0; i < d; i++)
-                tw[i] += wbar[i] + tmpd[i];
-        } else {
-            for (size_t i = 0; i < d; i++) {
-                tu[i] += ubar[i];
-                tw[i] += wbar[i];
-            }
-        }
-        tw[d] += sum_ab;
+        for (size_t l = m->L; l-- > 0;)
+            for (size_t j = 0; j < kk; j++)
+                planar_rev_layer(m, t, l, n, theta, &v[j], thetabar[j0 + j]);
     }
     return WGF_OK;
 }
@@ -856,6 +942,7 @@ static const wgf_map_vt planar_vt = {
     .jvp = planar_jvp,
     .path_vjp = planar_path_vjp,
     .gaussian_push = NULL,
+    .vjp_many = planar_vjp_many,
 };
 
 static const wgf_plugin planar_plugin = {

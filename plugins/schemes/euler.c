@@ -52,7 +52,8 @@ static int euler_run(void *state, wgf_problem *p, wgf_error *err)
     int rc = wgf_problem_constrain(p, theta, err);
     if (rc == WGF_OK)
         rc = wgf_eval_draw(ev, WGF_STREAM_TRAIN, 0, err);
-    for (unsigned long k = 0; rc == WGF_OK; k++) {
+    unsigned long k = 0;
+    for (; rc == WGF_OK; k++) {
         double t = (double)k * e->h, F;
         if (k > 0 && !e->fixed && (rc = wgf_eval_draw(ev, WGF_STREAM_TRAIN, k, err)) != WGF_OK)
             break;
@@ -89,8 +90,9 @@ static int euler_run(void *state, wgf_problem *p, wgf_error *err)
             break;
         }
     }
+    /* A numerical failure names the step it stopped (the constraint names the next one). */
     if (rc == WGF_ENUMERIC && err && !strstr(err->msg, "step "))
-        wgf_error_prefix(err, "euler");
+        wgf_error_prefix(err, "euler, step %lu (t = %g)", k, (double)k * e->h);
     wgf_eval_free(ev);
     free(grad);
     return rc;

@@ -1,0 +1,60 @@
+/* wgf/error.h: status codes and the error record every fallible call fills.
+ *
+ * Library and plugin code never prints, exits or aborts: a function returns
+ * WGF_OK or one of the codes below and describes the failure in a wgf_error.
+ * The command turns the code into an exit status (wgf_error_exit_status). */
+#ifndef WGF_ERROR_H
+#define WGF_ERROR_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    WGF_OK = 0,
+    WGF_EINVAL = 1,   /* user input: configuration, command line, data file */
+    WGF_ENOMEM = 2,   /* allocation failed */
+    WGF_EIO = 3,      /* reading or writing a file */
+    WGF_EPLUGIN = 4,  /* plugin discovery or loading */
+    WGF_ENUMERIC = 5, /* numerical breakdown: NaN, non-invertible map, solver failure */
+    WGF_EINTR = 6,    /* interrupted by the user (SIGINT) */
+    WGF_EUNSUP = 7    /* an optional operation a component does not provide */
+};
+
+#define WGF_ERROR_MSG_MAX 1024
+
+typedef struct wgf_error {
+    int code;
+    char msg[WGF_ERROR_MSG_MAX]; /* one line, no trailing newline */
+} wgf_error;
+
+/* Fill err (if not NULL) with code and a printf-style message; returns code,
+ * so callers write `return wgf_error_set(err, WGF_EINVAL, "...", ...);`. */
+int wgf_error_set(wgf_error *err, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Prefix an existing message: "context: old message". Keeps the code. */
+int wgf_error_prefix(wgf_error *err, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+void wgf_error_clear(wgf_error *err);
+
+/* Short name of a code ("invalid input", "numerical failure", ...). */
+const char *wgf_strerror(int code);
+
+/* Exit status of the command for a code: 0 ok, 2 user input or plugins,
+ * 3 numerical failure, 130 interrupted, 1 anything else. */
+int wgf_error_exit_status(int code);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

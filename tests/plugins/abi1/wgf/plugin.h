@@ -1,0 +1,191 @@
+/* wgf/plugin.h: the plugin ABI.
+ *
+ * A plugin is a shared object that exports exactly one symbol,
+ *
+ *     const wgf_plugin *wgf_plugin_entry(unsigned index);
+ *
+ * returning its index-th descriptor and NULL past the last one. A descriptor
+ * names the plugin, its kind, its parameter schema (validated by the core
+ * before the plugin sees a value) and a const vtable of the kind's type.
+ *
+ * Every vtable has the same life cycle: create() from a validated section,
+ * any number of calls, destroy(). Functions return WGF_OK or a WGF_E* code
+ * and describe a failure in the wgf_error they are given; a plugin never
+ * prints, exits or aborts. Plugins may call any libwgf function.
+ *
+ * Conventions: row-major doubles, sample-major (x[n*d + i]); "accumulate"
+ * means += into the caller's array, which the caller has initialised. */
+#ifndef WGF_PLUGIN_H
+#define WGF_PLUGIN_H
+
+#include <stddef.h>
+#include <gsl/gsl_rng.h>
+
+#include "batch.h"
+#include "config.h"
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped on any incompatible change of this header; the loader refuses a
+ * plugin built against another version. */
+#define WGF_ABI_VERSION 1u
+
+#define WGF_PLUGIN_ENTRY "wgf_plugin_entry"
+
+#if defined(__GNUC__)
+#define WGF_EXPORT __attribute__((visibility("default")))
+#else
+#define WGF_EXPORT
+#endif
+
+typedef enum wgf_kind { WGF_ENERGY = 1, WGF_MAP = 2, WGF_METRIC = 3, WGF_SCHEME = 4 } wgf_kind;
+
+const char *wgf_kind_name(wgf_kind k); /* "energy", "map", "metric", "scheme" */
+
+typedef struct wgf_plugin {
+    unsigned abi_version;    /* WGF_ABI_VERSION */
+    wgf_kind kind;
+    const char *name;        /* what an experiment writes: plugin = planar */
+    const char *summary;     /* one line for `wgf plugins` */
+    const wgf_param *params; /* schema, {0}-ended; the core adds `plugin` itself */
+    const void *vtable;      /* const wgf_energy_vt *, ... by kind */
+} wgf_plugin;
+
+typedef const wgf_plugin *(*wgf_plugin_entry_fn)(unsigned index);
+
+/* What a component may know when it is created. */
+typedef struct wgf_dist wgf_dist; /* the initial law, wgf/dist.h */
+typedef struct wgf_problem_info {
+    size_t dim;              /* d */
+    size_t samples;          /* N, the training batch size */
+    unsigned long seed;      /* the run's seed */
+    const wgf_dist *initial; /* lambda: the reference law of the map */
+} wgf_problem_info;
+
+/* ---------------------------------------------------------------- energy */
+
+/* needs() flags: what the energy reads from the batch. */
+#define WGF_NEEDS_L 0x1u       /* eval reads l */
+#define WGF_NEEDS_S 0x2u       /* eval reads s */
+#define WGF_WGRAD_NEEDS_L 0x4u /* wgrad / wgrad_vjp read l */
+#define WGF_WGRAD_NEEDS_S 0x8u /* wgrad / wgrad_vjp read s */
+
+typedef struct wgf_energy_vt {
+    int (*create)(const wgf_section *sec, const wgf_problem_info *info, void **state, wgf_error *err);
+    void (*destroy)(void *state);
+    unsigned (*needs)(void *state);
+    /* Monte Carlo estimate F of the energy on the batch, and its partials
+     * a = dF/dx (n x d) and c = dF/dl (n), OVERWRITTEN (not accumulated);
+     * a or c NULL: not wanted. MATH.md 2. */
+    int (*eval)(void *state, const wgf_batch *b, double *F, double *a, double *c, wgf_error *err);
+    /* Wasserstein gradient g = grad dF/drho at the samples (n x d), overwritten. */
+    int (*wgrad)(void *state, const wgf_batch *b, double *g, wgf_error *err);
+    /* Reverse pass of wgrad for the cotangent gbar (n x d): ACCUMULATES into
+     * xbar (n x d), lbar (n), sbar (n x d); any of them may be NULL when the
+     * caller does not want it (then the energy must not need it either). */
+    int (*wgrad_vjp)(void *state, const wgf_batch *b, const double *gbar, double *xbar, double *lbar,
+                     double *sbar, wgf_error *err);
+} wgf_energy_vt;
+
+/* ------------------------------------------------------------------- map */
+
+/* A map T_theta: R^d -> R^d, a composition of S stages (S = 1 for a single
+ * transform; a flow of L layers in blocks of B has S = L / B). Stage 0 is the
+ * input z with log-determinant 0.
+ *
+ * Work happens on a tape: a map-owned workspace for up to n samples that
+ * forward() fills and the derivative calls reuse without recomputation. The
+ * core calls the map on blocks of samples (a few hundred), one tape per
+ * block, from several threads at once on different tapes: a map must keep
+ * all per-evaluation data on the tape, never in its state.
+ *
+ * Log-determinant cotangents (ldbar) are cotangents of the cumulative
+ * log|det grad T| of a stage, not of the log-density (l = log lambda - ld);
+ * the core does that sign. */
+typedef struct wgf_map_vt {
+    int (*create)(const wgf_section *sec, const wgf_problem_info *info, void **state, wgf_error *err);
+    void (*destroy)(void *state);
+    size_t (*nparams)(void *state); /* P */
+    size_t (*nstages)(void *state); /* S >= 1 */
+    /* Initial parameters (the identity map unless the section says otherwise). */
+    int (*init)(void *state, gsl_rng *rng, double *theta, wgf_error *err);
+    /* Parameter constraints (invertibility). WGF_ENUMERIC with a message
+     * naming the offending layer and quantity when theta is not admissible. */
+    int (*check)(void *state, const double *theta, wgf_error *err);
+    /* Optional (may be NULL): move theta onto the admissible set in place. */
+    int (*project)(void *state, double *theta, wgf_error *err);
+
+    void *(*tape_create)(void *state, size_t n);
+    void (*tape_destroy)(void *state, void *tape);
+
+    /* Evaluate on z (n x d): x[k] (n x d) and ld[k] (n) for k = 0..S receive
+     * the stage outputs and cumulative log-determinants; x, ld or any x[k],
+     * ld[k] may be NULL (not wanted). The tape keeps what derivatives need. */
+    int (*forward)(void *state, const double *theta, size_t n, const double *z, void *tape,
+                   double *const *x, double *const *ld, wgf_error *err);
+    /* Scores of every stage from s0 = grad log lambda(z) (n x d), after
+     * forward on the same tape: s[k] for k = 0..S, NULL entries not wanted.
+     * Records on the tape what path_vjp needs for score cotangents. */
+    int (*score)(void *state, const double *theta, size_t n, void *tape, const double *s0,
+                 double *const *s, wgf_error *err);
+    /* Forward mode in theta at the last stage: jx = (dx^(S)/dtheta) v (n x d),
+     * and jld = (d ld^(S)/dtheta) v (n) when jld is not NULL. */
+    int (*jvp)(void *state, const double *theta, size_t n, void *tape, const double *v, double *jx,
+               double *jld, wgf_error *err);
+    /* Reverse mode in theta for cotangents on any stages: xbar[k] (n x d),
+     * ldbar[k] (n), sbar[k] (n x d) for k = 0..S; an array pointer or any
+     * entry may be NULL (zero). sbar needs a score() call on this tape.
+     * ACCUMULATES into thetabar (P). */
+    int (*path_vjp)(void *state, const double *theta, size_t n, void *tape,
+                    const double *const *xbar, const double *const *ldbar,
+                    const double *const *sbar, double *thetabar, wgf_error *err);
+    /* Optional (may be NULL): for a map that is affine, the exact law of
+     * T_theta(Z) for Z ~ N(m0, S0): mean m (d), covariance S (d x d). */
+    int (*gaussian_push)(void *state, const double *theta, const double *m0, const double *S0,
+                         double *m, double *S, wgf_error *err);
+} wgf_map_vt;
+
+/* ---------------------------------------------------------------- metric */
+
+typedef struct wgf_eval wgf_eval; /* the map evaluated on a batch, wgf/problem.h */
+
+typedef struct wgf_solve_stats {
+    unsigned iterations;  /* solver iterations (MINRES) or 0 for a direct solve */
+    double residual;      /* relative residual |M zeta - rhs| / |rhs| */
+    unsigned long products; /* metric-vector products spent */
+    int converged;        /* 1 when the tolerance was met */
+} wgf_solve_stats;
+
+typedef struct wgf_metric_vt {
+    int (*create)(const wgf_section *sec, const wgf_problem_info *info, void **state, wgf_error *err);
+    void (*destroy)(void *state);
+    /* Once per step: the metric at the parameters and samples of ev (forward
+     * done). ev stays valid, and unchanged, until the next prepare. */
+    int (*prepare)(void *state, wgf_eval *ev, wgf_error *err);
+    /* out = M v (P), matrix-free. */
+    int (*apply)(void *state, const double *v, double *out, wgf_error *err);
+    /* Optional (may be NULL): a metric that solves M zeta = rhs itself. When
+     * NULL the core runs MINRES on apply with the section's tol, maxiter and
+     * tikhonov. */
+    int (*solve)(void *state, const double *rhs, double *zeta, wgf_solve_stats *stats, wgf_error *err);
+} wgf_metric_vt;
+
+/* ---------------------------------------------------------------- scheme */
+
+typedef struct wgf_problem wgf_problem; /* wgf/problem.h */
+
+typedef struct wgf_scheme_vt {
+    int (*create)(const wgf_section *sec, const wgf_problem_info *info, void **state, wgf_error *err);
+    void (*destroy)(void *state);
+    /* Own the time or path loop: compose the problem's helpers and report
+     * every step with wgf_problem_observe (which says when to stop). */
+    int (*run)(void *state, wgf_problem *p, wgf_error *err);
+} wgf_scheme_vt;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,132 @@
+/* wgf/problem.h: what schemes and metrics compose.
+ *
+ * A wgf_problem is a configured run: the initial law, the energy (a sum of
+ * terms), the map, the metric, the current parameters and the observer that
+ * writes outputs. A scheme is written against these helpers only, never
+ * against a particular map, energy or metric.
+ *
+ * A wgf_eval is the map evaluated on one batch of reference samples: it owns
+ * the samples z, the per-block tapes, and the batch(es) an energy sees. The
+ * core splits every batch into blocks of WGF_BLOCK samples, runs blocks on
+ * threads, and adds block results in block order, so results are identical
+ * for any thread count. */
+#ifndef WGF_PROBLEM_H
+#define WGF_PROBLEM_H
+
+#include <stddef.h>
+#include "plugin.h"
+#include "run.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Samples per block: the unit of random streams, threads and reductions. */
+#define WGF_BLOCK 256
+
+/* Random stream families: block b of step k of family f draws from a GSL
+ * generator seeded from (seed, f, k, b). */
+enum { WGF_STREAM_TRAIN = 1, WGF_STREAM_OUTPUT = 2, WGF_STREAM_INIT = 3, WGF_STREAM_SCHEME = 4 };
+
+/* ---- the map on a batch ---- */
+
+/* wgf_eval_create flags */
+#define WGF_EVAL_SCORE 0x1u  /* compute scores s (and keep what sbar needs) */
+#define WGF_EVAL_STAGES 0x2u /* keep x, l (and s) of every stage, not only the last */
+
+wgf_eval *wgf_eval_create(wgf_problem *p, size_t n, unsigned flags, wgf_error *err);
+void wgf_eval_free(wgf_eval *ev);
+
+/* Draw z ~ lambda (block b from stream (family, step, b)), with log lambda(z)
+ * and its score when the law has them. */
+int wgf_eval_draw(wgf_eval *ev, unsigned family, unsigned long step, wgf_error *err);
+/* Copy given reference samples (n x d) in; log lambda and score from the law. */
+int wgf_eval_set_z(wgf_eval *ev, const double *z, wgf_error *err);
+
+/* Push the samples through T_theta: x, l (and s with WGF_EVAL_SCORE) of the
+ * last stage, or of every stage with WGF_EVAL_STAGES. theta is copied. */
+int wgf_eval_forward(wgf_eval *ev, const double *theta, wgf_error *err);
+
+size_t wgf_eval_n(const wgf_eval *ev);
+size_t wgf_eval_dim(const wgf_eval *ev);
+size_t wgf_eval_nparams(const wgf_eval *ev);
+size_t wgf_eval_nstages(const wgf_eval *ev);
+const double *wgf_eval_theta(const wgf_eval *ev);
+const double *wgf_eval_z(const wgf_eval *ev);
+/* The batch of stage k (0..S; S = the model). Stages other than S only with
+ * WGF_EVAL_STAGES. Its arrays belong to ev. */
+const wgf_batch *wgf_eval_batch(const wgf_eval *ev, size_t stage);
+
+/* jx = J v at the last stage (n x d), J = dx/dtheta. */
+int wgf_eval_jvp(wgf_eval *ev, const double *v, double *jx, wgf_error *err);
+/* thetabar = sum_n [J_n^T xbar_n + (dl_n/dtheta) lbar_n + (ds_n/dtheta)^T sbar_n]
+ * at the last stage (any of xbar, lbar, sbar NULL: zero). OVERWRITES thetabar. */
+int wgf_eval_vjp(wgf_eval *ev, const double *xbar, const double *lbar, const double *sbar,
+                 double *thetabar, wgf_error *err);
+/* The same for cotangents on any stages: arrays of S + 1 pointers (NULL: zero). */
+int wgf_eval_path_vjp(wgf_eval *ev, const double *const *xbar, const double *const *lbar,
+                      const double *const *sbar, double *thetabar, wgf_error *err);
+/* out = (1/n) sum_n J_n^T J_n v: the Lagrangian metric G-hat applied to v,
+ * one fused jvp + vjp per block on the stored tapes. OVERWRITES out. */
+int wgf_eval_gram(wgf_eval *ev, const double *v, double *out, wgf_error *err);
+
+/* ---- the problem ---- */
+
+/* Build a problem from an experiment (opts: file, sets, plugin_path,
+ * threads; outdir and quiet are not used): every component created, theta at
+ * the map's initial parameters, nothing run and nothing written. For
+ * programs and tests that drive the helpers themselves. Configuration errors
+ * go to diag (WGF_EINVAL). */
+int wgf_problem_create(wgf_problem **p, const wgf_run_opts *opts, wgf_diag *diag, wgf_error *err);
+void wgf_problem_free(wgf_problem *p);
+
+const wgf_problem_info *wgf_problem_get_info(const wgf_problem *p);
+size_t wgf_problem_nparams(const wgf_problem *p);
+size_t wgf_problem_nstages(const wgf_problem *p);
+/* The current parameters (P), owned by the problem; a scheme updates them in
+ * place and reports each step through wgf_problem_observe. */
+double *wgf_problem_theta(wgf_problem *p);
+/* What the energy terms need in a batch: WGF_NEEDS_* flags, or-ed. */
+unsigned wgf_problem_energy_needs(const wgf_problem *p);
+
+/* Energy on ev's last stage (after wgf_eval_forward): F, and when grad is not
+ * NULL its gradient in theta by the chain rule (MATH.md 2), overwriting grad. */
+int wgf_problem_energy(wgf_problem *p, wgf_eval *ev, double *F, double *grad, wgf_error *err);
+/* Wasserstein gradient g (n x d) of the energy at stage k of ev. */
+int wgf_problem_wgrad(wgf_problem *p, wgf_eval *ev, size_t stage, double *g, wgf_error *err);
+/* Its reverse pass: accumulates into xbar, lbar, sbar (n x d, n, n x d). */
+int wgf_problem_wgrad_vjp(wgf_problem *p, wgf_eval *ev, size_t stage, const double *gbar, double *xbar,
+                          double *lbar, double *sbar, wgf_error *err);
+
+/* Natural gradient: prepare the metric at ev and solve M zeta = rhs (the
+ * metric's own solve, else MINRES with the [metric] tol, maxiter, tikhonov).
+ * A solve that breaks down returns WGF_ENUMERIC; one that only misses the
+ * tolerance returns WGF_OK with stats->converged = 0. */
+int wgf_problem_natgrad(wgf_problem *p, wgf_eval *ev, const double *rhs, double *zeta,
+                        wgf_solve_stats *stats, wgf_error *err);
+/* out = M v with the metric as last prepared. */
+int wgf_problem_metric_apply(wgf_problem *p, const double *v, double *out, wgf_error *err);
+
+/* Map constraints on theta: project in place (when the map can and the map
+ * section asks for it), then check. WGF_ENUMERIC names the layer. */
+int wgf_problem_constrain(wgf_problem *p, double *theta, wgf_error *err);
+
+/* A step of the scheme, for history.csv and outputs. */
+typedef struct wgf_step_info {
+    unsigned long step;  /* 0 = initial state */
+    double t;            /* physical time (or path parameter) */
+    double energy;       /* F on the training batch */
+    double dissipation;  /* -dF/dt estimate, grad F . zeta (NaN when unknown) */
+    double step_norm;    /* |theta_{k+1} - theta_k| (NaN when unknown) */
+    wgf_solve_stats solve;
+} wgf_step_info;
+
+/* Report a step: writes history and outputs at their cadence, shows
+ * progress. Returns WGF_EINTR when the run must stop (SIGINT): the scheme
+ * returns it after finishing the step. */
+int wgf_problem_observe(wgf_problem *p, const wgf_step_info *info, wgf_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
