@@ -52,13 +52,14 @@ const char *wgf_kind_name(wgf_kind k)
     case WGF_MAP: return "map";
     case WGF_METRIC: return "metric";
     case WGF_SCHEME: return "scheme";
+    case WGF_REFERENCE: return "reference";
     }
     return "unknown kind";
 }
 
 static int kind_valid(long k)
 {
-    return k >= WGF_ENERGY && k <= WGF_SCHEME;
+    return k >= WGF_ENERGY && k <= WGF_REFERENCE;
 }
 
 /* "an energy", "a map": for the wrong-kind message. */
@@ -239,7 +240,7 @@ static int running_uninstalled(int *yes)
 
 static int add_build_tree(wgf_registry *reg)
 {
-    static const char *const sub[] = {"energies", "maps", "metrics", "schemes"};
+    static const char *const sub[] = {"energies", "maps", "metrics", "schemes", "references"};
     int yes, rc = running_uninstalled(&yes);
     if (rc != WGF_OK || !yes)
         return rc;
@@ -425,6 +426,15 @@ static const char *missing_function(const wgf_plugin *p)
     case WGF_SCHEME: {
         const wgf_scheme_vt *v = p->vtable;
         return !v->create ? "create" : !v->destroy ? "destroy" : !v->run ? "run" : NULL;
+    }
+    case WGF_REFERENCE: {
+        const wgf_reference_vt *v = p->vtable;
+        return !v->create     ? "create"
+               : !v->destroy  ? "destroy"
+               : !v->ncolumns ? "ncolumns"
+               : !v->column   ? "column"
+               : !v->eval     ? "eval"
+                              : NULL;
     }
     }
     return NULL;
@@ -671,14 +681,22 @@ int wgf_registry_find(wgf_registry *reg, wgf_kind kind, const char *name, const 
                              "directory or .so",
                              name);
 
+    /* A reference is named after the equation it solves, often an energy's
+     * name (aggregation): its file is ref_NAME.so, so that both install side
+     * by side. Any kind: NAME.so first, then ref_NAME.so. */
     char *file = NULL;
-    for (size_t i = 0; i < reg->ndirs && !file; i++) {
-        file = path_join(reg->dirs[i], name, ".so");
-        if (!file)
-            return wgf_error_set(err, WGF_ENOMEM, "out of memory looking for plugin '%s'", name);
-        if (!is_file(file)) {
-            free(file);
-            file = NULL;
+    const char *const prefixes[2] = {kind == WGF_REFERENCE ? "ref_" : "", kind == 0 ? "ref_" : NULL};
+    for (size_t k = 0; k < 2 && prefixes[k] && !file; k++) {
+        for (size_t i = 0; i < reg->ndirs && !file; i++) {
+            size_t n = strlen(reg->dirs[i]) + strlen(prefixes[k]) + strlen(name) + 5;
+            file = malloc(n);
+            if (!file)
+                return wgf_error_set(err, WGF_ENOMEM, "out of memory looking for plugin '%s'", name);
+            snprintf(file, n, "%s/%s%s.so", reg->dirs[i], prefixes[k], name);
+            if (!is_file(file)) {
+                free(file);
+                file = NULL;
+            }
         }
     }
     if (!file)
@@ -739,6 +757,7 @@ int wgf_registry_find(wgf_registry *reg, wgf_kind kind, const char *name, const 
 
 typedef struct seen_plugin {
     const char *name, *path; /* owned by the loaded file and the registry */
+    wgf_kind kind;           /* a reference may share its energy's name */
 } seen_plugin;
 
 static void warn_line(wgf_diag *warn, const char *msg)
@@ -775,7 +794,7 @@ static int list_file(wgf_registry *reg, const char *path, seen_plugin **seen, si
         }
         const seen_plugin *first = NULL;
         for (size_t k = 0; k < *nseen && !first; k++)
-            if (strcmp((*seen)[k].name, p->name) == 0)
+            if (strcmp((*seen)[k].name, p->name) == 0 && (*seen)[k].kind == p->kind)
                 first = &(*seen)[k];
         if (first) {
             if (warn) {
@@ -796,7 +815,7 @@ static int list_file(wgf_registry *reg, const char *path, seen_plugin **seen, si
             *seen = s;
             *capseen = cap;
         }
-        (*seen)[(*nseen)++] = (seen_plugin){p->name, lib->path};
+        (*seen)[(*nseen)++] = (seen_plugin){p->name, lib->path, p->kind};
         if (visit)
             visit(p, lib->path, user);
     }
