@@ -214,9 +214,29 @@ static void reference_section(wgf_problem *p, wgf_diag *diag)
     const char *name = wgf_config_get(p->cfg, "reference", "plugin", &lp);
     const char *type = wgf_config_get(p->cfg, "reference", "type", &lt);
     if (name && type && strcmp(name, type) != 0) {
-        wgf_diag_add(diag, "%s:%d: reference.type: '%s' differs from reference.plugin = %s (type is "
-                     "the older name of plugin: give one of them)", file, lt, type, name);
-        return;
+        /* --set overrides the file whichever name either uses: the other
+         * key follows, so that config.ini says one thing */
+        wgf_error e2;
+        if ((lp == 0) != (lt == 0)) {
+            char *set = malloc(strlen(lp == 0 ? name : type) + 32);
+            if (!set) {
+                wgf_diag_add(diag, "out of memory");
+                return;
+            }
+            sprintf(set, "reference.%s=%s", lp == 0 ? "type" : "plugin", lp == 0 ? name : type);
+            int rc = wgf_config_set(p->cfg, set, &e2);
+            free(set);
+            if (rc != WGF_OK) {
+                wgf_diag_add(diag, "%s", e2.msg);
+                return;
+            }
+            name = wgf_config_get(p->cfg, "reference", "plugin", &lp);
+            type = wgf_config_get(p->cfg, "reference", "type", &lt);
+        } else {
+            wgf_diag_add(diag, "%s:%d: reference.type: '%s' differs from reference.plugin = %s (type is "
+                         "the older name of plugin: give one of them)", file, lt, type, name);
+            return;
+        }
     }
     if (!name)
         name = type;
@@ -235,8 +255,9 @@ static void reference_section(wgf_problem *p, wgf_diag *diag)
         wgf_diag_free(&warn);
     } else {
         wgf_error err;
-        const char *key = lp || !type ? "plugin" : "type";
-        int line = lp ? lp : lt;
+        int given = wgf_config_get(p->cfg, "reference", "plugin", NULL) != NULL;
+        const char *key = given ? "plugin" : "type";
+        int line = given ? lp : lt;
         if (wgf_registry_find(p->reg, WGF_REFERENCE, name, &p->reference_plugin, &p->reference_path,
                               &err) != WGF_OK) {
             if (line > 0)

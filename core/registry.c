@@ -635,7 +635,7 @@ static int not_found(wgf_registry *reg, wgf_kind kind, const char *name, wgf_err
     if (reg->ndirs == 0)
         sb_printf(&b, " not found: the plugin search path is empty");
     else
-        sb_printf(&b, " not found; looked for %s.so in: ", name);
+        sb_printf(&b, " not found; looked for %s%s.so in: ", kind == WGF_REFERENCE ? "ref_" : "", name);
     for (size_t i = 0; i < reg->ndirs; i++)
         sb_printf(&b, "%s%s", i ? ", " : "", reg->dirs[i]);
     if (hint)
