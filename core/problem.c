@@ -241,7 +241,10 @@ static void reference_section(wgf_problem *p, wgf_diag *diag)
     if (!name)
         name = type;
     const wgf_param *schemas[3] = {reference_schema, NULL, NULL};
-    if (!name || !*name || strcmp(name, "none") == 0) {
+    int present = 0;
+    for (size_t i = 0; i < wgf_config_nsections(p->cfg) && !present; i++)
+        present = strcmp(wgf_config_section_name(p->cfg, i), "reference") == 0;
+    if ((!name || !*name || strcmp(name, "none") == 0) && present) {
         key_union u = {0};
         wgf_diag warn;
         wgf_diag_init(&warn);
@@ -253,7 +256,7 @@ static void reference_section(wgf_problem *p, wgf_diag *diag)
         } else
             free(u.keys);
         wgf_diag_free(&warn);
-    } else {
+    } else if (name && *name && strcmp(name, "none") != 0) {
         wgf_error err;
         int given = wgf_config_get(p->cfg, "reference", "plugin", NULL) != NULL;
         const char *key = given ? "plugin" : "type";
