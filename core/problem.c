@@ -641,9 +641,25 @@ int wgf_problem_path_monitor_add(wgf_problem *p, wgf_path_monitor_fn fn, void *c
     return monitor_add(p, NULL, fn, ctx, destroy, err);
 }
 
+/* wgf_step_info grew theta and the diagnostics with plugin ABI 2: a scheme
+ * built against an older header passes the shorter struct, whose theta is
+ * the problem's own. */
+static size_t step_info_size(const wgf_problem *p)
+{
+#if WGF_ABI_VERSION >= 2
+    if (p->scheme_plugin && p->scheme_plugin->abi_version < 2)
+        return offsetof(wgf_step_info, theta);
+#else
+    (void)p;
+#endif
+    return sizeof(wgf_step_info);
+}
+
 int wgf_problem_observe(wgf_problem *p, const wgf_step_info *info, wgf_error *err)
 {
-    wgf_step_info s = *info;
+    wgf_step_info s;
+    memset(&s, 0, sizeof s);
+    memcpy(&s, info, step_info_size(p));
     if (!s.theta)
         s.theta = p->theta;
     s.ndiag = 0;
