@@ -498,6 +498,41 @@ START_TEST(test_path_observation)
 }
 END_TEST
 
+static int count_path(void *ctx, const wgf_path_info *path, wgf_error *err)
+{
+    (void)err;
+    *(size_t *)ctx += path->nstages;
+    return WGF_OK;
+}
+
+/* A path must have one time per stage of the map (here 3: stages 0, 1, 2):
+ * anything else is refused before any monitor sees it. */
+START_TEST(test_path_stage_count)
+{
+    char *file = test_write_ini(path_ini);
+    wgf_run_opts opts = {.file = file, .plugin_path = getenv("WGF_TEST_PLUGINS")};
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    wgf_error err = {0};
+    wgf_problem *p = NULL;
+    ck_assert_msg(wgf_problem_create(&p, &opts, &diag, &err) == WGF_OK, "%s", err.msg);
+    size_t seen = 0;
+    ck_assert(wgf_problem_path_monitor_add(p, count_path, &seen, NULL, &err) == WGF_OK);
+    double t[3] = {0, 0.5, 1}, e[3] = {1, 2, 3};
+    wgf_path_info path = {.nstages = 2, .t = t, .energy = e};
+    ck_assert_int_eq(wgf_problem_observe_path(p, &path, &err), WGF_EINVAL);
+    ck_assert_str_eq(err.msg, "a path of this map has 3 stages and their times; 2 were reported");
+    ck_assert_uint_eq(seen, 0);
+    path.nstages = 3;
+    ck_assert_int_eq(wgf_problem_observe_path(p, &path, &err), WGF_OK);
+    ck_assert_uint_eq(seen, 3);
+    wgf_problem_free(p);
+    wgf_diag_free(&diag);
+    unlink(file);
+    free(file);
+}
+END_TEST
+
 static Suite *runs_suite(void)
 {
     Suite *s = suite_create("runs");
@@ -513,6 +548,7 @@ static Suite *runs_suite(void)
     tcase_add_test(tc, test_user_monitor);
     tcase_add_test(tc, test_run_monitor_sees_diagnostics);
     tcase_add_test(tc, test_path_observation);
+    tcase_add_test(tc, test_path_stage_count);
     suite_add_tcase(s, tc);
     return s;
 }
