@@ -224,7 +224,7 @@ static int cmd_run(int argc, char **argv, int check_only)
 static void list_visit(const wgf_plugin *pl, const char *path, void *user)
 {
     (void)user;
-    printf("%-7s %-14s %s\n        %s\n", wgf_kind_name(pl->kind), pl->name, pl->summary ? pl->summary : "",
+    printf("%-9s %-14s %s\n          %s\n", wgf_kind_name(pl->kind), pl->name, pl->summary ? pl->summary : "",
            path);
 }
 
