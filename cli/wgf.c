@@ -142,6 +142,20 @@ static int env_set(const char *name)
     return v && v[0] && strcmp(v, "0") != 0;
 }
 
+/* The progress line on a terminal: a monitor on the run (the library
+ * prints nothing itself). */
+static int show_progress(void *ctx, struct wgf_step_info *info, wgf_error *err)
+{
+    (void)ctx;
+    (void)err;
+    fprintf(stderr, "\r  step %6lu  t = %-9.5g  energy = %-12.6g", info->step, info->t, info->energy);
+    if (info->ndiag > 0 && !isnan(info->diag[0]))
+        fprintf(stderr, "  %s %.4g", info->diag_names[0], info->diag[0]);
+    fprintf(stderr, "\033[K");
+    fflush(stderr);
+    return 0;
+}
+
 static void print_row(const char *name, double v)
 {
     if (isfinite(v))
@@ -173,6 +187,9 @@ static int cmd_run(int argc, char **argv, int check_only)
         .trust_plugin_path = a.trust_plugin_path,
         .no_file_plugins = a.no_file_plugins || env_set("WGF_NO_FILE_PLUGINS"),
     };
+    int progress = !check_only && !a.quiet && isatty(STDERR_FILENO);
+    if (progress)
+        opts.monitor = show_progress;
     if (!check_only) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
@@ -186,6 +203,8 @@ static int cmd_run(int argc, char **argv, int check_only)
     wgf_run_result res;
     rc = wgf_run(&opts, &res, &diag, &err);
     free(a.sets);
+    if (progress)
+        fprintf(stderr, "\r\033[K");
     if (diag.n > 0) {
         wgf_diag_print(&diag, stderr, "wgf: ");
         wgf_diag_free(&diag);
@@ -200,6 +219,8 @@ static int cmd_run(int argc, char **argv, int check_only)
         printf("%s: ok\n", opts.file);
         return 0;
     }
+    if (res.warning[0] && !a.quiet)
+        fprintf(stderr, "wgf: warning: %s\n", res.warning);
     if (rc == WGF_ENUMERIC)
         fprintf(stderr, "wgf: numerical failure: %s\nwgf: outputs so far are in %s\n", err.msg,
                 res.outdir);
@@ -221,7 +242,7 @@ static int cmd_run(int argc, char **argv, int check_only)
 static void list_visit(const wgf_plugin *pl, const char *path, void *user)
 {
     (void)user;
-    printf("%-7s %-14s %s\n        %s\n", wgf_kind_name(pl->kind), pl->name, pl->summary ? pl->summary : "",
+    printf("%-9s %-14s %s\n          %s\n", wgf_kind_name(pl->kind), pl->name, pl->summary ? pl->summary : "",
            path);
 }
 

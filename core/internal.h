@@ -28,6 +28,14 @@ int wgf_problem_registry(wgf_problem *p, const wgf_run_opts *opts, const char *i
 
 /* observer.c */
 
+/* A monitor added to the problem: a step monitor (fn) or a path one. */
+typedef struct wgf_monitor_entry {
+    wgf_monitor_fn fn;
+    wgf_path_monitor_fn path_fn;
+    void *ctx;
+    void (*destroy)(void *ctx);
+} wgf_monitor_entry;
+
 struct wgf_problem {
     wgf_problem_info info;
     wgf_config *cfg;
@@ -64,7 +72,15 @@ struct wgf_problem {
     double *a, *c, *a_sum, *c_sum;
     double *e, *e_sum; /* n x d: dF/ds, when a term reads s */
 
-    wgf_observer *obs;
+    /* [reference]: the plugin, or NULL for none (then reference_keys: the
+     * keys any reference plugin on the path accepts) */
+    const wgf_plugin *reference_plugin;
+    const char *reference_path;
+    const wgf_reference_vt *reference;
+    wgf_param *reference_keys;
+
+    wgf_monitor_entry *monitors;
+    size_t nmonitors, capmonitors;
     volatile sig_atomic_t *interrupt;
     int threads;
 };
@@ -76,36 +92,48 @@ double *wgf_eval_scratch_logq0(wgf_eval *ev);
 const wgf_param *wgf_core_schema(const char *section);
 int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, wgf_error *err);
 void wgf_problem_teardown(wgf_problem *p);
+/* The reference plugin and its section; 0 when [reference] names none. */
+int wgf_problem_reference(const wgf_problem *p, const wgf_plugin **plugin, const wgf_section **sec);
 
-/* observer.c */
-int wgf_observer_create(wgf_observer **obs, wgf_problem *p, const char *outdir, int quiet,
-                        wgf_error *err);
+/* registry.c: wgf_registry_list over the directories that do not come from an experiment's
+ * plugin_path (appended last), and only the files whose names start with prefix (NULL: all):
+ * what the core may load without being asked to by name. */
+int wgf_registry_list_own(wgf_registry *reg, const char *prefix, wgf_registry_visit_fn visit, void *user,
+                          wgf_diag *warn, wgf_error *err);
+
+/* observer.c: the run's outputs, as monitors added to p (history.csv,
+ * samples and theta files, diagnostics against the reference, path.csv),
+ * and the final ones (summary.ini, reference.csv, plots) by
+ * wgf_observer_finish. The problem owns the observer once created. */
+int wgf_observer_create(wgf_observer **obs, wgf_problem *p, const char *outdir, wgf_error *err);
 /* Final outputs (history, summary, plots) after the scheme returned status. */
 int wgf_observer_finish(wgf_observer *obs, int status, const wgf_error *run_err, wgf_run_result *res,
                         wgf_error *err);
-void wgf_observer_free(wgf_observer *obs);
-int wgf_observer_step(wgf_observer *obs, const wgf_step_info *info, wgf_error *err);
 /* A numerical failure names its step: prefix "step K" (the step being
  * computed) unless the message already names one. */
 void wgf_observer_name_step(const wgf_observer *obs, wgf_error *e);
 
-/* refrun.c: the reference solution and its diagnostics */
+/* refrun.c: the reference plugin's host: its diagnostics as columns */
 typedef struct wgf_refrun wgf_refrun;
 typedef struct wgf_strbuf wgf_strbuf;
-int wgf_refrun_create(wgf_refrun **r, wgf_problem *p, wgf_eval *samples, wgf_error *err);
+/* NULL in *r (and WGF_OK) when the problem has no reference. samples: the
+ * output samples (their draws are the reference's setup). */
+int wgf_refrun_create(wgf_refrun **r, const wgf_problem *p, const wgf_eval *samples, wgf_error *err);
 void wgf_refrun_free(wgf_refrun *r);
 size_t wgf_refrun_ncols(const wgf_refrun *r);
-const char *wgf_refrun_col(const wgf_refrun *r, size_t i);
+const char *const *wgf_refrun_cols(const wgf_refrun *r);
+const double *wgf_refrun_values(const wgf_refrun *r);
 const char *wgf_refrun_type(const wgf_refrun *r);
 int wgf_refrun_needs_samples(const wgf_refrun *r);
-/* Diagnostics at time t (energy: the step's energy), on the output samples
- * b (forwarded at theta); full: also the costly ones (output cadence). */
+/* Diagnostics at time t (energy: the state's energy; theta NULL for an
+ * intermediate path stage), on the output samples b (NULL when not
+ * needed); full: also the costly ones (output cadence). */
 int wgf_refrun_eval(wgf_refrun *r, double t, double energy, const double *theta, const wgf_batch *b,
                     int full, wgf_error *err);
 void wgf_refrun_row(const wgf_refrun *r, wgf_strbuf *row);
 double wgf_refrun_value(const wgf_refrun *r, const char *col);
 int wgf_refrun_curve(wgf_refrun *r, double t, wgf_strbuf *csv, wgf_error *err);
-void wgf_refrun_summary(const wgf_refrun *r, wgf_strbuf *ini, wgf_run_result *res);
+int wgf_refrun_summary(const wgf_refrun *r, wgf_strbuf *ini, wgf_run_result *res, wgf_error *err);
 
 /* output.c: atomic files and directories */
 int wgf_mkdir_p(const char *path, wgf_error *err);

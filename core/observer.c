@@ -1,4 +1,10 @@
-/* observer.c: what a run writes and shows at every step.
+/* observer.c: what a run writes at every step, as monitors on the problem.
+ *
+ * Three step monitors share one observer: diagnostics (the reference's, on
+ * the output samples, handed on in the step's information), history (a row
+ * of history.csv) and files (samples and theta at the output cadence); a
+ * path monitor writes path.csv and samples/stage-KK.csv. Each works from the
+ * parameters in the step's information, never from the problem's own.
  *
  * history.csv is kept in memory and rewritten atomically at the output
  * cadence and at the end, so a killed run leaves a complete (if shorter)
@@ -16,17 +22,23 @@
 struct wgf_observer {
     wgf_problem *p;
     char *dir;
-    int quiet, tty;
     long every, diag_every;
     int write_samples, plots;
     size_t write_count; /* samples written per file */
     double t0_wall;
 
-    wgf_eval *out; /* output samples */
+    wgf_eval *out;        /* output samples */
+    wgf_eval *out_stages; /* the same samples, every stage kept (path observation) */
     wgf_refrun *ref;
-    size_t d;
+    size_t d, P;
+    double *nan_diag; /* the diagnostics handed on at steps without them */
 
-    wgf_strbuf history;
+    /* the step being observed: its parameters (copied), cadence, and
+     * whether the output samples are forwarded at them yet */
+    double *theta;
+    int full, diag_now, forwarded;
+
+    wgf_strbuf history, path;
     unsigned long cur_step; /* the step being computed: the last one reported + 1 */
     unsigned long diag_failed, diag_first; /* failed diagnostics evaluations, the first step */
     char diag_msg[WGF_ERROR_MSG_MAX];
@@ -42,14 +54,19 @@ static double wall_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-void wgf_observer_free(wgf_observer *o)
+static void observer_free(void *ctx)
 {
+    wgf_observer *o = ctx;
     if (!o)
         return;
     wgf_refrun_free(o->ref);
     wgf_eval_free(o->out);
+    wgf_eval_free(o->out_stages);
+    wgf_free(o->theta);
+    free(o->nan_diag);
     free(o->dir);
     wgf_strbuf_free(&o->history);
+    wgf_strbuf_free(&o->path);
     free(o);
 }
 
@@ -114,6 +131,8 @@ static int write_config(wgf_observer *o, wgf_error *err)
     wgf_strbuf_printf(&b, "; wgf %s, plugin ABI %u\n", WGF_VERSION, WGF_ABI_VERSION);
     for (size_t i = 0; i < p->nterms; i++)
         wgf_strbuf_printf(&b, "; energy plugin %s: %s\n", p->terms[i].plugin->name, p->terms[i].path);
+    if (p->reference_plugin)
+        wgf_strbuf_printf(&b, "; reference plugin %s: %s\n", p->reference_plugin->name, p->reference_path);
     wgf_strbuf_printf(&b, "; map plugin %s: %s\n; metric plugin %s: %s\n; scheme plugin %s: %s\n",
                       p->map_plugin->name, p->map_path, p->metric_plugin->name, p->metric_path,
                       p->scheme_plugin->name, p->scheme_path);
@@ -151,23 +170,24 @@ static int write_config(wgf_observer *o, wgf_error *err)
     return rc;
 }
 
-int wgf_observer_create(wgf_observer **out, wgf_problem *p, const char *outdir, int quiet, wgf_error *err)
+static int diagnostics_monitor(void *ctx, wgf_step_info *info, wgf_error *err);
+static int history_monitor(void *ctx, wgf_step_info *info, wgf_error *err);
+static int files_monitor(void *ctx, wgf_step_info *info, wgf_error *err);
+static int path_monitor(void *ctx, const wgf_path_info *path, wgf_error *err);
+
+static int observer_setup(wgf_observer *o, wgf_problem *p, const char *outdir, wgf_error *err)
 {
-    wgf_observer *o = calloc(1, sizeof *o);
-    if (!o)
-        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
-    *out = o;
     o->p = p;
     o->d = p->info.dim;
-    o->quiet = quiet;
-    o->tty = !quiet && isatty(STDERR_FILENO);
+    o->P = p->nparams;
     o->every = wgf_section_int(p->output_sec, "every");
     o->diag_every = wgf_section_int(p->output_sec, "diagnostics_every");
     o->write_samples = wgf_section_bool(p->output_sec, "write_samples");
     o->plots = wgf_section_bool(p->output_sec, "plots");
     o->t0_wall = wall_now();
     o->dir = strdup(outdir);
-    if (!o->dir)
+    o->theta = wgf_alloc_doubles(o->P ? o->P : 1);
+    if (!o->dir || !o->theta)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     size_t nout = (size_t)wgf_section_int(p->output_sec, "samples");
     o->write_count = (size_t)wgf_section_int(p->output_sec, "write_count");
@@ -181,6 +201,12 @@ int wgf_observer_create(wgf_observer **out, wgf_problem *p, const char *outdir, 
         rc = wgf_refrun_create(&o->ref, p, o->out, err);
     if (rc != WGF_OK)
         return rc;
+    size_t ncols = wgf_refrun_ncols(o->ref);
+    o->nan_diag = calloc(ncols + 1, sizeof *o->nan_diag);
+    if (!o->nan_diag)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    for (size_t i = 0; i < ncols; i++)
+        o->nan_diag[i] = NAN;
 
     char path[4096];
     const char *sub[3] = {"", "/samples", "/theta"};
@@ -195,43 +221,62 @@ int wgf_observer_create(wgf_observer **out, wgf_problem *p, const char *outdir, 
         return rc;
 
     wgf_strbuf_printf(&o->history, "step,t,energy,dissipation,step_norm,iterations,residual,products,wall_s");
-    for (size_t i = 0; i < wgf_refrun_ncols(o->ref); i++)
-        wgf_strbuf_printf(&o->history, ",%s", wgf_refrun_col(o->ref, i));
+    for (size_t i = 0; i < ncols; i++)
+        wgf_strbuf_printf(&o->history, ",%s", wgf_refrun_cols(o->ref)[i]);
     wgf_strbuf_printf(&o->history, "\n");
     return WGF_OK;
 }
 
-/* The output samples pushed through T_theta (once per step at most). */
-static const wgf_batch *output_batch(wgf_observer *o, const double *theta, int *forwarded, wgf_error *err)
+int wgf_observer_create(wgf_observer **out, wgf_problem *p, const char *outdir, wgf_error *err)
 {
-    if (!*forwarded) {
+    *out = NULL;
+    wgf_observer *o = calloc(1, sizeof *o);
+    if (!o)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    int rc = observer_setup(o, p, outdir, err);
+    if (rc != WGF_OK) {
+        observer_free(o);
+        return rc;
+    }
+    /* The first monitor owns the observer (freed with the problem, also
+     * when adding it fails); the others share it. */
+    if ((rc = wgf_problem_monitor_add(p, diagnostics_monitor, o, observer_free, err)) != WGF_OK ||
+        (rc = wgf_problem_monitor_add(p, history_monitor, o, NULL, err)) != WGF_OK ||
+        (rc = wgf_problem_monitor_add(p, files_monitor, o, NULL, err)) != WGF_OK ||
+        (rc = wgf_problem_path_monitor_add(p, path_monitor, o, NULL, err)) != WGF_OK)
+        return rc;
+    *out = o;
+    return WGF_OK;
+}
+
+/* The output samples pushed through T_theta (once per step at most). */
+static const wgf_batch *output_batch(wgf_observer *o, const double *theta, wgf_error *err)
+{
+    if (!o->forwarded) {
         if (wgf_eval_forward(o->out, theta, err) != WGF_OK)
             return NULL;
-        *forwarded = 1;
+        o->forwarded = 1;
     }
     return wgf_eval_batch(o->out, wgf_eval_nstages(o->out));
 }
 
 /* A diagnostic that cannot be computed (too few output samples for a
  * covariance, a W2 that does not converge) is reported, not fatal: its
- * cells stay empty, the first failure is printed once and summary.ini
- * counts them. The run itself is unharmed. */
+ * cells stay empty, summary.ini counts the failures and names the first,
+ * and the run itself goes on. */
 static void diagnostics_failed(wgf_observer *o, unsigned long step, const wgf_error *why)
 {
     if (o->diag_failed++ > 0)
         return;
     o->diag_first = step;
     snprintf(o->diag_msg, sizeof o->diag_msg, "%s", why->msg);
-    if (!o->quiet)
-        fprintf(stderr, "%swgf: warning: step %lu: diagnostics not computed: %s\n", o->tty ? "\r\033[K" : "",
-                step, why->msg);
 }
 
 static int diagnostics(wgf_observer *o, unsigned long step, double t, double energy, const double *theta,
-                       int full, int *forwarded, wgf_error *err)
+                       int full, wgf_error *err)
 {
     const wgf_batch *b = NULL;
-    if (wgf_refrun_needs_samples(o->ref) && !(b = output_batch(o, theta, forwarded, err)))
+    if (wgf_refrun_needs_samples(o->ref) && !(b = output_batch(o, theta, err)))
         return err ? err->code : WGF_ENUMERIC;
     wgf_error why = {0};
     int rc = wgf_refrun_eval(o->ref, t, energy, theta, b, full, &why);
@@ -245,18 +290,9 @@ static int diagnostics(wgf_observer *o, unsigned long step, double t, double ene
     return WGF_OK;
 }
 
-static int write_step_files(wgf_observer *o, unsigned long step, const double *theta, int *forwarded,
-                            wgf_error *err)
+/* The first write_count samples of b, as CSV with a header x1,...,xd. */
+static int write_samples_csv(wgf_observer *o, const char *path, const wgf_batch *b, wgf_error *err)
 {
-    char path[4096];
-    wgf_problem *p = o->p;
-    snprintf(path, sizeof path, "%s/theta/step-%06lu.bin", o->dir, step);
-    int rc = wgf_write_atomic(path, (const char *)theta, p->nparams * sizeof(double), err);
-    if (rc != WGF_OK || !o->write_samples)
-        return rc;
-    const wgf_batch *b = output_batch(o, theta, forwarded, err);
-    if (!b)
-        return err ? err->code : WGF_ENUMERIC;
     wgf_strbuf s = {0};
     for (size_t i = 0; i < b->d; i++)
         wgf_strbuf_printf(&s, "%sx%zu", i ? "," : "", i + 1);
@@ -267,11 +303,24 @@ static int write_step_files(wgf_observer *o, unsigned long step, const double *t
             wgf_strbuf_printf(&s, "%s%.10g", i ? "," : "", b->x[n * b->d + i]);
         wgf_strbuf_printf(&s, "\n");
     }
-    snprintf(path, sizeof path, "%s/samples/step-%06lu.csv", o->dir, step);
-    rc = s.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory")
-                  : wgf_write_atomic(path, s.s, s.len, err);
+    int rc = s.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory")
+                      : wgf_write_atomic(path, s.s, s.len, err);
     wgf_strbuf_free(&s);
     return rc;
+}
+
+static int write_step_files(wgf_observer *o, unsigned long step, const double *theta, wgf_error *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/theta/step-%06lu.bin", o->dir, step);
+    int rc = wgf_write_atomic(path, (const char *)theta, o->P * sizeof(double), err);
+    if (rc != WGF_OK || !o->write_samples)
+        return rc;
+    const wgf_batch *b = output_batch(o, theta, err);
+    if (!b)
+        return err ? err->code : WGF_ENUMERIC;
+    snprintf(path, sizeof path, "%s/samples/step-%06lu.csv", o->dir, step);
+    return write_samples_csv(o, path, b, err);
 }
 
 static int flush_history(wgf_observer *o, wgf_error *err)
@@ -283,20 +332,33 @@ static int flush_history(wgf_observer *o, wgf_error *err)
     return wgf_write_atomic(path, o->history.s, o->history.len, err);
 }
 
-int wgf_observer_step(wgf_observer *o, const wgf_step_info *info, wgf_error *err)
+/* First of the run's monitors: the state's parameters, the cadence, and
+ * the reference's diagnostics, handed on to the monitors after it. */
+static int diagnostics_monitor(void *ctx, wgf_step_info *info, wgf_error *err)
 {
-    const double *theta = o->p->theta;
-    int forwarded = 0, rc;
-    int full = info->step % (unsigned long)o->every == 0;
-    int diag_now = full || info->step % (unsigned long)o->diag_every == 0;
+    wgf_observer *o = ctx;
+    memcpy(o->theta, info->theta, o->P * sizeof(double));
+    o->forwarded = 0;
+    o->full = info->step % (unsigned long)o->every == 0;
+    o->diag_now = o->full || info->step % (unsigned long)o->diag_every == 0;
     o->cur_step = info->step;
-    if (diag_now && (rc = diagnostics(o, info->step, info->t, info->energy, theta, full, &forwarded, err)) != WGF_OK)
+    int rc;
+    if (o->diag_now && (rc = diagnostics(o, info->step, info->t, info->energy, o->theta, o->full, err)) != WGF_OK)
         return rc;
+    info->ndiag = wgf_refrun_ncols(o->ref);
+    info->diag_names = wgf_refrun_cols(o->ref);
+    info->diag = o->diag_now ? wgf_refrun_values(o->ref) : o->nan_diag;
+    return WGF_OK;
+}
+
+static int history_monitor(void *ctx, wgf_step_info *info, wgf_error *err)
+{
+    wgf_observer *o = ctx;
     double wall = wall_now() - o->t0_wall;
     wgf_strbuf_printf(&o->history, "%lu,%.10g,%.12g,%.6g,%.6g,%u,%.3g,%lu,%.4f", info->step, info->t,
                       info->energy, info->dissipation, info->step_norm, info->solve.iterations,
                       info->solve.residual, info->solve.products, wall);
-    if (diag_now)
+    if (o->diag_now)
         wgf_refrun_row(o->ref, &o->history);
     else
         for (size_t i = 0; i < wgf_refrun_ncols(o->ref); i++)
@@ -308,21 +370,8 @@ int wgf_observer_step(wgf_observer *o, const wgf_step_info *info, wgf_error *err
     o->last_step = info->step;
     o->last_t = info->t;
     o->last_energy = info->energy;
-    if (full) {
-        if ((rc = write_step_files(o, info->step, theta, &forwarded, err)) != WGF_OK)
-            return rc;
-        if ((rc = flush_history(o, err)) != WGF_OK)
-            return rc;
-    }
-    if (o->tty) {
-        fprintf(stderr, "\r  step %6lu  t = %-9.5g  energy = %-12.6g", info->step, info->t, info->energy);
-        if (diag_now && wgf_refrun_ncols(o->ref) > 0)
-            fprintf(stderr, "  %s %.4g", wgf_refrun_col(o->ref, 0), wgf_refrun_value(o->ref, wgf_refrun_col(o->ref, 0)));
-        fprintf(stderr, "\033[K");
-        fflush(stderr);
-    }
     o->cur_step = info->step + 1;
-    return WGF_OK;
+    return o->full ? flush_history(o, err) : WGF_OK;
 }
 
 void wgf_observer_name_step(const wgf_observer *o, wgf_error *e)
@@ -331,6 +380,66 @@ void wgf_observer_name_step(const wgf_observer *o, wgf_error *e)
         if (s[5] >= '0' && s[5] <= '9')
             return;
     wgf_error_prefix(e, "step %lu", o->cur_step);
+}
+
+static int files_monitor(void *ctx, wgf_step_info *info, wgf_error *err)
+{
+    wgf_observer *o = ctx;
+    return o->full ? write_step_files(o, info->step, o->theta, err) : WGF_OK;
+}
+
+/* path.csv (every reported path, one row per stage) and the samples of every
+ * stage of the last path. Each path's diagnostics come from a reference of
+ * its own, since references that integrate in time (fpe1d, particles) only
+ * go forward. */
+static int path_monitor(void *ctx, const wgf_path_info *path, wgf_error *err)
+{
+    wgf_observer *o = ctx;
+    wgf_problem *p = o->p;
+    int rc = WGF_OK;
+    if (!o->out_stages) {
+        o->out_stages = wgf_eval_create(p, wgf_eval_n(o->out), WGF_EVAL_STAGES, err);
+        if (!o->out_stages)
+            return err ? err->code : WGF_ENOMEM;
+        if ((rc = wgf_eval_set_z(o->out_stages, wgf_eval_z(o->out), err)) != WGF_OK)
+            return rc;
+    }
+    if ((rc = wgf_eval_forward(o->out_stages, path->theta, err)) != WGF_OK)
+        return rc;
+    wgf_refrun *ref = NULL;
+    if ((rc = wgf_refrun_create(&ref, p, o->out_stages, err)) != WGF_OK)
+        return rc;
+    size_t S = path->nstages - 1, ncols = wgf_refrun_ncols(ref);
+    if (o->path.len == 0) {
+        wgf_strbuf_printf(&o->path, "step,stage,t,energy");
+        for (size_t i = 0; i < ncols; i++)
+            wgf_strbuf_printf(&o->path, ",%s", wgf_refrun_cols(ref)[i]);
+        wgf_strbuf_printf(&o->path, "\n");
+    }
+    char file[4096];
+    for (size_t k = 0; k <= S && rc == WGF_OK; k++) {
+        const wgf_batch *b = wgf_eval_batch(o->out_stages, k);
+        double e = path->energy ? path->energy[k] : NAN;
+        /* only the last stage's law is T_theta(Z): the others are judged
+         * by their samples */
+        rc = wgf_refrun_eval(ref, path->t[k], e, k == S ? path->theta : NULL, b, 1, err);
+        if (rc != WGF_OK)
+            break;
+        wgf_strbuf_printf(&o->path, "%lu,%zu,%.10g,%.12g", path->step, k, path->t[k], e);
+        wgf_refrun_row(ref, &o->path);
+        wgf_strbuf_printf(&o->path, "\n");
+        if (o->write_samples) {
+            snprintf(file, sizeof file, "%s/samples/stage-%02zu.csv", o->dir, k);
+            rc = write_samples_csv(o, file, b, err);
+        }
+    }
+    wgf_refrun_free(ref);
+    if (rc != WGF_OK)
+        return rc;
+    snprintf(file, sizeof file, "%s/path.csv", o->dir);
+    if (o->path.failed)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory for the path");
+    return wgf_write_atomic(file, o->path.s, o->path.len, err);
 }
 
 static void ini_double(wgf_strbuf *b, const char *key, double v)
@@ -345,15 +454,14 @@ int wgf_observer_finish(wgf_observer *o, int status, const wgf_error *run_err, w
                         wgf_error *err)
 {
     wgf_problem *p = o->p;
-    if (o->tty)
-        fprintf(stderr, "\r\033[K");
     double wall = wall_now() - o->t0_wall;
-    int forwarded = 0, rc = WGF_OK;
-    /* Final state: diagnostics and files for the last step reported. */
+    int rc = WGF_OK;
+    /* Final state: diagnostics and files for the last step reported, at
+     * the parameters it reported. */
     if (o->steps_seen > 0 && status != WGF_ENUMERIC) {
-        if ((rc = diagnostics(o, o->last_step, o->last_t, o->last_energy, p->theta, 1, &forwarded, err)) == WGF_OK &&
+        if ((rc = diagnostics(o, o->last_step, o->last_t, o->last_energy, o->theta, 1, err)) == WGF_OK &&
             o->last_step % (unsigned long)o->every != 0)
-            rc = write_step_files(o, o->last_step, p->theta, &forwarded, err);
+            rc = write_step_files(o, o->last_step, o->theta, err);
         if (rc == WGF_OK) { /* the reference curve for the samples plot */
             wgf_strbuf c = {0};
             char path[4096];
@@ -377,6 +485,7 @@ int wgf_observer_finish(wgf_observer *o, int status, const wgf_error *run_err, w
     res->err_mean = wgf_refrun_value(o->ref, "err_mean");
     res->err_cov = wgf_refrun_value(o->ref, "err_cov");
     res->err_w2 = strcmp(wgf_refrun_type(o->ref), "ou") == 0 ? wgf_refrun_value(o->ref, "w2") : NAN;
+    res->warning[0] = '\0';
     snprintf(res->outdir, sizeof res->outdir, "%s", o->dir);
 
     int threads = 1;
@@ -389,23 +498,31 @@ int wgf_observer_finish(wgf_observer *o, int status, const wgf_error *run_err, w
                                                                          : "failed");
     if (status != WGF_OK && run_err)
         wgf_strbuf_printf(&b, "message = %s\n", run_err->msg);
-    if (o->diag_failed)
+    if (o->diag_failed) {
         wgf_strbuf_printf(&b, "diagnostics = not computed %lu times, first at step %lu: %s\n", o->diag_failed,
                           o->diag_first, o->diag_msg);
+        int k = snprintf(res->warning, sizeof res->warning, "step %lu: diagnostics not computed: ", o->diag_first);
+        if (k > 0 && (size_t)k < sizeof res->warning) {
+            size_t n = strnlen(o->diag_msg, sizeof res->warning - (size_t)k - 1);
+            memcpy(res->warning + k, o->diag_msg, n);
+            res->warning[(size_t)k + n] = '\0';
+        }
+    }
     wgf_strbuf_printf(&b, "steps = %lu\n", res->steps);
     ini_double(&b, "t", res->t);
     ini_double(&b, "wall_seconds", wall);
     wgf_strbuf_printf(&b, "metric_products = %lu\nthreads = %d\nsamples = %zu\nparameters = %zu\n",
-                      res->metric_products, threads, p->info.samples, p->nparams);
+                      res->metric_products, threads, p->info.samples, o->P);
     wgf_strbuf_printf(&b, "\n[final]\n");
     ini_double(&b, "energy", res->energy);
     ini_double(&b, "initial_energy", o->steps_seen ? o->first_energy : NAN);
-    wgf_refrun_summary(o->ref, &b, res);
+    if ((rc2 = wgf_refrun_summary(o->ref, &b, res, err)) != WGF_OK && rc == WGF_OK)
+        rc = rc2;
     if (o->plots && rc == WGF_OK) {
         wgf_error perr;
         int prc = wgf_plot(o->dir, &perr);
-        if (prc != WGF_OK && prc != WGF_EUNSUP && !o->quiet)
-            fprintf(stderr, "wgf: warning: %s\n", perr.msg);
+        if (prc != WGF_OK && prc != WGF_EUNSUP && !res->warning[0])
+            snprintf(res->warning, sizeof res->warning, "%s", perr.msg);
     }
     /* summary.ini says what the directory holds: it comes last, and only when
      * everything before it was written (an earlier one was removed at start). */

@@ -471,6 +471,24 @@ static void plot_script(const char *dir, char **cols, size_t ncols, gp_strings *
                           kind == 2 ? ", " : "", kind == 2 ? qref : "",
                           kind == 2 ? " using 1:2 with lines lw 2 title 'reference'" : "");
     }
+    /* A path scheme's path.csv: energy and the reference's errors per stage
+     * (the same diagnostics columns as history.csv). */
+    char pathcsv[4096];
+    snprintf(pathcsv, sizeof pathcsv, "%s/path.csv", dir);
+    if (access(pathcsv, R_OK) == 0) {
+        const char *path = gp_path(g, dir, "/path.csv");
+        wgf_strbuf_printf(gp, "set output %s\nset key outside right\nset size noratio\n"
+                              "set xlabel 't (path)'\nset ylabel 'energy'\nset y2label 'distance to the reference'\n"
+                              "set ytics nomirror\nset y2tics\nset logscale y2\nset y2range [1e-6<*:*]\n"
+                              "plot %s using 't':'energy' with linespoints pt 7 lw 2 title 'energy'",
+                          gp_path(g, dir, "/plots/path.png"), path);
+        for (size_t i = 0; i < ncols; i++)
+            if (is_error_column(cols[i])) {
+                const char *c = gp_str(g, cols[i]);
+                wgf_strbuf_printf(gp, ", '' using 't':%s axes x1y2 with linespoints pt 6 lw 1 title %s", c, c);
+            }
+        wgf_strbuf_printf(gp, "\nunset logscale y2\nunset y2tics\nunset y2label\nset ytics mirror\n");
+    }
 }
 
 int wgf_plot(const char *dir, wgf_error *err)

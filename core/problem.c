@@ -1,6 +1,7 @@
 /* problem.c: a run's components, built from an experiment file, and the
  * helpers schemes and metrics compose (wgf/problem.h). */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,21 +53,15 @@ static const wgf_param output_schema[] = {
     {"plots", WGF_PARAM_BOOL, "true", 0, 0, 0, NULL, "draw plots/*.png with gnuplot at the end"},
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
 
+/* The core's keys of [reference]; the rest are the chosen plugin's. type is
+ * the key's name before references were plugins, kept for experiment files
+ * that use it. */
 static const wgf_param reference_schema[] = {
-    {"type", WGF_PARAM_CHOICE, "none", 0, 0, 0, "none|ou|barenblatt|aggregation|fpe1d|particles",
-     "reference solution: ou (quadratic FPE, closed form), barenblatt (PME), aggregation (ring "
+    {"plugin", WGF_PARAM_STRING, NULL, 0, 0, 0, NULL,
+     "the reference plugin: ou (quadratic FPE, closed form), barenblatt (PME), aggregation (ring "
      "steady state), fpe1d (separable FPE, 1-D finite volumes), particles (fpe and aggregation: "
-     "particles integrated alongside)"},
-    {"particles", WGF_PARAM_INT, "2000", WGF_P_MIN, 2, 0, NULL, "particles: how many"},
-    {"particle_dt", WGF_PARAM_DOUBLE, "1e-3", WGF_P_MIN | WGF_P_MIN_OPEN, 0, 0, NULL,
-     "particles: time step (Euler-Maruyama)"},
-    {"w2_samples", WGF_PARAM_INT, "1000", WGF_P_MIN, 2, 0, NULL,
-     "barenblatt, particles: samples in the exact-assignment W2 (at the output cadence)"},
-    {"fv_low", WGF_PARAM_DOUBLE, "-10", 0, 0, 0, NULL, "fpe1d: left end of the 1-D domain"},
-    {"fv_high", WGF_PARAM_DOUBLE, "10", 0, 0, 0, NULL, "fpe1d: right end of the 1-D domain"},
-    {"fv_cells", WGF_PARAM_INT, "2000", WGF_P_MIN, 10, 0, NULL, "fpe1d: finite-volume cells"},
-    {"fv_dt", WGF_PARAM_DOUBLE, "1e-3", WGF_P_MIN | WGF_P_MIN_OPEN, 0, 0, NULL,
-     "fpe1d: largest time step of the 1-D solver"},
+     "particles integrated alongside), or none"},
+    {"type", WGF_PARAM_STRING, NULL, 0, 0, 0, NULL, "the same as plugin (its older name)"},
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
 
 const wgf_param *wgf_core_schema(const char *section)
@@ -219,6 +214,118 @@ static int check_needs(wgf_problem *p, wgf_error *err)
     return WGF_OK;
 }
 
+/* Every reference plugin's keys on the path, each once: what [reference]
+ * may hold when it names no reference, so that switching one off (--set
+ * reference.plugin=none) leaves the rest of the section valid and its
+ * typos still reported. */
+typedef struct {
+    wgf_param *keys;
+    size_t n, cap;
+    int failed;
+} key_union;
+
+static void collect_reference_keys(const wgf_plugin *pl, const char *path, void *user)
+{
+    (void)path;
+    key_union *u = user;
+    if (pl->kind != WGF_REFERENCE || !pl->params)
+        return;
+    for (const wgf_param *k = pl->params; k->key && !u->failed; k++) {
+        size_t i = 0;
+        while (i < u->n && strcmp(u->keys[i].key, k->key) != 0)
+            i++;
+        if (i < u->n)
+            continue;
+        if (u->n + 1 >= u->cap) {
+            size_t cap = u->cap ? 2 * u->cap : 16;
+            wgf_param *nk = realloc(u->keys, cap * sizeof *nk);
+            if (!nk) {
+                u->failed = 1;
+                return;
+            }
+            u->keys = nk;
+            u->cap = cap;
+        }
+        u->keys[u->n] = *k;
+        u->keys[u->n].flags &= ~WGF_P_REQUIRED;
+        u->n++;
+        memset(&u->keys[u->n], 0, sizeof u->keys[0]);
+    }
+}
+
+/* [reference]: plugin (or type, its older name) names the reference plugin,
+ * whose schema completes the section's; none (the default) names none. */
+static void reference_section(wgf_problem *p, wgf_diag *diag)
+{
+    const char *file = wgf_config_file(p->cfg);
+    int lp = 0, lt = 0;
+    const char *name = wgf_config_get(p->cfg, "reference", "plugin", &lp);
+    const char *type = wgf_config_get(p->cfg, "reference", "type", &lt);
+    if (name && type && strcmp(name, type) != 0) {
+        /* --set overrides the file whichever name either uses: the other
+         * key follows, so that config.ini says one thing */
+        wgf_error e2;
+        if ((lp == 0) != (lt == 0)) {
+            char *set = malloc(strlen(lp == 0 ? name : type) + 32);
+            if (!set) {
+                wgf_diag_add(diag, "out of memory");
+                return;
+            }
+            sprintf(set, "reference.%s=%s", lp == 0 ? "type" : "plugin", lp == 0 ? name : type);
+            int rc = wgf_config_set(p->cfg, set, &e2);
+            free(set);
+            if (rc != WGF_OK) {
+                wgf_diag_add(diag, "%s", e2.msg);
+                return;
+            }
+            name = wgf_config_get(p->cfg, "reference", "plugin", &lp);
+            type = wgf_config_get(p->cfg, "reference", "type", &lt);
+        } else {
+            wgf_diag_add(diag, "%s:%d: reference.type: '%s' differs from reference.plugin = %s (type is "
+                         "the older name of plugin: give one of them)", file, lt, type, name);
+            return;
+        }
+    }
+    if (!name)
+        name = type;
+    const wgf_param *schemas[3] = {reference_schema, NULL, NULL};
+    int present = 0;
+    for (size_t i = 0; i < wgf_config_nsections(p->cfg) && !present; i++)
+        present = strcmp(wgf_config_section_name(p->cfg, i), "reference") == 0;
+    if ((!name || !*name || strcmp(name, "none") == 0) && present) {
+        key_union u = {0};
+        wgf_diag warn;
+        wgf_diag_init(&warn);
+        wgf_error err;
+        /* only reference files (ref_*.so), and none from the experiment's own plugin_path:
+         * validating a switched-off section must not run code the user did not name */
+        if (wgf_registry_list_own(p->reg, "ref_", collect_reference_keys, &u, &warn, &err) == WGF_OK && !u.failed &&
+            u.keys) {
+            p->reference_keys = u.keys;
+            schemas[1] = u.keys;
+        } else
+            free(u.keys);
+        wgf_diag_free(&warn);
+    } else if (name && *name && strcmp(name, "none") != 0) {
+        wgf_error err;
+        int given = wgf_config_get(p->cfg, "reference", "plugin", NULL) != NULL;
+        const char *key = given ? "plugin" : "type";
+        int line = given ? lp : lt;
+        if (wgf_registry_find(p->reg, WGF_REFERENCE, name, &p->reference_plugin, &p->reference_path,
+                              &err) != WGF_OK) {
+            if (line > 0)
+                wgf_diag_add(diag, "%s:%d: reference.%s: %s", file, line, key, err.msg);
+            else
+                wgf_diag_add(diag, "%s: reference.%s: %s", file, key, err.msg);
+            p->reference_plugin = NULL;
+            return;
+        }
+        p->reference = p->reference_plugin->vtable;
+        schemas[1] = p->reference_plugin->params;
+    }
+    p->reference_sec = wgf_config_section(p->cfg, "reference", schemas, p->info.dim, diag);
+}
+
 int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, wgf_error *err)
 {
     gsl_set_error_handler_off(); /* a GSL error returns a status, never aborts (wgf_error_gsl) */
@@ -271,8 +378,7 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
     p->initial_sec = wgf_config_section(p->cfg, "initial", is, p->info.dim, diag);
     const wgf_param *os[2] = {output_schema, NULL};
     p->output_sec = wgf_config_section(p->cfg, "output", os, p->info.dim, diag);
-    const wgf_param *fs[2] = {reference_schema, NULL};
-    p->reference_sec = wgf_config_section(p->cfg, "reference", fs, p->info.dim, diag);
+    reference_section(p, diag);
 
     /* Energy terms: [energy] and every [energy.NAME], in file order. */
     size_t ns = wgf_config_nsections(p->cfg);
@@ -368,6 +474,12 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
 
 void wgf_problem_teardown(wgf_problem *p)
 {
+    /* monitors first: their contexts may hold evaluations of this problem */
+    for (size_t i = p->nmonitors; i-- > 0;)
+        if (p->monitors[i].destroy)
+            p->monitors[i].destroy(p->monitors[i].ctx);
+    free(p->monitors);
+    free(p->reference_keys);
     if (p->scheme_state)
         p->scheme->destroy(p->scheme_state);
     if (p->metric_state)
@@ -613,12 +725,173 @@ int wgf_problem_check(wgf_problem *p, const double *theta, wgf_error *err)
     return p->map->check(p->map_state, theta, err);
 }
 
+/* ------------------------------------------------------------ observation */
+
+static int monitor_add(wgf_problem *p, wgf_monitor_fn fn, wgf_path_monitor_fn path_fn, void *ctx,
+                       void (*destroy)(void *ctx), wgf_error *err)
+{
+    if (p->nmonitors == p->capmonitors) {
+        size_t cap = p->capmonitors ? 2 * p->capmonitors : 8;
+        wgf_monitor_entry *m = realloc(p->monitors, cap * sizeof *m);
+        if (!m) {
+            if (destroy)
+                destroy(ctx);
+            return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+        }
+        p->monitors = m;
+        p->capmonitors = cap;
+    }
+    p->monitors[p->nmonitors++] = (wgf_monitor_entry){fn, path_fn, ctx, destroy};
+    return WGF_OK;
+}
+
+int wgf_problem_monitor_add(wgf_problem *p, wgf_monitor_fn fn, void *ctx, void (*destroy)(void *ctx),
+                            wgf_error *err)
+{
+    return monitor_add(p, fn, NULL, ctx, destroy, err);
+}
+
+int wgf_problem_path_monitor_add(wgf_problem *p, wgf_path_monitor_fn fn, void *ctx,
+                                 void (*destroy)(void *ctx), wgf_error *err)
+{
+    return monitor_add(p, NULL, fn, ctx, destroy, err);
+}
+
+/* wgf_step_info grew theta and the diagnostics with plugin ABI 2: a scheme
+ * built against an older header passes the shorter struct, whose theta is
+ * the problem's own. */
+static size_t step_info_size(const wgf_problem *p)
+{
+#if WGF_ABI_VERSION >= 2
+    if (p->scheme_plugin && p->scheme_plugin->abi_version < 2)
+        return offsetof(wgf_step_info, theta);
+#else
+    (void)p;
+#endif
+    return sizeof(wgf_step_info);
+}
+
 int wgf_problem_observe(wgf_problem *p, const wgf_step_info *info, wgf_error *err)
 {
-    int rc = p->obs ? wgf_observer_step(p->obs, info, err) : WGF_OK;
-    if (rc != WGF_OK)
-        return rc;
+    wgf_step_info s;
+    memset(&s, 0, sizeof s);
+    memcpy(&s, info, step_info_size(p));
+    if (!s.theta)
+        s.theta = p->theta;
+    s.ndiag = 0;
+    s.diag_names = NULL;
+    s.diag = NULL;
+    for (size_t i = 0; i < p->nmonitors; i++) {
+        if (!p->monitors[i].fn)
+            continue;
+        int rc = p->monitors[i].fn(p->monitors[i].ctx, &s, err);
+        if (rc != WGF_OK)
+            return rc;
+    }
     if (p->interrupt && *p->interrupt)
         return wgf_error_set(err, WGF_EINTR, "interrupted at step %lu (t = %g)", info->step, info->t);
     return WGF_OK;
+}
+
+int wgf_problem_observe_path(wgf_problem *p, const wgf_path_info *path, wgf_error *err)
+{
+    if (path->nstages != p->nstages + 1 || !path->t)
+        return wgf_error_set(err, WGF_EINVAL,
+                             "a path of this map has %zu stages and their times; %zu were reported%s",
+                             p->nstages + 1, path->nstages, path->t ? "" : " without times");
+    wgf_path_info s = *path;
+    if (!s.theta)
+        s.theta = p->theta;
+    for (size_t i = 0; i < p->nmonitors; i++) {
+        if (!p->monitors[i].path_fn)
+            continue;
+        int rc = p->monitors[i].path_fn(p->monitors[i].ctx, &s, err);
+        if (rc != WGF_OK)
+            return rc;
+    }
+    if (p->interrupt && *p->interrupt)
+        return wgf_error_set(err, WGF_EINTR, "interrupted at step %lu", path->step);
+    return WGF_OK;
+}
+
+int wgf_problem_run(wgf_problem *p, wgf_error *err)
+{
+    return p->scheme->run(p->scheme_state, p, err);
+}
+
+/* ------------------------------------------------------------ description */
+
+const wgf_section *wgf_problem_section(const wgf_problem *p, const char *name)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } fixed[] = {
+        {"run", offsetof(wgf_problem, run_sec)},       {"initial", offsetof(wgf_problem, initial_sec)},
+        {"output", offsetof(wgf_problem, output_sec)}, {"reference", offsetof(wgf_problem, reference_sec)},
+        {"map", offsetof(wgf_problem, map_sec)},       {"metric", offsetof(wgf_problem, metric_sec)},
+        {"scheme", offsetof(wgf_problem, scheme_sec)},
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (strcmp(name, fixed[i].name) == 0)
+            return *(wgf_section *const *)((const char *)p + fixed[i].off);
+    for (size_t k = 0; k < p->nterms; k++)
+        if (p->terms[k].sec && strcmp(wgf_section_name(p->terms[k].sec), name) == 0)
+            return p->terms[k].sec;
+    return NULL;
+}
+
+size_t wgf_problem_nterms(const wgf_problem *p) { return p->nterms; }
+
+int wgf_problem_term(const wgf_problem *p, size_t k, const char **plugin, const wgf_section **sec,
+                     const wgf_energy_vt **vt, void **state)
+{
+    if (k >= p->nterms)
+        return WGF_EINVAL;
+    const wgf_energy_term *t = &p->terms[k];
+    if (plugin)
+        *plugin = t->plugin->name;
+    if (sec)
+        *sec = t->sec;
+    if (vt)
+        *vt = t->vt;
+    if (state)
+        *state = t->state;
+    return WGF_OK;
+}
+
+int wgf_problem_term_section(const wgf_problem *p, size_t k, size_t dim, wgf_section **sec,
+                             wgf_error *err)
+{
+    *sec = NULL;
+    if (k >= p->nterms)
+        return wgf_error_set(err, WGF_EINVAL, "no energy term %zu (the energy has %zu)", k, p->nterms);
+    const wgf_energy_term *t = &p->terms[k];
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    const wgf_param *schemas[3] = {plugin_key_required, t->plugin->params, NULL};
+    *sec = wgf_config_section(p->cfg, wgf_section_name(t->sec), schemas, dim, &diag);
+    int rc = WGF_OK;
+    if (!*sec)
+        rc = wgf_error_set(err, WGF_EINVAL, "%s", diag.n ? diag.msg[0] : "out of memory");
+    wgf_diag_free(&diag);
+    return rc;
+}
+
+int wgf_problem_has_gaussian_push(const wgf_problem *p) { return p->map->gaussian_push != NULL; }
+
+int wgf_problem_gaussian_push(const wgf_problem *p, const double *theta, const double *m0,
+                              const double *S0, double *m, double *S, wgf_error *err)
+{
+    if (!p->map->gaussian_push)
+        return wgf_error_set(err, WGF_EUNSUP, "map '%s' has no exact Gaussian push-forward",
+                             p->map_plugin->name);
+    return p->map->gaussian_push(p->map_state, theta, m0, S0, m, S, err);
+}
+
+int wgf_problem_reference(const wgf_problem *p, const wgf_plugin **plugin, const wgf_section **sec)
+{
+    *plugin = p->reference_plugin;
+    *sec = p->reference_sec;
+    return p->reference_plugin != NULL;
 }

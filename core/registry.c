@@ -24,6 +24,7 @@
 #include <gsl/gsl_errno.h>
 
 #include "wgf/registry.h"
+#include "internal.h"
 
 /* Both come from the build (core_libwgf_la_CPPFLAGS); the fallbacks keep the file compilable on
  * its own: no build tree, and the usual pkglibdir. */
@@ -55,6 +56,7 @@ typedef struct wgf_lib {
 struct wgf_registry {
     char **dirs;
     size_t ndirs, capdirs;
+    size_t nown; /* dirs before the first appended one (an experiment's plugin_path): all when none */
     wgf_lib **libs;
     size_t nlibs, caplibs;
 };
@@ -66,6 +68,7 @@ const char *wgf_kind_name(wgf_kind k)
     case WGF_MAP: return "map";
     case WGF_METRIC: return "metric";
     case WGF_SCHEME: return "scheme";
+    case WGF_REFERENCE: return "reference";
     }
     return "unknown kind";
 }
@@ -90,6 +93,7 @@ static const struct vt_layout {
     {WGF_METRIC, 1, VT_END(wgf_metric_vt, solve)},
     {WGF_SCHEME, 1, VT_END(wgf_scheme_vt, run)},
     {WGF_SCHEME, 2, VT_END(wgf_scheme_vt, needs)},
+    {WGF_REFERENCE, 2, VT_END(wgf_reference_vt, summary_extra)},
 };
 
 size_t wgf_registry_vtable_size(wgf_kind kind, unsigned version)
@@ -290,7 +294,7 @@ static int running_uninstalled(int *yes)
 
 static int add_build_tree(wgf_registry *reg)
 {
-    static const char *const sub[] = {"energies", "maps", "metrics", "schemes"};
+    static const char *const sub[] = {"energies", "maps", "metrics", "schemes", "references"};
     int yes, rc = running_uninstalled(&yes);
     if (rc != WGF_OK || !yes)
         return rc;
@@ -314,6 +318,7 @@ static int registry_new(wgf_registry **reg, wgf_error *err)
     *reg = calloc(1, sizeof **reg);
     if (!*reg)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory creating the plugin registry");
+    (*reg)->nown = (size_t)-1;
     return WGF_OK;
 }
 
@@ -341,6 +346,8 @@ int wgf_registry_create(wgf_registry **reg, const char *cli_path, const char *in
 
 int wgf_registry_append(wgf_registry *reg, const char *path, wgf_error *err)
 {
+    if (reg->nown == (size_t)-1)
+        reg->nown = reg->ndirs;
     if (add_path_list(reg, path) != WGF_OK)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory building the plugin search path");
     return WGF_OK;
@@ -544,6 +551,15 @@ static const char *missing_function(const wgf_plugin *p)
         const wgf_scheme_vt *v = p->vtable;
         return !v->create ? "create" : !v->destroy ? "destroy" : !v->run ? "run" : NULL;
     }
+    case WGF_REFERENCE: {
+        const wgf_reference_vt *v = p->vtable;
+        return !v->create     ? "create"
+               : !v->destroy  ? "destroy"
+               : !v->ncolumns ? "ncolumns"
+               : !v->column   ? "column"
+               : !v->eval     ? "eval"
+                              : NULL;
+    }
     }
     return NULL;
 }
@@ -557,7 +573,7 @@ static int check_descriptor(const wgf_plugin *p, unsigned index, const char *pat
     if (!kind_valid((long)p->kind, p->abi_version))
         return wgf_error_set(err, WGF_EPLUGIN,
                              "%s: malformed plugin '%s': kind %ld is none of energy (1), map (2), "
-                             "metric (3), scheme (4)",
+                             "metric (3), scheme (4), reference (5)",
                              path, p->name, (long)p->kind);
     if (!p->vtable)
         return wgf_error_set(err, WGF_EPLUGIN, "%s: malformed plugin '%s': no vtable", path, p->name);
@@ -727,7 +743,7 @@ static int not_found(wgf_registry *reg, wgf_kind kind, const char *name, wgf_err
     if (reg->ndirs == 0)
         sb_printf(&b, " not found: the plugin search path is empty");
     else
-        sb_printf(&b, " not found; looked for %s.so in: ", name);
+        sb_printf(&b, " not found; looked for %s%s.so in: ", kind == WGF_REFERENCE ? "ref_" : "", name);
     for (size_t i = 0; i < reg->ndirs; i++)
         sb_printf(&b, "%s%s", i ? ", " : "", reg->dirs[i]);
     if (hint)
@@ -773,14 +789,22 @@ int wgf_registry_find(wgf_registry *reg, wgf_kind kind, const char *name, const 
                              "directory or .so",
                              name);
 
+    /* A reference is named after the equation it solves, often an energy's
+     * name (aggregation): its file is ref_NAME.so, so that both install side
+     * by side. Any kind: NAME.so first, then ref_NAME.so. */
     char *file = NULL;
-    for (size_t i = 0; i < reg->ndirs && !file; i++) {
-        file = path_join(reg->dirs[i], name, ".so");
-        if (!file)
-            return wgf_error_set(err, WGF_ENOMEM, "out of memory looking for plugin '%s'", name);
-        if (!is_file(file)) {
-            free(file);
-            file = NULL;
+    const char *const prefixes[2] = {kind == WGF_REFERENCE ? "ref_" : "", kind == 0 ? "ref_" : NULL};
+    for (size_t k = 0; k < 2 && prefixes[k] && !file; k++) {
+        for (size_t i = 0; i < reg->ndirs && !file; i++) {
+            size_t n = strlen(reg->dirs[i]) + strlen(prefixes[k]) + strlen(name) + 5;
+            file = malloc(n);
+            if (!file)
+                return wgf_error_set(err, WGF_ENOMEM, "out of memory looking for plugin '%s'", name);
+            snprintf(file, n, "%s/%s%s.so", reg->dirs[i], prefixes[k], name);
+            if (!is_file(file)) {
+                free(file);
+                file = NULL;
+            }
         }
     }
     if (!file)
@@ -841,6 +865,7 @@ int wgf_registry_find(wgf_registry *reg, wgf_kind kind, const char *name, const 
 
 typedef struct seen_plugin {
     const char *name, *path; /* owned by the loaded file and the registry */
+    wgf_kind kind;           /* a reference may share its energy's name */
 } seen_plugin;
 
 static void warn_line(wgf_diag *warn, const char *msg)
@@ -880,7 +905,7 @@ static int list_file(wgf_registry *reg, const char *path, seen_plugin **seen, si
         }
         const seen_plugin *first = NULL;
         for (size_t k = 0; k < *nseen && !first; k++)
-            if (strcmp((*seen)[k].name, p->name) == 0)
+            if (strcmp((*seen)[k].name, p->name) == 0 && (*seen)[k].kind == p->kind)
                 first = &(*seen)[k];
         if (first) {
             if (warn) {
@@ -901,22 +926,22 @@ static int list_file(wgf_registry *reg, const char *path, seen_plugin **seen, si
             *seen = s;
             *capseen = cap;
         }
-        (*seen)[(*nseen)++] = (seen_plugin){p->name, lib->path};
+        (*seen)[(*nseen)++] = (seen_plugin){p->name, lib->path, p->kind};
         if (visit)
             visit(p, lib->path, user);
     }
     return WGF_OK;
 }
 
-int wgf_registry_list(wgf_registry *reg, wgf_registry_visit_fn visit, void *user, wgf_diag *warn,
-                      wgf_error *err)
+static int registry_list(wgf_registry *reg, size_t ndirs, const char *prefix, wgf_registry_visit_fn visit,
+                         void *user, wgf_diag *warn, wgf_error *err)
 {
     if (!reg)
         return wgf_error_set(err, WGF_EINVAL, "wgf_registry_list: no registry");
     seen_plugin *seen = NULL;
     size_t nseen = 0, capseen = 0;
     int rc = WGF_OK;
-    for (size_t i = 0; i < reg->ndirs && rc == WGF_OK; i++) {
+    for (size_t i = 0; i < ndirs && rc == WGF_OK; i++) {
         char **files;
         size_t nfiles;
         int dir_errno;
@@ -929,6 +954,8 @@ int wgf_registry_list(wgf_registry *reg, wgf_registry_visit_fn visit, void *user
         if (dir_errno && dir_errno != ENOENT && warn)
             wgf_diag_add(warn, "cannot read plugin directory %s: %s", reg->dirs[i], strerror(dir_errno));
         for (size_t j = 0; j < nfiles && rc == WGF_OK; j++) {
+            if (prefix && strncmp(files[j], prefix, strlen(prefix)) != 0)
+                continue;
             char *path = path_join(reg->dirs[i], files[j], "");
             if (!path)
                 rc = wgf_error_set(err, WGF_ENOMEM, "out of memory listing plugins in %s", reg->dirs[i]);
@@ -940,4 +967,17 @@ int wgf_registry_list(wgf_registry *reg, wgf_registry_visit_fn visit, void *user
     }
     free(seen);
     return rc;
+}
+
+int wgf_registry_list(wgf_registry *reg, wgf_registry_visit_fn visit, void *user, wgf_diag *warn,
+                      wgf_error *err)
+{
+    return registry_list(reg, reg ? reg->ndirs : 0, NULL, visit, user, warn, err);
+}
+
+int wgf_registry_list_own(wgf_registry *reg, const char *prefix, wgf_registry_visit_fn visit, void *user,
+                          wgf_diag *warn, wgf_error *err)
+{
+    size_t n = reg && reg->nown != (size_t)-1 ? reg->nown : reg ? reg->ndirs : 0;
+    return registry_list(reg, n, prefix, visit, user, warn, err);
 }

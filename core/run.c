@@ -68,7 +68,6 @@ void wgf_problem_free(wgf_problem *p)
 {
     if (!p)
         return;
-    wgf_observer_free(p->obs);
     wgf_problem_teardown(p);
     free(p);
 }
@@ -98,21 +97,24 @@ int wgf_run(const wgf_run_opts *opts, wgf_run_result *res, wgf_diag *diag, wgf_e
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     }
     p->interrupt = opts->interrupt;
-    rc = wgf_observer_create(&p->obs, p, outdir, opts->quiet, err);
+    /* The outputs first, then the caller's monitor, which so sees the
+     * step's diagnostics. */
+    wgf_observer *obs = NULL;
+    rc = wgf_observer_create(&obs, p, outdir, err);
+    if (rc == WGF_OK && opts->monitor)
+        rc = wgf_problem_monitor_add(p, opts->monitor, opts->monitor_ctx, NULL, err);
     if (rc == WGF_OK) {
         wgf_error run_err = {0};
-        int status = p->scheme->run(p->scheme_state, p, &run_err);
+        int status = wgf_problem_run(p, &run_err);
         if (status == WGF_ENUMERIC)
-            wgf_observer_name_step(p->obs, &run_err);
-        rc = wgf_observer_finish(p->obs, status, &run_err, res, err);
+            wgf_observer_name_step(obs, &run_err);
+        rc = wgf_observer_finish(obs, status, &run_err, res, err);
         if (status != WGF_OK) {
             if (err)
                 *err = run_err;
             rc = status;
         }
     }
-    wgf_observer_free(p->obs);
-    p->obs = NULL;
     free(outdir);
     wgf_problem_teardown(p);
     free(p);

@@ -232,6 +232,13 @@ if [ -n "${WGF_TEST_PLUGINS:-}" ] && [ -f "$WGF_TEST_PLUGINS/marker.so" ]; then
     expect 2 "did you mean 'markedenergy'?" "$WGF" check "$tmp/cwd/typo.ini"
     loaded "a did-you-mean suggestion"
 
+    # a switched-off [reference] is validated against the installed references only: no
+    # reference file from the experiment's plugin_path is loaded to learn its keys
+    cp "$WGF_TEST_PLUGINS/marker.so" "$tmp/cwd/plugs/ref_marked.so"
+    expect 0 ": ok" "$WGF" check "$tmp/cwd/shadow.ini" --set reference.plugin=none
+    loaded "validating a [reference] section that names no reference"
+    rm -f "$tmp/cwd/plugs/ref_marked.so"
+
     # check and run can refuse plugin_path from the file: option and environment
     sed 's/^plugin = fpe$/plugin = markedenergy/' "$tmp/cwd/shadow.ini" >"$tmp/cwd/refuse.ini"
     refused="refuse.ini:6: run.plugin_path: plugin directories from the experiment are refused"

@@ -935,6 +935,184 @@ START_TEST(w2_1d_and_sliced)
 }
 END_TEST
 
+/* ================================================================ reference plugins */
+
+/* A run of ini with the test plugins on the path; its directory (remove
+ * and free it) in *dir when dir is not NULL. */
+static int run_ref(const char *ini, const char *const *sets, size_t nsets, int check_only, char **dir,
+                   wgf_run_result *res, wgf_diag *diag, wgf_error *err)
+{
+    char *file = test_write_ini(ini);
+    char *out = test_temp_dir("ref");
+    wgf_run_opts opts = {.file = file, .outdir = out, .sets = sets, .nsets = nsets, .quiet = 1,
+                         .check_only = check_only, .plugin_path = getenv("WGF_TEST_PLUGINS")};
+    int rc = wgf_run(&opts, res, diag, err);
+    unlink(file);
+    free(file);
+    if (dir)
+        *dir = out;
+    else {
+        test_remove_tree(out);
+        free(out);
+    }
+    return rc;
+}
+
+static char *read_text(const char *dir, const char *name)
+{
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    char *s = calloc(1 << 20, 1);
+    ck_assert(s != NULL);
+    size_t n = fread(s, 1, (1 << 20) - 1, f);
+    s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
+static double figure(const wgf_run_result *res, const char *name)
+{
+    for (size_t i = 0; i < res->nfigures; i++)
+        if (strcmp(res->figures[i].name, name) == 0)
+            return res->figures[i].value;
+    ck_abort_msg("no figure %s", name);
+    return NAN;
+}
+
+/* goodenergy's flow dx/dt = -x with an affine map and a fixed batch: the
+ * natural gradient is the exact velocity, so every Euler step scales the
+ * map by 1 - h and E|x|^2 = (1 - h)^(2K) E|X_0|^2, against the reference's
+ * exp(-2t) E|X_0|^2: the gap is |(1 - h)^(2K) e^(2t) - 1| = 5.0e-3 for h =
+ * 0.01, t = 1. */
+static const char good_ini[] =
+    "[run]\ndim = 2\nsamples = 500\nseed = 2\n"
+    "[initial]\ntype = gaussian\nmean = 0.5 -1\ncov = diag 1 0.25\n"
+    "[energy]\nplugin = goodenergy\n"
+    "[map]\nplugin = affine\n"
+    "[metric]\ntol = 1e-12\n"
+    "[scheme]\nplugin = euler\nstep = 0.01\nt_end = 1\nsamples = fixed\n"
+    "[output]\nevery = 50\nsamples = 1000\nplots = false\n"
+    "[reference]\nplugin = goodref\n";
+
+/* A reference written outside wgf, as one .so (tests/plugins/goodref.c),
+ * given the problem's energy through the public API: its columns reach
+ * history.csv, its figures summary.ini (with its own key for one). */
+START_TEST(user_reference_plugin)
+{
+    wgf_run_result res;
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    wgf_error err = {0};
+    char *dir;
+    int rc = run_ref(good_ini, NULL, 0, 0, &dir, &res, &diag, &err);
+    ck_assert_msg(rc == WGF_OK, "%s %s", diag.n ? diag.msg[0] : "", err.msg);
+    double expect = fabs(pow(0.99, 200) * exp(2.0) - 1);
+    ck_assert_close(figure(&res, "gap"), expect, 1e-6);
+    ck_assert_close(figure(&res, "m2_ref"), exp(-2.0) * figure(&res, "m2") / pow(0.99, 200), 1e-6);
+    char *h = read_text(dir, "history.csv");
+    ck_assert_msg(strstr(h, ",wall_s,m2,m2_ref,m2_gap\n") != NULL, "header: %.120s", h);
+    free(h);
+    char *sum = read_text(dir, "summary.ini");
+    ck_assert_msg(strstr(sum, "[error]\nreference = goodref\nm2 = ") != NULL, "%s", sum);
+    ck_assert(strstr(sum, "\ngap = ") != NULL);
+    free(sum);
+    test_remove_tree(dir);
+    free(dir);
+    wgf_diag_free(&diag);
+}
+END_TEST
+
+/* The reference refuses a problem it does not describe, naming the key. */
+START_TEST(user_reference_refuses)
+{
+    const char *sets[] = {"energy.plugin=fpe", "energy.potential=quadratic", "energy.mu=0",
+                          "energy.sigma=identity"};
+    wgf_run_result res;
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    wgf_error err = {0};
+    int rc = run_ref(good_ini, sets, 4, 0, NULL, &res, &diag, &err);
+    ck_assert_int_eq(rc, WGF_EINVAL);
+    ck_assert_msg(strstr(err.msg, ":25: reference.plugin: goodref needs a single energy, goodenergy") != NULL,
+                  "%s", err.msg);
+    wgf_diag_free(&diag);
+}
+END_TEST
+
+/* type = NAME (the older key) is plugin = NAME: the same figures. */
+START_TEST(type_is_plugin)
+{
+    const char *by_type[] = {"reference.type=goodref", "scheme.t_end=0.2"};
+    const char *by_plugin[] = {"scheme.t_end=0.2"};
+    char *ini = strdup(good_ini);
+    ck_assert(ini != NULL);
+    *strstr(ini, "plugin = goodref") = ';'; /* the file names no reference */
+    wgf_run_result r1, r2;
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    wgf_error err = {0};
+    ck_assert_msg(run_ref(ini, by_type, 2, 0, NULL, &r1, &diag, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_msg(run_ref(good_ini, by_plugin, 1, 0, NULL, &r2, &diag, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_uint_eq(r1.nfigures, 3);
+    ck_assert_uint_eq(r2.nfigures, 3);
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_str_eq(r1.figures[i].name, r2.figures[i].name);
+        ck_assert(memcmp(&r1.figures[i].value, &r2.figures[i].value, sizeof(double)) == 0);
+    }
+    free(ini);
+    wgf_diag_free(&diag);
+}
+END_TEST
+
+/* [reference] errors: both keys in the file and different; with none, keys
+ * of the reference plugins on the path are accepted and a typo is not; a
+ * plugin's own keys are checked against its schema. A --set of either key
+ * overrides the file's. */
+START_TEST(reference_section_errors)
+{
+    wgf_run_result res;
+    wgf_error err = {0};
+    wgf_diag diag;
+    char *ini = malloc(sizeof good_ini + 32);
+    ck_assert(ini != NULL);
+    snprintf(ini, sizeof good_ini + 32, "%stype = ou\n", good_ini);
+    wgf_diag_init(&diag);
+    ck_assert_int_eq(run_ref(ini, NULL, 0, 1, NULL, &res, &diag, &err), WGF_EINVAL);
+    ck_assert_uint_eq(diag.n, 1);
+    ck_assert_msg(strstr(diag.msg[0], ":26: reference.type: 'ou' differs from reference.plugin = goodref "
+                                      "(type is the older name of plugin: give one of them)") != NULL,
+                  "%s", diag.msg[0]);
+    wgf_diag_free(&diag);
+
+    const char *override[] = {"reference.type=goodref"};
+    wgf_diag_init(&diag);
+    ck_assert_int_eq(run_ref(ini, override, 1, 1, NULL, &res, &diag, &err), WGF_OK);
+    wgf_diag_free(&diag);
+
+    const char *none_ok[] = {"reference.plugin=none", "reference.w2_samples=10", "reference.fv_cells=20"};
+    wgf_diag_init(&diag);
+    ck_assert_int_eq(run_ref(good_ini, none_ok, 3, 1, NULL, &res, &diag, &err), WGF_OK);
+    wgf_diag_free(&diag);
+
+    const char *none_typo[] = {"reference.plugin=none", "reference.w2_sample=10"};
+    wgf_diag_init(&diag);
+    ck_assert_int_eq(run_ref(good_ini, none_typo, 2, 1, NULL, &res, &diag, &err), WGF_EINVAL);
+    ck_assert_uint_eq(diag.n, 1);
+    ck_assert_msg(strstr(diag.msg[0], "reference.w2_sample: unknown key") != NULL, "%s", diag.msg[0]);
+    wgf_diag_free(&diag);
+
+    const char *foreign[] = {"reference.plugin=ou", "reference.fv_cells=20"};
+    wgf_diag_init(&diag);
+    ck_assert_int_eq(run_ref(good_ini, foreign, 2, 1, NULL, &res, &diag, &err), WGF_EINVAL);
+    ck_assert_msg(diag.n == 1 && strstr(diag.msg[0], "reference.fv_cells: unknown key (allowed: plugin, type)"),
+                  "%s", diag.n ? diag.msg[0] : err.msg);
+    wgf_diag_free(&diag);
+    free(ini);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("reference");
@@ -969,6 +1147,13 @@ int main(void)
     tcase_add_test(tc, w2_gaussian_cases);
     tcase_add_test(tc, w2_assignment_exact);
     tcase_add_test(tc, w2_1d_and_sliced);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("plugins");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, user_reference_plugin);
+    tcase_add_test(tc, user_reference_refuses);
+    tcase_add_test(tc, type_is_plugin);
+    tcase_add_test(tc, reference_section_errors);
     suite_add_tcase(s, tc);
     return test_main(s);
 }

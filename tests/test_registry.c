@@ -139,6 +139,19 @@ static size_t visited(const visits *v, const char *name, size_t *at)
     return k;
 }
 
+/* How many visits had that plugin name and kind (a reference may share an energy's name). */
+static size_t visited_kind(const visits *v, const char *name, wgf_kind kind, size_t *at)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < v->n; i++)
+        if (strcmp(v->plugin[i]->name, name) == 0 && v->plugin[i]->kind == kind) {
+            if (at)
+                *at = i;
+            k++;
+        }
+    return k;
+}
+
 /* Index of the first warning containing part, or -1. */
 static long warning_with(const wgf_diag *d, const char *part)
 {
@@ -389,7 +402,7 @@ START_TEST(test_malformed)
     find_fails(reg, 0, "badkind", &err);
     snprintf(expect, sizeof expect,
              "%s/badkind.so: malformed plugin 'badkind': kind 9 is none of energy (1), map (2), "
-             "metric (3), scheme (4)",
+             "metric (3), scheme (4), reference (5)",
              dir);
     ck_assert_str_eq(err.msg, expect);
     /* Asked for a kind, it is still reported as malformed, not as of another kind. */
@@ -470,9 +483,9 @@ START_TEST(test_search_order)
     exe[k > 0 ? k : 0] = '\0';
     int uninstalled = strncmp(exe, top, strlen(top)) == 0 && exe[strlen(top)] == '/';
     if (uninstalled) {
-        static const char *const sub[] = {"energies", "maps", "metrics", "schemes"};
-        ck_assert_uint_eq(nd, 9);
-        for (size_t i = 0; i < 4; i++) {
+        static const char *const sub[] = {"energies", "maps", "metrics", "schemes", "references"};
+        ck_assert_uint_eq(nd, 10);
+        for (size_t i = 0; i < 5; i++) {
             char d[4200];
             snprintf(d, sizeof d, "%s/plugins/%s/.libs", top, sub[i]);
             ck_assert_str_eq(wgf_registry_dir(reg, 4 + i), d);
@@ -651,6 +664,8 @@ START_TEST(test_real_plugins)
     } real[] = {
         {WGF_ENERGY, "fpe"}, {WGF_ENERGY, "pme"}, {WGF_ENERGY, "aggregation"}, {WGF_MAP, "affine"},
         {WGF_MAP, "planar"}, {WGF_METRIC, "lagrangian"}, {WGF_SCHEME, "euler"},
+        {WGF_REFERENCE, "ou"}, {WGF_REFERENCE, "barenblatt"}, {WGF_REFERENCE, "aggregation"},
+        {WGF_REFERENCE, "fpe1d"}, {WGF_REFERENCE, "particles"},
     };
     wgf_registry *reg = test_registry();
     visits v = {0};
@@ -676,11 +691,11 @@ START_TEST(test_real_plugins)
         ck_assert_str_eq(p->name, real[i].name);
         ck_assert_ptr_nonnull(p->summary);
         char tail[256];
-        snprintf(tail, sizeof tail, "/%s.so", real[i].name);
+        snprintf(tail, sizeof tail, "/%s%s.so", real[i].kind == WGF_REFERENCE ? "ref_" : "", real[i].name);
         ck_assert_str_eq(path + strlen(path) - strlen(tail), tail);
         size_t at = 0;
-        ck_assert_msg(visited(&v, real[i].name, &at) == 1, "%s listed %zu times", real[i].name,
-                      visited(&v, real[i].name, NULL));
+        ck_assert_msg(visited_kind(&v, real[i].name, real[i].kind, &at) == 1, "%s listed %zu times",
+                      real[i].name, visited_kind(&v, real[i].name, real[i].kind, NULL));
         ck_assert_ptr_eq(v.plugin[at], p);
         ck_assert_str_eq(v.path[at], path);
         snprintf(tail, sizeof tail, "'%s'", real[i].name);

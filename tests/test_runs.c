@@ -8,6 +8,27 @@
 
 static char *temp_dir(void) { return test_temp_dir("run"); }
 
+/* A run with the test plugins (tests/plugins) on the path and an optional
+ * monitor of the caller. */
+static int run_with(const char *ini_text, const char *outdir, const char *const *sets, size_t nsets,
+                    int (*monitor)(void *, wgf_step_info *, wgf_error *), void *ctx,
+                    wgf_run_result *res, wgf_error *err)
+{
+    char *path = test_write_ini(ini_text);
+    wgf_run_opts opts = {.file = path, .outdir = outdir, .sets = sets, .nsets = nsets, .quiet = 1,
+                         .plugin_path = getenv("WGF_TEST_PLUGINS"), .monitor = monitor,
+                         .monitor_ctx = ctx};
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    int rc = wgf_run(&opts, res, &diag, err);
+    if (diag.n)
+        wgf_diag_print(&diag, stderr, "diag: ");
+    wgf_diag_free(&diag);
+    unlink(path);
+    free(path);
+    return rc;
+}
+
 static int run(const char *ini_text, const char *outdir, const char *const *sets, size_t nsets,
                int threads, wgf_run_result *res, wgf_error *err)
 {
@@ -234,6 +255,284 @@ START_TEST(test_particles_reference)
 }
 END_TEST
 
+/* ------------------------------------------------------------ monitors */
+
+static char *slurp_in(const char *dir, const char *file)
+{
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    return slurp(path);
+}
+
+/* A scheme that keeps its iterate in a vector of its own and leaves the
+ * problem's theta at the initial parameters (tests/plugins/ownscheme.c)
+ * takes euler's steps on euler's streams: its run must write the same
+ * theta and samples files and the same history, diagnostics included.
+ * Outputs computed from the problem's theta would be those of step 0 at
+ * every step (err_mean ~ 1 instead of ~ 0.1 at t = 0.2). */
+START_TEST(test_own_iterate_outputs)
+{
+    const char *se[] = {"scheme.t_end=0.2", "output.every=10"};
+    const char *so[] = {"scheme.t_end=0.2", "output.every=10", "scheme.plugin=ownscheme"};
+    char *de = temp_dir(), *dn = temp_dir();
+    wgf_run_result re, rn;
+    wgf_error err = {0};
+    ck_assert_msg(run_with(ou2_ini, de, se, 2, NULL, NULL, &re, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_msg(run_with(ou2_ini, dn, so, 3, NULL, NULL, &rn, &err) == WGF_OK, "%s", err.msg);
+    const char *files[] = {"history.csv", "theta/step-000000.bin", "theta/step-000010.bin",
+                           "theta/step-000020.bin", "samples/step-000010.csv", "samples/step-000020.csv"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char *a = slurp_in(de, files[i]), *b = slurp_in(dn, files[i]);
+        if (i == 0) {
+            strip_wall(a);
+            strip_wall(b);
+        }
+        ck_assert_msg(strcmp(a, b) == 0, "%s differs between euler and a scheme with its own iterate",
+                      files[i]);
+        free(a);
+        free(b);
+    }
+    ck_assert(memcmp(&re.err_mean, &rn.err_mean, sizeof(double)) == 0);
+    ck_assert(memcmp(&re.err_w2, &rn.err_w2, sizeof(double)) == 0);
+    /* and the run moved: the last theta is not the first */
+    char *t0 = slurp_in(dn, "theta/step-000000.bin"), *t20 = slurp_in(dn, "theta/step-000020.bin");
+    ck_assert(memcmp(t0, t20, 6 * sizeof(double)) != 0);
+    free(t0);
+    free(t20);
+    test_remove_tree(de);
+    free(de);
+    test_remove_tree(dn);
+    free(dn);
+}
+END_TEST
+
+typedef struct watch {
+    size_t P;
+    unsigned long seen, next;
+    int in_order, destroyed;
+    double first[6], prev[6], prev_norm, worst;
+} watch;
+
+/* Every step in order; |theta_k+1 - theta_k| against the step_norm the
+ * scheme reported with theta_k. */
+static int watch_step(void *ctx, wgf_step_info *info, wgf_error *err)
+{
+    (void)err;
+    watch *w = ctx;
+    w->in_order &= info->step == w->next++;
+    if (w->seen > 0) {
+        double s = 0;
+        for (size_t j = 0; j < w->P; j++)
+            s += (info->theta[j] - w->prev[j]) * (info->theta[j] - w->prev[j]);
+        w->worst = fmax(w->worst, fabs(sqrt(s) - w->prev_norm) / w->prev_norm);
+    } else
+        memcpy(w->first, info->theta, w->P * sizeof(double));
+    memcpy(w->prev, info->theta, w->P * sizeof(double));
+    w->prev_norm = info->step_norm;
+    w->seen++;
+    return WGF_OK;
+}
+
+static void watch_destroy(void *ctx) { ((watch *)ctx)->destroyed++; }
+
+/* A monitor added through the API sees every step, each with the
+ * parameters of that step: consecutive ones differ by the step norm the
+ * scheme reported, the first are the map's initial ones and the last the
+ * problem's final ones; it is destroyed with the problem. */
+START_TEST(test_user_monitor)
+{
+    char *path = test_write_ini(ou2_ini);
+    const char *sets[] = {"scheme.t_end=0.1"};
+    wgf_run_opts opts = {.file = path, .sets = sets, .nsets = 1};
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    wgf_error err = {0};
+    wgf_problem *p = NULL;
+    ck_assert_msg(wgf_problem_create(&p, &opts, &diag, &err) == WGF_OK, "%s", err.msg);
+    watch w = {.P = wgf_problem_nparams(p), .in_order = 1};
+    ck_assert_uint_eq(w.P, 6);
+    double theta0[6];
+    memcpy(theta0, wgf_problem_theta(p), sizeof theta0);
+    ck_assert(wgf_problem_monitor_add(p, watch_step, &w, watch_destroy, &err) == WGF_OK);
+    ck_assert_msg(wgf_problem_run(p, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_uint_eq(w.seen, 11);
+    ck_assert(w.in_order);
+    ck_assert_msg(w.worst < 1e-9, "theta moved by a step norm off by %g", w.worst);
+    ck_assert(memcmp(w.first, theta0, sizeof theta0) == 0);
+    ck_assert(memcmp(w.prev, wgf_problem_theta(p), sizeof theta0) == 0);
+    ck_assert(memcmp(w.first, w.prev, sizeof theta0) != 0);
+    ck_assert_int_eq(w.destroyed, 0);
+    wgf_problem_free(p);
+    ck_assert_int_eq(w.destroyed, 1);
+    wgf_diag_free(&diag);
+    unlink(path);
+    free(path);
+}
+END_TEST
+
+typedef struct seen_diag {
+    unsigned long steps;
+    size_t ndiag;
+    char first[32];
+    double last;
+} seen_diag;
+
+static int record_diag(void *ctx, wgf_step_info *info, wgf_error *err)
+{
+    (void)err;
+    seen_diag *s = ctx;
+    s->steps++;
+    s->ndiag = info->ndiag;
+    if (info->ndiag > 0) {
+        snprintf(s->first, sizeof s->first, "%s", info->diag_names[0]);
+        s->last = info->diag[0];
+    }
+    return WGF_OK;
+}
+
+/* The caller's monitor of wgf_run (the command's progress line) comes
+ * after the diagnostics: it sees the reference's columns, and at the last
+ * step the value summary.ini reports (exact moments of the affine map at
+ * the same parameters). */
+START_TEST(test_run_monitor_sees_diagnostics)
+{
+    char *dir = temp_dir();
+    const char *sets[] = {"scheme.t_end=0.1"};
+    seen_diag s = {0};
+    wgf_run_result res;
+    wgf_error err = {0};
+    ck_assert_msg(run_with(ou2_ini, dir, sets, 1, record_diag, &s, &res, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_uint_eq(s.steps, 11);
+    ck_assert_uint_eq(s.ndiag, 3);
+    ck_assert_str_eq(s.first, "err_mean");
+    ck_assert(memcmp(&s.last, &res.err_mean, sizeof(double)) == 0);
+    test_remove_tree(dir);
+    free(dir);
+}
+END_TEST
+
+/* ------------------------------------------------------------ paths */
+
+/* tests/plugins/pathscheme.c reports the path of a planar flow of 4 layers
+ * in stages of 2 whose layer j shifts every coordinate by
+ * 0.1 (j + 1) tanh(0.5), with t = 0.25 k and energy 1.5 + k. The output
+ * samples are moment-matched to N(0, I), so stage k has mean shift_k and
+ * covariance I exactly, and the OU reference's errors at t_k follow in
+ * closed form. */
+static const char path_ini[] =
+    "[run]\ndim = 2\nsamples = 300\nseed = 5\n"
+    "[initial]\ntype = gaussian\n"
+    "[energy]\nplugin = fpe\npotential = quadratic\nmu = 1 -1\nsigma = full 1 0.3 0.3 0.5\n"
+    "diffusion = 0.5\n"
+    "[map]\nplugin = planar\nlayers = 4\nblock = 2\ninvertibility = check\n"
+    "[scheme]\nplugin = pathscheme\n"
+    "[output]\nsamples = 400\nplots = false\n"
+    "[reference]\nplugin = ou\n";
+
+/* Numbers of a CSV file (header skipped): rows x cols into v. */
+static size_t read_csv(const char *dir, const char *file, double *v, size_t max, size_t *cols)
+{
+    char *text = slurp_in(dir, file);
+    char *line = strchr(text, '\n');
+    ck_assert_ptr_nonnull(line);
+    *cols = 1;
+    for (char *c = text; c < line; c++)
+        *cols += *c == ',';
+    size_t n = 0;
+    for (char *c = line + 1; *c && n < max;) {
+        char *end;
+        v[n++] = strtod(c, &end);
+        ck_assert_msg(end != c, "%s: not a number at value %zu", file, n);
+        c = end + (*end == ',' || *end == '\n');
+    }
+    free(text);
+    return n;
+}
+
+START_TEST(test_path_observation)
+{
+    char *dir = temp_dir();
+    wgf_run_result res;
+    wgf_error err = {0};
+    ck_assert_msg(run_with(path_ini, dir, NULL, 0, NULL, NULL, &res, &err) == WGF_OK, "%s", err.msg);
+    char *csv = slurp_in(dir, "path.csv");
+    ck_assert_msg(strncmp(csv, "step,stage,t,energy,err_mean,err_cov,w2\n", 40) == 0, "header: %.60s", csv);
+    free(csv);
+    double v[64], mu[2] = {1, -1}, Sigma[4] = {1, 0.3, 0.3, 0.5}, m0[2] = {0, 0}, C0[4] = {1, 0, 0, 1};
+    size_t cols;
+    ck_assert_uint_eq(read_csv(dir, "path.csv", v, 64, &cols), 3 * 7);
+    ck_assert_uint_eq(cols, 7);
+    double shift = 0;
+    double *stage0 = malloc(2 * 400 * sizeof(double));
+    ck_assert_ptr_nonnull(stage0);
+    for (size_t k = 0; k <= 2; k++) {
+        const double *row = v + 7 * k;
+        if (k > 0) /* layers 2k - 2 and 2k - 1 */
+            shift += 0.1 * (double)(2 * k - 1 + 2 * k) * tanh(0.5);
+        ck_assert_close(row[0], 0, 0);
+        ck_assert_close(row[1], (double)k, 0);
+        ck_assert_close(row[2], 0.25 * (double)k, 1e-12);
+        ck_assert_close(row[3], 1.5 + (double)k, 1e-12);
+        double m[2], C[4];
+        ck_assert(wgf_ou_moments(2, mu, Sigma, 0.5, m0, C0, 0.25 * (double)k, m, C, &err) == WGF_OK);
+        double dm = hypot(shift - m[0], shift - m[1]);
+        double dC = sqrt((1 - C[0]) * (1 - C[0]) + 2 * C[1] * C[1] + (1 - C[3]) * (1 - C[3]));
+        ck_assert_close(row[4], dm, 1e-7);
+        ck_assert_close(row[5], dC, 1e-7);
+        /* the stage's samples: stage 0's shifted */
+        char name[64];
+        snprintf(name, sizeof name, "samples/stage-%02zu.csv", k);
+        double *x = malloc(2 * 400 * sizeof(double));
+        ck_assert_uint_eq(read_csv(dir, name, x, 800, &cols), 800);
+        ck_assert_uint_eq(cols, 2);
+        if (k == 0)
+            memcpy(stage0, x, 800 * sizeof(double));
+        for (size_t n = 0; n < 800; n++)
+            ck_assert_msg(fabs(x[n] - stage0[n] - shift) < 1e-8, "stage %zu sample %zu: %.10g, expected %.10g",
+                          k, n, x[n], stage0[n] + shift);
+        free(x);
+    }
+    free(stage0);
+    test_remove_tree(dir);
+    free(dir);
+}
+END_TEST
+
+static int count_path(void *ctx, const wgf_path_info *path, wgf_error *err)
+{
+    (void)err;
+    *(size_t *)ctx += path->nstages;
+    return WGF_OK;
+}
+
+/* A path must have one time per stage of the map (here 3: stages 0, 1, 2):
+ * anything else is refused before any monitor sees it. */
+START_TEST(test_path_stage_count)
+{
+    char *file = test_write_ini(path_ini);
+    wgf_run_opts opts = {.file = file, .plugin_path = getenv("WGF_TEST_PLUGINS")};
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    wgf_error err = {0};
+    wgf_problem *p = NULL;
+    ck_assert_msg(wgf_problem_create(&p, &opts, &diag, &err) == WGF_OK, "%s", err.msg);
+    size_t seen = 0;
+    ck_assert(wgf_problem_path_monitor_add(p, count_path, &seen, NULL, &err) == WGF_OK);
+    double t[3] = {0, 0.5, 1}, e[3] = {1, 2, 3};
+    wgf_path_info path = {.nstages = 2, .t = t, .energy = e};
+    ck_assert_int_eq(wgf_problem_observe_path(p, &path, &err), WGF_EINVAL);
+    ck_assert_str_eq(err.msg, "a path of this map has 3 stages and their times; 2 were reported");
+    ck_assert_uint_eq(seen, 0);
+    path.nstages = 3;
+    ck_assert_int_eq(wgf_problem_observe_path(p, &path, &err), WGF_OK);
+    ck_assert_uint_eq(seen, 3);
+    wgf_problem_free(p);
+    wgf_diag_free(&diag);
+    unlink(file);
+    free(file);
+}
+END_TEST
+
 static Suite *runs_suite(void)
 {
     Suite *s = suite_create("runs");
@@ -245,6 +544,11 @@ static Suite *runs_suite(void)
     tcase_add_test(tc, test_outputs);
     tcase_add_test(tc, test_numerical_failure);
     tcase_add_test(tc, test_particles_reference);
+    tcase_add_test(tc, test_own_iterate_outputs);
+    tcase_add_test(tc, test_user_monitor);
+    tcase_add_test(tc, test_run_monitor_sees_diagnostics);
+    tcase_add_test(tc, test_path_observation);
+    tcase_add_test(tc, test_path_stage_count);
     suite_add_tcase(s, tc);
     return s;
 }

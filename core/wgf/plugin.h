@@ -62,9 +62,15 @@ extern "C" {
 #define WGF_EXPORT
 #endif
 
-typedef enum wgf_kind { WGF_ENERGY = 1, WGF_MAP = 2, WGF_METRIC = 3, WGF_SCHEME = 4 } wgf_kind;
+typedef enum wgf_kind {
+    WGF_ENERGY = 1,
+    WGF_MAP = 2,
+    WGF_METRIC = 3,
+    WGF_SCHEME = 4,
+    WGF_REFERENCE = 5
+} wgf_kind;
 
-const char *wgf_kind_name(wgf_kind k); /* "energy", "map", "metric", "scheme" */
+const char *wgf_kind_name(wgf_kind k); /* "energy", "map", "metric", "scheme", "reference" */
 
 typedef struct wgf_plugin {
     unsigned abi_version;    /* WGF_ABI_VERSION */
@@ -234,6 +240,37 @@ typedef struct wgf_scheme_vt {
 #define WGF_SCHEME_NEEDS_STAGES 0x2u    /* every stage of the map (WGF_EVAL_STAGES) */
 #define WGF_SCHEME_NEEDS_WGRAD 0x4u     /* the energy's Wasserstein gradient */
 #define WGF_SCHEME_NEEDS_WGRAD_VJP 0x8u /* and its reverse pass */
+/* ------------------------------------------------------------- reference */
+
+/* The exact or independently computed solution a run is compared with
+ * (MATH.md 6 and 7), chosen by [reference] plugin = NAME. What it is given,
+ * wgf_reference_setup and wgf_reference_obs, is in wgf/reference.h. */
+typedef struct wgf_reference_setup wgf_reference_setup;
+typedef struct wgf_reference_obs wgf_reference_obs;
+
+typedef struct wgf_reference_vt {
+    /* sec: [reference], typed. Refuse (WGF_EINVAL, naming the section's
+     * plugin key) a problem the reference does not describe. */
+    int (*create)(const wgf_section *sec, const wgf_reference_setup *setup, void **state, wgf_error *err);
+    void (*destroy)(void *state);
+    /* The diagnostics: history.csv columns and summary.ini [error] keys. */
+    size_t (*ncolumns)(void *state);
+    const char *(*column)(void *state, size_t i);
+    /* Optional (NULL: always): 1 when eval reads obs->samples, 0 when it
+     * works from obs->theta alone (exact moments of an affine map). */
+    int (*needs_samples)(void *state);
+    /* Diagnostics at the observed state: values[i] for column i (ncolumns
+     * of them), NaN where not computed; full = 0 asks for the cheap ones
+     * only (every step), 1 for all (the output cadence). */
+    int (*eval)(void *state, const wgf_reference_obs *obs, int full, double *values, wgf_error *err);
+    /* Optional: reference.csv, drawn over the samples plot, at time t after
+     * an eval at t: "# curve" then x1,x2 lines, or "# density" then x1,rho. */
+    int (*curve)(void *state, double t, FILE *f, wgf_error *err);
+    /* Optional: summary.ini's key for column i (NULL: the column name). */
+    const char *(*summary_key)(void *state, size_t i);
+    /* Optional: extra "key = value" lines of summary.ini [error]. */
+    int (*summary_extra)(void *state, FILE *f, wgf_error *err);
+} wgf_reference_vt;
 
 #ifdef __cplusplus
 }

@@ -138,12 +138,84 @@ typedef struct wgf_step_info {
     double dissipation;  /* -dF/dt estimate, grad F . zeta (NaN when unknown) */
     double step_norm;    /* |theta_{k+1} - theta_k| (NaN when unknown) */
     wgf_solve_stats solve;
+    /* The parameters this step describes (P): what every output is computed
+     * from. NULL: the problem's own (wgf_problem_theta), for schemes that
+     * update those in place; a scheme that keeps its iterate elsewhere (an
+     * optimiser's vector) points here. */
+    const double *theta;
+    /* Filled in by the run's diagnostics monitor for the monitors after it
+     * (a scheme leaves them zero): the reference's diagnostics at this step,
+     * ndiag names and values, NaN where not computed at this step. */
+    size_t ndiag;
+    const char *const *diag_names;
+    const double *diag;
 } wgf_step_info;
 
-/* Report a step: writes history and outputs at their cadence, shows
- * progress. Returns WGF_EINTR when the run must stop (SIGINT): the scheme
- * returns it after finishing the step. */
+/* Report a step: calls every monitor in the order of registration (outputs,
+ * diagnostics, progress, the caller's), then checks for interruption.
+ * Returns WGF_EINTR when the run must stop (SIGINT): the scheme returns it
+ * after finishing the step. */
 int wgf_problem_observe(wgf_problem *p, const wgf_step_info *info, wgf_error *err);
+
+/* ---- monitors (PETSc's TSMonitorSet) ----
+ *
+ * A monitor sees each reported step through its own context; nothing in the
+ * core writes or prints except through monitors. wgf_problem_observe hands
+ * all monitors one copy of the scheme's information, with theta filled in,
+ * in the order they were added; a monitor may fill in the fields marked
+ * above for those after it, and must leave the others alone. A monitor that
+ * returns an error stops the run with it. destroy (may be NULL) is called
+ * on ctx when the problem is freed, also when adding fails. */
+typedef int (*wgf_monitor_fn)(void *ctx, wgf_step_info *info, wgf_error *err);
+int wgf_problem_monitor_add(wgf_problem *p, wgf_monitor_fn fn, void *ctx, void (*destroy)(void *ctx),
+                            wgf_error *err);
+
+/* ---- path observation ----
+ *
+ * A path scheme (GenWGP, JKO over a path of stages) reports a whole path at
+ * once: stage k = 0..S of the map at theta stands for time (or path
+ * parameter) t[k], with energy[k] (NaN when unknown). The run's outputs
+ * write path.csv (stage, t, energy, and the reference's diagnostics at t[k]
+ * on the output samples of stage k) and samples/stage-KK.csv, and draw
+ * plots/path.png. */
+typedef struct wgf_path_info {
+    unsigned long step;   /* the scheme's step this path belongs to (0 for a single path) */
+    size_t nstages;       /* S + 1: entries of t and energy; S = wgf_problem_nstages */
+    const double *t;      /* time or path parameter of every stage */
+    const double *energy; /* energy of every stage, NaN when unknown */
+    const double *theta;  /* the parameters (P); NULL: the problem's own */
+} wgf_path_info;
+
+typedef int (*wgf_path_monitor_fn)(void *ctx, const wgf_path_info *path, wgf_error *err);
+int wgf_problem_observe_path(wgf_problem *p, const wgf_path_info *path, wgf_error *err);
+int wgf_problem_path_monitor_add(wgf_problem *p, wgf_path_monitor_fn fn, void *ctx,
+                                 void (*destroy)(void *ctx), wgf_error *err);
+
+/* Run the scheme on the problem with the monitors added so far (none: no
+ * outputs at all). wgf_run does this after adding the run's outputs. */
+int wgf_problem_run(wgf_problem *p, wgf_error *err);
+
+/* ---- the problem's public description (for references and outputs) ---- */
+
+/* The validated section of the experiment by name ("initial", "output",
+ * "reference", "map", "energy.NAME", ...), NULL when it has none. */
+const wgf_section *wgf_problem_section(const wgf_problem *p, const char *name);
+/* Energy terms, in file order: term k's plugin name, section (typed for the
+ * run's dimension), vtable and state (any output pointer may be NULL). A
+ * reference may evaluate the terms on batches of its own. */
+size_t wgf_problem_nterms(const wgf_problem *p);
+int wgf_problem_term(const wgf_problem *p, size_t k, const char **plugin, const wgf_section **sec,
+                     const wgf_energy_vt **vt, void **state);
+/* Term k's section validated again for dimension dim (a reference that
+ * solves a lower-dimensional problem creates the energy there). Free it
+ * with wgf_section_free. */
+int wgf_problem_term_section(const wgf_problem *p, size_t k, size_t dim, wgf_section **sec,
+                             wgf_error *err);
+/* The exact law of T_theta(Z), Z ~ N(m0, S0), for a map that is affine
+ * (wgf_problem_has_gaussian_push); WGF_EUNSUP otherwise. */
+int wgf_problem_has_gaussian_push(const wgf_problem *p);
+int wgf_problem_gaussian_push(const wgf_problem *p, const double *theta, const double *m0,
+                              const double *S0, double *m, double *S, wgf_error *err);
 
 #ifdef __cplusplus
 }

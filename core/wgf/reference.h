@@ -1,17 +1,45 @@
 /* wgf/reference.h: exact and independently computed solutions (MATH.md 6).
  *
- * Pure numerical routines, no configuration: the problem builds a reference
- * from [reference] and calls these. Row-major doubles throughout. */
+ * What a reference plugin (plugins/references, the wgf_reference_vt of
+ * wgf/plugin.h) is given, and the numerical routines the shipped ones are
+ * built from. Row-major doubles throughout. */
 #ifndef WGF_REFERENCE_H
 #define WGF_REFERENCE_H
 
 #include <stddef.h>
 #include <gsl/gsl_rng.h>
+#include "batch.h"
 #include "error.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ---- What a reference plugin is given ---- */
+
+typedef struct wgf_problem wgf_problem; /* wgf/problem.h */
+
+/* At create: the problem, read through its public accessors
+ * (wgf_problem_get_info for d, N, seed and the initial law;
+ * wgf_problem_section for [initial]; wgf_problem_nterms / wgf_problem_term
+ * for the energy's terms, their plugin names, typed sections and vtables;
+ * wgf_problem_gaussian_push for an affine map), and the output samples'
+ * draws from the initial law, on which every diagnostic is computed. */
+struct wgf_reference_setup {
+    const wgf_problem *problem;
+    size_t nout;       /* output samples */
+    const double *z;   /* their reference draws (nout x d) */
+};
+
+/* At each observation. */
+struct wgf_reference_obs {
+    double t;                 /* time (or path parameter) */
+    double energy;            /* the model's energy (NaN when unknown) */
+    const double *theta;      /* the parameters; NULL for an intermediate stage of a path, whose law is
+                               * not T_theta(Z) (then samples is given) */
+    const wgf_batch *samples; /* the output samples of the model (nout), or NULL when the plugin's
+                               * needs_samples said 0 and theta is given */
+};
 
 /* ---- Ornstein-Uhlenbeck: FPE with V = 1/2 (x-mu)^T Sigma^{-1} (x-mu) ----
  * A = Sigma^{-1}; m(t) = mu + e^{-At}(m0 - mu),

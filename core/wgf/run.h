@@ -11,6 +11,8 @@
 extern "C" {
 #endif
 
+struct wgf_step_info; /* wgf/problem.h */
+
 typedef struct wgf_run_opts {
     const char *file;        /* the experiment */
     const char *outdir;      /* outputs; NULL: runs/<experiment name> */
@@ -18,7 +20,7 @@ typedef struct wgf_run_opts {
     size_t nsets;
     const char *plugin_path; /* --plugin-path, or NULL */
     int threads;             /* 0: the OpenMP default */
-    int quiet;               /* no progress, no final table */
+    int quiet;               /* not read by the library (the command's option) */
     int check_only;          /* validate, load plugins, create components; no run */
     /* Set to nonzero (from a signal handler, say) to stop after the current
      * step: outputs are written and wgf_run returns WGF_EINTR. May be NULL. */
@@ -29,6 +31,12 @@ typedef struct wgf_run_opts {
      * no_file_plugins refuses the key (a configuration error). */
     int trust_plugin_path;
     int no_file_plugins;
+    /* A monitor of the caller (the command's progress line, say), added
+     * after the run's outputs and diagnostics, so it sees the step's
+     * diagnostics too (wgf/problem.h, wgf_problem_monitor_add). NULL: none.
+     * The library itself prints nothing. */
+    int (*monitor)(void *ctx, struct wgf_step_info *info, wgf_error *err);
+    void *monitor_ctx;
 } wgf_run_opts;
 
 #define WGF_RUN_FIGURES 16
@@ -48,6 +56,9 @@ typedef struct wgf_run_result {
         double value;
     } figures[WGF_RUN_FIGURES];
     char outdir[4096];
+    /* Set when something went wrong that did not stop the run (gnuplot
+     * failed, say): one line for the caller to show. "" otherwise. */
+    char warning[1024];
 } wgf_run_result;
 
 /* The version of libwgf, "MAJOR.MINOR.PATCH". */

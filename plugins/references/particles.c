@@ -1,0 +1,193 @@
+/* particles.c: an interacting-particle reference for any sum of fpe and
+ * aggregation energies (MATH.md 6): particles from the initial law moved by
+ * x' = -N a(x) + sqrt(2 D) dW (Euler-Maruyama), where a = dF/dx is the
+ * energies' own partial on the particle batch, so -N a_n is the drift of
+ * particle n (minus grad V, minus the mean pair force; MATH.md 2), and D the
+ * fpe terms' diffusion times their weights. Mean error, sliced W2 (every
+ * observation) and exact-assignment W2 (the output cadence). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "refcommon.h"
+#include <gsl/gsl_randist.h>
+#include <wgf/diagnostics.h>
+#include <wgf/dist.h>
+#include <wgf/rng.h>
+
+
+typedef struct {
+    const wgf_problem *p;
+    size_t d, np, w2_samples;
+    unsigned long seed;
+    double *px, *pa, *pterm, *pc, *pl, pt, pdt, noise;
+    gsl_rng *prng;
+} particles;
+
+static const char *const part_cols[] = {"mean_err", "sw2", "w2"};
+
+static void part_destroy(void *state)
+{
+    particles *r = state;
+    wgf_free(r->px);
+    wgf_free(r->pa);
+    wgf_free(r->pterm);
+    wgf_free(r->pc);
+    wgf_free(r->pl);
+    if (r->prng)
+        gsl_rng_free(r->prng);
+    free(r);
+}
+
+static int part_create(const wgf_section *sec, const wgf_reference_setup *setup, void **state,
+                       wgf_error *err)
+{
+    const wgf_problem *p = setup->problem;
+    double noise = 0;
+    for (size_t i = 0; i < wgf_problem_nterms(p); i++) {
+        const char *name;
+        const wgf_section *ts;
+        wgf_problem_term(p, i, &name, &ts, NULL, NULL);
+        if (strcmp(name, "fpe") == 0)
+            noise += wgf_section_double(ts, "diffusion") *
+                     (wgf_section_has(ts, "weight") ? wgf_section_double(ts, "weight") : 1.0);
+        else if (strcmp(name, "aggregation") != 0)
+            return ref_refuse(sec, err, "particles handles fpe and aggregation energies only");
+    }
+    particles *r = calloc(1, sizeof *r);
+    if (!r)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    const wgf_problem_info *info = wgf_problem_get_info(p);
+    r->p = p;
+    r->noise = noise;
+    r->seed = info->seed;
+    size_t d = r->d = info->dim;
+    r->np = (size_t)wgf_section_int(sec, "particles");
+    r->pdt = wgf_section_double(sec, "particle_dt");
+    r->w2_samples = (size_t)wgf_section_int(sec, "w2_samples");
+    r->px = wgf_alloc_doubles(r->np * d);
+    r->pa = wgf_alloc_doubles(r->np * d);
+    r->pterm = wgf_alloc_doubles(r->np * d);
+    r->pc = wgf_alloc_doubles(r->np);
+    r->pl = wgf_alloc_doubles(r->np);
+    r->prng = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!r->px || !r->pa || !r->pterm || !r->pc || !r->pl || !r->prng) {
+        part_destroy(r);
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    }
+    wgf_rng_set(r->prng, info->seed, WGF_STREAM_OUTPUT, 3, 0);
+    int rc = wgf_dist_sample(info->initial, r->prng, r->np, r->px, err);
+    if (rc != WGF_OK) {
+        part_destroy(r);
+        return rc;
+    }
+    *state = r;
+    return WGF_OK;
+}
+
+static int advance(particles *r, double t, wgf_error *err)
+{
+    size_t n = r->np, d = r->d;
+    wgf_batch b = {.n = n, .d = d, .x = r->px, .l = r->pl, .s = NULL};
+    while (r->pt < t - 1e-12) {
+        double dt = fmin(r->pdt, t - r->pt), F;
+        for (size_t k = 0; k < n * d; k++)
+            r->pa[k] = 0;
+        for (size_t i = 0; i < wgf_problem_nterms(r->p); i++) {
+            const wgf_energy_vt *vt;
+            void *es;
+            wgf_problem_term(r->p, i, NULL, NULL, &vt, &es);
+            int rc = vt->eval(es, &b, &F, r->pterm, r->pc, err);
+            if (rc != WGF_OK)
+                return rc;
+            for (size_t k = 0; k < n * d; k++)
+                r->pa[k] += r->pterm[k];
+        }
+        double sd = sqrt(2 * r->noise * dt);
+        for (size_t k = 0; k < n * d; k++)
+            r->px[k] += -(double)n * r->pa[k] * dt + (sd > 0 ? sd * gsl_ran_gaussian_ziggurat(r->prng, 1.0) : 0);
+        r->pt += dt;
+    }
+    return WGF_OK;
+}
+
+static size_t part_ncolumns(void *state)
+{
+    (void)state;
+    return 3;
+}
+
+static const char *part_column(void *state, size_t i)
+{
+    (void)state;
+    return part_cols[i];
+}
+
+static int part_eval(void *state, const wgf_reference_obs *obs, int full, double *values, wgf_error *err)
+{
+    particles *r = state;
+    const wgf_batch *b = obs->samples;
+    size_t d = r->d;
+    if (!b)
+        return wgf_error_set(err, WGF_EINVAL, "particles: needs the output samples");
+    if (obs->t < r->pt - 1e-12)
+        return wgf_error_set(err, WGF_EINVAL, "particles: time %g is before the particles' %g (they "
+                             "only go forward)", obs->t, r->pt);
+    int rc = advance(r, obs->t, err);
+    if (rc != WGF_OK)
+        return rc;
+    size_t n = b->n < r->np ? b->n : r->np;
+    double merr = 0;
+    for (size_t i = 0; i < d; i++) {
+        double mm = 0, mp = 0;
+        for (size_t k = 0; k < b->n; k++)
+            mm += b->x[k * d + i] / (double)b->n;
+        for (size_t k = 0; k < r->np; k++)
+            mp += r->px[k * d + i] / (double)r->np;
+        merr += (mm - mp) * (mm - mp);
+    }
+    values[0] = sqrt(merr);
+    gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!g)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    wgf_rng_set(g, r->seed, WGF_STREAM_OUTPUT, 2, 0);
+    rc = wgf_w2_sliced(n, d, b->x, r->px, 64, g, &values[1], err);
+    gsl_rng_free(g);
+    if (rc != WGF_OK)
+        return rc;
+    if (full) {
+        size_t nw = n < r->w2_samples ? n : r->w2_samples;
+        if ((rc = wgf_w2_assignment(nw, d, b->x, r->px, &values[2], err)) != WGF_OK)
+            return rc;
+    }
+    return WGF_OK;
+}
+
+static const wgf_reference_vt part_vt = {
+    .create = part_create,
+    .destroy = part_destroy,
+    .ncolumns = part_ncolumns,
+    .column = part_column,
+    .eval = part_eval,
+};
+
+static const wgf_param part_params[] = {
+    {"particles", WGF_PARAM_INT, "2000", WGF_P_MIN, 2, 0, NULL, "how many particles"},
+    {"particle_dt", WGF_PARAM_DOUBLE, "1e-3", WGF_P_MIN | WGF_P_MIN_OPEN, 0, 0, NULL,
+     "time step (Euler-Maruyama)"},
+    {"w2_samples", WGF_PARAM_INT, "1000", WGF_P_MIN, 2, 0, NULL,
+     "samples in the exact-assignment W2 (at the output cadence)"},
+    {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
+
+static const wgf_plugin part_plugin = {
+    .abi_version = WGF_ABI_VERSION,
+    .kind = WGF_REFERENCE,
+    .name = "particles",
+    .summary = "fpe and aggregation energies: interacting particles integrated alongside",
+    .params = part_params,
+    .vtable = &part_vt,
+};
+
+WGF_EXPORT const wgf_plugin *wgf_plugin_entry(unsigned index);
+const wgf_plugin *wgf_plugin_entry(unsigned index) { return index == 0 ? &part_plugin : NULL; }
