@@ -211,7 +211,7 @@ static int cmd_run(int argc, char **argv, int check_only)
         return 2;
     }
     wgf_diag_free(&diag);
-    if (rc != WGF_OK && rc != WGF_EINTR && rc != WGF_ENUMERIC) {
+    if (rc != WGF_OK && rc != WGF_EINTR && rc != WGF_ENUMERIC && rc != WGF_EDIVERGED) {
         fprintf(stderr, "wgf: %s\n", err.msg);
         return wgf_error_exit_status(rc);
     }
@@ -221,14 +221,18 @@ static int cmd_run(int argc, char **argv, int check_only)
     }
     if (res.warning[0] && !a.quiet)
         fprintf(stderr, "wgf: warning: %s\n", res.warning);
-    if (rc == WGF_ENUMERIC)
+    if (rc == WGF_ENUMERIC || rc == WGF_EDIVERGED)
         fprintf(stderr, "wgf: numerical failure: %s\nwgf: outputs so far are in %s\n", err.msg,
                 res.outdir);
     else if (rc == WGF_EINTR)
         fprintf(stderr, "wgf: %s; outputs so far are in %s\n", err.msg, res.outdir);
     if (!a.quiet || rc != WGF_OK) {
         printf("%s: %s after %lu steps, t = %g, %.2f s\n", opts.file,
-               rc == WGF_OK ? "finished" : rc == WGF_EINTR ? "interrupted" : "stopped", res.steps, res.t,
+               rc == WGF_OK         ? "finished"
+               : rc == WGF_EINTR    ? "interrupted"
+               : rc == WGF_EDIVERGED ? "diverged"
+                                    : "stopped",
+               res.steps, res.t,
                res.wall_seconds);
         print_row("energy", res.energy);
         for (size_t i = 0; i < res.nfigures; i++)

@@ -62,6 +62,7 @@ const char *wgf_strerror(int code)
     case WGF_ENUMERIC: return "numerical failure";
     case WGF_EINTR: return "interrupted";
     case WGF_EUNSUP: return "not supported";
+    case WGF_EDIVERGED: return "diverged";
     default: return "unknown error";
     }
 }
@@ -73,7 +74,8 @@ int wgf_error_exit_status(int code)
     case WGF_EINVAL:
     case WGF_EPLUGIN:
     case WGF_EUNSUP: return 2;
-    case WGF_ENUMERIC: return 3;
+    case WGF_ENUMERIC:
+    case WGF_EDIVERGED: return 3;
     case WGF_EINTR: return 130;
     default: return 1;
     }

@@ -23,6 +23,8 @@
  * hint. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "guard.h"
 
@@ -93,4 +95,28 @@ int wgf_guard_step(wgf_guard *g, unsigned long step, double t, double energy, do
                              "the last %u steps while the energy rose from %.6g to %.6g; %s",
                              step, t, g->norm_start, step_norm, g->rises, g->e_start, energy, hint);
     return WGF_OK;
+}
+
+typedef struct {
+    wgf_guard g;
+    size_t nparams;
+} guard_monitor;
+
+static int guard_monitor_step(void *ctx, wgf_step_info *info, wgf_error *err)
+{
+    guard_monitor *m = ctx;
+    return wgf_guard_step(&m->g, info->step, info->t, info->energy, info->step_norm, info->theta, m->nparams,
+                          err);
+}
+
+int wgf_guard_add(wgf_problem *p, const wgf_section *run_sec, wgf_error *err)
+{
+    if (run_sec && strcmp(wgf_section_string(run_sec, "divergence"), "ignore") == 0)
+        return WGF_OK;
+    guard_monitor *m = malloc(sizeof *m);
+    if (!m)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    wgf_guard_init(&m->g, NULL);
+    m->nparams = wgf_problem_nparams(p);
+    return wgf_problem_monitor_add(p, guard_monitor_step, m, free, err);
 }

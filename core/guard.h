@@ -13,11 +13,7 @@
 #include <stddef.h>
 
 #include "wgf/error.h"
-
-/* Until wgf/error.h has its own code for a diverging run. */
-#ifndef WGF_EDIVERGED
-#define WGF_EDIVERGED WGF_ENUMERIC
-#endif
+#include "wgf/problem.h"
 
 /* Thresholds (see guard.c for why these values). */
 typedef struct wgf_guard_limits {
@@ -45,5 +41,9 @@ void wgf_guard_init(wgf_guard *g, const wgf_guard_limits *lim); /* lim NULL: the
  * diverging; WGF_OK otherwise. */
 int wgf_guard_step(wgf_guard *g, unsigned long step, double t, double energy, double step_norm,
                    const double *theta, size_t nparams, wgf_error *err);
+
+/* The guard as a monitor on a run (after its outputs), unless [run]
+ * divergence = ignore. */
+int wgf_guard_add(wgf_problem *p, const wgf_section *run_sec, wgf_error *err);
 
 #endif

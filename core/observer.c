@@ -458,7 +458,7 @@ int wgf_observer_finish(wgf_observer *o, int status, const wgf_error *run_err, w
     int rc = WGF_OK;
     /* Final state: diagnostics and files for the last step reported, at
      * the parameters it reported. */
-    if (o->steps_seen > 0 && status != WGF_ENUMERIC) {
+    if (o->steps_seen > 0 && status != WGF_ENUMERIC && status != WGF_EDIVERGED) {
         if ((rc = diagnostics(o, o->last_step, o->last_t, o->last_energy, o->theta, 1, err)) == WGF_OK &&
             o->last_step % (unsigned long)o->every != 0)
             rc = write_step_files(o, o->last_step, o->theta, err);
@@ -493,9 +493,10 @@ int wgf_observer_finish(wgf_observer *o, int status, const wgf_error *run_err, w
     threads = omp_get_max_threads();
 #endif
     wgf_strbuf b = {0};
-    wgf_strbuf_printf(&b, "[run]\nstatus = %s\n", status == WGF_OK ? "finished"
-                                                   : status == WGF_EINTR ? "interrupted"
-                                                                         : "failed");
+    wgf_strbuf_printf(&b, "[run]\nstatus = %s\n", status == WGF_OK          ? "finished"
+                                                   : status == WGF_EINTR     ? "interrupted"
+                                                   : status == WGF_EDIVERGED ? "diverged"
+                                                                             : "failed");
     if (status != WGF_OK && run_err)
         wgf_strbuf_printf(&b, "message = %s\n", run_err->msg);
     if (o->diag_failed) {

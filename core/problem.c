@@ -20,6 +20,9 @@ static const wgf_param run_schema[] = {
     {"plugin_path", WGF_PARAM_STRING, NULL, 0, 0, 0, NULL,
      "extra plugin directories, ':'-separated, relative to the experiment file"},
     {"name", WGF_PARAM_STRING, NULL, 0, 0, 0, NULL, "name of the experiment (default: file name)"},
+    {"divergence", WGF_PARAM_CHOICE, "stop", 0, 0, 0, "stop|ignore",
+     "a diverging run (non-finite numbers, the energy rising or the step growing geometrically) "
+     "stops with status diverged, or is let run"},
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
 
 static const wgf_param plugin_key_required[] = {

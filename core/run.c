@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "guard.h"
 #include "internal.h"
 
 const char *wgf_version(void) { return WGF_VERSION; }
@@ -101,6 +102,8 @@ int wgf_run(const wgf_run_opts *opts, wgf_run_result *res, wgf_diag *diag, wgf_e
      * step's diagnostics. */
     wgf_observer *obs = NULL;
     rc = wgf_observer_create(&obs, p, outdir, err);
+    if (rc == WGF_OK)
+        rc = wgf_guard_add(p, p->run_sec, err); /* after the outputs: a diverging step is still recorded */
     if (rc == WGF_OK && opts->monitor)
         rc = wgf_problem_monitor_add(p, opts->monitor, opts->monitor_ctx, NULL, err);
     if (rc == WGF_OK) {

@@ -299,5 +299,22 @@ expect 3 "numerical failure: euler, step 0 (t = 0): energy 'fpe': the potential 
     -o "$tmp/inf" --quiet --set energy.mu=1e200 --set output.plots=false
 grep -q "^message = euler, step 0 (t = 0): " "$tmp/inf/summary.ini" 2>/dev/null && ok || bad "summary.ini message names no step"
 
+# ---- a run that blows up says so. The 10-D OU with Sigma = diag(1/90, 1, ..., 1): the step 0.05
+# is 4.5 times the explicit limit 2/90 (an amplification of 3.5 per step); 0.005 is stable.
+expect 3 "numerical failure: step 1 (t = 0.05): diverged: the energy rose" "$WGF" run "$good" \
+    -o "$tmp/stiff" --quiet --set scheme.step=0.05 --set "energy.sigma=diag 0.0111111111111 1 1 1 1 1 1 1 1 1" \
+    --set scheme.t_end=0.9 --set output.plots=false
+grep -q "^status = diverged" "$tmp/stiff/summary.ini" 2>/dev/null && ok || bad "a diverging run's summary does not say diverged"
+grep -q "^1,0.05," "$tmp/stiff/history.csv" 2>/dev/null && ok || bad "the diverging step is not in history.csv"
+expect 0 "finished after 180 steps" "$WGF" run "$good" -o "$tmp/stiff2" --set scheme.step=0.005 \
+    --set "energy.sigma=diag 0.0111111111111 1 1 1 1 1 1 1 1 1" --set scheme.t_end=0.9 --set output.plots=false
+grep -q "^status = finished" "$tmp/stiff2/summary.ini" 2>/dev/null && ok || bad "the stable run did not finish"
+# divergence = ignore lets it run (to an energy of about 1e21)
+expect 0 "finished after 18 steps" "$WGF" run "$good" -o "$tmp/stiff3" --set scheme.step=0.05 \
+    --set "energy.sigma=diag 0.0111111111111 1 1 1 1 1 1 1 1 1" --set scheme.t_end=0.9 --set output.plots=false \
+    --set run.divergence=ignore
+awk -F, 'NR > 1 { e = $3 } END { exit !(e > 1e15) }' "$tmp/stiff3/history.csv" && ok ||
+    bad "with divergence = ignore the run was not let diverge"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -135,13 +135,15 @@ static void strip_wall(char *csv)
 
 START_TEST(test_threads_same_history)
 {
+    /* Tikhonov as in the planar experiments: without it the nearly singular G-hat at the
+     * identity start sends this run off (the energy from 2.9 to 37 by step 8) */
     const char *sets[] = {"map.plugin=planar", "map.layers=3", "run.samples=700", "scheme.t_end=0.1",
-                          "scheme.samples=fresh"};
+                          "scheme.samples=fresh", "metric.tikhonov=1e-3"};
     char *d1 = temp_dir(), *d2 = temp_dir();
     wgf_run_result r1, r2;
     wgf_error err = {0};
-    ck_assert_msg(run(ou2_ini, d1, sets, 5, 1, &r1, &err) == WGF_OK, "%s", err.msg);
-    ck_assert_msg(run(ou2_ini, d2, sets, 5, 2, &r2, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_msg(run(ou2_ini, d1, sets, 6, 1, &r1, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_msg(run(ou2_ini, d2, sets, 6, 2, &r2, &err) == WGF_OK, "%s", err.msg);
     char p1[4200], p2[4200];
     snprintf(p1, sizeof p1, "%s/history.csv", d1);
     snprintf(p2, sizeof p2, "%s/history.csv", d2);

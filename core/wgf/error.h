@@ -20,7 +20,8 @@ enum {
     WGF_EPLUGIN = 4,  /* plugin discovery or loading */
     WGF_ENUMERIC = 5, /* numerical breakdown: NaN, non-invertible map, solver failure */
     WGF_EINTR = 6,    /* interrupted by the user (SIGINT) */
-    WGF_EUNSUP = 7    /* an optional operation a component does not provide */
+    WGF_EUNSUP = 7,   /* an optional operation a component does not provide */
+    WGF_EDIVERGED = 8 /* a run diverging: an explicit step beyond its stability limit */
 };
 
 #define WGF_ERROR_MSG_MAX 1024
