@@ -94,37 +94,49 @@ static const char ou1_ini[] = "[run]\ndim = 1\nsamples = 500\nseed = 7\n"
                               "epsilon = 1e-11\n"
                               "[output]\nplots = false\n";
 
-START_TEST(test_metric_step_is_implicit_euler)
+/* The same with a Tikhonov term eps in [metric]: D gets eps |theta - theta_0|^2, as Euler's
+ * (G-hat + eps I) zeta = grad F. */
+static void metric_step_case(double eps)
 {
     const size_t N = 500;
     const double mu = 1.5, s2 = 0.3, D = 0.7, h = 0.5;
     double theta[2];
     wgf_problem *p = NULL;
     wgf_error err = {0};
-    ck_assert_msg(drive(ou1_ini, NULL, 0, NULL, theta, 2, &p, &err) == WGF_OK, "%s", err.msg);
+    char tik[64];
+    snprintf(tik, sizeof tik, "metric.tikhonov=%.17g", eps);
+    const char *sets[] = {tik};
+    ck_assert_msg(drive(ou1_ini, sets, 1, NULL, theta, 2, &p, &err) == WGF_OK, "%s", err.msg);
     double *z = train_samples(p, N);
     double m1 = 0, m2 = 0;
     for (size_t n = 0; n < N; n++) {
         m1 += z[n] / (double)N;
         m2 += z[n] * z[n] / (double)N;
     }
-    /* Newton on R(a, b) = grad F + G (theta - (1, 0)) / h from the explicit Euler step's start */
+    /* Newton on R(a, b) = grad F + (G + eps I) (theta - (1, 0)) / h from theta_0 */
     double a = 1, b = 0;
     for (int it = 0; it < 50; it++) {
         double Fa = (a * m2 + (b - mu) * m1) / s2 - D / a, Fb = (a * m1 + b - mu) / s2;
-        double Ra = Fa + (m2 * (a - 1) + m1 * b) / h, Rb = Fb + (m1 * (a - 1) + b) / h;
-        double Haa = m2 / s2 + D / (a * a) + m2 / h, Hab = m1 / s2 + m1 / h, Hbb = 1 / s2 + 1 / h;
-        double det = Haa * Hbb - Hab * Hab;
+        double Ra = Fa + ((m2 + eps) * (a - 1) + m1 * b) / h, Rb = Fb + (m1 * (a - 1) + (1 + eps) * b) / h;
+        double Haa = m2 / s2 + D / (a * a) + (m2 + eps) / h, Hab = m1 / s2 + m1 / h;
+        double Hbb = 1 / s2 + (1 + eps) / h, det = Haa * Hbb - Hab * Hab;
         a -= (Hbb * Ra - Hab * Rb) / det;
         b -= (Haa * Rb - Hab * Ra) / det;
     }
     /* the implicit step is far from the explicit one (|theta_1 - theta_0| ~ 1), so a scheme
      * that took an explicit step, or dropped the proximal term, is off by O(1) */
     ck_assert_msg(fabs(theta[0] - a) < 1e-8 && fabs(theta[1] - b) < 1e-8,
-                  "jko (%.12g, %.12g), implicit Euler (%.12g, %.12g)", theta[0], theta[1], a, b);
+                  "eps %g: jko (%.12g, %.12g), implicit Euler (%.12g, %.12g)", eps, theta[0], theta[1],
+                  a, b);
     ck_assert_msg(fabs(b) > 0.3, "the step moved b by %g only", b);
     free(z);
     wgf_problem_free(p);
+}
+
+START_TEST(test_metric_step_is_implicit_euler)
+{
+    metric_step_case(0.0);
+    metric_step_case(0.5);
 }
 END_TEST
 

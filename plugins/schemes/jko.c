@@ -7,6 +7,10 @@
  *                      evaluation of the same samples): the semi-implicit scheme;
  *   proximal = map:    D = E_n |T_theta(z_n) - T_theta_k(z_n)|^2 on the step's samples, the
  *                      map-space JKO; to first order the implicit Euler step of the G-hat flow.
+ * Both add eps |theta - theta_k|^2, eps the [metric] tikhonov (default 0), so that the step is
+ * the implicit counterpart of Euler's (M + eps I) zeta = grad F. It matters: a planar flow at
+ * the identity (u = 0) has a singular G-hat (w and b do not move the samples), and there the
+ * metric proximal problem without eps has no minimiser in those directions.
  *
  * The inner problem is solved by liblbfgs (m pairs, More-Thuente line search) from theta_k,
  * with the samples fixed during one solve so that Phi is deterministic. L-BFGS works on y,
@@ -71,6 +75,7 @@ typedef struct {
     double Fk;             /* F(theta_k) */
     const double *gk;      /* grad F(theta_k) */
     double scale;          /* theta = theta_k + scale y: L-BFGS works on y */
+    double eps;            /* the [metric] Tikhonov term: D + eps |theta - theta_k|^2 */
     double *th, *dth, *mv, *xbar; /* P, P, P, N x d */
     /* the line search's base point: the last iterate (in y) */
     double *xbase, *gbase, fbase;
@@ -172,23 +177,30 @@ static lbfgsfloatval_t jko_evaluate(void *inst, const lbfgsfloatval_t *x, lbfgsf
     if (rc == WGF_ENUMERIC) /* not admissible, or the energy cannot be evaluated there */
         return refuse(c, x, g, step);
     double D = 0;
+    if (rc == WGF_OK && c->eps > 0) {
+        for (size_t i = 0; i < P; i++) {
+            D += c->eps * c->dth[i] * c->dth[i];
+            g[i] += c->eps * c->dth[i] / c->j->h;
+        }
+    }
     if (rc == WGF_OK && c->j->proximal == JKO_METRIC) {
         rc = wgf_problem_metric_apply(c->p, c->dth, c->mv, &e);
         c->products++;
         if (rc == WGF_OK) {
-            D = dot(P, c->dth, c->mv);
+            D += dot(P, c->dth, c->mv);
             for (size_t i = 0; i < P; i++)
                 g[i] += c->mv[i] / c->j->h;
         }
     } else if (rc == WGF_OK) {
         /* grad D/(2h) = (1/(N h)) sum_n J_n^T (x_n - x_n^k) */
         const double *xt = wgf_eval_batch(c->evt, c->S)->x;
+        double Dm = 0;
         for (size_t i = 0; i < c->N * c->d; i++) {
             double r = xt[i] - c->xk[i];
-            D += r * r;
+            Dm += r * r;
             c->xbar[i] = r / ((double)c->N * c->j->h);
         }
-        D /= (double)c->N;
+        D += Dm / (double)c->N;
         rc = wgf_eval_vjp(c->evt, c->xbar, NULL, NULL, c->mv, &e);
         if (rc == WGF_OK)
             for (size_t i = 0; i < P; i++)
@@ -284,7 +296,7 @@ static int jko_inner(jko_solve *c, lbfgsfloatval_t *x, wgf_solve_stats *stats, w
     if (rc != WGF_OK)
         return rc;
     c->products += c->j->proximal == JKO_METRIC;
-    gmg = dot(P, c->gk, c->mv);
+    gmg = dot(P, c->gk, c->mv) + c->eps * gg;
     c->scale = gmg > 0 && isfinite(gmg) ? j->h * gg * sqrt(gg) / gmg : 1.0;
     if (!(c->scale > 0) || !isfinite(c->scale))
         c->scale = 1.0;
@@ -351,7 +363,7 @@ static int jko_run(void *state, wgf_problem *p, wgf_error *err)
     if (P > (size_t)INT_MAX)
         return wgf_error_set(err, WGF_EINVAL, "jko: %zu parameters are more than liblbfgs takes", P);
     jko_solve c = {.p = p, .j = j, .P = P, .N = N, .d = d, .S = wgf_problem_nstages(p),
-                   .theta_k = theta};
+                   .theta_k = theta, .eps = wgf_problem_tikhonov(p)};
     double *work = calloc(8 * P, sizeof(double));
     double *xbar = j->proximal == JKO_MAP ? calloc(N * d, sizeof(double)) : NULL;
     lbfgsfloatval_t *x = lbfgs_malloc((int)P);
@@ -445,7 +457,8 @@ static const wgf_param jko_params[] = {
      "fresh training samples every step, or one fixed batch (always fixed within a step)"},
     {"proximal", WGF_PARAM_CHOICE, "metric", 0, 0, 0, "metric|map",
      "D(theta, theta_k): metric = (theta-theta_k)^T M(theta_k) (theta-theta_k) with the [metric] "
-     "frozen at theta_k; map = E|T_theta(z) - T_theta_k(z)|^2 on the step's samples"},
+     "frozen at theta_k; map = E|T_theta(z) - T_theta_k(z)|^2 on the step's samples; both plus "
+     "eps |theta-theta_k|^2, eps = [metric] tikhonov"},
     {"epsilon", WGF_PARAM_DOUBLE, "1e-6", WGF_P_MIN | WGF_P_MIN_OPEN, 0, 0, NULL,
      "inner tolerance: stop when |grad Phi| <= epsilon |grad F(theta_k)|; history.csv's residual "
      "column is this ratio at the end of the step, its iterations column the L-BFGS iterations"},
