@@ -156,7 +156,10 @@ static lbfgsfloatval_t jko_evaluate(void *inst, const lbfgsfloatval_t *x, lbfgsf
     (void)n;
     jko_solve *c = inst;
     size_t P = c->P;
-    if (step == 0) { /* lbfgs' first call is at theta_k, where D = 0 */
+    int at_k = step == 0; /* lbfgs' first call is at y = 0, theta_k, where D = 0 */
+    for (size_t i = 0; i < P && at_k; i++)
+        at_k = x[i] == 0;
+    if (at_k) {
         for (size_t i = 0; i < P; i++)
             g[i] = c->scale * c->gk[i];
         return c->Fk;
