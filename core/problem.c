@@ -670,6 +670,8 @@ int wgf_problem_metric_apply(wgf_problem *p, const double *v, double *out, wgf_e
     return metric_op(p, v, out, err);
 }
 
+double wgf_problem_tikhonov(const wgf_problem *p) { return p->tikhonov; }
+
 int wgf_problem_metric_prepare(wgf_problem *p, wgf_eval *ev, wgf_error *err)
 {
     p->metric_ev = NULL;

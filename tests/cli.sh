@@ -131,6 +131,18 @@ needs = wgrad
 EOF
 expect 2 "needs.ini:9: scheme.plugin: scheme 'needyscheme' needs the energy's Wasserstein gradient (wgrad)" \
     "$WGF" check "$tmp/needs.ini"
+# the jko scheme (built when liblbfgs is found): every key documented; a step whose inner
+# solve accepts nothing (one trial per line search, beyond the planar bound) exits 3 naming it
+if "$WGF" plugins jko >/dev/null 2>&1; then
+    "$WGF" plugins jko >"$tmp/jko" 2>&1
+    for key in step t_end samples proximal epsilon m max_iterations max_linesearch; do
+        grep -q "^  $key  *[a-z]*  *[^ ].*[a-z]" "$tmp/jko" && ok || { bad "jko: key $key not documented"; cat "$tmp/jko"; }
+    done
+    expect 0 "finished" "$WGF" run "$SRC/experiments/fpe_ou_10d_jko.ini" -o "$tmp/jko1" \
+        --set scheme.t_end=0.1 --set output.plots=false
+    printf '[run]\ndim = 1\nsamples = 100\n[initial]\ntype = gaussian\n[energy]\nplugin = fpe\nsigma = full 0.01\n[map]\nplugin = planar\nlayers = 1\ninvertibility = check\ndelta = 0.9\ninit_scale = 10\n[scheme]\nplugin = jko\nstep = 10\nt_end = 10\nmax_linesearch = 1\n[output]\nplots = false\n' >"$tmp/jkofail.ini"
+    expect 3 "jko: step 1 (t = 10): inner L-BFGS failed" "$WGF" run "$tmp/jkofail.ini" -o "$tmp/jko2" --quiet
+fi
 
 # a short run writes its outputs; Ctrl-C finishes the step, writes, exits 130
 expect 0 "finished" "$WGF" run "$good" -o "$tmp/run1" --set scheme.t_end=0.05 --set output.plots=false

@@ -121,6 +121,9 @@ int wgf_problem_metric_solve(wgf_problem *p, const double *rhs, double *zeta, wg
                              wgf_error *err);
 /* out = M v with the metric as last prepared. */
 int wgf_problem_metric_apply(wgf_problem *p, const double *v, double *out, wgf_error *err);
+/* The [metric] Tikhonov term eps (MINRES solves (M + eps I) zeta = rhs), for schemes that use
+ * M otherwise than through a solve and must regularise it the same way. */
+double wgf_problem_tikhonov(const wgf_problem *p);
 
 /* Map constraints on theta: project in place (when the map can and the map
  * section asks for it), then check. WGF_ENUMERIC names the layer. */
