@@ -142,6 +142,13 @@ static int env_set(const char *name)
     return v && v[0] && strcmp(v, "0") != 0;
 }
 
+/* A configuration warning, as found (before the run starts). */
+static void show_warning(void *ctx, const char *line)
+{
+    (void)ctx;
+    fprintf(stderr, "wgf: warning: %s\n", line);
+}
+
 /* The progress line on a terminal: a monitor on the run (the library
  * prints nothing itself). */
 static int show_progress(void *ctx, struct wgf_step_info *info, wgf_error *err)
@@ -186,6 +193,7 @@ static int cmd_run(int argc, char **argv, int check_only)
         .interrupt = &interrupted,
         .trust_plugin_path = a.trust_plugin_path,
         .no_file_plugins = a.no_file_plugins || env_set("WGF_NO_FILE_PLUGINS"),
+        .warn = show_warning,
     };
     int progress = !check_only && !a.quiet && isatty(STDERR_FILENO);
     if (progress)

@@ -329,6 +329,8 @@ static void reference_section(wgf_problem *p, wgf_diag *diag)
     p->reference_sec = wgf_config_section(p->cfg, "reference", schemas, p->info.dim, diag);
 }
 
+static void check_stability(wgf_problem *p, const wgf_run_opts *opts);
+
 int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, wgf_error *err)
 {
     gsl_set_error_handler_off(); /* a GSL error returns a status, never aborts (wgf_error_gsl) */
@@ -472,7 +474,39 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
     if (rc != WGF_OK)
         return wgf_error_prefix(err, "scheme '%s'", p->scheme_plugin->name);
     p->scheme_needs = p->scheme->needs ? p->scheme->needs(p->scheme_state) : 0;
-    return check_needs(p, err);
+    if ((rc = check_needs(p, err)) != WGF_OK)
+        return rc;
+    check_stability(p, opts);
+    return WGF_OK;
+}
+
+/* An explicit scheme's step against the energies' stiffness: near equilibrium the law's spread
+ * relaxes at rate 2 lambda_max, which explicit Euler follows only for step * lambda_max < 1
+ * (doc/math.md section 5). A warning before the run, since the guard would only stop it later. */
+static void check_stability(wgf_problem *p, const wgf_run_opts *opts)
+{
+    if (!opts->warn || !(p->scheme_needs & WGF_SCHEME_EXPLICIT) || !wgf_section_has(p->scheme_sec, "step"))
+        return;
+    double lambda = 0;
+    for (size_t i = 0; i < p->nterms; i++) {
+        double l = p->terms[i].vt->stiffness ? p->terms[i].vt->stiffness(p->terms[i].state) : NAN;
+        if (isfinite(l) && l > 0)
+            lambda += l; /* the Hessians add; each term's lambda_max bounds its share */
+    }
+    double h = wgf_section_double(p->scheme_sec, "step");
+    if (!(lambda > 0) || !(h * lambda > 1))
+        return;
+    char where[64] = "", line[512];
+    int at = wgf_section_line(p->scheme_sec, "step");
+    if (at > 0)
+        snprintf(where, sizeof where, ":%d", at);
+    snprintf(line, sizeof line,
+             "%s%s: scheme.step: step * lambda_max = %g * %g = %.3g > 1: explicit steps are unstable "
+             "for this energy (near equilibrium the law's spread relaxes at rate 2 lambda_max); take "
+             "step < %.3g, or an implicit scheme (jko)",
+             wgf_config_file(p->cfg), where, h, lambda, h * lambda,
+             1.0 / lambda);
+    opts->warn(opts->warn_ctx, line);
 }
 
 void wgf_problem_teardown(wgf_problem *p)

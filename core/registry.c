@@ -87,7 +87,7 @@ static const struct vt_layout {
     size_t size;
 } vt_layouts[] = {
     {WGF_ENERGY, 1, VT_END(wgf_energy_vt, wgrad_vjp)},
-    {WGF_ENERGY, 2, VT_END(wgf_energy_vt, eval_s)},
+    {WGF_ENERGY, 2, VT_END(wgf_energy_vt, stiffness)},
     {WGF_MAP, 1, VT_END(wgf_map_vt, gaussian_push)},
     {WGF_MAP, 2, VT_END(wgf_map_vt, vjp_many)},
     {WGF_METRIC, 1, VT_END(wgf_metric_vt, solve)},

@@ -51,7 +51,8 @@ extern "C" {
  * header (designated initialisers leave new members NULL).
  *
  * Version 1: the first.
- * Version 2: energy eval_s; map vjp_many; scheme needs. */
+ * Version 2: energy eval_s and stiffness; map vjp_many; scheme needs; the
+ * reference kind. */
 #define WGF_ABI_VERSION 2u
 
 #define WGF_PLUGIN_ENTRY "wgf_plugin_entry"
@@ -123,6 +124,13 @@ typedef struct wgf_energy_vt {
      * otherwise. */
     int (*eval_s)(void *state, const wgf_batch *b, double *F, double *a, double *c, double *e,
                   wgf_error *err);
+    /* Optional (NULL, or NaN returned: unknown): lambda_max, the largest
+     * eigenvalue of the Hessian of the energy's potential part (its weight
+     * included), or an estimate of it from below. Near equilibrium a law's
+     * spread relaxes at rate 2 lambda_max, so an explicit step h needs
+     * h lambda_max < 1: the core warns before a run of an explicit scheme
+     * (WGF_SCHEME_EXPLICIT) that takes a larger step. doc/math.md section 5. */
+    double (*stiffness)(void *state);
 } wgf_energy_vt;
 
 /* ------------------------------------------------------------------- map */
@@ -240,6 +248,10 @@ typedef struct wgf_scheme_vt {
 #define WGF_SCHEME_NEEDS_STAGES 0x2u    /* every stage of the map (WGF_EVAL_STAGES) */
 #define WGF_SCHEME_NEEDS_WGRAD 0x4u     /* the energy's Wasserstein gradient */
 #define WGF_SCHEME_NEEDS_WGRAD_VJP 0x8u /* and its reverse pass */
+/* Not a need but a property: the scheme takes explicit steps of size
+ * [scheme] step, so the core checks that step against the energies'
+ * stiffness before the run (a warning, not an error). */
+#define WGF_SCHEME_EXPLICIT 0x10u
 /* ------------------------------------------------------------- reference */
 
 /* The exact or independently computed solution a run is compared with

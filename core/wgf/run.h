@@ -37,6 +37,10 @@ typedef struct wgf_run_opts {
      * The library itself prints nothing. */
     int (*monitor)(void *ctx, struct wgf_step_info *info, wgf_error *err);
     void *monitor_ctx;
+    /* Configuration warnings (not errors: the run goes ahead), one line
+     * each, called as they are found, before anything runs. NULL: dropped. */
+    void (*warn)(void *ctx, const char *line);
+    void *warn_ctx;
 } wgf_run_opts;
 
 #define WGF_RUN_FIGURES 16

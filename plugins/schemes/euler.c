@@ -98,10 +98,18 @@ static int euler_run(void *state, wgf_problem *p, wgf_error *err)
     return rc;
 }
 
+/* Explicit steps: the core checks [scheme] step against the energy's stiffness. */
+static unsigned euler_needs(void *state)
+{
+    (void)state;
+    return WGF_SCHEME_EXPLICIT;
+}
+
 static const wgf_scheme_vt euler_vt = {
     .create = euler_create,
     .destroy = euler_destroy,
     .run = euler_run,
+    .needs = euler_needs,
 };
 
 static const wgf_param euler_params[] = {
