@@ -9,6 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include <wgf/linalg.h>
 
 #include "testutil.h"
@@ -415,6 +419,36 @@ START_TEST(test_solve_min_norm)
 }
 END_TEST
 
+/* The basis gradients and the QR's columns are shared out between threads, each entry computed
+ * by one thread in a fixed order: the natural gradient is the same bits for any thread count
+ * (the planar flow in 3-D with polynomials and Fourier features, R = 9 + 30 columns). */
+START_TEST(test_threads_bitwise)
+{
+#ifdef _OPENMP
+    wgf_problem *p = make_problem(PLANAR3 "[metric]\nplugin = wasserstein\nbasis = both\nfeatures = 30\n");
+    perturb(p, 0.3);
+    size_t P = wgf_problem_nparams(p);
+    double F, *g = calloc(3 * P, sizeof(double)), *z1 = g + P, *z2 = g + 2 * P;
+    ck_assert_ptr_nonnull(g);
+    wgf_error err;
+    int saved = omp_get_max_threads(), dyn = omp_get_dynamic();
+    omp_set_dynamic(0); /* exactly t threads, however busy the machine */
+    for (int t = 1; t <= 2; t++) {
+        omp_set_num_threads(t);
+        wgf_eval *ev = prepared(p, 600);
+        ck_assert(wgf_problem_energy(p, ev, &F, g, &err) == WGF_OK);
+        ck_assert(wgf_problem_metric_solve(p, g, t == 1 ? z1 : z2, NULL, &err) == WGF_OK);
+        wgf_eval_free(ev);
+    }
+    omp_set_num_threads(saved);
+    omp_set_dynamic(dyn);
+    ck_assert(memcmp(z1, z2, P * sizeof(double)) == 0);
+    free(g);
+    wgf_problem_free(p);
+#endif
+}
+END_TEST
+
 /* ------------------------------------------------------------ configuration */
 
 /* A basis larger than the N d values it is fitted to is refused at configuration, naming the
@@ -506,6 +540,7 @@ int main(void)
     tcase_add_test(tc, test_1d_affine_equals_ghat);
     tcase_add_test(tc, test_affine_projection_lyapunov);
     tcase_add_test(tc, test_solve_min_norm);
+    tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_basis_too_large);
     tcase_add_test(tc, test_schema_documented);
     suite_add_tcase(s, tc);
