@@ -14,7 +14,8 @@
  *   - B = (1/N) sum_n Phi_n^T J_n (R x P): R vjps with xbar = the fields / N,
  *     in one wgf_eval_vjp_many pass over the tapes;
  *   - the thin SVD A = U S W^T, by a Householder QR A = Q_A T (in place, on
- *     contiguous columns) and the SVD of the R x R factor T = U_T S W^T; keep
+ *     contiguous columns, blocks of samples first: TSQR) and the SVD of the
+ *     R x R factor T = U_T S W^T; keep
  *     the R' singular values above cutoff times the largest. The SVD, not the
  *     normal equations A^T A, so that an ill-conditioned basis loses digits
  *     of kappa(A), not of kappa(A)^2;
@@ -89,6 +90,9 @@ typedef struct {
     const double **xbp; /* R pointers into at */
     double **btp;       /* R pointers into b */
     double *b;          /* R x P: B, unscaled (N B) */
+    size_t nblocks;     /* sample blocks of WGF_BLOCK */
+    double *tg;         /* nblocks x R x R: the blocks' triangular factors */
+    double *tm;         /* (nblocks R) x R by columns: them stacked */
     double *t;          /* R x R: the triangular factor, then U_T */
     double *wv;         /* R x R: W */
     double *sv;         /* R: S */
@@ -197,7 +201,7 @@ static void basis_gradients(const wass *m, const double *x, size_t n, double *at
 
 static void release_step(wass *m)
 {
-    double **d[] = {&m->mean, &m->scl, &m->b, &m->t, &m->wv, &m->sv, &m->bt,
+    double **d[] = {&m->mean, &m->scl, &m->b, &m->tg, &m->tm, &m->t, &m->wv, &m->sv, &m->bt,
                     &m->bsvd, &m->bv, &m->bs, &m->vg, &m->work, &m->gz};
     for (size_t i = 0; i < sizeof d / sizeof *d; i++) {
         free(*d[i]);
@@ -305,10 +309,12 @@ static int reserve(wass *m, size_t n, size_t P, wgf_error *err)
     if (m->n == n && m->P == P)
         return WGF_OK;
     release_step(m);
-    size_t d = m->d, R = m->R, nd, ndr, big = R > P ? R : P, small = R < P ? R : P, bs, rp;
+    size_t d = m->d, R = m->R, nd, ndr, big = R > P ? R : P, small = R < P ? R : P, bs, rp, rr;
+    size_t nb = (n + WGF_BLOCK - 1) / WGF_BLOCK;
     if (__builtin_mul_overflow(n, d, &nd) || __builtin_mul_overflow(nd, R, &ndr) ||
         __builtin_mul_overflow(big, small, &bs) || __builtin_mul_overflow(R, P, &rp) ||
-        ndr > SIZE_MAX / sizeof(double) || bs > SIZE_MAX / sizeof(double))
+        __builtin_mul_overflow(R * R, nb, &rr) || ndr > SIZE_MAX / sizeof(double) ||
+        bs > SIZE_MAX / sizeof(double) || rr > SIZE_MAX / sizeof(double))
         return wgf_error_set(err, WGF_ENOMEM, "wasserstein: a basis of %zu functions on %zu samples is too large",
                              R, n);
     if (nd < R)
@@ -322,6 +328,9 @@ static int reserve(wass *m, size_t n, size_t P, wgf_error *err)
     m->xbp = malloc(R * sizeof *m->xbp);
     m->btp = malloc(R * sizeof *m->btp);
     m->b = malloc(rp * sizeof(double));
+    m->nblocks = nb;
+    m->tg = malloc(rr * sizeof(double));
+    m->tm = malloc(rr * sizeof(double));
     m->t = malloc(R * R * sizeof(double));
     m->wv = malloc(R * R * sizeof(double));
     m->sv = malloc(R * sizeof(double));
@@ -332,7 +341,7 @@ static int reserve(wass *m, size_t n, size_t P, wgf_error *err)
     m->vg = malloc(P * small * sizeof(double));
     m->work = malloc(big * sizeof(double));
     m->gz = malloc(P * sizeof(double));
-    if (!m->mean || !m->scl || !m->at || !m->xbp || !m->btp || !m->b || !m->t || !m->wv || !m->sv ||
+    if (!m->mean || !m->scl || !m->at || !m->xbp || !m->btp || !m->b || !m->tg || !m->tm || !m->t || !m->wv || !m->sv ||
         !m->bt || !m->bsvd || !m->bv || !m->bs || !m->vg || !m->work || !m->gz) {
         release_step(m);
         return wgf_error_set(err, WGF_ENOMEM,
@@ -388,36 +397,52 @@ static void axpy(double *restrict c, double f, const double *restrict v, size_t 
         c[i] -= f * v[i];
 }
 
-/* Householder QR of A (M x R, column r = at + r M), in place: the triangular
- * factor into t (R x R, row-major, upper). Columns are contiguous, so every
- * reflection is a dot product and an axpy over one column. */
-static void householder_qr(wass *m)
+/* Householder QR of a rows x R matrix stored by columns (column c at a + c ld),
+ * in place: the triangular factor into t (R x R, row-major, upper; rows past
+ * min(rows, R) zero). Columns are contiguous, so every reflection is a dot
+ * product and an axpy over one column. */
+static void householder_qr(double *a, size_t ld, size_t rows, size_t R, double *t)
 {
-    size_t R = m->R, M = m->n * m->d;
-    double *at = m->at, *t = m->t;
     memset(t, 0, R * R * sizeof(double));
-    for (size_t k = 0; k < R; k++) {
-        double *v = at + k * M + k;
-        size_t len = M - k;
+    size_t kmax = rows < R ? rows : R;
+    for (size_t k = 0; k < kmax; k++) {
+        double *v = a + k * ld + k;
+        size_t len = rows - k;
         double norm = sqrt(dot(v, v, len));
-        if (norm == 0.0) { /* nothing left of this column: T_kk = 0, no reflection */
-            for (size_t j = k + 1; j < R; j++)
-                t[k * R + j] = at[j * M + k];
-            continue;
-        }
-        double alpha = v[0] > 0.0 ? -norm : norm; /* v0 - alpha without cancellation */
-        v[0] -= alpha;
-        double beta = 1.0 / (-alpha * v[0]); /* 2 / (v . v) = 1 / (norm |v0| + norm^2) */
-        t[k * R + k] = alpha;
-        long lo = (long)(k + 1), hi = (long)R;
-#pragma omp parallel for schedule(static)
-        for (long jj = lo; jj < hi; jj++) {
-            double *c = at + (size_t)jj * M + k;
-            axpy(c, beta * dot(v, c, len), v, len);
+        if (norm != 0.0) { /* else nothing is left of this column: T_kk = 0, no reflection */
+            double alpha = v[0] > 0.0 ? -norm : norm; /* v0 - alpha without cancellation */
+            v[0] -= alpha;
+            double beta = 1.0 / (-alpha * v[0]); /* 2 / (v . v) = 1 / (norm |v0| + norm^2) */
+            for (size_t j = k + 1; j < R; j++) {
+                double *c = a + j * ld + k;
+                axpy(c, beta * dot(v, c, len), v, len);
+            }
+            t[k * R + k] = alpha;
         }
         for (size_t j = k + 1; j < R; j++)
-            t[k * R + j] = at[j * M + k];
+            t[k * R + j] = a[j * ld + k];
     }
+}
+
+/* The triangular factor of A (M x R) into m->t, as a tree of QRs (TSQR): the
+ * rows of each block of WGF_BLOCK samples are factored in place, one block per
+ * thread with no synchronisation, and the stacked block factors once more.
+ * The blocks are fixed by N, so the result does not depend on the thread
+ * count; the working set of a block fits in cache. */
+static void triangular_factor(wass *m)
+{
+    size_t R = m->R, d = m->d, n = m->n, M = n * d, nb = m->nblocks, ldm = nb * R;
+    long lnb = (long)nb;
+#pragma omp parallel for schedule(static)
+    for (long b = 0; b < lnb; b++) {
+        size_t off = (size_t)b * WGF_BLOCK, len = n - off < WGF_BLOCK ? n - off : WGF_BLOCK;
+        householder_qr(m->at + off * d, M, len * d, R, m->tg + (size_t)b * R * R);
+    }
+    for (size_t b = 0; b < nb; b++)
+        for (size_t i = 0; i < R; i++)
+            for (size_t c = 0; c < R; c++)
+                m->tm[c * ldm + b * R + i] = m->tg[(b * R + i) * R + c];
+    householder_qr(m->tm, ldm, ldm, R, m->t);
 }
 
 /* The singular values S and right singular vectors W of A from its
@@ -425,7 +450,7 @@ static void householder_qr(wass *m)
 static int orthonormalise(wass *m, wgf_error *err)
 {
     size_t R = m->R;
-    householder_qr(m);
+    triangular_factor(m);
     gsl_matrix_view t = gsl_matrix_view_array(m->t, R, R);
     gsl_matrix_view w = gsl_matrix_view_array(m->wv, R, R);
     gsl_vector_view s = gsl_vector_view_array(m->sv, R);
