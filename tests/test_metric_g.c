@@ -210,6 +210,34 @@ START_TEST(test_1d_affine_equals_ghat)
 }
 END_TEST
 
+/* 200 Fourier features in 1-D are numerically dependent: the cutoff keeps R' < R orthonormal
+ * fields (16 here), and the kept span still holds the linear fields, so G = Ghat (measured to
+ * 6e-15; a cutoff that kept noise directions or dropped the polynomials would not give it). */
+START_TEST(test_1d_dependent_features)
+{
+    wgf_problem *p = make_problem(
+        "[run]\ndim = 1\nsamples = 500\nseed = 2\n"
+        "[initial]\ntype = gaussian\nmean = 0.3\ncov = 2\n"
+        "[energy]\nplugin = fpe\npotential = quadratic\nmu = 1\nsigma = 0.5\ndiffusion = 1\n"
+        "[map]\nplugin = affine\n"
+        "[metric]\nplugin = wasserstein\nbasis = both\ndegree = 2\nfeatures = 200\n");
+    perturb(p, 0.4);
+    wgf_eval *ev = prepared(p, 500);
+    double v[2] = {0.6, -1.3}, gv[2], hv[2], g[2] = {1.0, 2.0}, zeta[2];
+    wgf_error err;
+    wgf_solve_stats st;
+    ck_assert(wgf_problem_metric_solve(p, g, zeta, &st, &err) == WGF_OK);
+    ck_assert_msg(st.iterations > 2 && st.iterations < 60, "basis rank used %u of 202", st.iterations);
+    ck_assert_uint_eq(st.products, 202);
+    ck_assert(wgf_problem_metric_apply(p, v, gv, &err) == WGF_OK);
+    ck_assert(wgf_eval_gram(ev, v, hv, &err) == WGF_OK);
+    ck_assert_msg(dist(gv, hv, 2) <= 1e-9 * sqrt(dotp(hv, hv, 2)), "|G v - Ghat v| = %g, |Ghat v| = %g",
+                  dist(gv, hv, 2), sqrt(dotp(hv, hv, 2)));
+    wgf_eval_free(ev);
+    wgf_problem_free(p);
+}
+END_TEST
+
 /* ------------------------------------------------------------ the Lyapunov projection */
 
 /* S with S C + C S = K for symmetric positive definite C (d x d) and symmetric K: in C's
@@ -538,6 +566,7 @@ int main(void)
     tcase_add_test(tc, test_loewner_poly);
     tcase_add_test(tc, test_loewner_rff);
     tcase_add_test(tc, test_1d_affine_equals_ghat);
+    tcase_add_test(tc, test_1d_dependent_features);
     tcase_add_test(tc, test_affine_projection_lyapunov);
     tcase_add_test(tc, test_solve_min_norm);
     tcase_add_test(tc, test_threads_bitwise);
