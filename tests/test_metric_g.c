@@ -477,6 +477,29 @@ START_TEST(test_threads_bitwise)
 }
 END_TEST
 
+/* Samples that are not finite stop the prepare with a numerical error naming the coordinate
+ * (rather than feeding NaNs to the SVD, whose iteration need not end). */
+START_TEST(test_nonfinite_samples)
+{
+    wgf_problem *p = make_problem(
+        "[run]\ndim = 3\nsamples = 300\nseed = 5\n"
+        "[initial]\ntype = gaussian\n"
+        "[energy]\nplugin = fpe\npotential = quadratic\nmu = 1 0 -1\nsigma = identity\n"
+        "[map]\nplugin = affine\n[metric]\nplugin = wasserstein\n");
+    double *theta = wgf_problem_theta(p);
+    theta[9 + 1] = NAN; /* b_2 */
+    wgf_error err = {0};
+    wgf_eval *ev = wgf_eval_create(p, 300, 0, &err);
+    ck_assert_ptr_nonnull(ev);
+    ck_assert(wgf_eval_draw(ev, WGF_STREAM_TRAIN, 0, &err) == WGF_OK);
+    ck_assert_msg(wgf_eval_forward(ev, theta, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_int_eq(wgf_problem_metric_prepare(p, ev, &err), WGF_ENUMERIC);
+    ck_assert_str_eq(err.msg, "metric 'wasserstein': coordinate 2 of the samples is not finite");
+    wgf_eval_free(ev);
+    wgf_problem_free(p);
+}
+END_TEST
+
 /* ------------------------------------------------------------ configuration */
 
 /* A basis larger than the N d values it is fitted to is refused at configuration, naming the
@@ -570,6 +593,7 @@ int main(void)
     tcase_add_test(tc, test_affine_projection_lyapunov);
     tcase_add_test(tc, test_solve_min_norm);
     tcase_add_test(tc, test_threads_bitwise);
+    tcase_add_test(tc, test_nonfinite_samples);
     tcase_add_test(tc, test_basis_too_large);
     tcase_add_test(tc, test_schema_documented);
     suite_add_tcase(s, tc);

@@ -15,10 +15,9 @@
  *     in one wgf_eval_vjp_many pass over the tapes;
  *   - the thin SVD A = U S W^T, by a Householder QR A = Q_A T (in place, on
  *     contiguous columns, blocks of samples first: TSQR) and the SVD of the
- *     R x R factor T = U_T S W^T; keep
- *     the R' singular values above cutoff times the largest. The SVD, not the
- *     normal equations A^T A, so that an ill-conditioned basis loses digits
- *     of kappa(A), not of kappa(A)^2;
+ *     R x R factor T = U_T S W^T; keep the R' singular values above cutoff
+ *     times the largest. The SVD, not the normal equations A^T A, so that an
+ *     ill-conditioned basis loses digits of kappa(A), not of kappa(A)^2;
  *   - Q = sqrt(N) W_kept S_kept^-1 (R x R') makes the fields Phi_n Q
  *     orthonormal in the sample inner product, (1/N) sum_n (Phi_n Q)^T Phi_n Q
  *     = I, and Btil = (1/N) sum_n (Phi_n Q)^T J_n = Q^T B (R' x P). Forming
@@ -28,10 +27,12 @@
  *   - the thin SVD Btil = U2 Sig V^T, with its own relative cutoff
  *     (pinv_cutoff). The two cutoffs differ in kind: the basis one only
  *     drops numerically dependent basis fields; Btil's decides which
- *     parameter directions the solve trusts. Near a degenerate point (a
- *     planar flow at the identity cannot make a constant field, and its G
- *     gets singular values from sampling noise alone) it is what keeps the
- *     step bounded, where G-hat needs MINRES's Tikhonov term.
+ *     parameter directions the solve trusts. Near a degenerate point it is
+ *     what keeps the step bounded, where G-hat needs MINRES's Tikhonov term:
+ *     a planar flow at the identity (u = 0, b = 0) makes a constant field
+ *     only through the sample mean of tanh(w . x), and in fpe_ou_10d.ini
+ *     those 10 directions of Btil have singular values 3e-4 to 0.04 of the
+ *     largest against 0.23 and above for the other 55 (pinv_cutoff = 0.1).
  * apply(v) = Btil^T (Btil v); solve(rhs) = V Sig^-2 V^T rhs, the minimum-norm
  * least-squares solution of G zeta = rhs (rhs is generally not in range(G),
  * which has rank <= R' << P). G <= Ghat = (1/N) sum_n J_n^T J_n (a projection
@@ -44,7 +45,8 @@
  * prepare (the vjps that built B, each about half a G-hat product), 0 on
  * later ones.
  *
- * Memory: A, N d R doubles; B, Btil and the SVDs, O(R P + R^2 + P^2). */
+ * Memory: A, N d R doubles; the block factors, (N / WGF_BLOCK) R^2; B, Btil
+ * and the SVDs, O(R P). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -315,11 +317,11 @@ static int reserve(wass *m, size_t n, size_t P, wgf_error *err)
         __builtin_mul_overflow(big, small, &bs) || __builtin_mul_overflow(R, P, &rp) ||
         __builtin_mul_overflow(R * R, nb, &rr) || ndr > SIZE_MAX / sizeof(double) ||
         bs > SIZE_MAX / sizeof(double) || rr > SIZE_MAX / sizeof(double))
-        return wgf_error_set(err, WGF_ENOMEM, "wasserstein: a basis of %zu functions on %zu samples is too large",
+        return wgf_error_set(err, WGF_ENOMEM, "a basis of %zu functions on %zu samples is too large",
                              R, n);
     if (nd < R)
         return wgf_error_set(err, WGF_EINVAL,
-                             "wasserstein: a basis of %zu functions needs at least %zu values, more than "
+                             "a basis of %zu functions needs at least %zu values, more than "
                              "the %zu of %zu samples in %zu dimensions",
                              R, R, nd, n, d);
     m->mean = malloc(d * sizeof(double));
@@ -345,7 +347,7 @@ static int reserve(wass *m, size_t n, size_t P, wgf_error *err)
         !m->bt || !m->bsvd || !m->bv || !m->bs || !m->vg || !m->work || !m->gz) {
         release_step(m);
         return wgf_error_set(err, WGF_ENOMEM,
-                             "wasserstein: out of memory for a basis of %zu functions on %zu samples", R, n);
+                             "out of memory for a basis of %zu functions on %zu samples", R, n);
     }
     m->n = n;
     m->P = P;
@@ -457,11 +459,11 @@ static int orthonormalise(wass *m, wgf_error *err)
     gsl_vector_view wk = gsl_vector_view_array(m->work, R);
     int st = gsl_linalg_SV_decomp(&t.matrix, &w.matrix, &s.vector, &wk.vector);
     if (st)
-        return wgf_error_gsl(err, st, "wasserstein: SVD of the basis gradients");
+        return wgf_error_gsl(err, st, "SVD of the basis gradients");
     double s0 = m->sv[0];
     if (!(s0 > 0.0) || !isfinite(s0))
         return wgf_error_set(err, WGF_ENUMERIC,
-                             "wasserstein: the basis gradients at the samples are %s (largest "
+                             "the basis gradients at the samples are %s (largest "
                              "singular value %g)",
                              isfinite(s0) ? "all zero" : "not finite", s0);
     size_t r = 0;
@@ -494,6 +496,10 @@ static int factor_btil(wass *m, wgf_error *err)
 {
     size_t R = m->rank, P = m->P;
     size_t rows = R >= P ? R : P, cols = R >= P ? P : R;
+    for (size_t i = 0; i < R * P; i++)
+        if (!isfinite(m->bt[i])) /* before the SVD, whose iteration NaNs would not end */
+            return wgf_error_set(err, WGF_ENUMERIC, "Btil is not finite (row %zu)",
+                                 i / P + 1);
     /* GSL's SVD wants rows >= cols: factor Btil (R' x P) when R' >= P, else
      * Btil^T = U2 Sig V2^T, whose U2 is Btil's V. */
     for (size_t i = 0; i < R; i++)
@@ -509,9 +515,7 @@ static int factor_btil(wass *m, wgf_error *err)
     gsl_vector_view w = gsl_vector_view_array(m->work, cols);
     int st = gsl_linalg_SV_decomp(&a.matrix, &v.matrix, &s.vector, &w.vector);
     if (st)
-        return wgf_error_gsl(err, st, "wasserstein: SVD of Btil");
-    if (!isfinite(m->bs[0]))
-        return wgf_error_set(err, WGF_ENUMERIC, "wasserstein: Btil is not finite");
+        return wgf_error_gsl(err, st, "SVD of Btil");
     memcpy(m->vg, R >= P ? m->bv : m->bsvd, P * cols * sizeof(double));
     size_t k = 0;
     while (k < cols && m->bs[k] > m->pinv_cutoff * m->bs[0])
@@ -531,6 +535,10 @@ static int wass_prepare(void *state, wgf_eval *ev, wgf_error *err)
         return rc;
     const double *x = wgf_eval_batch(ev, wgf_eval_nstages(ev))->x;
     centre_scale(m, x, n);
+    for (size_t i = 0; i < m->d; i++)
+        if (!isfinite(m->mean[i]) || !isfinite(m->scl[i]))
+            return wgf_error_set(err, WGF_ENUMERIC,
+                                 "coordinate %zu of the samples is not finite", i + 1);
     memset(m->at, 0, n * m->d * m->R * sizeof(double));
     long ln = (long)n;
 #pragma omp parallel for schedule(static)
@@ -539,7 +547,7 @@ static int wass_prepare(void *state, wgf_eval *ev, wgf_error *err)
     /* N B = sum_n Phi_n^T J_n, before the QR overwrites the fields */
     rc = wgf_eval_vjp_many(ev, m->R, m->xbp, NULL, NULL, m->btp, err);
     if (rc != WGF_OK)
-        return wgf_error_prefix(err, "wasserstein: B");
+        return wgf_error_prefix(err, "the vjps of B");
     if ((rc = orthonormalise(m, err)) != WGF_OK)
         return rc;
     form_btil(m);
