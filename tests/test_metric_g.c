@@ -453,7 +453,8 @@ END_TEST
 START_TEST(test_threads_bitwise)
 {
 #ifdef _OPENMP
-    wgf_problem *p = make_problem(PLANAR3 "[metric]\nplugin = wasserstein\nbasis = both\nfeatures = 30\n");
+    wgf_problem *p =
+        make_problem(PLANAR3 "[metric]\nplugin = wasserstein\nbasis = both\nfeatures = 30\n");
     perturb(p, 0.3);
     size_t P = wgf_problem_nparams(p);
     double F, *g = calloc(3 * P, sizeof(double)), *z1 = g + P, *z2 = g + 2 * P;
@@ -514,8 +515,8 @@ START_TEST(test_basis_too_large)
                                  msg, sizeof msg, file, sizeof file);
     ck_assert_ptr_null(p);
     snprintf(expect, sizeof expect,
-             "metric 'wasserstein': %s:15: metric.degree: a basis of 9 functions needs at least 9 values, more than N d = 6 "
-             "(lower degree or features, or use more samples)",
+             "metric 'wasserstein': %s:15: metric.degree: a basis of 9 functions needs at least 9 "
+             "values, more than N d = 6 (lower degree or features, or use more samples)",
              file);
     ck_assert_str_eq(msg, expect);
 }

@@ -248,7 +248,8 @@ static int draw_features(wass *m, unsigned long seed, double bandwidth, wgf_erro
     return WGF_OK;
 }
 
-static int wass_create(const wgf_section *sec, const wgf_problem_info *info, void **state, wgf_error *err)
+static int wass_create(const wgf_section *sec, const wgf_problem_info *info, void **state,
+                       wgf_error *err)
 {
     const char *basis = wgf_section_string(sec, "basis");
     int poly = strcmp(basis, "rff") != 0, rff = strcmp(basis, "poly") != 0;
@@ -343,8 +344,8 @@ static int reserve(wass *m, size_t n, size_t P, wgf_error *err)
     m->vg = malloc(P * small * sizeof(double));
     m->work = malloc(big * sizeof(double));
     m->gz = malloc(P * sizeof(double));
-    if (!m->mean || !m->scl || !m->at || !m->xbp || !m->btp || !m->b || !m->tg || !m->tm || !m->t || !m->wv || !m->sv ||
-        !m->bt || !m->bsvd || !m->bv || !m->bs || !m->vg || !m->work || !m->gz) {
+    if (!m->mean || !m->scl || !m->at || !m->xbp || !m->btp || !m->b || !m->tg || !m->tm || !m->t ||
+        !m->wv || !m->sv || !m->bt || !m->bsvd || !m->bv || !m->bs || !m->vg || !m->work || !m->gz) {
         release_step(m);
         return wgf_error_set(err, WGF_ENOMEM,
                              "out of memory for a basis of %zu functions on %zu samples", R, n);
