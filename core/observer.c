@@ -517,8 +517,15 @@ int wgf_observer_finish(wgf_observer *o, int status, const wgf_error *run_err, w
     wgf_strbuf_printf(&b, "\n[final]\n");
     ini_double(&b, "energy", res->energy);
     ini_double(&b, "initial_energy", o->steps_seen ? o->first_energy : NAN);
-    if ((rc2 = wgf_refrun_summary(o->ref, &b, res, err)) != WGF_OK && rc == WGF_OK)
+    /* A failed or diverged run has no final diagnostics: the last ones computed describe an
+     * earlier state, and a summary must not pass them off as the result. */
+    int final = status != WGF_ENUMERIC && status != WGF_EDIVERGED;
+    if (final && (rc2 = wgf_refrun_summary(o->ref, &b, res, err)) != WGF_OK && rc == WGF_OK)
         rc = rc2;
+    if (!final) {
+        res->err_mean = res->err_cov = res->err_w2 = NAN;
+        res->nfigures = 0;
+    }
     if (o->plots && rc == WGF_OK) {
         wgf_error perr;
         int prc = wgf_plot(o->dir, &perr);
