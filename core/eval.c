@@ -57,6 +57,15 @@ static int first_error(wgf_eval *ev, wgf_error *err)
     return WGF_OK;
 }
 
+/* A map's status for block b: a failure the map did not describe in the
+ * block's record is recorded all the same (a refusal without a message). */
+static int block_rc(wgf_eval *ev, size_t b, int rc)
+{
+    if (rc != WGF_OK && (ev->berr[b].code != rc || !ev->berr[b].msg[0]))
+        wgf_error_forward(&ev->berr[b], rc, "map");
+    return rc;
+}
+
 static void clear_errors(wgf_eval *ev)
 {
     for (size_t b = 0; b < ev->nblocks; b++)
@@ -234,13 +243,13 @@ int wgf_eval_forward(wgf_eval *ev, const double *theta, wgf_error *err)
             xs[k] = keep ? ev->stage[k].x + off * d : NULL;
             lds[k] = keep ? ev->ld[k] + off : NULL;
         }
-        int rc = ev->map->forward(ev->map_state, ev->theta, m, ev->z + off * d, ev->tapes[b], xs, lds,
-                                  &ev->berr[b]);
+        int rc = block_rc(ev, b, ev->map->forward(ev->map_state, ev->theta, m, ev->z + off * d,
+                                                  ev->tapes[b], xs, lds, &ev->berr[b]));
         if (rc == WGF_OK && (ev->flags & WGF_EVAL_SCORE)) {
             for (size_t k = 0; k <= S; k++)
                 xs[k] = (stage_kept(ev, k) && k > 0) ? ev->stage[k].s + off * d : NULL;
-            rc = ev->map->score(ev->map_state, ev->theta, m, ev->tapes[b], ev->s0 + off * d, xs,
-                                &ev->berr[b]);
+            rc = block_rc(ev, b, ev->map->score(ev->map_state, ev->theta, m, ev->tapes[b],
+                                                ev->s0 + off * d, xs, &ev->berr[b]));
         }
         if (rc == WGF_OK) {
             /* l = log lambda(z) - ld (MATH.md 1); stage 0 is lambda itself. */
@@ -297,8 +306,8 @@ int wgf_eval_jvp(wgf_eval *ev, const double *v, double *jx, wgf_error *err)
 #pragma omp parallel for schedule(static)
     for (long bl = 0; bl < nb; bl++) {
         size_t b = (size_t)bl, off = b * WGF_BLOCK;
-        ev->map->jvp(ev->map_state, ev->theta, block_len(ev, b), ev->tapes[b], v, jx + off * ev->d,
-                     NULL, &ev->berr[b]);
+        block_rc(ev, b, ev->map->jvp(ev->map_state, ev->theta, block_len(ev, b), ev->tapes[b], v,
+                                     jx + off * ev->d, NULL, &ev->berr[b]));
     }
     return first_error(ev, err);
 }
@@ -336,8 +345,8 @@ int wgf_eval_path_vjp(wgf_eval *ev, const double *const *xbar, const double *con
             lb[k] = lbar && lbar[k] ? ev->scratch_ld + k * ev->n + off : NULL;
             sb[k] = sbar && sbar[k] ? sbar[k] + off * d : NULL;
         }
-        ev->map->path_vjp(ev->map_state, ev->theta, block_len(ev, b), ev->tapes[b], xb, lb,
-                          sbar ? sb : NULL, tb, &ev->berr[b]);
+        block_rc(ev, b, ev->map->path_vjp(ev->map_state, ev->theta, block_len(ev, b), ev->tapes[b],
+                                          xb, lb, sbar ? sb : NULL, tb, &ev->berr[b]));
         free(ptr);
     }
     int rc = first_error(ev, err);
@@ -377,11 +386,12 @@ int wgf_eval_gram(wgf_eval *ev, const double *v, double *out, wgf_error *err)
             continue;
         }
         /* J^T (J v) on the block's tape while it is hot in cache. */
-        int rc = ev->map->jvp(ev->map_state, ev->theta, m, ev->tapes[b], v, jx, NULL, &ev->berr[b]);
+        int rc = block_rc(ev, b, ev->map->jvp(ev->map_state, ev->theta, m, ev->tapes[b], v, jx, NULL,
+                                              &ev->berr[b]));
         if (rc == WGF_OK) {
             xb[S] = jx;
-            ev->map->path_vjp(ev->map_state, ev->theta, m, ev->tapes[b], xb, NULL, NULL, tb,
-                              &ev->berr[b]);
+            block_rc(ev, b, ev->map->path_vjp(ev->map_state, ev->theta, m, ev->tapes[b], xb, NULL, NULL,
+                                              tb, &ev->berr[b]));
         }
         free(xb);
     }

@@ -12,7 +12,7 @@ static const wgf_param run_schema[] = {
     {"dim", WGF_PARAM_INT, NULL, WGF_P_REQUIRED | WGF_P_MIN, 1, 0, NULL, "dimension d"},
     {"samples", WGF_PARAM_INT, "1000", WGF_P_MIN, 1, 0, NULL, "training samples N per step"},
     {"seed", WGF_PARAM_INT, "1", WGF_P_MIN, 0, 0, NULL, "seed of every random stream"},
-    {"threads", WGF_PARAM_INT, "0", WGF_P_MIN, 0, 0, NULL,
+    {"threads", WGF_PARAM_INT, "0", WGF_P_MIN | WGF_P_MAX, 0, WGF_THREADS_MAX, NULL,
      "threads (0: the OpenMP default); results do not depend on it"},
     {"plugin_path", WGF_PARAM_STRING, NULL, 0, 0, 0, NULL,
      "extra plugin directories, ':'-separated, relative to the experiment file"},
@@ -115,7 +115,16 @@ static wgf_section *component_section(wgf_problem *p, const char *section, wgf_k
                 name = k->def;
     }
     const wgf_param *schemas[3] = {core, NULL, NULL};
-    if (name && *name) {
+    if (name && !*name) {
+        const char *file = wgf_config_file(p->cfg);
+        if (line > 0)
+            wgf_diag_add(diag, "%s:%d: %s.plugin: empty (the name of a %s plugin; `wgf plugins` lists them)",
+                         file, line, section, wgf_kind_name(kind));
+        else
+            wgf_diag_add(diag, "--set %s.plugin: empty (the name of a %s plugin; `wgf plugins` lists them)",
+                         section, wgf_kind_name(kind));
+        *plugin = NULL;
+    } else if (name) {
         wgf_error err;
         if (wgf_registry_find(p->reg, kind, name, plugin, path, &err) != WGF_OK) {
             const char *file = wgf_config_file(p->cfg);
@@ -124,8 +133,8 @@ static wgf_section *component_section(wgf_problem *p, const char *section, wgf_k
             else
                 wgf_diag_add(diag, "%s: %s.plugin: %s", file, section, err.msg);
             *plugin = NULL;
-        } else
-            schemas[1] = (*plugin)->params;
+        } else if ((*plugin)->params)
+            schemas[1] = (*plugin)->params; /* NULL: no keys of its own */
     }
     if (!*plugin && name) {
         /* Validate what we can; keys of the missing plugin are not reported. */
@@ -171,6 +180,28 @@ static char *join_relative(const char *file, const char *path)
     return out;
 }
 
+/* A component's create or init returned rc. A message of its own that starts
+ * with the experiment's FILE (it names a key) is passed on as it is; any other
+ * refusal, with or without a message, is located at the section's FILE:LINE. */
+static int component_failed(const wgf_problem *p, const char *section, wgf_kind kind, const char *name,
+                            int rc, wgf_error *err)
+{
+    const char *file = wgf_config_file(p->cfg);
+    size_t fl = strlen(file);
+    if (err && err->code == rc && wgf_error_known(rc) && strncmp(err->msg, file, fl) == 0 &&
+        err->msg[fl] == ':')
+        return rc;
+    int code = wgf_error_forward(err, rc, "%s '%s'", wgf_kind_name(kind), name);
+    if (err && wgf_error_exit_status(code) == 2) {
+        int line = wgf_config_section_line(p->cfg, section);
+        if (line > 0)
+            wgf_error_prefix(err, "%s:%d: [%s]", file, line, section);
+        else
+            wgf_error_prefix(err, "%s: [%s]", file, section);
+    }
+    return code;
+}
+
 int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, wgf_error *err)
 {
     int rc = wgf_config_load(&p->cfg, opts->file, diag, err);
@@ -204,7 +235,9 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
         long v = dim ? strtol(dim, &end, 10) : 0;
         p->info.dim = (dim && end && *end == '\0' && v >= 1) ? (size_t)v : 1;
     }
-    if (opts->threads > 0)
+    if (opts->threads > WGF_THREADS_MAX)
+        wgf_diag_add(diag, "--threads: %d is too many (1 to %d)", opts->threads, WGF_THREADS_MAX);
+    else if (opts->threads > 0)
         p->threads = opts->threads;
 
     char *ini_path = NULL;
@@ -259,9 +292,10 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
     p->info.initial = p->dist;
     for (size_t i = 0; i < p->nterms; i++) {
         wgf_energy_term *t = &p->terms[i];
+        wgf_error_clear(err);
         rc = t->vt->create(t->sec, &p->info, &t->state, err);
         if (rc != WGF_OK)
-            return wgf_error_prefix(err, "energy '%s'", t->plugin->name);
+            return component_failed(p, wgf_section_name(t->sec), WGF_ENERGY, t->plugin->name, rc, err);
         p->energy_needs |= t->vt->needs ? t->vt->needs(t->state) : 0;
     }
     unsigned has = wgf_dist_provides(p->dist);
@@ -275,10 +309,15 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
                              "(use gaussian or barenblatt)", file, wgf_dist_type(p->dist));
 
     p->map = p->map_plugin->vtable;
+    wgf_error_clear(err);
     rc = p->map->create(p->map_sec, &p->info, &p->map_state, err);
     if (rc != WGF_OK)
-        return wgf_error_prefix(err, "map '%s'", p->map_plugin->name);
+        return component_failed(p, "map", WGF_MAP, p->map_plugin->name, rc, err);
     p->nparams = p->map->nparams(p->map_state);
+    if (p->nparams == 0) {
+        wgf_error_set(err, WGF_EINVAL, "it has no parameters (a map needs at least one to learn)");
+        return component_failed(p, "map", WGF_MAP, p->map_plugin->name, WGF_EINVAL, err);
+    }
     p->nstages = p->map->nstages(p->map_state);
     p->map_project = p->map->project != NULL;
     p->theta = wgf_alloc_doubles(p->nparams);
@@ -288,23 +327,26 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
     if (!r)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     wgf_rng_set(r, p->info.seed, WGF_STREAM_INIT, 0, 0);
+    wgf_error_clear(err);
     rc = p->map->init(p->map_state, r, p->theta, err);
     gsl_rng_free(r);
     if (rc != WGF_OK)
-        return wgf_error_prefix(err, "map '%s': init", p->map_plugin->name);
+        return wgf_error_forward(err, rc, "map '%s': init", p->map_plugin->name);
 
     p->metric = p->metric_plugin->vtable;
     p->tol = wgf_section_double(p->metric_sec, "tol");
     p->maxiter = (unsigned)wgf_section_int(p->metric_sec, "maxiter");
     p->tikhonov = wgf_section_double(p->metric_sec, "tikhonov");
+    wgf_error_clear(err);
     rc = p->metric->create(p->metric_sec, &p->info, &p->metric_state, err);
     if (rc != WGF_OK)
-        return wgf_error_prefix(err, "metric '%s'", p->metric_plugin->name);
+        return component_failed(p, "metric", WGF_METRIC, p->metric_plugin->name, rc, err);
 
     p->scheme = p->scheme_plugin->vtable;
+    wgf_error_clear(err);
     rc = p->scheme->create(p->scheme_sec, &p->info, &p->scheme_state, err);
     if (rc != WGF_OK)
-        return wgf_error_prefix(err, "scheme '%s'", p->scheme_plugin->name);
+        return component_failed(p, "scheme", WGF_SCHEME, p->scheme_plugin->name, rc, err);
     return WGF_OK;
 }
 
@@ -381,9 +423,10 @@ int wgf_problem_energy(wgf_problem *p, wgf_eval *ev, double *F, double *grad, wg
     for (size_t i = 0; i < p->nterms; i++) {
         wgf_energy_term *t = &p->terms[i];
         double Fi = 0;
+        wgf_error_clear(err);
         rc = t->vt->eval(t->state, b, &Fi, grad ? p->a : NULL, grad ? p->c : NULL, err);
         if (rc != WGF_OK)
-            return wgf_error_prefix(err, "energy '%s'", t->plugin->name);
+            return wgf_error_forward(err, rc, "energy '%s'", t->plugin->name);
         if (!isfinite(Fi))
             return wgf_error_set(err, WGF_ENUMERIC,
                                  "energy '%s' is not finite (%g): the samples or densities "
@@ -426,9 +469,10 @@ int wgf_problem_wgrad(wgf_problem *p, wgf_eval *ev, size_t stage, double *g, wgf
         if (!t->vt->wgrad)
             return wgf_error_set(err, WGF_EUNSUP, "energy '%s' has no Wasserstein gradient",
                                  t->plugin->name);
+        wgf_error_clear(err);
         rc = t->vt->wgrad(t->state, b, p->a, err);
         if (rc != WGF_OK)
-            return wgf_error_prefix(err, "energy '%s'", t->plugin->name);
+            return wgf_error_forward(err, rc, "energy '%s'", t->plugin->name);
         for (size_t k = 0; k < n * d; k++)
             g[k] += p->a[k];
     }
@@ -446,9 +490,10 @@ int wgf_problem_wgrad_vjp(wgf_problem *p, wgf_eval *ev, size_t stage, const doub
         if (!t->vt->wgrad_vjp)
             return wgf_error_set(err, WGF_EUNSUP, "energy '%s' has no reverse pass of its "
                                  "Wasserstein gradient", t->plugin->name);
+        wgf_error_clear(err);
         int rc = t->vt->wgrad_vjp(t->state, b, gbar, xbar, lbar, sbar, err);
         if (rc != WGF_OK)
-            return wgf_error_prefix(err, "energy '%s'", t->plugin->name);
+            return wgf_error_forward(err, rc, "energy '%s'", t->plugin->name);
     }
     return WGF_OK;
 }
@@ -472,14 +517,16 @@ int wgf_problem_natgrad(wgf_problem *p, wgf_eval *ev, const double *rhs, double 
     if (!stats)
         stats = &local;
     memset(stats, 0, sizeof *stats);
+    wgf_error_clear(err);
     int rc = p->metric->prepare(p->metric_state, ev, err);
     if (rc != WGF_OK)
-        return wgf_error_prefix(err, "metric '%s'", p->metric_plugin->name);
+        return wgf_error_forward(err, rc, "metric '%s'", p->metric_plugin->name);
     p->metric_ev = ev;
     if (p->metric->solve) {
+        wgf_error_clear(err);
         rc = p->metric->solve(p->metric_state, rhs, zeta, stats, err);
         p->metric_products += stats->products;
-        return rc;
+        return wgf_error_forward(err, rc, "metric '%s'", p->metric_plugin->name);
     }
     unsigned long before = p->metric_products;
     rc = wgf_minres(p->nparams, metric_op, p, p->tikhonov, rhs, zeta, p->tol, p->maxiter, stats, err);
@@ -492,11 +539,14 @@ int wgf_problem_natgrad(wgf_problem *p, wgf_eval *ev, const double *rhs, double 
 int wgf_problem_constrain(wgf_problem *p, double *theta, wgf_error *err)
 {
     if (p->map_project) {
+        wgf_error_clear(err);
         int rc = p->map->project(p->map_state, theta, err);
         if (rc != WGF_OK)
-            return rc;
+            return wgf_error_forward(err, rc, "map '%s': project", p->map_plugin->name);
     }
-    return p->map->check(p->map_state, theta, err);
+    wgf_error_clear(err);
+    int rc = p->map->check(p->map_state, theta, err);
+    return wgf_error_forward(err, rc, "map '%s'", p->map_plugin->name);
 }
 
 int wgf_problem_observe(wgf_problem *p, const wgf_step_info *info, wgf_error *err)

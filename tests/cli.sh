@@ -106,5 +106,51 @@ st=$?
 grep -q "status = interrupted" "$tmp/run2/summary.ini" 2>/dev/null && ok || bad "no summary after Ctrl-C"
 ls "$tmp/run2"/history.csv.tmp.* >/dev/null 2>&1 && bad "a temporary file was left" || ok
 
+# ---- bad input never crashes; plugin failures keep the error contract
+TP=${WGF_TEST_PLUGINS:-./tests/plugins/.libs}
+cat >"$tmp/small.ini" <<'EOF'
+[run]
+dim = 2
+samples = 50
+[energy]
+plugin = goodenergy
+[map]
+plugin = affine
+[scheme]
+step = 0.01
+t_end = 0.05
+[output]
+plots = false
+samples = 50
+EOF
+# an empty plugin name, in the file and from --set: an error, not a NULL dereference
+sed 's/^plugin = goodenergy/plugin =/' "$tmp/small.ini" >"$tmp/emptyplug.ini"
+expect 2 "emptyplug.ini:5: energy.plugin: empty" "$WGF" check "$tmp/emptyplug.ini" --plugin-path "$TP"
+expect 2 "emptyplug.ini:5: energy.plugin: empty" "$WGF" run "$tmp/emptyplug.ini" --plugin-path "$TP"
+for s in energy map metric scheme; do
+    expect 2 "$s.plugin: empty" "$WGF" check "$tmp/small.ini" --plugin-path "$TP" --set "$s.plugin="
+done
+# threads: a cap with a clear message, not a crash inside the OpenMP runtime
+expect 2 "run.threads: 100000 is out of range" "$WGF" check "$tmp/small.ini" --plugin-path "$TP" \
+    --set run.threads=100000
+expect 2 "not a whole number from 1 to 1024" "$WGF" run "$tmp/small.ini" --threads 100000
+# a create() that refuses without a message: exit 2 naming the section
+expect 2 "small.ini:4: \[energy\]: energy 'silentcreate': failed without a message" \
+    "$WGF" check "$tmp/small.ini" --plugin-path "$TP" --set energy.plugin=silentcreate
+# an eval() that fails without a message is a failure (exit 3), not a finished run
+expect 3 "energy 'silenteval': failed without a message" "$WGF" run "$tmp/small.ini" \
+    --plugin-path "$TP" --set energy.plugin=silenteval -o "$tmp/silent" --quiet
+grep -q "status = finished" "$tmp/silent/summary.ini" 2>/dev/null && bad "silent failure marked finished" || ok
+# a map with no parameters: a configuration error, not "out of memory"
+expect 2 "small.ini:6: \[map\]: map 'zeromap': it has no parameters" \
+    "$WGF" check "$tmp/small.ini" --plugin-path "$TP" --set map.plugin=zeromap
+# a descriptor with params = NULL: no keys of its own; checks, runs and lists
+expect 0 ": ok" "$WGF" check "$tmp/small.ini" --plugin-path "$TP" --set energy.plugin=noparams
+expect 2 "energy.scale: unknown key (allowed: plugin)" "$WGF" check "$tmp/small.ini" \
+    --plugin-path "$TP" --set energy.plugin=noparams --set energy.scale=1
+expect 0 "finished" "$WGF" run "$tmp/small.ini" --plugin-path "$TP" --set energy.plugin=noparams \
+    -o "$tmp/noparams"
+expect 0 "no parameters of its own" "$WGF" plugins noparams --plugin-path "$TP"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -11,6 +11,10 @@
 extern "C" {
 #endif
 
+/* The most threads a run may ask for ([run] threads, --threads): beyond it
+ * OpenMP's runtime fails to create them, and no machine here needs more. */
+#define WGF_THREADS_MAX 1024
+
 typedef struct wgf_run_opts {
     const char *file;        /* the experiment */
     const char *outdir;      /* outputs; NULL: runs/<experiment name> */
