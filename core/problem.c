@@ -180,6 +180,51 @@ static char *join_relative(const char *file, const char *path)
     return out;
 }
 
+/* ------------------------------------------------------------ sizes */
+
+/* Where a key of the experiment came from, for a message: "FILE:LINE: ",
+ * "--set " or "FILE: " (a default). */
+static void key_where(const wgf_problem *p, const char *section, const char *key, char *buf, size_t size)
+{
+    int line = 0;
+    const char *v = wgf_config_get(p->cfg, section, key, &line);
+    if (line > 0)
+        snprintf(buf, size, "%s:%d: ", wgf_config_file(p->cfg), line);
+    else if (v)
+        snprintf(buf, size, "--set ");
+    else
+        snprintf(buf, size, "%s: ", wgf_config_file(p->cfg));
+}
+
+/* Sizes from a file are hostile until checked: refuse, naming the key, a
+ * run whose main allocations cannot fit in what this process may allocate,
+ * before anything of that size is allocated. The estimates are in double
+ * precision, so that no product of sizes wraps. */
+static int size_refused(const wgf_problem *p, const char *section, const char *key, double bytes,
+                        const char *what, wgf_diag *diag)
+{
+    double avail = (double)wgf_mem_available();
+    if (bytes <= avail)
+        return 0;
+    char where[4200];
+    key_where(p, section, key, where, sizeof where);
+    wgf_diag_add(diag, "%s%s.%s: %s is too large: %s need about %.3g GB, more than the %.3g GB "
+                       "this process may allocate",
+                 where, section, key, wgf_config_get(p->cfg, section, key, NULL) ?
+                 wgf_config_get(p->cfg, section, key, NULL) : "the default", what, bytes / 1e9, avail / 1e9);
+    return 1;
+}
+
+/* [run]: dim x dim matrices (covariances, their factors, a potential's
+ * inverse: a few of each) and the training batch (z, x, l, s, a, c and
+ * their sums: about 8 N d doubles). */
+static int run_sizes_refused(const wgf_problem *p, wgf_diag *diag)
+{
+    double d = (double)p->info.dim, n = (double)p->info.samples;
+    return size_refused(p, "run", "dim", 8.0 * 4.0 * d * d, "its dim x dim matrices", diag) ||
+           size_refused(p, "run", "samples", 8.0 * 8.0 * n * d, "batches of this many samples", diag);
+}
+
 /* A component's create or init returned rc. A message of its own that starts
  * with the experiment's FILE (it names a key) is passed on as it is; any other
  * refusal, with or without a message, is located at the section's FILE:LINE. */
@@ -235,6 +280,8 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
         long v = dim ? strtol(dim, &end, 10) : 0;
         p->info.dim = (dim && end && *end == '\0' && v >= 1) ? (size_t)v : 1;
     }
+    if (p->run_sec && run_sizes_refused(p, diag))
+        return WGF_EINVAL; /* every other section would be typed with this dimension */
     if (opts->threads > WGF_THREADS_MAX)
         wgf_diag_add(diag, "--threads: %d is too many (1 to %d)", opts->threads, WGF_THREADS_MAX);
     else if (opts->threads > 0)
@@ -255,6 +302,10 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
     p->initial_sec = wgf_config_section(p->cfg, "initial", is, p->info.dim, diag);
     const wgf_param *os[2] = {output_schema, NULL};
     p->output_sec = wgf_config_section(p->cfg, "output", os, p->info.dim, diag);
+    if (p->output_sec)
+        size_refused(p, "output", "samples",
+                     8.0 * 8.0 * (double)wgf_section_int(p->output_sec, "samples") * (double)p->info.dim,
+                     "output batches of this many samples", diag);
     const wgf_param *fs[2] = {reference_schema, NULL};
     p->reference_sec = wgf_config_section(p->cfg, "reference", fs, p->info.dim, diag);
 
@@ -319,6 +370,24 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
         return component_failed(p, "map", WGF_MAP, p->map_plugin->name, WGF_EINVAL, err);
     }
     p->nstages = p->map->nstages(p->map_state);
+    {
+        /* the map's tapes keep every stage of the training batch; parameters
+         * and their per-block partial gradients */
+        double n = (double)p->info.samples, d = (double)p->info.dim;
+        double bytes = 8.0 * (3.0 * n * d * ((double)p->nstages + 1.0) +
+                              (double)p->nparams * (n / WGF_BLOCK + 8.0));
+        wgf_diag big;
+        wgf_diag_init(&big);
+        if (size_refused(p, "run", "samples", bytes, "the map's tapes and parameters on batches of this "
+                         "many samples", &big)) {
+            wgf_error_set(err, WGF_EINVAL, "%s (the map has %zu stages and %zu parameters)",
+                          big.n ? big.msg[0] : "run.samples: too large",
+                          p->nstages, p->nparams);
+            wgf_diag_free(&big);
+            return WGF_EINVAL;
+        }
+        wgf_diag_free(&big);
+    }
     p->map_project = p->map->project != NULL;
     p->theta = wgf_alloc_doubles(p->nparams);
     if (!p->theta)

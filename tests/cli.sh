@@ -152,5 +152,30 @@ expect 0 "finished" "$WGF" run "$tmp/small.ini" --plugin-path "$TP" --set energy
     -o "$tmp/noparams"
 expect 0 "no parameters of its own" "$WGF" plugins noparams --plugin-path "$TP"
 
+# sizes that cannot run here: one line naming the key, at once (a heap
+# overflow, a hang and 8 GB before)
+for v in 4294967296 9223372036854775807 1000000000; do
+    expect 2 "run.dim: $v is too large" timeout 10 "$WGF" check "$good" --set run.dim=$v
+    n=$(grep -c "^wgf: " "$tmp/out"); [ "$n" -eq 1 ] && ok || bad "dim = $v: $n lines, expected 1"
+done
+expect 2 "dim: '1e9' is not an integer" "$WGF" check "$good" --set run.dim=1e9
+expect 2 "run.samples: 1000000000000 is too large" timeout 10 "$WGF" check "$good" \
+    --set run.samples=1000000000000
+expect 2 "output.samples: 1000000000000 is too large" timeout 10 "$WGF" check "$good" \
+    --set output.samples=1000000000000
+# a large dimension checks in well under the old minute (a cache-hostile inversion of Sigma)
+expect 0 ": ok" timeout 10 "$WGF" check "$good" --set run.dim=2000 --set energy.mu=0 \
+    --set energy.sigma=identity --set initial.cov=identity
+# devices are not experiment files, nor sample files
+expect 2 "/dev/zero: not a regular file" timeout 10 "$WGF" check /dev/zero
+printf '[run]\ndim = 2\n[initial]\ntype = file\nfile = /dev/zero\n[energy]\nplugin = goodenergy\n[map]\nplugin = affine\n' >"$tmp/devfile.ini"
+expect 2 "devfile.ini:5: initial.file: /dev/zero is not a regular file" timeout 10 "$WGF" check \
+    "$tmp/devfile.ini" --plugin-path "$TP"
+# errors in a sample file name the experiment's key and the data file's line
+printf 'x1,x2\n1,2\n3\n' >"$tmp/samples.csv"
+sed 's|/dev/zero|samples.csv|' "$tmp/devfile.ini" >"$tmp/datafile.ini"
+expect 2 "datafile.ini:5: initial.file: .*samples.csv:3: expected 2 finite numbers" "$WGF" check \
+    "$tmp/datafile.ini" --plugin-path "$TP"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

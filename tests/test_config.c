@@ -958,8 +958,47 @@ START_TEST(test_missing_file)
 
     ck_assert_int_eq(wgf_config_load(&cfg, "/tmp", &diag, &err), WGF_EIO);
     ck_assert_ptr_null(cfg);
-    snprintf(want, sizeof want, "/tmp: cannot read: %s", strerror(EISDIR));
-    ck_assert_str_eq(err.msg, want);
+    ck_assert_str_eq(err.msg, "/tmp: not a regular file (an experiment is an INI file)");
+}
+END_TEST
+
+/* A device is read forever: refused at once (the test would hang before). */
+START_TEST(test_not_regular_file)
+{
+    wgf_config *cfg = (wgf_config *)&cfg;
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    wgf_error err = {0};
+    ck_assert_int_eq(wgf_config_load(&cfg, "/dev/zero", &diag, &err), WGF_EIO);
+    ck_assert_ptr_null(cfg);
+    ck_assert_str_eq(err.msg, "/dev/zero: not a regular file (an experiment is an INI file)");
+    ck_assert_int_eq(diag.n, 0);
+}
+END_TEST
+
+/* Sizes from a file: dim x dim wraps for dim = 2^32 (the matrix parser
+ * wrote an identity past a calloc of 0), and dim = 2^63 - 1 or 1e9 asks
+ * for more than any machine has. Each is one error, at once. */
+START_TEST(test_sizes_beyond_memory)
+{
+    static const wgf_param matrix[] = {
+        {"cov", WGF_PARAM_MATRIX, "identity", 0, 0, 0, NULL, "covariance"},
+        {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
+    static const wgf_param vector[] = {
+        {"mean", WGF_PARAM_VECTOR, "0", 0, 0, 0, NULL, "mean"},
+        {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
+    const size_t dims[] = {(size_t)1 << 32, (size_t)9223372036854775807ull, 1000000000};
+    for (size_t i = 0; i < sizeof dims / sizeof *dims; i++) {
+        char want[256];
+        snprintf(want, sizeof want,
+                 "exp.ini:2: initial.cov: a dim x dim matrix (dim = %zu) does not fit in memory", dims[i]);
+        one_error("[initial]\ncov = identity\n", "initial", matrix, dims[i], want);
+        snprintf(want, sizeof want, "exp.ini:2: initial.mean: a vector of dim = %zu numbers does not fit "
+                 "in memory", dims[i]);
+        if (dims[i] > 2000000000)
+            one_error("[initial]\nmean = 0\n", "initial", vector, dims[i], want);
+    }
+    ck_assert_uint_gt(wgf_mem_available(), 1u << 20);
 }
 END_TEST
 
@@ -1164,6 +1203,8 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_unknown_sections);
     tcase_add_test(tc, test_section_error);
     tcase_add_test(tc, test_missing_file);
+    tcase_add_test(tc, test_not_regular_file);
+    tcase_add_test(tc, test_sizes_beyond_memory);
     tcase_add_test(tc, test_load_file);
     suite_add_tcase(s, tc);
     tc = tcase_create("writing");

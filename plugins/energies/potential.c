@@ -206,58 +206,87 @@ static int spd_inverse(size_t d, const double *S, double *A, wgf_error *err)
                     "%.17g, entry (%zu,%zu) is %.17g)",
                     i + 1, j + 1, S[i * d + j], j + 1, i + 1, S[j * d + i]);
     }
-    double *L = calloc(d * d, sizeof *L);
-    if (!L)
+    /* Row-oriented throughout, so that every inner loop is a contiguous
+     * axpy the compiler vectorises, and a zero multiplier skips its row: a
+     * diagonal or block-diagonal Sigma (the usual case) costs O(d^2), a dense
+     * one d^3 flops at memory speed. (The column-by-column solve this
+     * replaces walked S^{-1} with a stride of d: 56 s at d = 2000.) */
+    double *U = malloc(d * d * sizeof *U), *X = calloc(d * d, sizeof *X);
+    if (!U || !X) {
+        free(U);
+        free(X);
         return wgf_error_set(err, WGF_ENOMEM, "out of memory for a %zu x %zu matrix", d, d);
+    }
+    /* Upper Cholesky factor, S = U^T U, right-looking on the upper triangle
+     * of the symmetric part (an asymmetry within the tolerance is harmless). */
+    for (size_t i = 0; i < d; i++)
+        for (size_t j = i; j < d; j++)
+            U[i * d + j] = 0.5 * (S[i * d + j] + S[j * d + i]);
     double tiny = (double)d * DBL_EPSILON * maxdiag;
     for (size_t j = 0; j < d; j++) {
-        /* the symmetric part, so that an asymmetry within the tolerance is harmless */
-        double s = S[j * d + j];
-        for (size_t k = 0; k < j; k++)
-            s -= L[j * d + k] * L[j * d + k];
+        double s = U[j * d + j], *uj = U + j * d;
         if (!(s > tiny)) {
-            free(L);
+            free(U);
+            free(X);
             return wgf_error_set(
                 err, WGF_EINVAL, "not symmetric positive definite (its leading %zu x %zu block is %s)",
                 j + 1, j + 1, s > 0.0 ? "singular to working precision" : "not positive definite");
         }
-        double ljj = sqrt(s);
-        L[j * d + j] = ljj;
+        double ujj = sqrt(s);
+        uj[j] = ujj;
+        for (size_t k = j + 1; k < d; k++)
+            uj[k] /= ujj;
         for (size_t i = j + 1; i < d; i++) {
-            double t = 0.5 * (S[i * d + j] + S[j * d + i]);
-            for (size_t k = 0; k < j; k++)
-                t -= L[i * d + k] * L[j * d + k];
-            L[i * d + j] = t / ljj;
+            double m = uj[i];
+            if (m == 0.0)
+                continue;
+            double *ui = U + i * d;
+            for (size_t k = i; k < d; k++)
+                ui[k] -= m * uj[k];
         }
     }
-    /* Column j of S^{-1}: solve L y = e_j, then L^T a = y. */
-    double *y = calloc(d, sizeof *y);
-    if (!y) {
-        free(L);
-        return wgf_error_set(err, WGF_ENOMEM, "out of memory for a vector of %zu", d);
-    }
-    for (size_t j = 0; j < d; j++) {
-        for (size_t i = 0; i < d; i++) {
-            double t = (i == j) ? 1.0 : 0.0;
-            for (size_t k = 0; k < i; k++)
-                t -= L[i * d + k] * y[k];
-            y[i] = t / L[i * d + i];
+    /* X = U^{-1} (upper triangular), by rows from the last:
+     * X_ii = 1 / U_ii, X_i,j>i = -(sum_{i<k<=j} U_ik X_kj) / U_ii. */
+    for (size_t i = d; i-- > 0;) {
+        double *xi = X + i * d;
+        const double *ui = U + i * d;
+        for (size_t k = i + 1; k < d; k++) {
+            double m = ui[k];
+            if (m == 0.0)
+                continue;
+            const double *xk = X + k * d;
+            for (size_t j = k; j < d; j++)
+                xi[j] -= m * xk[j];
         }
-        for (size_t i = d; i-- > 0;) {
-            double t = y[i];
-            for (size_t k = i + 1; k < d; k++)
-                t -= L[k * d + i] * A[k * d + j];
-            A[i * d + j] = t / L[i * d + i];
+        double r = 1.0 / ui[i];
+        for (size_t j = i + 1; j < d; j++)
+            xi[j] *= r;
+        xi[i] = r;
+    }
+    /* S^{-1} = X X^T = sum_k x_k x_k^T over the columns x_k of X (x_k has
+     * entries 0..k): with T = X^T row-major, row k of T is x_k. */
+    double *T = U;
+    for (size_t k = 0; k < d; k++)
+        for (size_t i = 0; i <= k; i++)
+            T[k * d + i] = X[i * d + k];
+    memset(A, 0, d * d * sizeof *A);
+    for (size_t k = 0; k < d; k++) {
+        const double *tk = T + k * d;
+        for (size_t i = 0; i <= k; i++) {
+            double m = tk[i];
+            if (m == 0.0)
+                continue;
+            double *ai = A + i * d;
+            for (size_t j = 0; j <= i; j++)
+                ai[j] += m * tk[j];
         }
     }
-    /* exactly symmetric, so that Hess V is */
+    /* the lower triangle is filled: mirror it, exactly symmetric so that Hess V is */
     for (size_t i = 0; i < d; i++)
-        for (size_t j = 0; j < i; j++) {
-            double m = 0.5 * (A[i * d + j] + A[j * d + i]);
-            A[i * d + j] = A[j * d + i] = m;
-        }
-    free(y);
-    free(L);
+        for (size_t j = 0; j < i; j++)
+            A[j * d + i] = A[i * d + j];
+    free(U);
+    free(X);
     return WGF_OK;
 }
 
