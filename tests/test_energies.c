@@ -550,6 +550,23 @@ START_TEST(fpe_errors)
     for (int k = 0; k < 300; k++)
         strcat(deep, ")");
     expect_error("fpe", deep, 2, "nested too deeply");
+    /* Every nesting counts, not only parentheses and signs: a chain
+     * x1^x1^...^x1 150000 links long overflowed the stack, and so would one
+     * of function calls or of alternating signs and powers. */
+    const char *links[] = {"^x1", "^-x1", "^exp(x1"};
+    for (size_t k = 0; k < sizeof links / sizeof *links; k++) {
+        size_t n = 150000, ll = strlen(links[k]);
+        char *chain = malloc(32 + n * (ll + 1));
+        ck_assert_ptr_nonnull(chain);
+        char *q = chain + sprintf(chain, "potential = expression\nV = x1");
+        for (size_t i = 0; i < n; i++, q += ll)
+            memcpy(q, links[k], ll);
+        for (size_t i = 0; k == 2 && i < n; i++)
+            *q++ = ')';
+        *q = '\0';
+        expect_error("fpe", chain, 2, "nested too deeply");
+        free(chain);
+    }
 }
 END_TEST
 

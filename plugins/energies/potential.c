@@ -871,9 +871,15 @@ static int parse_power(parser *P, size_t *out)
         *out = base;
         return WGF_OK;
     }
+    /* x^x^...^x recurses once per link without a parenthesis or a sign:
+     * every nesting counts against the depth, or a long chain overflows
+     * the stack. */
+    if (++P->depth > MAX_DEPTH)
+        return perr(P, P->pos, "expression nested too deeply");
     P->pos++;
     size_t e;
     rc = parse_unary(P, &e);
+    P->depth--;
     if (rc != WGF_OK)
         return rc;
     return make_pow(P, base, e, out);
