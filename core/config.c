@@ -1691,7 +1691,17 @@ wgf_section *wgf_config_section(wgf_config *cfg, const char *section,
         c.from_set = 0;
         c.p = p;
         if (p->flags & WGF_P_REQUIRED) {
-            if (p->doc)
+            if (s->line == 0) {
+                /* no line to point at: the section itself is what is missing */
+                sbuf b = {0};
+                sb_printf(&b, "%s: [%s]: missing section (%s.%s is required%s%s)", c.file, section,
+                          section, p->key, p->doc ? ": " : "", p->doc ? p->doc : "");
+                c.nerr++;
+                if (diag)
+                    diag_take(diag, sb_take(&b));
+                else
+                    free(sb_take(&b));
+            } else if (p->doc)
                 verr(&c, "missing required key (%s: %s)", p->key, p->doc);
             else
                 verr(&c, "missing required key");

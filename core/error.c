@@ -52,6 +52,29 @@ int wgf_error_prefix(wgf_error *err, const char *fmt, ...)
     return err->code;
 }
 
+int wgf_error_append(wgf_error *err, int code, const char *fmt, ...)
+{
+    if (!err)
+        return code;
+    char line[WGF_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    size_t used = err->code != WGF_OK ? strnlen(err->msg, sizeof err->msg) : 0;
+    if (used == 0 || used == sizeof err->msg) {
+        memcpy(err->msg, line, sizeof line);
+        err->code = code;
+        return code;
+    }
+    size_t n = strlen(line);
+    if (used + 1 + n < sizeof err->msg) {
+        err->msg[used] = '\n';
+        memcpy(err->msg + used + 1, line, n + 1);
+    }
+    return err->code;
+}
+
 int wgf_error_known(int code) { return code >= WGF_EINVAL && code <= WGF_EUNSUP; }
 
 int wgf_error_forward(wgf_error *err, int rc, const char *fmt, ...)

@@ -226,15 +226,16 @@ static int run_sizes_refused(const wgf_problem *p, wgf_diag *diag)
 }
 
 /* A component's create or init returned rc. A message of its own that starts
- * with the experiment's FILE (it names a key) is passed on as it is; any other
+ * with the experiment's FILE or with --set (it names a key, wgf_section_error)
+ * is passed on as it is; any other
  * refusal, with or without a message, is located at the section's FILE:LINE. */
 static int component_failed(const wgf_problem *p, const char *section, wgf_kind kind, const char *name,
                             int rc, wgf_error *err)
 {
     const char *file = wgf_config_file(p->cfg);
     size_t fl = strlen(file);
-    if (err && err->code == rc && wgf_error_known(rc) && strncmp(err->msg, file, fl) == 0 &&
-        err->msg[fl] == ':')
+    if (err && err->code == rc && wgf_error_known(rc) &&
+        ((strncmp(err->msg, file, fl) == 0 && err->msg[fl] == ':') || strncmp(err->msg, "--set ", 6) == 0))
         return rc;
     int code = wgf_error_forward(err, rc, "%s '%s'", wgf_kind_name(kind), name);
     if (err && wgf_error_exit_status(code) == 2) {

@@ -177,5 +177,15 @@ sed 's|/dev/zero|samples.csv|' "$tmp/devfile.ini" >"$tmp/datafile.ini"
 expect 2 "datafile.ini:5: initial.file: .*samples.csv:3: expected 2 finite numbers" "$WGF" check \
     "$tmp/datafile.ini" --plugin-path "$TP"
 
+# a plugin's several errors all at once, each starting with FILE:LINE (not "energy 'fpe': FILE:LINE")
+expect 2 "" "$WGF" check "$good" --set energy.V=x1 --set energy.separable=x --set "energy.sigma=full $(
+    i=0; while [ $i -lt 100 ]; do printf '1 '; i=$((i + 1)); done)"
+n=$(grep -c "^wgf: --set energy\.\(V\|separable\)\|^wgf: .*fpe_ou_10d_affine.ini:[0-9]*: energy\.sigma\|^wgf: --set energy\.sigma" "$tmp/out")
+[ "$n" -eq 3 ] && ok || { bad "expected the 3 errors of [energy] at once, got $n"; cat "$tmp/out"; }
+grep -q "energy 'fpe'" "$tmp/out" && bad "a located plugin message was prefixed" || ok
+# a missing section is named as such
+printf '[energy]\nplugin = fpe\n[map]\nplugin = affine\n' >"$tmp/norun.ini"
+expect 2 "norun.ini: \[run\]: missing section (run.dim is required" "$WGF" check "$tmp/norun.ini"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -709,9 +709,9 @@ END_TEST
 
 START_TEST(test_messages_values)
 {
-    /* where: no line for an absent section */
+    /* where: an absent section is what is missing (there is no line to name) */
     one_error("[run]\ndim = 1\n", "energy", energy_schema, 2,
-              "exp.ini: energy.potential: missing required key (potential: which potential V)");
+              "exp.ini: [energy]: missing section (energy.potential is required: which potential V)");
 #define E(value, dim, msg) one_error("[energy]\npotential = q\n" value "\n", "energy", energy_schema, dim, msg)
     E("diffusion = 1.5x", 2, "exp.ini:3: energy.diffusion: '1.5x' is not a number");
     E("diffusion = ", 2, "exp.ini:3: energy.diffusion: '' is not a number");
@@ -1166,7 +1166,7 @@ START_TEST(test_schemas_concatenated)
     ck_assert_int_eq(diag.n, 0);
     ck_assert_ptr_null(wgf_config_section(cfg, "energy", schemas, 2, &diag));
     ck_assert_int_eq(diag.n, 1);
-    ck_assert_str_eq(diag.msg[0], "exp.ini: energy.plugin: missing required key (plugin: the plugin)");
+    ck_assert_str_eq(diag.msg[0], "exp.ini: [energy]: missing section (energy.plugin is required: the plugin)");
     wgf_diag_free(&diag);
     wgf_config_free(cfg);
 }

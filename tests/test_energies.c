@@ -550,6 +550,28 @@ START_TEST(fpe_errors)
     for (int k = 0; k < 300; k++)
         strcat(deep, ")");
     expect_error("fpe", deep, 2, "nested too deeply");
+    /* Every problem of the section at once, one line each, each located */
+    {
+        energy e;
+        wgf_error err = {0};
+        ck_assert_int_eq(energy_try(&e, "fpe", "V = x1\nseparable = x\nsigma = full 1 2 2 1", 2, &err),
+                         WGF_EINVAL);
+        const char *want[] = {"energy.V: only read with potential = expression",
+                              "energy.separable: only read with potential = expression",
+                              "energy.sigma: not symmetric positive definite"};
+        char *line = err.msg;
+        for (size_t k = 0; k < 3; k++) {
+            ck_assert_msg(line != NULL, "line %zu missing in \"%s\"", k + 1, err.msg);
+            char *nl = strchr(line, '\n');
+            ck_assert_msg(strncmp(line, "test.ini:", 9) == 0 && strstr(line, want[k]) &&
+                              (!nl || strstr(line, want[k]) < nl),
+                          "line %zu of \"%s\" is not \"%s\"", k + 1, err.msg, want[k]);
+            line = nl ? nl + 1 : NULL;
+        }
+        ck_assert_ptr_null(line);
+        ck_assert_ptr_null(e.st);
+        energy_close(&e);
+    }
     /* Every nesting counts, not only parentheses and signs: a chain
      * x1^x1^...^x1 150000 links long overflowed the stack, and so would one
      * of function calls or of alternating signs and powers. */

@@ -27,7 +27,7 @@ enum {
 
 typedef struct wgf_error {
     int code;
-    char msg[WGF_ERROR_MSG_MAX]; /* one line, no trailing newline */
+    char msg[WGF_ERROR_MSG_MAX]; /* one line (one per problem, wgf_error_append), no trailing newline */
 } wgf_error;
 
 /* Fill err (if not NULL) with code and a printf-style message; returns code,
@@ -55,6 +55,16 @@ int wgf_error_prefix(wgf_error *err, const char *fmt, ...)
  * refusal, with or without a message. Callers clear err before the call
  * (wgf_error_clear) so that an earlier message is not taken for its own. */
 int wgf_error_forward(wgf_error *err, int rc, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* One more problem for err: when err already holds an error, a new line
+ * after its message (a component reports every problem it found at once;
+ * the command prints a line each), otherwise as wgf_error_set. Lines that do
+ * not fit in the record are dropped whole. Returns err's code. */
+int wgf_error_append(wgf_error *err, int code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif

@@ -94,14 +94,45 @@ static int section_fail(const wgf_section *sec, const char *key, int rc, wgf_err
     return wgf_section_error(sec, key, err, "%s", msg);
 }
 
+static int make_one_potential(const wgf_section *sec, size_t d, wgf_potential **V, wgf_error *err);
+
+/* Every problem of the section at once, one line each: keys that the chosen
+ * potential does not read, then the potential's own. */
 static int make_potential(const wgf_section *sec, size_t d, wgf_potential **V, wgf_error *err)
+{
+    const char *kind = wgf_section_string(sec, "potential");
+    wgf_error all = {0}, one = {0};
+    if (strcmp(kind, "expression") != 0) {
+        static const char *const keys[] = {"V", "separable"};
+        for (size_t i = 0; i < 2; i++)
+            if (wgf_section_has(sec, keys[i])) {
+                wgf_section_error(sec, keys[i], &one,
+                                  "only read with potential = expression (potential is %s)", kind);
+                wgf_error_append(&all, WGF_EINVAL, "%s", one.msg);
+            }
+    }
+    int rc = make_one_potential(sec, d, V, &one);
+    if (rc != WGF_OK && rc != WGF_EINVAL) {
+        *err = one;
+        return rc;
+    }
+    if (rc != WGF_OK)
+        wgf_error_append(&all, WGF_EINVAL, "%s", one.msg);
+    if (all.code == WGF_OK)
+        return WGF_OK;
+    wgf_potential_free(*V);
+    *V = NULL;
+    *err = all;
+    return WGF_EINVAL;
+}
+
+static int make_one_potential(const wgf_section *sec, size_t d, wgf_potential **V, wgf_error *err)
 {
     const char *kind = wgf_section_string(sec, "potential");
     int hasV = wgf_section_has(sec, "V"), hasS = wgf_section_has(sec, "separable");
     int expr = strcmp(kind, "expression") == 0;
     if (!expr && (hasV || hasS))
-        return wgf_section_error(sec, hasV ? "V" : "separable", err,
-                                 "only read with potential = expression (potential is %s)", kind);
+        hasV = hasS = 0; /* reported by make_potential */
     if (strcmp(kind, "quadratic") == 0) {
         size_t len = 0;
         const double *mu = wgf_section_vector(sec, "mu", &len);
