@@ -377,17 +377,14 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
         double n = (double)p->info.samples, d = (double)p->info.dim;
         double bytes = 8.0 * (3.0 * n * d * ((double)p->nstages + 1.0) +
                               (double)p->nparams * (n / WGF_BLOCK + 8.0));
-        wgf_diag big;
-        wgf_diag_init(&big);
-        if (size_refused(p, "run", "samples", bytes, "the map's tapes and parameters on batches of this "
-                         "many samples", &big)) {
-            wgf_error_set(err, WGF_EINVAL, "%s (the map has %zu stages and %zu parameters)",
-                          big.n ? big.msg[0] : "run.samples: too large",
-                          p->nstages, p->nparams);
-            wgf_diag_free(&big);
-            return WGF_EINVAL;
+        double avail = (double)wgf_mem_available();
+        if (bytes > avail) {
+            wgf_error_set(err, WGF_EINVAL, "its %zu stages and %zu parameters on batches of %zu samples "
+                          "of dimension %zu need about %.3g GB, more than the %.3g GB this process "
+                          "may allocate", p->nstages, p->nparams, p->info.samples, p->info.dim,
+                          bytes / 1e9, avail / 1e9);
+            return component_failed(p, "map", WGF_MAP, p->map_plugin->name, WGF_EINVAL, err);
         }
-        wgf_diag_free(&big);
     }
     p->map_project = p->map->project != NULL;
     p->theta = wgf_alloc_doubles(p->nparams);
