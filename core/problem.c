@@ -569,7 +569,9 @@ static int metric_op(void *user, const double *v, double *out, wgf_error *err)
 {
     wgf_problem *p = user;
     p->metric_products++;
-    return p->metric->apply(p->metric_state, v, out, err);
+    wgf_error_clear(err);
+    int rc = p->metric->apply(p->metric_state, v, out, err);
+    return wgf_error_forward(err, rc, "metric '%s'", p->metric_plugin->name);
 }
 
 int wgf_problem_metric_apply(wgf_problem *p, const double *v, double *out, wgf_error *err)

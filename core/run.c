@@ -102,6 +102,8 @@ int wgf_run(const wgf_run_opts *opts, wgf_run_result *res, wgf_diag *diag, wgf_e
     if (rc == WGF_OK) {
         wgf_error run_err = {0};
         int status = p->scheme->run(p->scheme_state, p, &run_err);
+        if (status != WGF_OK && (run_err.code != status || !run_err.msg[0])) /* a silent failure */
+            status = wgf_error_forward(&run_err, status, "scheme '%s'", p->scheme_plugin->name);
         rc = wgf_observer_finish(p->obs, status, &run_err, res, err);
         if (status != WGF_OK) {
             if (err)

@@ -141,6 +141,10 @@ expect 2 "small.ini:4: \[energy\]: energy 'silentcreate': failed without a messa
 expect 3 "energy 'silenteval': failed without a message" "$WGF" run "$tmp/small.ini" \
     --plugin-path "$TP" --set energy.plugin=silenteval -o "$tmp/silent" --quiet
 grep -q "status = finished" "$tmp/silent/summary.ini" 2>/dev/null && bad "silent failure marked finished" || ok
+# a scheme whose run() fails without a message: exit 3 saying so
+grep -v '^step\|^t_end' "$tmp/small.ini" >"$tmp/nosteps.ini"
+expect 3 "scheme 'silentscheme': failed without a message" "$WGF" run "$tmp/nosteps.ini" \
+    --plugin-path "$TP" --set scheme.plugin=silentscheme -o "$tmp/silent2" --quiet
 # a map with no parameters: a configuration error, not "out of memory"
 expect 2 "small.ini:6: \[map\]: map 'zeromap': it has no parameters" \
     "$WGF" check "$tmp/small.ini" --plugin-path "$TP" --set map.plugin=zeromap

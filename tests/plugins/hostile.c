@@ -7,6 +7,7 @@
  *   HOSTILE_NOPARAMS      energy 'noparams': a descriptor with params = NULL (otherwise the
  *                         energy |x|^2/2)
  *   HOSTILE_ZEROMAP       map 'zeromap': reports 0 parameters (the identity with nothing to learn)
+ *   HOSTILE_SILENTSCHEME  scheme 'silentscheme': run() returns WGF_ENUMERIC without a message
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@ static void he_destroy(void *state) { free(state); }
 
 /* ------------------------------------------------------------ energies */
 
-#ifndef HOSTILE_ZEROMAP
+#if !defined(HOSTILE_ZEROMAP) && !defined(HOSTILE_SILENTSCHEME)
 static int he_create(const wgf_section *sec, const wgf_problem_info *info, void **state, wgf_error *err)
 {
     (void)sec;
@@ -106,7 +107,7 @@ static const wgf_plugin he_plugin = {
 };
 #define HOSTILE_PLUGIN he_plugin
 #endif
-#endif /* !HOSTILE_ZEROMAP */
+#endif /* energies */
 
 /* ------------------------------------------------------------ a map with nothing to learn */
 
@@ -200,6 +201,37 @@ static const wgf_plugin zm_plugin = {
     .vtable = &zm_vt,
 };
 #define HOSTILE_PLUGIN zm_plugin
+#endif
+
+/* ------------------------------------------------------------ a scheme that fails silently */
+
+#ifdef HOSTILE_SILENTSCHEME
+static int ss_create(const wgf_section *sec, const wgf_problem_info *info, void **state, wgf_error *err)
+{
+    (void)sec, (void)info, (void)err;
+    *state = malloc(1);
+    return *state ? WGF_OK : WGF_ENOMEM;
+}
+
+static int ss_run(void *state, wgf_problem *p, wgf_error *err)
+{
+    (void)state, (void)p, (void)err;
+    return WGF_ENUMERIC;
+}
+
+static const wgf_scheme_vt ss_vt = {.create = ss_create, .destroy = he_destroy, .run = ss_run};
+
+static const wgf_param ss_params[] = {{0}};
+
+static const wgf_plugin ss_plugin = {
+    .abi_version = WGF_ABI_VERSION,
+    .kind = WGF_SCHEME,
+    .name = "silentscheme",
+    .summary = "hostile test scheme: fails without a message",
+    .params = ss_params,
+    .vtable = &ss_vt,
+};
+#define HOSTILE_PLUGIN ss_plugin
 #endif
 
 WGF_EXPORT const wgf_plugin *wgf_plugin_entry(unsigned index);
