@@ -1071,8 +1071,9 @@ int wgf_section_error(const wgf_section *s, const char *key, wgf_error *err, con
     sbuf b = {0};
     if (s) {
         const sec_entry *e = key ? entry(s, key) : NULL;
+        /* a defaulted key has no line: the section's, where it would be written */
         if (key)
-            sb_where(&b, s->file, e ? e->line : 0, e ? e->from_set : 0, s->name, key);
+            sb_where(&b, s->file, e && e->line ? e->line : s->line, e ? e->from_set : 0, s->name, key);
         else
             sb_where(&b, s->file, s->line, 0, s->name, NULL);
     }

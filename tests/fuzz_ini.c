@@ -609,7 +609,7 @@ static const char *const tiny[] = {
     "--set", "run.samples=16", "--set", "output.samples=32", "--set", "output.plots=false",
     "--set", "output.write_count=8", "--set", "scheme.t_end=0.002", "--set", "scheme.step=0.001",
     "--set", "reference.particles=16", "--set", "reference.w2_samples=8", "--set",
-    "reference.fv_cells=50", "--set", "reference.particle_dt=0.001"};
+    "reference.fv_cells=50", "--set", "reference.particle_dt=0.001", "--set", "metric.maxiter=20"};
 #define NTINY (sizeof tiny / sizeof *tiny)
 
 typedef struct {

@@ -926,7 +926,7 @@ START_TEST(test_section_error)
     ck_assert_int_eq(err.code, WGF_EINVAL);
     ck_assert_str_eq(err.msg, "exp.ini:3: energy.mu: mean 7 is bad");
     wgf_section_error(s, "sigma", &err, "not SPD");
-    ck_assert_str_eq(err.msg, "exp.ini: energy.sigma: not SPD");
+    ck_assert_str_eq(err.msg, "exp.ini:1: energy.sigma: not SPD"); /* a default: the section's line */
     wgf_section_error(s, "diffusion", &err, "too large");
     ck_assert_str_eq(err.msg, "--set energy.diffusion: too large");
     wgf_section_error(s, NULL, &err, "inconsistent");

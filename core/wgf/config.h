@@ -78,7 +78,9 @@ const double *wgf_section_matrix(const wgf_section *s, const char *key); /* dim*
 const char *wgf_section_text(const wgf_section *s, const char *key);
 
 /* A semantic error found by a component in its own section:
- * "FILE:LINE: section.key: message" (no LINE when defaulted); returns WGF_EINVAL. */
+ * "FILE:LINE: section.key: message" (a defaulted key: the section's LINE; no
+ * LINE when the section is absent too; "--set section.key: " when set so);
+ * returns WGF_EINVAL. */
 int wgf_section_error(const wgf_section *s, const char *key, wgf_error *err, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 4, 5)))
