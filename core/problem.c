@@ -281,7 +281,7 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
         long v = dim ? strtol(dim, &end, 10) : 0;
         p->info.dim = (dim && end && *end == '\0' && v >= 1) ? (size_t)v : 1;
     }
-    if (p->run_sec && run_sizes_refused(p, diag))
+    if (run_sizes_refused(p, diag))
         return WGF_EINVAL; /* every other section would be typed with this dimension */
     if (opts->threads > WGF_THREADS_MAX)
         wgf_diag_add(diag, "--threads: %d is too many (1 to %d)", opts->threads, WGF_THREADS_MAX);

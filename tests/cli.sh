@@ -163,6 +163,9 @@ for v in 4294967296 9223372036854775807 1000000000; do
     n=$(grep -c "^wgf: " "$tmp/out"); [ "$n" -eq 1 ] && ok || bad "dim = $v: $n lines, expected 1"
 done
 expect 2 "dim: '1e9' is not an integer" "$WGF" check "$good" --set run.dim=1e9
+# also when [run] has other errors (the dimension is then read as written)
+expect 2 "run.dim: 4294967296 is too large" timeout 10 "$WGF" check "$good" --set run.dim=4294967296 \
+    --set run.samples=many
 expect 2 "run.samples: 1000000000000 is too large" timeout 10 "$WGF" check "$good" \
     --set run.samples=1000000000000
 expect 2 "output.samples: 1000000000000 is too large" timeout 10 "$WGF" check "$good" \
