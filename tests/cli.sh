@@ -194,6 +194,9 @@ grep -q "energy 'fpe'" "$tmp/out" && bad "a located plugin message was prefixed"
 printf '[energy]\nplugin = fpe\n[map]\nplugin = affine\n' >"$tmp/norun.ini"
 expect 2 "norun.ini: \[run\]: missing section (run.dim is required" "$WGF" check "$tmp/norun.ini"
 
+# what a run refuses at its first step, check refuses
+expect 2 "aggregation_2d.ini:[0-9]*: energy: pair interactions need at least 2 samples" "$WGF" check \
+    "$SRC/experiments/aggregation_2d.ini" --set run.samples=1
 # a map's sizes: layers whose parameter count wraps, or whose tapes cannot fit
 expect 2 "map.layers: 9223372036854775807 layers of dimension 10 on 1000 samples are too many" \
     timeout 10 "$WGF" check "$SRC/experiments/fpe_ou_10d.ini" --set map.layers=9223372036854775807

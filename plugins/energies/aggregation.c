@@ -67,6 +67,12 @@ static int agg_create(const wgf_section *sec, const wgf_problem_info *info, void
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     st->d = info ? info->dim : wgf_section_dim(sec);
     st->weight = wgf_section_double(sec, "weight");
+    /* what eval would refuse at the first step, refused when checking */
+    if (info && info->samples == 1) {
+        free(st);
+        return wgf_section_error(sec, NULL, err, "pair interactions need at least 2 samples "
+                                 "(run.samples = 1)");
+    }
     int rc;
     if (strcmp(wgf_section_string(sec, "kernel"), "power") == 0) {
         double a = wgf_section_double(sec, "a"), b = wgf_section_double(sec, "b");
