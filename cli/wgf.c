@@ -134,8 +134,8 @@ static int parse_args(int argc, char **argv, const char *allowed, cli_args *a)
         case 't': rc = parse_long("--threads", val, 1, WGF_THREADS_MAX, &a->threads); break;
         case 'q': a->quiet = 1; break;
         case 'p': a->plugin_path = val; break;
-        case 'd': rc = parse_long("--dim", val, 1, 100000, &a->dim); break;
-        case 'n': rc = parse_long("--samples", val, 2, 10000000, &a->samples); break;
+        case 'd': rc = parse_long("--dim", val, 1, 1000, &a->dim); break;
+        case 'n': rc = parse_long("--samples", val, 2, 100000, &a->samples); break;
         case 'r': rc = parse_long("--seed", val, 0, LONG_MAX, &a->seed); break;
         default: break;
         }

@@ -134,6 +134,11 @@ done
 expect 2 "run.threads: 100000 is out of range" "$WGF" check "$tmp/small.ini" --plugin-path "$TP" \
     --set run.threads=100000
 expect 2 "not a whole number from 1 to 1024" "$WGF" run "$tmp/small.ini" --threads 100000
+# selftest sizes: bounded so that a check runs in seconds, not in the machine's memory
+expect 2 "--dim: '4294967296' is not a whole number from 1 to 1000" timeout 10 "$WGF" selftest affine \
+    --dim 4294967296
+expect 2 "--samples: '1000000000000' is not a whole number from 2 to 100000" timeout 10 "$WGF" \
+    selftest planar --samples 1000000000000
 # a create() that refuses without a message: exit 2 naming the section
 expect 2 "small.ini:4: \[energy\]: energy 'silentcreate': failed without a message" \
     "$WGF" check "$tmp/small.ini" --plugin-path "$TP" --set energy.plugin=silentcreate
