@@ -99,6 +99,24 @@ static int known_section(const char *name, void *user)
 
 /* ------------------------------------------------------------ set-up */
 
+/* Where a key of the experiment came from, for a message: "FILE:LINE: ",
+ * "--set ", or for a default the section's "FILE:LINE: " ("FILE: " when the
+ * section is absent too). */
+static void key_where(const wgf_problem *p, const char *section, const char *key, char *buf, size_t size)
+{
+    int line = 0;
+    const char *v = wgf_config_get(p->cfg, section, key, &line);
+    int sline = wgf_config_section_line(p->cfg, section);
+    if (line > 0)
+        snprintf(buf, size, "%s:%d: ", wgf_config_file(p->cfg), line);
+    else if (v)
+        snprintf(buf, size, "--set ");
+    else if (sline > 0) /* a default: the section's line, where the key would be written */
+        snprintf(buf, size, "%s:%d: ", wgf_config_file(p->cfg), sline);
+    else
+        snprintf(buf, size, "%s: ", wgf_config_file(p->cfg));
+}
+
 /* Resolve `plugin` of a section and validate the section against the core's
  * keys and the plugin's schema. Problems go to diag; returns the section or
  * NULL. */
@@ -127,11 +145,9 @@ static wgf_section *component_section(wgf_problem *p, const char *section, wgf_k
     } else if (name) {
         wgf_error err;
         if (wgf_registry_find(p->reg, kind, name, plugin, path, &err) != WGF_OK) {
-            const char *file = wgf_config_file(p->cfg);
-            if (line > 0)
-                wgf_diag_add(diag, "%s:%d: %s.plugin: %s", file, line, section, err.msg);
-            else
-                wgf_diag_add(diag, "%s: %s.plugin: %s", file, section, err.msg);
+            char where[4200];
+            key_where(p, section, "plugin", where, sizeof where);
+            wgf_diag_add(diag, "%s%s.plugin: %s", where, section, err.msg);
             *plugin = NULL;
         } else if ((*plugin)->params)
             schemas[1] = (*plugin)->params; /* NULL: no keys of its own */
@@ -181,20 +197,6 @@ static char *join_relative(const char *file, const char *path)
 }
 
 /* ------------------------------------------------------------ sizes */
-
-/* Where a key of the experiment came from, for a message: "FILE:LINE: ",
- * "--set " or "FILE: " (a default). */
-static void key_where(const wgf_problem *p, const char *section, const char *key, char *buf, size_t size)
-{
-    int line = 0;
-    const char *v = wgf_config_get(p->cfg, section, key, &line);
-    if (line > 0)
-        snprintf(buf, size, "%s:%d: ", wgf_config_file(p->cfg), line);
-    else if (v)
-        snprintf(buf, size, "--set ");
-    else
-        snprintf(buf, size, "%s: ", wgf_config_file(p->cfg));
-}
 
 /* Sizes from a file are hostile until checked: refuse, naming the key, a
  * run whose main allocations cannot fit in what this process may allocate,
@@ -352,13 +354,13 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
     }
     unsigned has = wgf_dist_provides(p->dist);
     if ((p->energy_needs & WGF_NEEDS_L) && !(has & WGF_DIST_DENSITY))
-        return wgf_error_set(err, WGF_EINVAL,
-                             "%s: initial.type: the %s law has no density, which the energy needs "
-                             "(use gaussian, barenblatt or uniform)", file, wgf_dist_type(p->dist));
+        return wgf_section_error(p->initial_sec, "type", err,
+                                 "the %s law has no density, which the energy needs "
+                                 "(use gaussian, barenblatt or uniform)", wgf_dist_type(p->dist));
     if ((p->energy_needs & WGF_NEEDS_S) && !(has & WGF_DIST_SCORE))
-        return wgf_error_set(err, WGF_EINVAL,
-                             "%s: initial.type: the %s law has no score, which the energy needs "
-                             "(use gaussian or barenblatt)", file, wgf_dist_type(p->dist));
+        return wgf_section_error(p->initial_sec, "type", err,
+                                 "the %s law has no score, which the energy needs "
+                                 "(use gaussian or barenblatt)", wgf_dist_type(p->dist));
 
     p->map = p->map_plugin->vtable;
     wgf_error_clear(err);

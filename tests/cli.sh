@@ -208,5 +208,13 @@ expect 2 "map.layers: 9223372036854775807 layers of dimension 10 on 1000 samples
 expect 2 "map.layers: 1000000 layers of dimension 10 on 1000 samples are too many" \
     timeout 10 "$WGF" check "$SRC/experiments/fpe_ou_10d.ini" --set map.layers=1000000
 
+# every configuration error names its place: a --set value as such, an initial law by its key's line
+expect 2 "^wgf: --set metric.plugin: plugin 'nosuch' (metric) not found" "$WGF" check "$good" \
+    --set metric.plugin=nosuch
+printf '1,2\n3,4\n' >"$tmp/pts.csv"
+printf '[run]\ndim = 2\n[initial]\ntype = file\nfile = pts.csv\n[energy]\nplugin = fpe\n[map]\nplugin = affine\n' \
+    >"$tmp/nodensity.ini"
+expect 2 "nodensity.ini:4: initial.type: the file law has no density" "$WGF" check "$tmp/nodensity.ini"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
