@@ -962,6 +962,47 @@ START_TEST(test_missing_file)
 }
 END_TEST
 
+/* The error record as components fill it, or leave it: a code without a
+ * message is still a failure (wgf_error_prefix returned the record's code,
+ * 0 when a plugin had not filled it, and the failure passed for success). */
+START_TEST(test_error_record)
+{
+    wgf_error err = {0};
+    ck_assert_int_eq(wgf_error_prefix(&err, "energy '%s'", "x"), WGF_EPLUGIN);
+    ck_assert_str_eq(err.msg, "energy 'x': failed without a message");
+    ck_assert_int_eq(wgf_error_prefix(NULL, "energy"), WGF_EPLUGIN);
+
+    wgf_error_clear(&err);
+    ck_assert_int_eq(wgf_error_forward(&err, WGF_ENUMERIC, "energy '%s'", "x"), WGF_ENUMERIC);
+    ck_assert_int_eq(err.code, WGF_ENUMERIC);
+    ck_assert_str_eq(err.msg, "energy 'x': failed without a message (numerical failure)");
+    wgf_error_set(&err, WGF_EINVAL, "bad a");
+    ck_assert_int_eq(wgf_error_forward(&err, WGF_EINVAL, "map"), WGF_EINVAL);
+    ck_assert_str_eq(err.msg, "map: bad a");
+    /* a stale record of another code is not the plugin's message */
+    wgf_error_set(&err, WGF_EINVAL, "old");
+    ck_assert_int_eq(wgf_error_forward(&err, WGF_ENOMEM, "map"), WGF_ENOMEM);
+    ck_assert_str_eq(err.msg, "map: failed without a message (out of memory)");
+    /* a code outside the list */
+    wgf_error_clear(&err);
+    ck_assert_int_eq(wgf_error_forward(&err, 42, "scheme"), WGF_EPLUGIN);
+    ck_assert_str_eq(err.msg, "scheme: failed with an unknown status 42 and no message");
+    ck_assert_int_eq(wgf_error_forward(&err, WGF_OK, "scheme"), WGF_OK);
+    ck_assert_int_eq(wgf_error_forward(NULL, -1, "scheme"), WGF_EPLUGIN);
+
+    /* several problems, one a line */
+    wgf_error_clear(&err);
+    ck_assert_int_eq(wgf_error_append(&err, WGF_EINVAL, "one"), WGF_EINVAL);
+    wgf_error_append(&err, WGF_EINVAL, "two %d", 2);
+    ck_assert_str_eq(err.msg, "one\ntwo 2");
+    char big[WGF_ERROR_MSG_MAX];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    wgf_error_append(&err, WGF_EINVAL, "%s", big); /* does not fit: dropped whole */
+    ck_assert_str_eq(err.msg, "one\ntwo 2");
+}
+END_TEST
+
 /* A device is read forever: refused at once (the test would hang before). */
 START_TEST(test_not_regular_file)
 {
@@ -1204,6 +1245,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_section_error);
     tcase_add_test(tc, test_missing_file);
     tcase_add_test(tc, test_not_regular_file);
+    tcase_add_test(tc, test_error_record);
     tcase_add_test(tc, test_sizes_beyond_memory);
     tcase_add_test(tc, test_load_file);
     suite_add_tcase(s, tc);
