@@ -373,6 +373,10 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
         return component_failed(p, "map", WGF_MAP, p->map_plugin->name, WGF_EINVAL, err);
     }
     p->nstages = p->map->nstages(p->map_state);
+    if (p->nstages == 0) {
+        wgf_error_set(err, WGF_EINVAL, "it has 0 stages (a map has at least one)");
+        return component_failed(p, "map", WGF_MAP, p->map_plugin->name, WGF_EINVAL, err);
+    }
     {
         /* the map's tapes keep every stage of the training batch; parameters
          * and their per-block partial gradients */

@@ -153,6 +153,9 @@ expect 3 "scheme 'silentscheme': failed without a message" "$WGF" run "$tmp/nost
 # a map with no parameters: a configuration error, not "out of memory"
 expect 2 "small.ini:6: \[map\]: map 'zeromap': it has no parameters" \
     "$WGF" check "$tmp/small.ini" --plugin-path "$TP" --set map.plugin=zeromap
+# a map with 0 stages (the contract says at least one): refused, not a crash
+expect 2 "small.ini:6: \[map\]: map 'zerostages': it has 0 stages" \
+    "$WGF" run "$tmp/small.ini" --plugin-path "$TP" --set map.plugin=zerostages -o "$tmp/zs"
 # a descriptor with params = NULL: no keys of its own; checks, runs and lists
 expect 0 ": ok" "$WGF" check "$tmp/small.ini" --plugin-path "$TP" --set energy.plugin=noparams
 expect 2 "energy.scale: unknown key (allowed: plugin)" "$WGF" check "$tmp/small.ini" \

@@ -8,6 +8,7 @@
  *                         energy |x|^2/2)
  *   HOSTILE_ZEROMAP       map 'zeromap': reports 0 parameters (the identity with nothing to learn)
  *   HOSTILE_SILENTSCHEME  scheme 'silentscheme': run() returns WGF_ENUMERIC without a message
+ *   HOSTILE_ZEROSTAGES    map 'zerostages': one parameter but 0 stages (the contract says S >= 1)
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@ static void he_destroy(void *state) { free(state); }
 
 /* ------------------------------------------------------------ energies */
 
-#if !defined(HOSTILE_ZEROMAP) && !defined(HOSTILE_SILENTSCHEME)
+#if !defined(HOSTILE_ZEROMAP) && !defined(HOSTILE_ZEROSTAGES) && !defined(HOSTILE_SILENTSCHEME)
 static int he_create(const wgf_section *sec, const wgf_problem_info *info, void **state, wgf_error *err)
 {
     (void)sec;
@@ -111,7 +112,7 @@ static const wgf_plugin he_plugin = {
 
 /* ------------------------------------------------------------ a map with nothing to learn */
 
-#ifdef HOSTILE_ZEROMAP
+#if defined(HOSTILE_ZEROMAP) || defined(HOSTILE_ZEROSTAGES)
 static int zm_create(const wgf_section *sec, const wgf_problem_info *info, void **state, wgf_error *err)
 {
     (void)sec;
@@ -124,8 +125,13 @@ static int zm_create(const wgf_section *sec, const wgf_problem_info *info, void 
     return WGF_OK;
 }
 
+#ifdef HOSTILE_ZEROSTAGES
+static size_t zm_nparams(void *state) { (void)state; return 1; }
+static size_t zm_nstages(void *state) { (void)state; return 0; }
+#else
 static size_t zm_nparams(void *state) { (void)state; return 0; }
 static size_t zm_nstages(void *state) { (void)state; return 1; }
+#endif
 
 static int zm_init(void *state, gsl_rng *rng, double *theta, wgf_error *err)
 {
@@ -195,7 +201,11 @@ static const wgf_param zm_params[] = {{0}};
 static const wgf_plugin zm_plugin = {
     .abi_version = WGF_ABI_VERSION,
     .kind = WGF_MAP,
+#ifdef HOSTILE_ZEROSTAGES
+    .name = "zerostages",
+#else
     .name = "zeromap",
+#endif
     .summary = "hostile test map: no parameters",
     .params = zm_params,
     .vtable = &zm_vt,
