@@ -133,12 +133,11 @@ static int file_init(wgf_dist *f, const wgf_section *sec, wgf_error *err)
     /* A device or a pipe (/dev/zero) would be read forever; a file larger
      * than memory cannot be held. */
     struct stat st;
-    if (fstat(fileno(in), &st) != 0 || !S_ISREG(st.st_mode) ||
-        (unsigned long long)st.st_size > (unsigned long long)wgf_mem_available() / 2) {
-        int rc = fstat(fileno(in), &st) != 0 || !S_ISREG(st.st_mode)
-                     ? wgf_section_error(sec, "file", err, "%s is not a regular file", path)
-                     : wgf_section_error(sec, "file", err, "%s is too large (%lld bytes) for memory", path,
-                                         (long long)st.st_size);
+    int regular = fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode);
+    if (!regular || (unsigned long long)st.st_size > (unsigned long long)wgf_mem_available() / 2) {
+        int rc = !regular ? wgf_section_error(sec, "file", err, "%s is not a regular file", path)
+                          : wgf_section_error(sec, "file", err, "%s is too large (%lld bytes) for memory",
+                                              path, (long long)st.st_size);
         fclose(in);
         free(path);
         return rc;
