@@ -10,10 +10,11 @@
  * bytes flipped, the file truncated) and runs `WGF check` on it under a memory
  * cap (RLIMIT_AS, --mem MB; 0 for none) and a time limit. A case fails on a signal, a hang, an exit
  * status other than 0 or 2, or exit 2 without a line `wgf: FILE:LINE: ` (or
- * `wgf: FILE: [section]` for a section the file lacks). Every K-th case is
- * also run with tiny sizes (--set run.samples=..., a few steps): check and
- * run get the same --set options, and a run that exits 2 after check said 0
- * is a disagreement; a run must exit 0 or 3 and leave no temporary file.
+ * `wgf: FILE: [section]` for a section the file lacks). Every K-th case (of
+ * dimension at most 100) is also run with tiny sizes (--set run.samples=...,
+ * a few steps): check and run get the same --set options, and a run that
+ * exits 2 after check said 0 is a disagreement; a run must exit 0 or 3 and
+ * leave no temporary file.
  *
  * Cases depend only on (seed, case number, seed files), not on the number of
  * jobs (worker processes): a failure is reproduced with --keep DIR, which
@@ -555,6 +556,27 @@ static int judge(const outcome *o, const char *file, int run, int check_status, 
     return 0;
 }
 
+/* The largest `dim = N` in text (0 when none reads as a number): short runs
+ * are for small problems, a dimension of thousands is a long run by nature
+ * (d^3 diagnostics), not a hang. */
+static unsigned long long largest_dim(const char *text)
+{
+    unsigned long long best = 0;
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        if (strncmp(l, "dim", 3) != 0)
+            continue;
+        const char *r = l + 3;
+        while (*r == ' ' || *r == '\t')
+            r++;
+        if (*r++ != '=')
+            continue;
+        unsigned long long v = strtoull(r, NULL, 10);
+        if (v > best)
+            best = v;
+    }
+    return best;
+}
+
 /* ------------------------------------------------------------ bookkeeping */
 
 typedef struct {
@@ -611,6 +633,7 @@ static const char *const tiny[] = {
     "--set", "reference.particles=16", "--set", "reference.w2_samples=8", "--set",
     "reference.fv_cells=50", "--set", "reference.particle_dt=0.001", "--set", "metric.maxiter=20"};
 #define NTINY (sizeof tiny / sizeof *tiny)
+#define MAX_RUN_DIM 100 /* short runs only below this dimension */
 
 typedef struct {
     const env *E;
@@ -641,7 +664,7 @@ static void one_case(const campaign *C, unsigned long c, int worker, FILE *res)
     snprintf(rundir, sizeof rundir, "%s/run-%d", E->tmp, worker);
     write_file(file, text.p, text.n);
 
-    int as_run = C->run_every && c % C->run_every == 0;
+    int as_run = C->run_every && c % C->run_every == 0 && largest_dim(text.p) <= MAX_RUN_DIM;
     const char *args[12 + NTINY];
     size_t n = 0;
     args[n++] = E->wgf;
