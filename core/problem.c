@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "internal.h"
 
@@ -283,12 +284,33 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
         long v = dim ? strtol(dim, &end, 10) : 0;
         p->info.dim = (dim && end && *end == '\0' && v >= 1) ? (size_t)v : 1;
     }
+    int from_file = 0; /* the thread count came from [run] threads */
     if (run_sizes_refused(p, diag))
         return WGF_EINVAL; /* every other section would be typed with this dimension */
     if (opts->threads > WGF_THREADS_MAX)
         wgf_diag_add(diag, "--threads: %d is too many (1 to %d)", opts->threads, WGF_THREADS_MAX);
     else if (opts->threads > 0)
         p->threads = opts->threads;
+    else if (p->threads > 0)
+        from_file = 1;
+    if (p->threads > 0) {
+        /* each thread reserves a stack (RLIMIT_STACK, as the OpenMP runtime
+         * does): under a memory limit the runtime fails to create them and
+         * exits the process, so ask only for what can be had */
+        struct rlimit rl;
+        double stack = 8.0 * 1024 * 1024, avail = (double)wgf_mem_available();
+        if (getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+            stack = (double)rl.rlim_cur;
+        if ((double)p->threads * stack > avail / 2) {
+            char where[4200];
+            if (from_file)
+                key_where(p, "run", "threads", where, sizeof where);
+            wgf_diag_add(diag, "%s%s: %d threads need %.3g GB of stacks, more than half of the %.3g GB "
+                               "this process may allocate", from_file ? where : "",
+                         from_file ? "run.threads" : "--threads", p->threads,
+                         (double)p->threads * stack / 1e9, avail / 1e9);
+        }
+    }
 
     char *ini_path = NULL;
     if (p->run_sec && wgf_section_has(p->run_sec, "plugin_path")) {

@@ -134,6 +134,16 @@ done
 expect 2 "run.threads: 100000 is out of range" "$WGF" check "$tmp/small.ini" --plugin-path "$TP" \
     --set run.threads=100000
 expect 2 "not a whole number from 1 to 1024" "$WGF" run "$tmp/small.ini" --threads 100000
+# under a memory limit the OpenMP runtime cannot create 1024 thread stacks (it
+# exited with "Thread creation failed"): refused with the reason (skipped where
+# the command cannot start under the limit, as with AddressSanitizer)
+if (ulimit -v 2097152 && "$WGF" --version) >/dev/null 2>&1; then
+    (ulimit -v 2097152; exec "$WGF" run "$tmp/small.ini" --plugin-path "$TP" --threads 1024 -o "$tmp/t1024") \
+        >"$tmp/out" 2>&1
+    st=$?
+    if [ $st -eq 2 ] && grep -q "^wgf: --threads: 1024 threads need .* GB of stacks" "$tmp/out"; then ok; else
+        bad "1024 threads under ulimit -v: exit $st"; sed 's/^/    /' "$tmp/out"; fi
+fi
 # selftest sizes: bounded so that a check runs in seconds, not in the machine's memory
 expect 2 "--dim: '4294967296' is not a whole number from 1 to 1000" timeout 10 "$WGF" selftest affine \
     --dim 4294967296
