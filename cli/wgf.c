@@ -1,5 +1,6 @@
 /* wgf: the command. wgf run | check | plugins | selftest | plot. */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,17 +50,35 @@ typedef struct {
     int trust_plugin_path, no_file_plugins;
 } cli_args;
 
-static int parse_long(const char *opt, const char *s, long min, long *out)
+static int parse_long(const char *opt, const char *s, long min, long max, long *out)
 {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < min) {
-        fprintf(stderr, "wgf: %s: '%s' is not a whole number >= %ld\n", opt, s, min);
+    if (errno || end == s || *end || v < min || v > max) {
+        fprintf(stderr, "wgf: %s: '%s' is not a whole number from %ld to %ld\n", opt, s, min, max);
         return 2;
     }
     *out = v;
     return 0;
+}
+
+/* An error record as lines "wgf: ...": a component may report several
+ * problems at once, one a line; an empty record still says something. */
+static void print_error(const wgf_error *err, int rc)
+{
+    const char *m = err->msg;
+    if (!memchr(m, '\0', sizeof err->msg) || !*m) {
+        fprintf(stderr, "wgf: %s (no message)\n", wgf_strerror(rc));
+        return;
+    }
+    while (*m) {
+        const char *nl = strchr(m, '\n');
+        int n = nl ? (int)(nl - m) : (int)strlen(m);
+        if (n > 0)
+            fprintf(stderr, "wgf: %.*s\n", n, m);
+        m += n + (nl != NULL);
+    }
 }
 
 /* Options shared by the subcommands; which ones a subcommand accepts is in
@@ -119,14 +138,14 @@ static int parse_args(int argc, char **argv, const char *allowed, cli_args *a)
         switch (key) {
         case 'o': a->outdir = val; break;
         case 's': a->sets[a->nsets++] = val; break;
-        case 't': rc = parse_long("--threads", val, 1, &a->threads); break;
+        case 't': rc = parse_long("--threads", val, 1, WGF_THREADS_MAX, &a->threads); break;
         case 'q': a->quiet = 1; break;
         case 'p': a->plugin_path = val; break;
         case 'T': a->trust_plugin_path = 1; break;
         case 'N': a->no_file_plugins = 1; break;
-        case 'd': rc = parse_long("--dim", val, 1, &a->dim); break;
-        case 'n': rc = parse_long("--samples", val, 2, &a->samples); break;
-        case 'r': rc = parse_long("--seed", val, 0, &a->seed); break;
+        case 'd': rc = parse_long("--dim", val, 1, 1000, &a->dim); break;
+        case 'n': rc = parse_long("--samples", val, 2, 100000, &a->samples); break;
+        case 'r': rc = parse_long("--seed", val, 0, LONG_MAX, &a->seed); break;
         default: break;
         }
         if (rc)
@@ -220,7 +239,7 @@ static int cmd_run(int argc, char **argv, int check_only)
     }
     wgf_diag_free(&diag);
     if (rc != WGF_OK && rc != WGF_EINTR && rc != WGF_ENUMERIC && rc != WGF_EDIVERGED) {
-        fprintf(stderr, "wgf: %s\n", err.msg);
+        print_error(&err, rc);
         return wgf_error_exit_status(rc);
     }
     if (check_only) {

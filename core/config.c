@@ -55,9 +55,13 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -82,6 +86,30 @@ static char *str_ndup(const char *s, size_t n)
 }
 
 static char *str_dup(const char *s) { return str_ndup(s, strlen(s)); }
+
+size_t wgf_mem_available(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    size_t avail = SIZE_MAX;
+    if (pages > 0 && page > 0 && __builtin_mul_overflow((size_t)pages, (size_t)page, &avail))
+        avail = SIZE_MAX;
+    const int limits[] = {RLIMIT_AS, RLIMIT_DATA};
+    for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
+        struct rlimit rl;
+        if (getrlimit(limits[i], &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < avail)
+            avail = (size_t)rl.rlim_cur;
+    }
+    return avail;
+}
+
+/* n doubles, in bytes, when that fits in memory; 0 otherwise. */
+static size_t doubles_fit(size_t n)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(n, sizeof(double), &bytes) || bytes > wgf_mem_available())
+        return 0;
+    return bytes;
+}
 
 static int is_blank(char c) { return isspace((unsigned char)c) != 0; }
 
@@ -780,11 +808,26 @@ int wgf_config_load(wgf_config **cfg, const char *path, wgf_diag *diag, wgf_erro
     FILE *f = fopen(path, "rb");
     if (!f)
         return wgf_error_set(err, WGF_EIO, "%s: cannot open: %s", path, strerror(errno));
+    /* Only a regular file, and one that fits: /dev/zero or a pipe would be
+     * read forever. The cap also holds if the file grows while read. */
+    struct stat st;
+    size_t cap = wgf_mem_available() / 4;
+    if (cap > WGF_CONFIG_MAX_BYTES)
+        cap = WGF_CONFIG_MAX_BYTES;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return wgf_error_set(err, WGF_EIO, "%s: not a regular file (an experiment is an INI file)", path);
+    }
     sbuf b = {0};
     char chunk[4096];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len <= cap)
         sb_addn(&b, chunk, n);
+    if (b.len > cap) {
+        fclose(f);
+        free(b.p);
+        return wgf_error_set(err, WGF_EIO, "%s: too large (more than %zu bytes)", path, cap);
+    }
     int failed = ferror(f), saved = errno;
     fclose(f);
     if (failed) {
@@ -1028,8 +1071,9 @@ int wgf_section_error(const wgf_section *s, const char *key, wgf_error *err, con
     sbuf b = {0};
     if (s) {
         const sec_entry *e = key ? entry(s, key) : NULL;
+        /* a defaulted key has no line: the section's, where it would be written */
         if (key)
-            sb_where(&b, s->file, e ? e->line : 0, e ? e->from_set : 0, s->name, key);
+            sb_where(&b, s->file, e && e->line ? e->line : s->line, e ? e->from_set : 0, s->name, key);
         else
             sb_where(&b, s->file, s->line, 0, s->name, NULL);
     }
@@ -1352,6 +1396,11 @@ static int parse_vector(vctx *c, const char *text, sec_entry *e)
             return 1;
         }
     } else if (n == 1 && d > 1) {
+        if (!doubles_fit(d)) {
+            verr(c, "a vector of dim = %zu numbers does not fit in memory", d);
+            free(v);
+            return 1;
+        }
         double *full = realloc(v, d * sizeof *full);
         if (!full) {
             free(v);
@@ -1453,8 +1502,13 @@ static int parse_matrix(vctx *c, const char *text, sec_entry *e)
     const char *s = skip_blank(text), *w = s;
     while (*s && !is_blank(*s) && *s != ':')
         s++;
-    size_t wl = (size_t)(s - w);
-    double *m = calloc(d * d, sizeof *m);
+    size_t wl = (size_t)(s - w), dd;
+    /* d comes from the file: d * d may wrap, or ask for more than the machine has */
+    if (__builtin_mul_overflow(d, d, &dd) || !doubles_fit(dd)) {
+        verr(c, "a dim x dim matrix (dim = %zu) does not fit in memory", d);
+        return 1;
+    }
+    double *m = calloc(dd, sizeof *m);
     if (!m)
         return -1;
     int rc = 0;
@@ -1638,7 +1692,17 @@ wgf_section *wgf_config_section(wgf_config *cfg, const char *section,
         c.from_set = 0;
         c.p = p;
         if (p->flags & WGF_P_REQUIRED) {
-            if (p->doc)
+            if (s->line == 0) {
+                /* no line to point at: the section itself is what is missing */
+                sbuf b = {0};
+                sb_printf(&b, "%s: [%s]: missing section (%s.%s is required%s%s)", c.file, section,
+                          section, p->key, p->doc ? ": " : "", p->doc ? p->doc : "");
+                c.nerr++;
+                if (diag)
+                    diag_take(diag, sb_take(&b));
+                else
+                    free(sb_take(&b));
+            } else if (p->doc)
                 verr(&c, "missing required key (%s: %s)", p->key, p->doc);
             else
                 verr(&c, "missing required key");

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <gsl/gsl_randist.h>
 
@@ -78,9 +79,25 @@ static int gaussian_init(wgf_dist *g, const wgf_section *sec, wgf_error *err)
                                          "entry (%zu,%zu) is %g",
                                          i + 1, j + 1, a, j + 1, i + 1, b);
         }
-    wgf_error e2;
-    if (wgf_cholesky(d, g->cov, g->chol, &e2) != WGF_OK)
-        return wgf_section_error(sec, "cov", err, "the covariance is not symmetric positive definite");
+    /* A diagonal covariance (identity, a scalar, diag: the usual case) is
+     * its own factorisation; a dense Cholesky would cost d^3/3 for nothing. */
+    int diagonal = 1;
+    for (size_t i = 0; i < d * d && diagonal; i++)
+        diagonal = i % (d + 1) == 0 || g->cov[i] == 0.0;
+    if (diagonal) {
+        memset(g->chol, 0, d * d * sizeof(double));
+        for (size_t i = 0; i < d; i++) {
+            if (!(g->cov[i * d + i] > 0.0) || !isfinite(g->cov[i * d + i]))
+                return wgf_section_error(sec, "cov", err,
+                                         "the covariance is not symmetric positive definite "
+                                         "(diagonal entry %zu is %g)", i + 1, g->cov[i * d + i]);
+            g->chol[i * d + i] = sqrt(g->cov[i * d + i]);
+        }
+    } else {
+        wgf_error e2;
+        if (wgf_cholesky(d, g->cov, g->chol, &e2) != WGF_OK)
+            return wgf_section_error(sec, "cov", err, "the covariance is not symmetric positive definite");
+    }
     g->logdet_half = 0;
     for (size_t i = 0; i < d; i++)
         g->logdet_half += log(g->chol[i * d + i]);
@@ -113,6 +130,18 @@ static int file_init(wgf_dist *f, const wgf_section *sec, wgf_error *err)
         free(path);
         return rc;
     }
+    /* A device or a pipe (/dev/zero) would be read forever; a file larger
+     * than memory cannot be held. */
+    struct stat st;
+    int regular = fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode);
+    if (!regular || (unsigned long long)st.st_size > (unsigned long long)wgf_mem_available() / 2) {
+        int rc = !regular ? wgf_section_error(sec, "file", err, "%s is not a regular file", path)
+                          : wgf_section_error(sec, "file", err, "%s is too large (%lld bytes) for memory",
+                                              path, (long long)st.st_size);
+        fclose(in);
+        free(path);
+        return rc;
+    }
     size_t cap = 0, lineno = 0;
     char *line = NULL;
     size_t lcap = 0;
@@ -125,10 +154,13 @@ static int file_init(wgf_dist *f, const wgf_section *sec, wgf_error *err)
         if (*p == '\n' || *p == '\r' || *p == '\0' || *p == '#')
             continue;
         if (f->ndata == cap) {
-            size_t ncap = cap ? 2 * cap : 1024;
-            double *nd = realloc(f->data, ncap * f->d * sizeof(double));
+            size_t ncap = cap ? 2 * cap : 1024, bytes;
+            double *nd = NULL;
+            if (!__builtin_mul_overflow(ncap, f->d * sizeof(double), &bytes))
+                nd = realloc(f->data, bytes);
             if (!nd) {
-                rc = wgf_error_set(err, WGF_ENOMEM, "out of memory reading %s", path);
+                rc = wgf_section_error(sec, "file", err, "%s:%zu: out of memory for %zu samples", path,
+                                       lineno, ncap);
                 break;
             }
             f->data = nd;
@@ -140,10 +172,10 @@ static int file_init(wgf_dist *f, const wgf_section *sec, wgf_error *err)
             if (end == p || !isfinite(v)) {
                 if (header_allowed && i == 0)
                     goto next_line; /* a header row (x1,x2,... as wgf writes them) */
-                rc = wgf_error_set(err, WGF_EINVAL,
-                                   "%s:%zu: expected %zu finite numbers separated by commas or spaces, "
-                                   "found %zu",
-                                   path, lineno, f->d, i);
+                rc = wgf_section_error(sec, "file", err,
+                                       "%s:%zu: expected %zu finite numbers separated by commas or "
+                                       "spaces, found %zu",
+                                       path, lineno, f->d, i);
                 break;
             }
             f->data[f->ndata * f->d + i] = v;
@@ -154,10 +186,10 @@ static int file_init(wgf_dist *f, const wgf_section *sec, wgf_error *err)
         /* More columns than dim: a file for another dimension, or with an
          * index column; taking the first columns would hide the mistake. */
         if (rc == WGF_OK && *p != '\n' && *p != '\r' && *p != '\0')
-            rc = wgf_error_set(err, WGF_EINVAL,
-                               "%s:%zu: expected %zu numbers separated by commas or spaces, found more "
-                               "(the run has dim = %zu)",
-                               path, lineno, f->d, f->d);
+            rc = wgf_section_error(sec, "file", err,
+                                   "%s:%zu: expected %zu numbers separated by commas or spaces, found "
+                                   "more (the run has dim = %zu)",
+                                   path, lineno, f->d, f->d);
         if (rc == WGF_OK)
             f->ndata++;
     next_line:
@@ -166,7 +198,7 @@ static int file_init(wgf_dist *f, const wgf_section *sec, wgf_error *err)
     free(line);
     fclose(in);
     if (rc == WGF_OK && f->ndata == 0)
-        rc = wgf_error_set(err, WGF_EINVAL, "%s: no samples", path);
+        rc = wgf_section_error(sec, "file", err, "%s: no samples", path);
     free(path);
     return rc;
 }

@@ -19,15 +19,11 @@ int wgf_error_set(wgf_error *err, int code, const char *fmt, ...)
     return code;
 }
 
-int wgf_error_prefix(wgf_error *err, const char *fmt, ...)
+/* Put "context: " (formatted from fmt, ap) before err->msg. */
+static void prefix_msg(wgf_error *err, const char *fmt, va_list ap)
 {
-    if (!err)
-        return WGF_OK;
     char buf[WGF_ERROR_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
     int k = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
     size_t used = k < 0 ? 0 : ((size_t)k < sizeof buf - 1 ? (size_t)k : sizeof buf - 1);
     if (used + 2 < sizeof buf) {
         buf[used++] = ':';
@@ -40,7 +36,69 @@ int wgf_error_prefix(wgf_error *err, const char *fmt, ...)
     }
     buf[used] = '\0';
     memcpy(err->msg, buf, used + 1);
+}
+
+int wgf_error_prefix(wgf_error *err, const char *fmt, ...)
+{
+    /* Only ever called on a failure: an empty record must not read as success. */
+    if (!err)
+        return WGF_EPLUGIN;
+    if (err->code == WGF_OK) {
+        err->code = WGF_EPLUGIN;
+        snprintf(err->msg, sizeof err->msg, "failed without a message");
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    prefix_msg(err, fmt, ap);
+    va_end(ap);
     return err->code;
+}
+
+int wgf_error_append(wgf_error *err, int code, const char *fmt, ...)
+{
+    if (!err)
+        return code;
+    char line[WGF_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    size_t used = err->code != WGF_OK ? strnlen(err->msg, sizeof err->msg) : 0;
+    if (used == 0 || used == sizeof err->msg) {
+        memcpy(err->msg, line, sizeof line);
+        err->code = code;
+        return code;
+    }
+    size_t n = strlen(line);
+    if (used + 1 + n < sizeof err->msg) {
+        err->msg[used] = '\n';
+        memcpy(err->msg + used + 1, line, n + 1);
+    }
+    return err->code;
+}
+
+int wgf_error_known(int code) { return code >= WGF_EINVAL && code <= WGF_EUNSUP; }
+
+int wgf_error_forward(wgf_error *err, int rc, const char *fmt, ...)
+{
+    if (rc == WGF_OK)
+        return WGF_OK;
+    int code = wgf_error_known(rc) ? rc : WGF_EPLUGIN;
+    if (!err)
+        return code;
+    int filled = err->code == rc && err->msg[0] != '\0' && memchr(err->msg, '\0', sizeof err->msg);
+    if (!filled) {
+        if (wgf_error_known(rc))
+            snprintf(err->msg, sizeof err->msg, "failed without a message (%s)", wgf_strerror(rc));
+        else
+            snprintf(err->msg, sizeof err->msg, "failed with an unknown status %d and no message", rc);
+    }
+    err->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    prefix_msg(err, fmt, ap);
+    va_end(ap);
+    return code;
 }
 
 void wgf_error_clear(wgf_error *err)

@@ -69,6 +69,15 @@ static int first_error(wgf_eval *ev, wgf_error *err)
     return WGF_OK;
 }
 
+/* A map's status for block b: a failure the map did not describe in the
+ * block's record is recorded all the same (a refusal without a message). */
+static int block_rc(wgf_eval *ev, size_t b, int rc)
+{
+    if (rc != WGF_OK && (ev->berr[b].code != rc || !ev->berr[b].msg[0]))
+        wgf_error_forward(&ev->berr[b], rc, "map");
+    return rc;
+}
+
 static void clear_errors(wgf_eval *ev)
 {
     for (size_t b = 0; b < ev->nblocks; b++)
@@ -259,13 +268,13 @@ int wgf_eval_forward(wgf_eval *ev, const double *theta, wgf_error *err)
             xs[k] = keep ? ev->stage[k].x + off * d : NULL;
             lds[k] = keep ? ev->ld[k] + off : NULL;
         }
-        int rc = ev->map->forward(ev->map_state, ev->theta, m, ev->z + off * d, ev->tapes[b], xs, lds,
-                                  &ev->berr[b]);
+        int rc = block_rc(ev, b, ev->map->forward(ev->map_state, ev->theta, m, ev->z + off * d,
+                                                  ev->tapes[b], xs, lds, &ev->berr[b]));
         if (rc == WGF_OK && (ev->flags & WGF_EVAL_SCORE)) {
             for (size_t k = 0; k <= S; k++)
                 xs[k] = (stage_kept(ev, k) && k > 0) ? ev->stage[k].s + off * d : NULL;
-            rc = ev->map->score(ev->map_state, ev->theta, m, ev->tapes[b], ev->s0 + off * d, xs,
-                                &ev->berr[b]);
+            rc = block_rc(ev, b, ev->map->score(ev->map_state, ev->theta, m, ev->tapes[b],
+                                                ev->s0 + off * d, xs, &ev->berr[b]));
         }
         if (rc == WGF_OK) {
             /* l = log lambda(z) - ld (MATH.md 1); stage 0 is lambda itself. */
@@ -321,8 +330,8 @@ int wgf_eval_jvp(wgf_eval *ev, const double *v, double *jx, wgf_error *err)
 #pragma omp parallel for schedule(static)
     for (long bl = 0; bl < nb; bl++) {
         size_t b = (size_t)bl, off = b * WGF_BLOCK;
-        ev->map->jvp(ev->map_state, ev->theta, block_len(ev, b), ev->tapes[b], v, jx + off * ev->d,
-                     NULL, &ev->berr[b]);
+        block_rc(ev, b, ev->map->jvp(ev->map_state, ev->theta, block_len(ev, b), ev->tapes[b], v,
+                                     jx + off * ev->d, NULL, &ev->berr[b]));
     }
     return first_error(ev, err);
 }
@@ -356,8 +365,8 @@ int wgf_eval_path_vjp(wgf_eval *ev, const double *const *xbar, const double *con
             lb[k] = lbar && lbar[k] ? ev->scratch_ld + k * ev->n + off : NULL;
             sb[k] = sbar && sbar[k] ? sbar[k] + off * d : NULL;
         }
-        ev->map->path_vjp(ev->map_state, ev->theta, block_len(ev, b), ev->tapes[b], xb, lb,
-                          sbar ? sb : NULL, tb, &ev->berr[b]);
+        block_rc(ev, b, ev->map->path_vjp(ev->map_state, ev->theta, block_len(ev, b), ev->tapes[b],
+                                          xb, lb, sbar ? sb : NULL, tb, &ev->berr[b]));
     }
     int rc = first_error(ev, err);
     if (rc == WGF_OK)
@@ -390,11 +399,12 @@ int wgf_eval_gram(wgf_eval *ev, const double *v, double *out, wgf_error *err)
         for (size_t k = 0; k <= S; k++)
             xb[k] = NULL;
         /* J^T (J v) on the block's tape while it is hot in cache. */
-        int rc = ev->map->jvp(ev->map_state, ev->theta, m, ev->tapes[b], v, jx, NULL, &ev->berr[b]);
+        int rc = block_rc(ev, b, ev->map->jvp(ev->map_state, ev->theta, m, ev->tapes[b], v, jx, NULL,
+                                              &ev->berr[b]));
         if (rc == WGF_OK) {
             xb[S] = jx;
-            ev->map->path_vjp(ev->map_state, ev->theta, m, ev->tapes[b], xb, NULL, NULL, tb,
-                              &ev->berr[b]);
+            block_rc(ev, b, ev->map->path_vjp(ev->map_state, ev->theta, m, ev->tapes[b], xb, NULL, NULL,
+                                              tb, &ev->berr[b]));
         }
     }
     int rc = first_error(ev, err);
@@ -444,8 +454,8 @@ static void vjp_many_block(wgf_eval *ev, size_t b, size_t k, const double *const
             sb[j] = SET_S(j);
             out[j] = tb + j * P;
         }
-        ev->map->vjp_many(ev->map_state, ev->theta, m, ev->tapes[b], k, xb, lb, sbar ? sb : NULL, out,
-                          &ev->berr[b]);
+        block_rc(ev, b, ev->map->vjp_many(ev->map_state, ev->theta, m, ev->tapes[b], k, xb, lb,
+                                          sbar ? sb : NULL, out, &ev->berr[b]));
         return;
     }
     const double **ptr = ev->ptr_in + b * 3 * (S + 1);
@@ -455,8 +465,9 @@ static void vjp_many_block(wgf_eval *ev, size_t b, size_t k, const double *const
         ptr[S] = SET_X(j);
         ptr[(S + 1) + S] = SET_L(j);
         ptr[2 * (S + 1) + S] = SET_S(j);
-        ev->map->path_vjp(ev->map_state, ev->theta, m, ev->tapes[b], ptr, ptr + S + 1,
-                          ptr[2 * (S + 1) + S] ? ptr + 2 * (S + 1) : NULL, tb + j * P, &ev->berr[b]);
+        block_rc(ev, b, ev->map->path_vjp(ev->map_state, ev->theta, m, ev->tapes[b], ptr, ptr + S + 1,
+                                          ptr[2 * (S + 1) + S] ? ptr + 2 * (S + 1) : NULL, tb + j * P,
+                                          &ev->berr[b]));
     }
 #undef SET_X
 #undef SET_L

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <gsl/gsl_errno.h>
 
@@ -15,7 +16,7 @@ static const wgf_param run_schema[] = {
     {"dim", WGF_PARAM_INT, NULL, WGF_P_REQUIRED | WGF_P_MIN, 1, 0, NULL, "dimension d"},
     {"samples", WGF_PARAM_INT, "1000", WGF_P_MIN, 1, 0, NULL, "training samples N per step"},
     {"seed", WGF_PARAM_INT, "1", WGF_P_MIN, 0, 0, NULL, "seed of every random stream"},
-    {"threads", WGF_PARAM_INT, "0", WGF_P_MIN, 0, 0, NULL,
+    {"threads", WGF_PARAM_INT, "0", WGF_P_MIN | WGF_P_MAX, 0, WGF_THREADS_MAX, NULL,
      "threads (0: the OpenMP default); results do not depend on it"},
     {"plugin_path", WGF_PARAM_STRING, NULL, 0, 0, 0, NULL,
      "extra plugin directories, ':'-separated, relative to the experiment file"},
@@ -99,6 +100,24 @@ static int known_section(const char *name, void *user)
 
 /* ------------------------------------------------------------ set-up */
 
+/* Where a key of the experiment came from, for a message: "FILE:LINE: ",
+ * "--set ", or for a default the section's "FILE:LINE: " ("FILE: " when the
+ * section is absent too). */
+static void key_where(const wgf_problem *p, const char *section, const char *key, char *buf, size_t size)
+{
+    int line = 0;
+    const char *v = wgf_config_get(p->cfg, section, key, &line);
+    int sline = wgf_config_section_line(p->cfg, section);
+    if (line > 0)
+        snprintf(buf, size, "%s:%d: ", wgf_config_file(p->cfg), line);
+    else if (v)
+        snprintf(buf, size, "--set ");
+    else if (sline > 0) /* a default: the section's line, where the key would be written */
+        snprintf(buf, size, "%s:%d: ", wgf_config_file(p->cfg), sline);
+    else
+        snprintf(buf, size, "%s: ", wgf_config_file(p->cfg));
+}
+
 /* Resolve `plugin` of a section and validate the section against the core's
  * keys and the plugin's schema. Problems go to diag; returns the section or
  * NULL. */
@@ -115,17 +134,24 @@ static wgf_section *component_section(wgf_problem *p, const char *section, wgf_k
                 name = k->def;
     }
     const wgf_param *schemas[3] = {core, NULL, NULL};
-    if (name && *name) {
+    if (name && !*name) {
+        const char *file = wgf_config_file(p->cfg);
+        if (line > 0)
+            wgf_diag_add(diag, "%s:%d: %s.plugin: empty (the name of a %s plugin; `wgf plugins` lists them)",
+                         file, line, section, wgf_kind_name(kind));
+        else
+            wgf_diag_add(diag, "--set %s.plugin: empty (the name of a %s plugin; `wgf plugins` lists them)",
+                         section, wgf_kind_name(kind));
+        *plugin = NULL;
+    } else if (name) {
         wgf_error err;
         if (wgf_registry_find(p->reg, kind, name, plugin, path, &err) != WGF_OK) {
-            const char *file = wgf_config_file(p->cfg);
-            if (line > 0)
-                wgf_diag_add(diag, "%s:%d: %s.plugin: %s", file, line, section, err.msg);
-            else
-                wgf_diag_add(diag, "%s: %s.plugin: %s", file, section, err.msg);
+            char where[4200];
+            key_where(p, section, "plugin", where, sizeof where);
+            wgf_diag_add(diag, "%s%s.plugin: %s", where, section, err.msg);
             *plugin = NULL;
-        } else
-            schemas[1] = (*plugin)->params;
+        } else if ((*plugin)->params)
+            schemas[1] = (*plugin)->params; /* NULL: no keys of its own */
     }
     if (!*plugin && name) {
         /* Validate what we can; keys of the missing plugin are not reported. */
@@ -331,6 +357,60 @@ static void reference_section(wgf_problem *p, wgf_diag *diag)
 
 static void check_stability(wgf_problem *p, const wgf_run_opts *opts);
 
+/* ------------------------------------------------------------ sizes */
+
+/* Sizes from a file are hostile until checked: refuse, naming the key, a
+ * run whose main allocations cannot fit in what this process may allocate,
+ * before anything of that size is allocated. The estimates are in double
+ * precision, so that no product of sizes wraps. */
+static int size_refused(const wgf_problem *p, const char *section, const char *key, double bytes,
+                        const char *what, wgf_diag *diag)
+{
+    double avail = (double)wgf_mem_available();
+    if (bytes <= avail)
+        return 0;
+    char where[4200];
+    key_where(p, section, key, where, sizeof where);
+    wgf_diag_add(diag, "%s%s.%s: %s is too large: %s need about %.3g GB, more than the %.3g GB "
+                       "this process may allocate",
+                 where, section, key, wgf_config_get(p->cfg, section, key, NULL) ?
+                 wgf_config_get(p->cfg, section, key, NULL) : "the default", what, bytes / 1e9, avail / 1e9);
+    return 1;
+}
+
+/* [run]: dim x dim matrices (covariances, their factors, a potential's
+ * inverse: a few of each) and the training batch (z, x, l, s, a, c and
+ * their sums: about 8 N d doubles). */
+static int run_sizes_refused(const wgf_problem *p, wgf_diag *diag)
+{
+    double d = (double)p->info.dim, n = (double)p->info.samples;
+    return size_refused(p, "run", "dim", 8.0 * 4.0 * d * d, "its dim x dim matrices", diag) ||
+           size_refused(p, "run", "samples", 8.0 * 8.0 * n * d, "batches of this many samples", diag);
+}
+
+/* A component's create or init returned rc. A message of its own that starts
+ * with the experiment's FILE or with --set (it names a key, wgf_section_error)
+ * is passed on as it is; any other
+ * refusal, with or without a message, is located at the section's FILE:LINE. */
+static int component_failed(const wgf_problem *p, const char *section, wgf_kind kind, const char *name,
+                            int rc, wgf_error *err)
+{
+    const char *file = wgf_config_file(p->cfg);
+    size_t fl = strlen(file);
+    if (err && err->code == rc && wgf_error_known(rc) &&
+        ((strncmp(err->msg, file, fl) == 0 && err->msg[fl] == ':') || strncmp(err->msg, "--set ", 6) == 0))
+        return rc;
+    int code = wgf_error_forward(err, rc, "%s '%s'", wgf_kind_name(kind), name);
+    if (err && wgf_error_exit_status(code) == 2) {
+        int line = wgf_config_section_line(p->cfg, section);
+        if (line > 0)
+            wgf_error_prefix(err, "%s:%d: [%s]", file, line, section);
+        else
+            wgf_error_prefix(err, "%s: [%s]", file, section);
+    }
+    return code;
+}
+
 int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, wgf_error *err)
 {
     gsl_set_error_handler_off(); /* a GSL error returns a status, never aborts (wgf_error_gsl) */
@@ -365,8 +445,33 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
         long v = dim ? strtol(dim, &end, 10) : 0;
         p->info.dim = (dim && end && *end == '\0' && v >= 1) ? (size_t)v : 1;
     }
-    if (opts->threads > 0)
+    int from_file = 0; /* the thread count came from [run] threads */
+    if (run_sizes_refused(p, diag))
+        return WGF_EINVAL; /* every other section would be typed with this dimension */
+    if (opts->threads > WGF_THREADS_MAX)
+        wgf_diag_add(diag, "--threads: %d is too many (1 to %d)", opts->threads, WGF_THREADS_MAX);
+    else if (opts->threads > 0)
         p->threads = opts->threads;
+    else if (p->threads > 0)
+        from_file = 1;
+    if (p->threads > 0) {
+        /* each thread reserves a stack (RLIMIT_STACK, as the OpenMP runtime
+         * does): under a memory limit the runtime fails to create them and
+         * exits the process, so ask only for what can be had */
+        struct rlimit rl;
+        double stack = 8.0 * 1024 * 1024, avail = (double)wgf_mem_available();
+        if (getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+            stack = (double)rl.rlim_cur;
+        if ((double)p->threads * stack > avail / 2) {
+            char where[4200];
+            if (from_file)
+                key_where(p, "run", "threads", where, sizeof where);
+            wgf_diag_add(diag, "%s%s: %d threads need %.3g GB of stacks, more than half of the %.3g GB "
+                               "this process may allocate", from_file ? where : "",
+                         from_file ? "run.threads" : "--threads", p->threads,
+                         (double)p->threads * stack / 1e9, avail / 1e9);
+        }
+    }
 
     char *ini_path = NULL;
     if (p->run_sec && wgf_section_has(p->run_sec, "plugin_path")) {
@@ -383,6 +488,10 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
     p->initial_sec = wgf_config_section(p->cfg, "initial", is, p->info.dim, diag);
     const wgf_param *os[2] = {output_schema, NULL};
     p->output_sec = wgf_config_section(p->cfg, "output", os, p->info.dim, diag);
+    if (p->output_sec)
+        size_refused(p, "output", "samples",
+                     8.0 * 8.0 * (double)wgf_section_int(p->output_sec, "samples") * (double)p->info.dim,
+                     "output batches of this many samples", diag);
     reference_section(p, diag);
 
     /* Energy terms: [energy] and every [energy.NAME], in file order. */
@@ -419,9 +528,10 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
     p->info.initial = p->dist;
     for (size_t i = 0; i < p->nterms; i++) {
         wgf_energy_term *t = &p->terms[i];
+        wgf_error_clear(err);
         rc = t->vt->create(t->sec, &p->info, &t->state, err);
         if (rc != WGF_OK)
-            return wgf_error_prefix(err, "energy '%s'", t->plugin->name);
+            return component_failed(p, wgf_section_name(t->sec), WGF_ENERGY, t->plugin->name, rc, err);
         t->needs = t->vt->needs ? t->vt->needs(t->state) : 0;
         p->energy_needs |= t->needs;
         /* Without dF/ds the chain rule would drop the score path: a silently wrong gradient. */
@@ -434,20 +544,44 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
     }
     unsigned has = wgf_dist_provides(p->dist);
     if ((p->energy_needs & WGF_NEEDS_L) && !(has & WGF_DIST_DENSITY))
-        return wgf_error_set(err, WGF_EINVAL,
-                             "%s: initial.type: the %s law has no density, which the energy needs "
-                             "(use gaussian, barenblatt or uniform)", file, wgf_dist_type(p->dist));
+        return wgf_section_error(p->initial_sec, "type", err,
+                                 "the %s law has no density, which the energy needs "
+                                 "(use gaussian, barenblatt or uniform)", wgf_dist_type(p->dist));
     if ((p->energy_needs & WGF_NEEDS_S) && !(has & WGF_DIST_SCORE))
-        return wgf_error_set(err, WGF_EINVAL,
-                             "%s: initial.type: the %s law has no score, which the energy needs "
-                             "(use gaussian or barenblatt)", file, wgf_dist_type(p->dist));
+        return wgf_section_error(p->initial_sec, "type", err,
+                                 "the %s law has no score, which the energy needs "
+                                 "(use gaussian or barenblatt)", wgf_dist_type(p->dist));
 
     p->map = p->map_plugin->vtable;
+    wgf_error_clear(err);
     rc = p->map->create(p->map_sec, &p->info, &p->map_state, err);
     if (rc != WGF_OK)
-        return wgf_error_prefix(err, "map '%s'", p->map_plugin->name);
+        return component_failed(p, "map", WGF_MAP, p->map_plugin->name, rc, err);
     p->nparams = p->map->nparams(p->map_state);
+    if (p->nparams == 0) {
+        wgf_error_set(err, WGF_EINVAL, "it has no parameters (a map needs at least one to learn)");
+        return component_failed(p, "map", WGF_MAP, p->map_plugin->name, WGF_EINVAL, err);
+    }
     p->nstages = p->map->nstages(p->map_state);
+    if (p->nstages == 0) {
+        wgf_error_set(err, WGF_EINVAL, "it has 0 stages (a map has at least one)");
+        return component_failed(p, "map", WGF_MAP, p->map_plugin->name, WGF_EINVAL, err);
+    }
+    {
+        /* the map's tapes keep every stage of the training batch; parameters
+         * and their per-block partial gradients */
+        double n = (double)p->info.samples, d = (double)p->info.dim;
+        double bytes = 8.0 * (3.0 * n * d * ((double)p->nstages + 1.0) +
+                              (double)p->nparams * (n / WGF_BLOCK + 8.0));
+        double avail = (double)wgf_mem_available();
+        if (bytes > avail) {
+            wgf_error_set(err, WGF_EINVAL, "its %zu stages and %zu parameters on batches of %zu samples "
+                          "of dimension %zu need about %.3g GB, more than the %.3g GB this process "
+                          "may allocate", p->nstages, p->nparams, p->info.samples, p->info.dim,
+                          bytes / 1e9, avail / 1e9);
+            return component_failed(p, "map", WGF_MAP, p->map_plugin->name, WGF_EINVAL, err);
+        }
+    }
     p->map_project = p->map->project != NULL;
     p->theta = wgf_alloc_doubles(p->nparams);
     if (!p->theta)
@@ -456,23 +590,26 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
     if (!r)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     wgf_rng_set(r, p->info.seed, WGF_STREAM_INIT, 0, 0);
+    wgf_error_clear(err);
     rc = p->map->init(p->map_state, r, p->theta, err);
     gsl_rng_free(r);
     if (rc != WGF_OK)
-        return wgf_error_prefix(err, "map '%s': init", p->map_plugin->name);
+        return wgf_error_forward(err, rc, "map '%s': init", p->map_plugin->name);
 
     p->metric = p->metric_plugin->vtable;
     p->tol = wgf_section_double(p->metric_sec, "tol");
     p->maxiter = (unsigned)wgf_section_int(p->metric_sec, "maxiter");
     p->tikhonov = wgf_section_double(p->metric_sec, "tikhonov");
+    wgf_error_clear(err);
     rc = p->metric->create(p->metric_sec, &p->info, &p->metric_state, err);
     if (rc != WGF_OK)
-        return wgf_error_prefix(err, "metric '%s'", p->metric_plugin->name);
+        return component_failed(p, "metric", WGF_METRIC, p->metric_plugin->name, rc, err);
 
     p->scheme = p->scheme_plugin->vtable;
+    wgf_error_clear(err);
     rc = p->scheme->create(p->scheme_sec, &p->info, &p->scheme_state, err);
     if (rc != WGF_OK)
-        return wgf_error_prefix(err, "scheme '%s'", p->scheme_plugin->name);
+        return component_failed(p, "scheme", WGF_SCHEME, p->scheme_plugin->name, rc, err);
     p->scheme_needs = p->scheme->needs ? p->scheme->needs(p->scheme_state) : 0;
     if ((rc = check_needs(p, err)) != WGF_OK)
         return rc;
@@ -604,6 +741,7 @@ int wgf_problem_energy(wgf_problem *p, wgf_eval *ev, double *F, double *grad, wg
     for (size_t i = 0; i < p->nterms; i++) {
         wgf_energy_term *t = &p->terms[i];
         double Fi = 0;
+        wgf_error_clear(err);
         int term_s = (t->needs & WGF_NEEDS_S) != 0;
         if (term_s)
             rc = t->vt->eval_s(t->state, b, &Fi, grad ? p->a : NULL, grad ? p->c : NULL,
@@ -611,7 +749,7 @@ int wgf_problem_energy(wgf_problem *p, wgf_eval *ev, double *F, double *grad, wg
         else
             rc = t->vt->eval(t->state, b, &Fi, grad ? p->a : NULL, grad ? p->c : NULL, err);
         if (rc != WGF_OK)
-            return wgf_error_prefix(err, "energy '%s'", t->plugin->name);
+            return wgf_error_forward(err, rc, "energy '%s'", t->plugin->name);
         if (!isfinite(Fi))
             return wgf_error_set(err, WGF_ENUMERIC,
                                  "energy '%s' is not finite (%g): the samples or densities "
@@ -661,9 +799,10 @@ int wgf_problem_wgrad(wgf_problem *p, wgf_eval *ev, size_t stage, double *g, wgf
         if (!t->vt->wgrad)
             return wgf_error_set(err, WGF_EUNSUP, "energy '%s' has no Wasserstein gradient",
                                  t->plugin->name);
+        wgf_error_clear(err);
         rc = t->vt->wgrad(t->state, b, p->a, err);
         if (rc != WGF_OK)
-            return wgf_error_prefix(err, "energy '%s'", t->plugin->name);
+            return wgf_error_forward(err, rc, "energy '%s'", t->plugin->name);
         for (size_t k = 0; k < n * d; k++)
             g[k] += p->a[k];
     }
@@ -685,9 +824,10 @@ int wgf_problem_wgrad_vjp(wgf_problem *p, wgf_eval *ev, size_t stage, const doub
         if (!t->vt->wgrad_vjp)
             return wgf_error_set(err, WGF_EUNSUP, "energy '%s' has no reverse pass of its "
                                  "Wasserstein gradient", t->plugin->name);
+        wgf_error_clear(err);
         int rc = t->vt->wgrad_vjp(t->state, b, gbar, xbar, lbar, sbar, err);
         if (rc != WGF_OK)
-            return wgf_error_prefix(err, "energy '%s'", t->plugin->name);
+            return wgf_error_forward(err, rc, "energy '%s'", t->plugin->name);
     }
     return WGF_OK;
 }
@@ -696,7 +836,9 @@ static int metric_op(void *user, const double *v, double *out, wgf_error *err)
 {
     wgf_problem *p = user;
     p->metric_products++;
-    return p->metric->apply(p->metric_state, v, out, err);
+    wgf_error_clear(err);
+    int rc = p->metric->apply(p->metric_state, v, out, err);
+    return wgf_error_forward(err, rc, "metric '%s'", p->metric_plugin->name);
 }
 
 int wgf_problem_metric_apply(wgf_problem *p, const double *v, double *out, wgf_error *err)
@@ -709,9 +851,10 @@ double wgf_problem_tikhonov(const wgf_problem *p) { return p->tikhonov; }
 int wgf_problem_metric_prepare(wgf_problem *p, wgf_eval *ev, wgf_error *err)
 {
     p->metric_ev = NULL;
+    wgf_error_clear(err);
     int rc = p->metric->prepare(p->metric_state, ev, err);
     if (rc != WGF_OK)
-        return wgf_error_prefix(err, "metric '%s'", p->metric_plugin->name);
+        return wgf_error_forward(err, rc, "metric '%s'", p->metric_plugin->name);
     p->metric_ev = ev;
     return WGF_OK;
 }
@@ -737,9 +880,10 @@ int wgf_problem_metric_solve(wgf_problem *p, const double *rhs, double *zeta, wg
                              p->metric_plugin->name);
     int rc;
     if (p->metric->solve) {
+        wgf_error_clear(err);
         rc = p->metric->solve(p->metric_state, rhs, zeta, stats, err);
         p->metric_products += stats->products;
-        return rc;
+        return wgf_error_forward(err, rc, "metric '%s'", p->metric_plugin->name);
     }
     unsigned long before = p->metric_products;
     rc = wgf_minres(p->nparams, metric_op, p, p->tikhonov, rhs, zeta, p->tol, p->maxiter, stats, err);
@@ -752,11 +896,14 @@ int wgf_problem_metric_solve(wgf_problem *p, const double *rhs, double *zeta, wg
 int wgf_problem_constrain(wgf_problem *p, double *theta, wgf_error *err)
 {
     if (p->map_project) {
+        wgf_error_clear(err);
         int rc = p->map->project(p->map_state, theta, err);
         if (rc != WGF_OK)
-            return rc;
+            return wgf_error_forward(err, rc, "map '%s': project", p->map_plugin->name);
     }
-    return p->map->check(p->map_state, theta, err);
+    wgf_error_clear(err);
+    int rc = p->map->check(p->map_state, theta, err);
+    return wgf_error_forward(err, rc, "map '%s'", p->map_plugin->name);
 }
 
 int wgf_problem_check(wgf_problem *p, const double *theta, wgf_error *err)

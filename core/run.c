@@ -109,6 +109,8 @@ int wgf_run(const wgf_run_opts *opts, wgf_run_result *res, wgf_diag *diag, wgf_e
     if (rc == WGF_OK) {
         wgf_error run_err = {0};
         int status = wgf_problem_run(p, &run_err);
+        if (status != WGF_OK && (run_err.code != status || !run_err.msg[0])) /* a silent failure */
+            status = wgf_error_forward(&run_err, status, "scheme '%s'", p->scheme_plugin->name);
         if (status == WGF_ENUMERIC)
             wgf_observer_name_step(obs, &run_err);
         rc = wgf_observer_finish(obs, status, &run_err, res, err);

@@ -709,9 +709,9 @@ END_TEST
 
 START_TEST(test_messages_values)
 {
-    /* where: no line for an absent section */
+    /* where: an absent section is what is missing (there is no line to name) */
     one_error("[run]\ndim = 1\n", "energy", energy_schema, 2,
-              "exp.ini: energy.potential: missing required key (potential: which potential V)");
+              "exp.ini: [energy]: missing section (energy.potential is required: which potential V)");
 #define E(value, dim, msg) one_error("[energy]\npotential = q\n" value "\n", "energy", energy_schema, dim, msg)
     E("diffusion = 1.5x", 2, "exp.ini:3: energy.diffusion: '1.5x' is not a number");
     E("diffusion = ", 2, "exp.ini:3: energy.diffusion: '' is not a number");
@@ -926,7 +926,7 @@ START_TEST(test_section_error)
     ck_assert_int_eq(err.code, WGF_EINVAL);
     ck_assert_str_eq(err.msg, "exp.ini:3: energy.mu: mean 7 is bad");
     wgf_section_error(s, "sigma", &err, "not SPD");
-    ck_assert_str_eq(err.msg, "exp.ini: energy.sigma: not SPD");
+    ck_assert_str_eq(err.msg, "exp.ini:1: energy.sigma: not SPD"); /* a default: the section's line */
     wgf_section_error(s, "diffusion", &err, "too large");
     ck_assert_str_eq(err.msg, "--set energy.diffusion: too large");
     wgf_section_error(s, NULL, &err, "inconsistent");
@@ -958,8 +958,88 @@ START_TEST(test_missing_file)
 
     ck_assert_int_eq(wgf_config_load(&cfg, "/tmp", &diag, &err), WGF_EIO);
     ck_assert_ptr_null(cfg);
-    snprintf(want, sizeof want, "/tmp: cannot read: %s", strerror(EISDIR));
-    ck_assert_str_eq(err.msg, want);
+    ck_assert_str_eq(err.msg, "/tmp: not a regular file (an experiment is an INI file)");
+}
+END_TEST
+
+/* The error record as components fill it, or leave it: a code without a
+ * message is still a failure (wgf_error_prefix returned the record's code,
+ * 0 when a plugin had not filled it, and the failure passed for success). */
+START_TEST(test_error_record)
+{
+    wgf_error err = {0};
+    ck_assert_int_eq(wgf_error_prefix(&err, "energy '%s'", "x"), WGF_EPLUGIN);
+    ck_assert_str_eq(err.msg, "energy 'x': failed without a message");
+    ck_assert_int_eq(wgf_error_prefix(NULL, "energy"), WGF_EPLUGIN);
+
+    wgf_error_clear(&err);
+    ck_assert_int_eq(wgf_error_forward(&err, WGF_ENUMERIC, "energy '%s'", "x"), WGF_ENUMERIC);
+    ck_assert_int_eq(err.code, WGF_ENUMERIC);
+    ck_assert_str_eq(err.msg, "energy 'x': failed without a message (numerical failure)");
+    wgf_error_set(&err, WGF_EINVAL, "bad a");
+    ck_assert_int_eq(wgf_error_forward(&err, WGF_EINVAL, "map"), WGF_EINVAL);
+    ck_assert_str_eq(err.msg, "map: bad a");
+    /* a stale record of another code is not the plugin's message */
+    wgf_error_set(&err, WGF_EINVAL, "old");
+    ck_assert_int_eq(wgf_error_forward(&err, WGF_ENOMEM, "map"), WGF_ENOMEM);
+    ck_assert_str_eq(err.msg, "map: failed without a message (out of memory)");
+    /* a code outside the list */
+    wgf_error_clear(&err);
+    ck_assert_int_eq(wgf_error_forward(&err, 42, "scheme"), WGF_EPLUGIN);
+    ck_assert_str_eq(err.msg, "scheme: failed with an unknown status 42 and no message");
+    ck_assert_int_eq(wgf_error_forward(&err, WGF_OK, "scheme"), WGF_OK);
+    ck_assert_int_eq(wgf_error_forward(NULL, -1, "scheme"), WGF_EPLUGIN);
+
+    /* several problems, one a line */
+    wgf_error_clear(&err);
+    ck_assert_int_eq(wgf_error_append(&err, WGF_EINVAL, "one"), WGF_EINVAL);
+    wgf_error_append(&err, WGF_EINVAL, "two %d", 2);
+    ck_assert_str_eq(err.msg, "one\ntwo 2");
+    char big[WGF_ERROR_MSG_MAX];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    wgf_error_append(&err, WGF_EINVAL, "%s", big); /* does not fit: dropped whole */
+    ck_assert_str_eq(err.msg, "one\ntwo 2");
+}
+END_TEST
+
+/* A device is read forever: refused at once (the test would hang before). */
+START_TEST(test_not_regular_file)
+{
+    wgf_config *cfg = (wgf_config *)&cfg;
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    wgf_error err = {0};
+    ck_assert_int_eq(wgf_config_load(&cfg, "/dev/zero", &diag, &err), WGF_EIO);
+    ck_assert_ptr_null(cfg);
+    ck_assert_str_eq(err.msg, "/dev/zero: not a regular file (an experiment is an INI file)");
+    ck_assert_int_eq(diag.n, 0);
+}
+END_TEST
+
+/* Sizes from a file: dim x dim wraps for dim = 2^32 (the matrix parser
+ * wrote an identity past a calloc of 0), and dim = 2^63 - 1 or 1e9 asks
+ * for more than any machine has. Each is one error, at once. */
+START_TEST(test_sizes_beyond_memory)
+{
+    static const wgf_param matrix[] = {
+        {"cov", WGF_PARAM_MATRIX, "identity", 0, 0, 0, NULL, "covariance"},
+        {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
+    static const wgf_param vector[] = {
+        {"mean", WGF_PARAM_VECTOR, "0", 0, 0, 0, NULL, "mean"},
+        {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
+    const size_t dims[] = {(size_t)1 << 32, (size_t)9223372036854775807ull, 1000000000};
+    for (size_t i = 0; i < sizeof dims / sizeof *dims; i++) {
+        char want[256];
+        snprintf(want, sizeof want,
+                 "exp.ini:2: initial.cov: a dim x dim matrix (dim = %zu) does not fit in memory", dims[i]);
+        one_error("[initial]\ncov = identity\n", "initial", matrix, dims[i], want);
+        snprintf(want, sizeof want, "exp.ini:2: initial.mean: a vector of dim = %zu numbers does not fit "
+                 "in memory", dims[i]);
+        if (dims[i] > 2000000000)
+            one_error("[initial]\nmean = 0\n", "initial", vector, dims[i], want);
+    }
+    ck_assert_uint_gt(wgf_mem_available(), 1u << 20);
 }
 END_TEST
 
@@ -1127,7 +1207,7 @@ START_TEST(test_schemas_concatenated)
     ck_assert_int_eq(diag.n, 0);
     ck_assert_ptr_null(wgf_config_section(cfg, "energy", schemas, 2, &diag));
     ck_assert_int_eq(diag.n, 1);
-    ck_assert_str_eq(diag.msg[0], "exp.ini: energy.plugin: missing required key (plugin: the plugin)");
+    ck_assert_str_eq(diag.msg[0], "exp.ini: [energy]: missing section (energy.plugin is required: the plugin)");
     wgf_diag_free(&diag);
     wgf_config_free(cfg);
 }
@@ -1164,6 +1244,9 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_unknown_sections);
     tcase_add_test(tc, test_section_error);
     tcase_add_test(tc, test_missing_file);
+    tcase_add_test(tc, test_not_regular_file);
+    tcase_add_test(tc, test_error_record);
+    tcase_add_test(tc, test_sizes_beyond_memory);
     tcase_add_test(tc, test_load_file);
     suite_add_tcase(s, tc);
     tc = tcase_create("writing");

@@ -550,6 +550,45 @@ START_TEST(fpe_errors)
     for (int k = 0; k < 300; k++)
         strcat(deep, ")");
     expect_error("fpe", deep, 2, "nested too deeply");
+    /* Every problem of the section at once, one line each, each located */
+    {
+        energy e;
+        wgf_error err = {0};
+        ck_assert_int_eq(energy_try(&e, "fpe", "V = x1\nseparable = x\nsigma = full 1 2 2 1", 2, &err),
+                         WGF_EINVAL);
+        const char *want[] = {"energy.V: only read with potential = expression",
+                              "energy.separable: only read with potential = expression",
+                              "energy.sigma: not symmetric positive definite"};
+        char *line = err.msg;
+        for (size_t k = 0; k < 3; k++) {
+            ck_assert_msg(line != NULL, "line %zu missing in \"%s\"", k + 1, err.msg);
+            char *nl = strchr(line, '\n');
+            ck_assert_msg(strncmp(line, "test.ini:", 9) == 0 && strstr(line, want[k]) &&
+                              (!nl || strstr(line, want[k]) < nl),
+                          "line %zu of \"%s\" is not \"%s\"", k + 1, err.msg, want[k]);
+            line = nl ? nl + 1 : NULL;
+        }
+        ck_assert_ptr_null(line);
+        ck_assert_ptr_null(e.st);
+        energy_close(&e);
+    }
+    /* Every nesting counts, not only parentheses and signs: a chain
+     * x1^x1^...^x1 150000 links long overflowed the stack, and so would one
+     * of function calls or of alternating signs and powers. */
+    const char *links[] = {"^x1", "^-x1", "^exp(x1"};
+    for (size_t k = 0; k < sizeof links / sizeof *links; k++) {
+        size_t n = 150000, ll = strlen(links[k]);
+        char *chain = malloc(32 + n * (ll + 1));
+        ck_assert_ptr_nonnull(chain);
+        char *q = chain + sprintf(chain, "potential = expression\nV = x1");
+        for (size_t i = 0; i < n; i++, q += ll)
+            memcpy(q, links[k], ll);
+        for (size_t i = 0; k == 2 && i < n; i++)
+            *q++ = ')';
+        *q = '\0';
+        expect_error("fpe", chain, 2, "nested too deeply");
+        free(chain);
+    }
 }
 END_TEST
 

@@ -78,7 +78,9 @@ const double *wgf_section_matrix(const wgf_section *s, const char *key); /* dim*
 const char *wgf_section_text(const wgf_section *s, const char *key);
 
 /* A semantic error found by a component in its own section:
- * "FILE:LINE: section.key: message" (no LINE when defaulted); returns WGF_EINVAL. */
+ * "FILE:LINE: section.key: message" (a defaulted key: the section's LINE; no
+ * LINE when the section is absent too; "--set section.key: " when set so);
+ * returns WGF_EINVAL. */
 int wgf_section_error(const wgf_section *s, const char *key, wgf_error *err, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 4, 5)))
@@ -105,7 +107,11 @@ void wgf_diag_free(wgf_diag *d);
 
 typedef struct wgf_config wgf_config;
 
-/* Parse an INI file. Syntax errors (and duplicate keys) go to diag as
+/* The largest experiment file read (a dense 2000 x 2000 matrix written out
+ * takes about 80 MB); less when memory is short. */
+#define WGF_CONFIG_MAX_BYTES ((size_t)1 << 30)
+
+/* Parse an INI file (a regular file, at most WGF_CONFIG_MAX_BYTES). Syntax errors (and duplicate keys) go to diag as
  * "FILE:LINE: ..." lines; returns WGF_OK, WGF_EINVAL (diag non-empty) or
  * WGF_EIO/WGF_ENOMEM (err filled). *cfg is set whenever the file was read. */
 int wgf_config_load(wgf_config **cfg, const char *path, wgf_diag *diag, wgf_error *err);
@@ -144,6 +150,11 @@ void wgf_config_check_sections(const wgf_config *cfg, int (*allowed)(const char 
 /* Write a section, every key of its schema with its value or default, as INI
  * text ("[name]\nkey = value\n..."), to f. */
 int wgf_section_write(const wgf_section *s, FILE *f);
+
+/* Bytes this process may allocate at most: the machine's physical memory,
+ * or less under a resource limit (ulimit -v, -d). Sizes read from a file
+ * are compared with it before anything of that size is allocated. */
+size_t wgf_mem_available(void);
 
 /* Print a schema as documentation: key, type, default, range or choices, doc. */
 void wgf_param_print(const wgf_param *schema, FILE *f);

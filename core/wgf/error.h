@@ -28,7 +28,7 @@ enum {
 
 typedef struct wgf_error {
     int code;
-    char msg[WGF_ERROR_MSG_MAX]; /* one line, no trailing newline */
+    char msg[WGF_ERROR_MSG_MAX]; /* one line (one per problem, wgf_error_append), no trailing newline */
 } wgf_error;
 
 /* Fill err (if not NULL) with code and a printf-style message; returns code,
@@ -39,12 +39,40 @@ int wgf_error_set(wgf_error *err, int code, const char *fmt, ...)
 #endif
     ;
 
-/* Prefix an existing message: "context: old message". Keeps the code. */
+/* Prefix an existing message: "context: old message". Keeps the code and
+ * returns it; a record that nobody filled (code WGF_OK, or err NULL) stands
+ * for a failure of unknown cause and gives WGF_EPLUGIN, never success. */
 int wgf_error_prefix(wgf_error *err, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+
+/* A component (a plugin) returned rc: make err say so, prefixed with the
+ * context, and return the code to pass on. rc == WGF_OK returns WGF_OK and
+ * leaves err alone. A code outside the list above becomes WGF_EPLUGIN. When
+ * the component did not fill the record (its code is not rc, or the message
+ * is empty), the message says that it failed without one: a refusal is a
+ * refusal, with or without a message. Callers clear err before the call
+ * (wgf_error_clear) so that an earlier message is not taken for its own. */
+int wgf_error_forward(wgf_error *err, int rc, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* One more problem for err: when err already holds an error, a new line
+ * after its message (a component reports every problem it found at once;
+ * the command prints a line each), otherwise as wgf_error_set. Lines that do
+ * not fit in the record are dropped whole. Returns err's code. */
+int wgf_error_append(wgf_error *err, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* 1 when code is one of the codes above other than WGF_OK. */
+int wgf_error_known(int code);
 
 void wgf_error_clear(wgf_error *err);
 

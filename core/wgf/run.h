@@ -12,6 +12,9 @@ extern "C" {
 #endif
 
 struct wgf_step_info; /* wgf/problem.h */
+/* The most threads a run may ask for ([run] threads, --threads): beyond it
+ * OpenMP's runtime fails to create them, and no machine here needs more. */
+#define WGF_THREADS_MAX 1024
 
 typedef struct wgf_run_opts {
     const char *file;        /* the experiment */

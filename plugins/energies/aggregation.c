@@ -44,7 +44,7 @@ WGF_EXPORT const wgf_plugin *wgf_plugin_entry(unsigned index);
 
 typedef struct agg {
     size_t d;
-    wgf_kernel *K;
+    agg_kernel *K;
     double weight;
 } agg;
 
@@ -67,6 +67,12 @@ static int agg_create(const wgf_section *sec, const wgf_problem_info *info, void
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     st->d = info ? info->dim : wgf_section_dim(sec);
     st->weight = wgf_section_double(sec, "weight");
+    /* what eval would refuse at the first step, refused when checking */
+    if (info && info->samples == 1) {
+        free(st);
+        return wgf_section_error(sec, NULL, err, "pair interactions need at least 2 samples "
+                                 "(run.samples = 1)");
+    }
     int rc;
     if (strcmp(wgf_section_string(sec, "kernel"), "power") == 0) {
         double a = wgf_section_double(sec, "a"), b = wgf_section_double(sec, "b");
@@ -74,9 +80,9 @@ static int agg_create(const wgf_section *sec, const wgf_problem_info *info, void
             free(st);
             return wgf_section_error(sec, "a", err, "must be greater than b (a = %g, b = %g)", a, b);
         }
-        rc = wgf_kernel_power(&st->K, a, b, err);
+        rc = agg_kernel_power(&st->K, a, b, err);
     } else {
-        rc = wgf_kernel_quartic(&st->K, err);
+        rc = agg_kernel_quartic(&st->K, err);
     }
     if (rc != WGF_OK) {
         free(st);
@@ -91,7 +97,7 @@ static void agg_destroy(void *state)
     agg *st = state;
     if (!st)
         return;
-    wgf_kernel_free(st->K);
+    agg_kernel_free(st->K);
     free(st);
 }
 
@@ -115,7 +121,7 @@ static int check_batch(const agg *st, const wgf_batch *b, wgf_error *err)
 
 /* What a pass over the rows computes. */
 typedef struct pass {
-    const wgf_kernel *K;
+    const agg_kernel *K;
     size_t N, d, T;
     const double *x;  /* N x d */
     const double *xt; /* d x N */
@@ -247,7 +253,7 @@ static void row(const pass *P, size_t n, double *buf)
     for (size_t k0 = start; k0 < N; k0 += T) {
         size_t len = N - k0 < T ? N - k0 : T;
         tile_y(P, n, k0, len, y, r2);
-        wgf_kernel_radial(P->K, len, r2, P->R ? w : NULL, (G || H) ? psi : NULL, H ? chi : NULL);
+        agg_kernel_radial(P->K, len, r2, P->R ? w : NULL, (G || H) ? psi : NULL, H ? chi : NULL);
         if (P->R)
             for (size_t kk = (n + 1 > k0 ? n + 1 - k0 : 0); kk < len; kk++)
                 Rn += w[kk];

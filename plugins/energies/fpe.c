@@ -29,13 +29,13 @@ WGF_EXPORT const wgf_plugin *wgf_plugin_entry(unsigned index);
 #define OMP(x)
 #endif
 
-/* Below this much work (operations, wgf_potential_cost per sample) a batch
+/* Below this much work (operations, fpe_potential_cost per sample) a batch
  * is done by one thread: starting a parallel region costs more. */
 #define PAR_MIN 200000
 
 typedef struct fpe {
     size_t d;
-    wgf_potential *V;
+    fpe_potential *V;
     double D;      /* diffusion */
     double weight; /* factor on the whole energy */
 } fpe;
@@ -81,7 +81,7 @@ static int thread_id(void)
 
 static int parallel(const fpe *st, size_t N)
 {
-    return max_threads() > 1 && N * wgf_potential_cost(st->V) >= PAR_MIN;
+    return max_threads() > 1 && N * fpe_potential_cost(st->V) >= PAR_MIN;
 }
 
 /* A potential's own message as the section's error on key. */
@@ -94,24 +94,55 @@ static int section_fail(const wgf_section *sec, const char *key, int rc, wgf_err
     return wgf_section_error(sec, key, err, "%s", msg);
 }
 
-static int make_potential(const wgf_section *sec, size_t d, wgf_potential **V, wgf_error *err)
+static int make_one_potential(const wgf_section *sec, size_t d, fpe_potential **V, wgf_error *err);
+
+/* Every problem of the section at once, one line each: keys that the chosen
+ * potential does not read, then the potential's own. */
+static int make_potential(const wgf_section *sec, size_t d, fpe_potential **V, wgf_error *err)
+{
+    const char *kind = wgf_section_string(sec, "potential");
+    wgf_error all = {0}, one = {0};
+    if (strcmp(kind, "expression") != 0) {
+        static const char *const keys[] = {"V", "separable"};
+        for (size_t i = 0; i < 2; i++)
+            if (wgf_section_has(sec, keys[i])) {
+                wgf_section_error(sec, keys[i], &one,
+                                  "only read with potential = expression (potential is %s)", kind);
+                wgf_error_append(&all, WGF_EINVAL, "%s", one.msg);
+            }
+    }
+    int rc = make_one_potential(sec, d, V, &one);
+    if (rc != WGF_OK && rc != WGF_EINVAL) {
+        *err = one;
+        return rc;
+    }
+    if (rc != WGF_OK)
+        wgf_error_append(&all, WGF_EINVAL, "%s", one.msg);
+    if (all.code == WGF_OK)
+        return WGF_OK;
+    fpe_potential_free(*V);
+    *V = NULL;
+    *err = all;
+    return WGF_EINVAL;
+}
+
+static int make_one_potential(const wgf_section *sec, size_t d, fpe_potential **V, wgf_error *err)
 {
     const char *kind = wgf_section_string(sec, "potential");
     int hasV = wgf_section_has(sec, "V"), hasS = wgf_section_has(sec, "separable");
     int expr = strcmp(kind, "expression") == 0;
     if (!expr && (hasV || hasS))
-        return wgf_section_error(sec, hasV ? "V" : "separable", err,
-                                 "only read with potential = expression (potential is %s)", kind);
+        hasV = hasS = 0; /* reported by make_potential */
     if (strcmp(kind, "quadratic") == 0) {
         size_t len = 0;
         const double *mu = wgf_section_vector(sec, "mu", &len);
         const double *sigma = wgf_section_matrix(sec, "sigma");
         if (!mu || len != d || !sigma)
             return wgf_section_error(sec, "mu", err, "needs %zu numbers", d);
-        return section_fail(sec, "sigma", wgf_potential_quadratic(V, d, mu, sigma, err), err);
+        return section_fail(sec, "sigma", fpe_potential_quadratic(V, d, mu, sigma, err), err);
     }
     if (strcmp(kind, "quartic") == 0)
-        return wgf_potential_quartic(V, d, wgf_section_double(sec, "scale"), err);
+        return fpe_potential_quartic(V, d, wgf_section_double(sec, "scale"), err);
     if (hasV && hasS)
         return wgf_section_error(sec, "separable", err, "give V or separable, not both");
     if (!hasV && !hasS)
@@ -121,7 +152,7 @@ static int make_potential(const wgf_section *sec, size_t d, wgf_potential **V, w
                                  d);
     const char *key = hasV ? "V" : "separable";
     return section_fail(sec, key,
-                        wgf_potential_expression(V, d, wgf_section_string(sec, key), hasS, err), err);
+                        fpe_potential_expression(V, d, wgf_section_string(sec, key), hasS, err), err);
 }
 
 static int fpe_create(const wgf_section *sec, const wgf_problem_info *info, void **state, wgf_error *err)
@@ -147,7 +178,7 @@ static void fpe_destroy(void *state)
     fpe *st = state;
     if (!st)
         return;
-    wgf_potential_free(st->V);
+    fpe_potential_free(st->V);
     free(st);
 }
 
@@ -175,7 +206,7 @@ static int check_batch(const fpe *st, const wgf_batch *b, int need_l, int need_s
 /* Per-thread workspace: the potential's, plus extra doubles. */
 static double *alloc_work(const fpe *st, size_t extra, size_t *stride, wgf_error *err)
 {
-    *stride = wgf_potential_worksize(st->V) + extra;
+    *stride = fpe_potential_worksize(st->V) + extra;
     if (*stride == 0)
         return NULL;
     double *w = malloc((size_t)max_threads() * *stride * sizeof *w);
@@ -199,7 +230,7 @@ static int fpe_eval(void *state, const wgf_batch *b, double *F, double *a, doubl
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     }
     double an = st->weight / (double)N;
-    const wgf_potential *V = st->V;
+    const fpe_potential *V = st->V;
     int par = parallel(st, N);
     (void)par; /* unused without OpenMP */
     const double *x = b->x;
@@ -208,11 +239,11 @@ static int fpe_eval(void *state, const wgf_batch *b, double *F, double *a, doubl
         double *w = work ? work + (size_t)thread_id() * stride : NULL;
         if (a) {
             double *arow = a + n * d;
-            val[n] = wgf_potential_grad(V, x + n * d, arow, w);
+            val[n] = fpe_potential_grad(V, x + n * d, arow, w);
             for (size_t i = 0; i < d; i++)
                 arow[i] *= an;
         } else {
-            val[n] = wgf_potential_value(V, x + n * d, w);
+            val[n] = fpe_potential_value(V, x + n * d, w);
         }
     }
     double sV = 0.0, sl = 0.0;
@@ -264,7 +295,7 @@ static int fpe_wgrad(void *state, const wgf_batch *b, double *g, wgf_error *err)
     OMP(omp parallel for schedule(static) if (par))
     for (size_t n = 0; n < N; n++) {
         double *gn = g + n * d;
-        wgf_potential_grad(st->V, b->x + n * d, gn, work ? work + (size_t)thread_id() * stride : NULL);
+        fpe_potential_grad(st->V, b->x + n * d, gn, work ? work + (size_t)thread_id() * stride : NULL);
         for (size_t i = 0; i < d; i++)
             gn[i] = s ? w * gn[i] + wD * s[n * d + i] : w * gn[i];
     }
@@ -286,14 +317,14 @@ static int fpe_wgrad_vjp(void *state, const wgf_batch *b, const double *gbar, do
         double *work = alloc_work(st, d, &stride, err);
         if (!work)
             return WGF_ENOMEM;
-        size_t ws = wgf_potential_worksize(st->V);
+        size_t ws = fpe_potential_worksize(st->V);
         double w = st->weight;
         int par = parallel(st, N);
         (void)par; /* unused without OpenMP */
     OMP(omp parallel for schedule(static) if (par))
         for (size_t n = 0; n < N; n++) {
             double *hv = work + (size_t)thread_id() * stride, *pw = ws ? hv + d : NULL;
-            wgf_potential_hvp(st->V, b->x + n * d, gbar + n * d, hv, pw);
+            fpe_potential_hvp(st->V, b->x + n * d, gbar + n * d, hv, pw);
             for (size_t i = 0; i < d; i++)
                 xbar[n * d + i] += w * hv[i];
         }

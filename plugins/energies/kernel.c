@@ -23,7 +23,7 @@ typedef struct rpow_t {
     double e; /* RP_GENERAL */
 } rpow_t;
 
-struct wgf_kernel {
+struct agg_kernel {
     int type;
     double a, b;    /* power: exponents */
     rpow_t pa, pb; /* r2^((a-2)/2), r2^((b-2)/2) */
@@ -60,7 +60,7 @@ static double rpow(double r2, const rpow_t *p)
     }
 }
 
-static int kernel_new(wgf_kernel **k, int type, double a, double b, wgf_error *err)
+static int kernel_new(agg_kernel **k, int type, double a, double b, wgf_error *err)
 {
     *k = malloc(sizeof **k);
     if (!*k)
@@ -73,12 +73,12 @@ static int kernel_new(wgf_kernel **k, int type, double a, double b, wgf_error *e
     return WGF_OK;
 }
 
-int wgf_kernel_quartic(wgf_kernel **k, wgf_error *err)
+int agg_kernel_quartic(agg_kernel **k, wgf_error *err)
 {
     return kernel_new(k, KERNEL_QUARTIC, 4.0, 2.0, err);
 }
 
-int wgf_kernel_power(wgf_kernel **k, double a, double b, wgf_error *err)
+int agg_kernel_power(agg_kernel **k, double a, double b, wgf_error *err)
 {
     *k = NULL;
     if (!(b > 0.0 && a > b && isfinite(a)))
@@ -86,7 +86,7 @@ int wgf_kernel_power(wgf_kernel **k, double a, double b, wgf_error *err)
     return kernel_new(k, KERNEL_POWER, a, b, err);
 }
 
-void wgf_kernel_free(wgf_kernel *k)
+void agg_kernel_free(agg_kernel *k)
 {
     free(k);
 }
@@ -126,7 +126,7 @@ static double power_at_zero(double e)
 /* With pa = |y|^(a-2) and pb = |y|^(b-2) (at most two pow per pair):
  * w = pa r2/a - pb r2/b, psi = pa - pb, chi = ((a-2) pa - (b-2) pb)/r2.
  * For a = 4, b = 2 this is the quartic's arithmetic exactly. */
-static void power_radial(const wgf_kernel *k, size_t n, const double *r2, double *w, double *psi,
+static void power_radial(const agg_kernel *k, size_t n, const double *r2, double *w, double *psi,
                          double *chi)
 {
     double a = k->a, b = k->b, ea = 0.5 * (a - 2.0), eb = 0.5 * (b - 2.0);
@@ -151,7 +151,7 @@ static void power_radial(const wgf_kernel *k, size_t n, const double *r2, double
     }
 }
 
-void wgf_kernel_radial(const wgf_kernel *k, size_t n, const double *r2, double *w, double *psi,
+void agg_kernel_radial(const agg_kernel *k, size_t n, const double *r2, double *w, double *psi,
                        double *chi)
 {
     if (k->type == KERNEL_QUARTIC)
@@ -160,13 +160,13 @@ void wgf_kernel_radial(const wgf_kernel *k, size_t n, const double *r2, double *
         power_radial(k, n, r2, w, psi, chi);
 }
 
-double wgf_kernel_eval(const wgf_kernel *k, size_t d, const double *y, const double *v, double *g,
+double agg_kernel_eval(const agg_kernel *k, size_t d, const double *y, const double *v, double *g,
                        double *hv)
 {
     double r2 = 0.0, w, psi, chi;
     for (size_t i = 0; i < d; i++)
         r2 += y[i] * y[i];
-    wgf_kernel_radial(k, 1, &r2, &w, &psi, &chi);
+    agg_kernel_radial(k, 1, &r2, &w, &psi, &chi);
     if (g)
         for (size_t i = 0; i < d; i++)
             g[i] = psi * y[i];

@@ -26,9 +26,9 @@
 
 #include "potential.h"
 
-typedef double (*pot_value_fn)(const wgf_potential *p, const double *x, double *work);
-typedef double (*pot_grad_fn)(const wgf_potential *p, const double *x, double *g, double *work);
-typedef void (*pot_hvp_fn)(const wgf_potential *p, const double *x, const double *v, double *hv,
+typedef double (*pot_value_fn)(const fpe_potential *p, const double *x, double *work);
+typedef double (*pot_grad_fn)(const fpe_potential *p, const double *x, double *g, double *work);
+typedef void (*pot_hvp_fn)(const fpe_potential *p, const double *x, const double *v, double *hv,
                            double *work);
 
 /* Operations of an expression; the slot's operands are a and b, c is a
@@ -66,7 +66,7 @@ typedef struct tape {
     xop *ops;   /* len entries; the first nv are unused */
 } tape;
 
-struct wgf_potential {
+struct fpe_potential {
     size_t d;
     size_t work; /* doubles of workspace per evaluation */
     pot_value_fn value;
@@ -80,12 +80,12 @@ struct wgf_potential {
 
 /* ------------------------------------------------------------ interface */
 
-size_t wgf_potential_worksize(const wgf_potential *p)
+size_t fpe_potential_worksize(const fpe_potential *p)
 {
     return p->work;
 }
 
-size_t wgf_potential_cost(const wgf_potential *p)
+size_t fpe_potential_cost(const fpe_potential *p)
 {
     size_t d = p->d;
     if (p->A)
@@ -95,23 +95,23 @@ size_t wgf_potential_cost(const wgf_potential *p)
     return 8 * d;                                     /* quartic */
 }
 
-double wgf_potential_value(const wgf_potential *p, const double *x, double *work)
+double fpe_potential_value(const fpe_potential *p, const double *x, double *work)
 {
     return p->value(p, x, work);
 }
 
-double wgf_potential_grad(const wgf_potential *p, const double *x, double *g, double *work)
+double fpe_potential_grad(const fpe_potential *p, const double *x, double *g, double *work)
 {
     return p->grad(p, x, g, work);
 }
 
-void wgf_potential_hvp(const wgf_potential *p, const double *x, const double *v, double *hv,
+void fpe_potential_hvp(const fpe_potential *p, const double *x, const double *v, double *hv,
                        double *work)
 {
     p->hvp(p, x, v, hv, work);
 }
 
-void wgf_potential_free(wgf_potential *p)
+void fpe_potential_free(fpe_potential *p)
 {
     if (!p)
         return;
@@ -121,9 +121,9 @@ void wgf_potential_free(wgf_potential *p)
     free(p);
 }
 
-static wgf_potential *pot_new(size_t d, wgf_error *err)
+static fpe_potential *pot_new(size_t d, wgf_error *err)
 {
-    wgf_potential *p = calloc(1, sizeof *p);
+    fpe_potential *p = calloc(1, sizeof *p);
     if (!p)
         wgf_error_set(err, WGF_ENOMEM, "out of memory for a potential");
     else
@@ -135,7 +135,7 @@ static wgf_potential *pot_new(size_t d, wgf_error *err)
 
 /* r = x - mu in work; V = r.Ar/2 with grad V = Ar, so that value and
  * gradient come from the same products. */
-static double quad_value(const wgf_potential *p, const double *x, double *work)
+static double quad_value(const fpe_potential *p, const double *x, double *work)
 {
     size_t d = p->d;
     double *r = work, V = 0.0;
@@ -151,7 +151,7 @@ static double quad_value(const wgf_potential *p, const double *x, double *work)
     return 0.5 * V;
 }
 
-static double quad_grad(const wgf_potential *p, const double *x, double *g, double *work)
+static double quad_grad(const fpe_potential *p, const double *x, double *g, double *work)
 {
     size_t d = p->d;
     double *r = work, V = 0.0;
@@ -168,7 +168,7 @@ static double quad_grad(const wgf_potential *p, const double *x, double *g, doub
     return 0.5 * V;
 }
 
-static void quad_hvp(const wgf_potential *p, const double *x, const double *v, double *hv,
+static void quad_hvp(const fpe_potential *p, const double *x, const double *v, double *hv,
                      double *work)
 {
     (void)x;
@@ -206,78 +206,107 @@ static int spd_inverse(size_t d, const double *S, double *A, wgf_error *err)
                     "%.17g, entry (%zu,%zu) is %.17g)",
                     i + 1, j + 1, S[i * d + j], j + 1, i + 1, S[j * d + i]);
     }
-    double *L = calloc(d * d, sizeof *L);
-    if (!L)
+    /* Row-oriented throughout, so that every inner loop is a contiguous
+     * axpy the compiler vectorises, and a zero multiplier skips its row: a
+     * diagonal or block-diagonal Sigma (the usual case) costs O(d^2), a dense
+     * one d^3 flops at memory speed. (The column-by-column solve this
+     * replaces walked S^{-1} with a stride of d: 56 s at d = 2000.) */
+    double *U = malloc(d * d * sizeof *U), *X = calloc(d * d, sizeof *X);
+    if (!U || !X) {
+        free(U);
+        free(X);
         return wgf_error_set(err, WGF_ENOMEM, "out of memory for a %zu x %zu matrix", d, d);
+    }
+    /* Upper Cholesky factor, S = U^T U, right-looking on the upper triangle
+     * of the symmetric part (an asymmetry within the tolerance is harmless). */
+    for (size_t i = 0; i < d; i++)
+        for (size_t j = i; j < d; j++)
+            U[i * d + j] = 0.5 * (S[i * d + j] + S[j * d + i]);
     double tiny = (double)d * DBL_EPSILON * maxdiag;
     for (size_t j = 0; j < d; j++) {
-        /* the symmetric part, so that an asymmetry within the tolerance is harmless */
-        double s = S[j * d + j];
-        for (size_t k = 0; k < j; k++)
-            s -= L[j * d + k] * L[j * d + k];
+        double s = U[j * d + j], *uj = U + j * d;
         if (!(s > tiny)) {
-            free(L);
+            free(U);
+            free(X);
             return wgf_error_set(
                 err, WGF_EINVAL, "not symmetric positive definite (its leading %zu x %zu block is %s)",
                 j + 1, j + 1, s > 0.0 ? "singular to working precision" : "not positive definite");
         }
-        double ljj = sqrt(s);
-        L[j * d + j] = ljj;
+        double ujj = sqrt(s);
+        uj[j] = ujj;
+        for (size_t k = j + 1; k < d; k++)
+            uj[k] /= ujj;
         for (size_t i = j + 1; i < d; i++) {
-            double t = 0.5 * (S[i * d + j] + S[j * d + i]);
-            for (size_t k = 0; k < j; k++)
-                t -= L[i * d + k] * L[j * d + k];
-            L[i * d + j] = t / ljj;
+            double m = uj[i];
+            if (m == 0.0)
+                continue;
+            double *ui = U + i * d;
+            for (size_t k = i; k < d; k++)
+                ui[k] -= m * uj[k];
         }
     }
-    /* Column j of S^{-1}: solve L y = e_j, then L^T a = y. */
-    double *y = calloc(d, sizeof *y);
-    if (!y) {
-        free(L);
-        return wgf_error_set(err, WGF_ENOMEM, "out of memory for a vector of %zu", d);
-    }
-    for (size_t j = 0; j < d; j++) {
-        for (size_t i = 0; i < d; i++) {
-            double t = (i == j) ? 1.0 : 0.0;
-            for (size_t k = 0; k < i; k++)
-                t -= L[i * d + k] * y[k];
-            y[i] = t / L[i * d + i];
+    /* X = U^{-1} (upper triangular), by rows from the last:
+     * X_ii = 1 / U_ii, X_i,j>i = -(sum_{i<k<=j} U_ik X_kj) / U_ii. */
+    for (size_t i = d; i-- > 0;) {
+        double *xi = X + i * d;
+        const double *ui = U + i * d;
+        for (size_t k = i + 1; k < d; k++) {
+            double m = ui[k];
+            if (m == 0.0)
+                continue;
+            const double *xk = X + k * d;
+            for (size_t j = k; j < d; j++)
+                xi[j] -= m * xk[j];
         }
-        for (size_t i = d; i-- > 0;) {
-            double t = y[i];
-            for (size_t k = i + 1; k < d; k++)
-                t -= L[k * d + i] * A[k * d + j];
-            A[i * d + j] = t / L[i * d + i];
+        double r = 1.0 / ui[i];
+        for (size_t j = i + 1; j < d; j++)
+            xi[j] *= r;
+        xi[i] = r;
+    }
+    /* S^{-1} = X X^T = sum_k x_k x_k^T over the columns x_k of X (x_k has
+     * entries 0..k): with T = X^T row-major, row k of T is x_k. */
+    double *T = U;
+    for (size_t k = 0; k < d; k++)
+        for (size_t i = 0; i <= k; i++)
+            T[k * d + i] = X[i * d + k];
+    memset(A, 0, d * d * sizeof *A);
+    for (size_t k = 0; k < d; k++) {
+        const double *tk = T + k * d;
+        for (size_t i = 0; i <= k; i++) {
+            double m = tk[i];
+            if (m == 0.0)
+                continue;
+            double *ai = A + i * d;
+            for (size_t j = 0; j <= i; j++)
+                ai[j] += m * tk[j];
         }
     }
-    /* exactly symmetric, so that Hess V is */
+    /* the lower triangle is filled: mirror it, exactly symmetric so that Hess V is */
     for (size_t i = 0; i < d; i++)
-        for (size_t j = 0; j < i; j++) {
-            double m = 0.5 * (A[i * d + j] + A[j * d + i]);
-            A[i * d + j] = A[j * d + i] = m;
-        }
-    free(y);
-    free(L);
+        for (size_t j = 0; j < i; j++)
+            A[j * d + i] = A[i * d + j];
+    free(U);
+    free(X);
     return WGF_OK;
 }
 
-int wgf_potential_quadratic(wgf_potential **pp, size_t d, const double *mu, const double *sigma,
+int fpe_potential_quadratic(fpe_potential **pp, size_t d, const double *mu, const double *sigma,
                             wgf_error *err)
 {
     *pp = NULL;
-    wgf_potential *p = pot_new(d, err);
+    fpe_potential *p = pot_new(d, err);
     if (!p)
         return WGF_ENOMEM;
     p->mu = malloc(d * sizeof *p->mu);
     p->A = malloc(d * d * sizeof *p->A);
     if (!p->mu || !p->A) {
-        wgf_potential_free(p);
+        fpe_potential_free(p);
         return wgf_error_set(err, WGF_ENOMEM, "out of memory for a quadratic potential");
     }
     memcpy(p->mu, mu, d * sizeof *mu);
     int rc = spd_inverse(d, sigma, p->A, err);
     if (rc != WGF_OK) {
-        wgf_potential_free(p);
+        fpe_potential_free(p);
         return rc;
     }
     p->work = d;
@@ -290,7 +319,7 @@ int wgf_potential_quadratic(wgf_potential **pp, size_t d, const double *mu, cons
 
 /* -------------------------------------------------------------- quartic */
 
-static double quartic_value(const wgf_potential *p, const double *x, double *work)
+static double quartic_value(const fpe_potential *p, const double *x, double *work)
 {
     (void)work;
     double V = 0.0;
@@ -301,7 +330,7 @@ static double quartic_value(const wgf_potential *p, const double *x, double *wor
     return p->scale * V;
 }
 
-static double quartic_grad(const wgf_potential *p, const double *x, double *g, double *work)
+static double quartic_grad(const fpe_potential *p, const double *x, double *g, double *work)
 {
     (void)work;
     double V = 0.0, s = p->scale;
@@ -313,7 +342,7 @@ static double quartic_grad(const wgf_potential *p, const double *x, double *g, d
     return s * V;
 }
 
-static void quartic_hvp(const wgf_potential *p, const double *x, const double *v, double *hv,
+static void quartic_hvp(const fpe_potential *p, const double *x, const double *v, double *hv,
                         double *work)
 {
     (void)work;
@@ -321,10 +350,10 @@ static void quartic_hvp(const wgf_potential *p, const double *x, const double *v
         hv[i] = p->scale * (12.0 * x[i] * x[i] - 32.0) * v[i];
 }
 
-int wgf_potential_quartic(wgf_potential **pp, size_t d, double scale, wgf_error *err)
+int fpe_potential_quartic(fpe_potential **pp, size_t d, double scale, wgf_error *err)
 {
     *pp = NULL;
-    wgf_potential *p = pot_new(d, err);
+    fpe_potential *p = pot_new(d, err);
     if (!p)
         return WGF_ENOMEM;
     p->scale = scale;
@@ -511,7 +540,7 @@ static void tape_reverse(const tape *t, const double *val, const double *dot, do
 }
 
 /* Workspace: val, dot, adj, adot, len each. */
-static double expr_value(const wgf_potential *p, const double *x, double *work)
+static double expr_value(const fpe_potential *p, const double *x, double *work)
 {
     const tape *t = &p->t;
     double *val = work;
@@ -520,7 +549,7 @@ static double expr_value(const wgf_potential *p, const double *x, double *work)
     return val[t->res];
 }
 
-static double expr_grad(const wgf_potential *p, const double *x, double *g, double *work)
+static double expr_grad(const fpe_potential *p, const double *x, double *g, double *work)
 {
     const tape *t = &p->t;
     double *val = work, *adj = work + 2 * t->len;
@@ -531,7 +560,7 @@ static double expr_grad(const wgf_potential *p, const double *x, double *g, doub
     return val[t->res];
 }
 
-static void expr_hvp(const wgf_potential *p, const double *x, const double *v, double *hv,
+static void expr_hvp(const fpe_potential *p, const double *x, const double *v, double *hv,
                      double *work)
 {
     const tape *t = &p->t;
@@ -544,7 +573,7 @@ static void expr_hvp(const wgf_potential *p, const double *x, const double *v, d
 }
 
 /* V = sum_i f(x_i): the one-variable tape once per coordinate. */
-static double sep_value(const wgf_potential *p, const double *x, double *work)
+static double sep_value(const fpe_potential *p, const double *x, double *work)
 {
     double V = 0.0;
     for (size_t i = 0; i < p->d; i++)
@@ -552,7 +581,7 @@ static double sep_value(const wgf_potential *p, const double *x, double *work)
     return V;
 }
 
-static double sep_grad(const wgf_potential *p, const double *x, double *g, double *work)
+static double sep_grad(const fpe_potential *p, const double *x, double *g, double *work)
 {
     double V = 0.0;
     for (size_t i = 0; i < p->d; i++)
@@ -560,7 +589,7 @@ static double sep_grad(const wgf_potential *p, const double *x, double *g, doubl
     return V;
 }
 
-static void sep_hvp(const wgf_potential *p, const double *x, const double *v, double *hv,
+static void sep_hvp(const fpe_potential *p, const double *x, const double *v, double *hv,
                     double *work)
 {
     for (size_t i = 0; i < p->d; i++)
@@ -842,9 +871,15 @@ static int parse_power(parser *P, size_t *out)
         *out = base;
         return WGF_OK;
     }
+    /* x^x^...^x recurses once per link without a parenthesis or a sign:
+     * every nesting counts against the depth, or a long chain overflows
+     * the stack. */
+    if (++P->depth > MAX_DEPTH)
+        return perr(P, P->pos, "expression nested too deeply");
     P->pos++;
     size_t e;
     rc = parse_unary(P, &e);
+    P->depth--;
     if (rc != WGF_OK)
         return rc;
     return make_pow(P, base, e, out);
@@ -969,7 +1004,7 @@ static int build_tape(parser *P, size_t root, size_t nv, tape *t)
     return WGF_OK;
 }
 
-int wgf_potential_expression(wgf_potential **pp, size_t d, const char *text, int separable,
+int fpe_potential_expression(fpe_potential **pp, size_t d, const char *text, int separable,
                              wgf_error *err)
 {
     *pp = NULL;
@@ -993,7 +1028,7 @@ int wgf_potential_expression(wgf_potential **pp, size_t d, const char *text, int
             rc = perr(&P, P.pos, msg);
         }
     }
-    wgf_potential *p = NULL;
+    fpe_potential *p = NULL;
     if (rc == WGF_OK) {
         p = pot_new(d, err);
         if (!p)
@@ -1003,7 +1038,7 @@ int wgf_potential_expression(wgf_potential **pp, size_t d, const char *text, int
         rc = build_tape(&P, root, separable ? 1 : d, &p->t);
     free(P.node);
     if (rc != WGF_OK) {
-        wgf_potential_free(p);
+        fpe_potential_free(p);
         return rc;
     }
     p->work = 4 * p->t.len;

@@ -258,6 +258,17 @@ static int planar_create(const wgf_section *sec, const wgf_problem_info *info, v
                                  "%ld layers do not split into stages of %ld (layers must be a "
                                  "multiple of block)",
                                  layers, block);
+    /* L (2d + 1) parameters, and tapes that keep every layer's N x d
+     * outputs and three N-vectors: sizes from the file, checked before any
+     * allocation (products without wrapping, then against memory) */
+    size_t nparams, per_sample, tapes;
+    if (__builtin_mul_overflow((size_t)layers, 2 * info->dim + 1, &nparams) ||
+        __builtin_mul_overflow((size_t)layers + 1, info->dim + 3, &per_sample) ||
+        __builtin_mul_overflow(per_sample, info->samples * sizeof(double), &tapes) ||
+        tapes > wgf_mem_available())
+        return wgf_section_error(sec, "layers", err,
+                                 "%ld layers of dimension %zu on %zu samples are too many to hold in "
+                                 "memory", layers, info->dim, info->samples);
     const char *inv = wgf_section_string(sec, "invertibility");
     int mode = PLANAR_PROJECT;
     if (inv && strcmp(inv, "check") == 0)
