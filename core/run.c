@@ -73,6 +73,27 @@ void wgf_problem_free(wgf_problem *p)
     free(p);
 }
 
+/* What a run refuses at configuration time, check refuses: the reference is created (on the
+ * output samples' draws, as the run creates it) and freed, so that its own refusals (a law it
+ * does not describe, a potential it cannot solve) come out of `wgf check` too. */
+static int check_reference(wgf_problem *p, wgf_error *err)
+{
+    const wgf_plugin *pl;
+    const wgf_section *sec;
+    if (!wgf_problem_reference(p, &pl, &sec))
+        return WGF_OK;
+    wgf_eval *out = wgf_eval_create(p, (size_t)wgf_section_int(p->output_sec, "samples"), 0, err);
+    if (!out)
+        return err && err->code ? err->code : WGF_ENOMEM;
+    wgf_refrun *ref = NULL;
+    int rc = wgf_eval_draw(out, WGF_STREAM_OUTPUT, 0, err);
+    if (rc == WGF_OK)
+        rc = wgf_refrun_create(&ref, p, out, err);
+    wgf_refrun_free(ref);
+    wgf_eval_free(out);
+    return rc;
+}
+
 int wgf_run(const wgf_run_opts *opts, wgf_run_result *res, wgf_diag *diag, wgf_error *err)
 {
     wgf_run_result local;
@@ -85,6 +106,8 @@ int wgf_run(const wgf_run_opts *opts, wgf_run_result *res, wgf_diag *diag, wgf_e
     int rc = wgf_problem_setup(p, opts, diag, err);
     if (rc == WGF_OK && diag->n > 0)
         rc = WGF_EINVAL;
+    if (rc == WGF_OK && opts->check_only)
+        rc = check_reference(p, err);
     if (rc != WGF_OK || opts->check_only) {
         wgf_problem_teardown(p);
         free(p);
