@@ -7,13 +7,14 @@
  * names, schemas and functions point into them. The core sees copies of the descriptors whose
  * vtables are in the current layout, whatever ABI version a plugin was built with (lib_plugin).
  * A registry is not meant to be shared between threads without a lock. */
-#define _XOPEN_SOURCE 700 /* realpath, readlink, strdup */
+#define _GNU_SOURCE /* dladdr; realpath, strdup */
 
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,27 +234,19 @@ static int add_path_list(wgf_registry *reg, const char *list)
     }
 }
 
-/* The running program's file, from /proc/self/exe (NULL in *exe when it cannot be read, e.g. no
- * /proc: then the program is taken as installed). */
-static int self_exe(char **exe)
+/* The file of the libwgf this code runs from (NULL in *lib when the loader cannot say: then the
+ * library is taken as installed). */
+static int self_lib(char **lib)
 {
-    *exe = NULL;
-    for (size_t cap = 256;; cap *= 2) {
-        char *buf = malloc(cap);
-        if (!buf)
-            return WGF_ENOMEM;
-        ssize_t k = readlink("/proc/self/exe", buf, cap);
-        if (k < 0) {
-            free(buf);
-            return WGF_OK;
-        }
-        if ((size_t)k < cap) {
-            buf[k] = '\0';
-            *exe = buf;
-            return WGF_OK;
-        }
-        free(buf);
-    }
+    *lib = NULL;
+    Dl_info info;
+    if (!dladdr((void *)(uintptr_t)&wgf_registry_create, &info) || !info.dli_fname)
+        return WGF_OK;
+    char *real = realpath(info.dli_fname, NULL);
+    if (!real)
+        return errno == ENOMEM ? WGF_ENOMEM : WGF_OK;
+    *lib = real;
+    return WGF_OK;
 }
 
 /* 1 when path lies inside directory dir. */
@@ -265,30 +258,27 @@ static int path_under(const char *path, const char *dir)
     return n > 0 && strncmp(path, dir, n) == 0 && (path[n] == '/' || (n == 1 && dir[0] == '/'));
 }
 
-/* The program runs uninstalled when its file lies in the build tree: libtool's wrapper script
- * runs the real binary from .libs there. The kernel gives the resolved path, so the build tree
- * is compared both as written and resolved. */
+/* wgf runs uninstalled when this libwgf is the one libtool built in the build tree's core/.libs:
+ * the build tree's programs (the command, the tests) load it from there, and an installed wgf,
+ * even one installed under the build tree (./quickstart test's build/_prefix), loads its own
+ * copy from libdir. Where the program file lies does not decide it. */
 static int running_uninstalled(int *yes)
 {
     *yes = 0;
     if (WGF_BUILDDIR[0] == '\0')
         return WGF_OK;
-    char *exe;
-    int rc = self_exe(&exe);
-    if (rc != WGF_OK || !exe)
+    char *lib;
+    int rc = self_lib(&lib);
+    if (rc != WGF_OK || !lib)
         return rc;
-    if (path_under(exe, WGF_BUILDDIR)) {
-        *yes = 1;
-    } else {
-        char *real = realpath(WGF_BUILDDIR, NULL);
-        if (real) {
-            *yes = path_under(exe, real);
-            free(real);
-        } else if (errno == ENOMEM) {
-            rc = WGF_ENOMEM;
-        }
+    char *libs = realpath(WGF_BUILDDIR "/core/.libs", NULL);
+    if (libs) {
+        *yes = path_under(lib, libs);
+        free(libs);
+    } else if (errno == ENOMEM) {
+        rc = WGF_ENOMEM;
     }
-    free(exe);
+    free(lib);
     return rc;
 }
 

@@ -328,5 +328,25 @@ expect 0 "finished after 18 steps" "$WGF" run "$good" -o "$tmp/stiff3" --set sch
 awk -F, 'NR > 1 { e = $3 } END { exit !(e > 1e15) }' "$tmp/stiff3/history.csv" && ok ||
     bad "with divergence = ignore the run was not let diverge"
 
+# ---- an installed wgf is installed wherever it lies: a copy of the command and libwgf inside
+# the build tree (as ./quickstart test installs into build/_prefix) searches no build-tree plugins
+bdir=$(cd "$(dirname "$WGF")/.." && pwd)
+if [ -x "$bdir/cli/.libs/wgf" ] && [ -f "$bdir/core/.libs/libwgf.so.0" ]; then
+    inst="$bdir/_clitest.$$"
+    mkdir -p "$inst/bin" "$inst/lib"
+    cp "$bdir/cli/.libs/wgf" "$inst/bin/wgf"
+    cp -L "$bdir/core/.libs/libwgf.so.0" "$inst/lib/libwgf.so.0"
+    env -u WGF_PLUGIN_PATH LD_LIBRARY_PATH="$inst/lib" "$inst/bin/wgf" plugins >"$tmp/out" 2>&1
+    grep "^plugins on the search path:" "$tmp/out" | grep -q "$bdir/plugins/" &&
+        bad "an installed copy under the build tree searches the build tree's plugins" || ok
+    grep -q "shadowed" "$tmp/out" && bad "an installed copy warns of shadowed plugins" || ok
+    rm -rf "$inst"
+    # the build tree's own command does search them
+    env -u WGF_PLUGIN_PATH "$WGF" plugins >"$tmp/out" 2>&1
+    grep "^plugins on the search path:" "$tmp/out" | grep -q "$bdir/plugins/energies/.libs" && ok ||
+        bad "the uninstalled command does not search the build tree's plugins"
+    grep -q "shadowed" "$tmp/out" && bad "the uninstalled command warns of shadowed plugins" || ok
+fi
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
