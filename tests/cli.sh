@@ -328,6 +328,19 @@ expect 0 "finished after 18 steps" "$WGF" run "$good" -o "$tmp/stiff3" --set sch
 awk -F, 'NR > 1 { e = $3 } END { exit !(e > 1e15) }' "$tmp/stiff3/history.csv" && ok ||
     bad "with divergence = ignore the run was not let diverge"
 
+# ---- a run's config.ini runs again from anywhere: a relative plugin_path is written absolute
+if [ -n "${WGF_TEST_PLUGINS:-}" ] && [ -f "$WGF_TEST_PLUGINS/goodenergy.so" ]; then
+    mkdir -p "$tmp/rel/myplugs"
+    cp "$WGF_TEST_PLUGINS/goodenergy.so" "$tmp/rel/myplugs/"
+    printf '[run]\ndim = 2\nsamples = 50\nplugin_path = myplugs:nothere\n[initial]\ntype = gaussian\n[energy]\nplugin = goodenergy\n[map]\nplugin = affine\n[scheme]\nplugin = euler\nstep = 0.01\nt_end = 0.02\n[output]\nplots = false\n[reference]\nplugin = none\n' >"$tmp/rel/rel.ini"
+    (cd "$tmp/rel" && "$WGF" run rel.ini -q -o "$tmp/relrun") >"$tmp/out" 2>&1 || bad "the run with a relative plugin_path failed"
+    expect 0 ": ok" "$WGF" check "$tmp/relrun/config.ini"
+    expect 0 ": ok" sh -c 'cd / && "$0" check "$1"' "$WGF" "$tmp/relrun/config.ini"
+    relreal=$(cd "$tmp/rel" && pwd -P)
+    grep -qx "plugin_path = $relreal/myplugs:$relreal/nothere" "$tmp/relrun/config.ini" && ok ||
+        bad "config.ini: plugin_path is not the absolute path: $(grep plugin_path "$tmp/relrun/config.ini")"
+fi
+
 # ---- an installed wgf is installed wherever it lies: a copy of the command and libwgf inside
 # the build tree (as ./quickstart test installs into build/_prefix) searches no build-tree plugins
 bdir=$(cd "$(dirname "$WGF")/.." && pwd)
