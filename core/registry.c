@@ -554,6 +554,88 @@ static const char *missing_function(const wgf_plugin *p)
     return NULL;
 }
 
+/* The core's keys of the section a plugin of kind k configures (wgf_core_schema). */
+static const wgf_param *core_keys(wgf_kind k)
+{
+    return wgf_core_schema(k == WGF_ENERGY ? "energy" : wgf_kind_name(k));
+}
+
+/* One default of a schema, parsed and range-checked as a user's value would be, so that a bad
+ * default blames the plugin and not the experiment that left the key out. Vector and matrix
+ * defaults depend on the run's dimension and are checked when a section is read. */
+static int check_default(const wgf_plugin *p, const wgf_param *k, const char *path, wgf_error *err)
+{
+    if (!k->def || k->type == WGF_PARAM_VECTOR || k->type == WGF_PARAM_MATRIX)
+        return WGF_OK;
+    wgf_param one[2] = {*k, {0}};
+    one[0].flags &= ~WGF_P_REQUIRED;
+    const wgf_param *schemas[2] = {one, NULL};
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    wgf_config *cfg = NULL;
+    wgf_error e;
+    int rc = wgf_config_load_string(&cfg, "", path, &diag, &e);
+    if (rc != WGF_OK) {
+        wgf_diag_free(&diag);
+        wgf_config_free(cfg);
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory loading %s", path);
+    }
+    wgf_section *sec = wgf_config_section(cfg, p->name, schemas, 1, &diag);
+    if (!sec && diag.n > 0) {
+        /* "PATH: NAME.KEY: what is wrong": keep what is wrong */
+        const char *msg = diag.msg[0];
+        size_t pre = strlen(path) + strlen(p->name) + strlen(k->key) + 5;
+        if (strlen(msg) > pre)
+            msg += pre;
+        rc = wgf_error_set(err, WGF_EPLUGIN,
+                           "%s: malformed plugin '%s': the default of its key '%s' is refused: %s", path,
+                           p->name, k->key, msg);
+    } else if (!sec) {
+        rc = wgf_error_set(err, WGF_ENOMEM, "out of memory loading %s", path);
+    }
+    wgf_section_free(sec);
+    wgf_diag_free(&diag);
+    wgf_config_free(cfg);
+    return rc;
+}
+
+/* A schema the core can validate sections against: named keys, none of them the core's own keys
+ * of the section (`plugin`, and [metric] tol, maxiter, tikhonov, ...) nor given twice, choices
+ * for a choice, a range that is not empty, defaults that are allowed values. */
+static int check_schema(const wgf_plugin *p, const char *path, wgf_error *err)
+{
+    const wgf_param *core = core_keys(p->kind);
+    for (const wgf_param *k = p->params; k && k->key; k++) {
+        const char *bad = NULL;
+        if (!k->key[0])
+            bad = "a key with an empty name";
+        else if (k->type < WGF_PARAM_INT || k->type > WGF_PARAM_MATRIX)
+            bad = "a key of no known type";
+        else if (k->type == WGF_PARAM_CHOICE && (!k->choices || !k->choices[0]))
+            bad = "a choice without choices";
+        else if ((k->flags & WGF_P_MIN) && (k->flags & WGF_P_MAX) && k->min > k->max)
+            bad = "a range whose min exceeds its max";
+        if (bad)
+            return wgf_error_set(err, WGF_EPLUGIN, "%s: malformed plugin '%s': its key '%s' is %s", path,
+                                 p->name, k->key, bad);
+        for (const wgf_param *c = core; c && c->key; c++)
+            if (strcmp(c->key, k->key) == 0)
+                return wgf_error_set(err, WGF_EPLUGIN,
+                                     "%s: malformed plugin '%s': its schema declares '%s', a key the "
+                                     "core adds to [%s] itself (remove it from the schema)",
+                                     path, p->name, k->key, wgf_kind_name(p->kind));
+        for (const wgf_param *j = p->params; j < k; j++)
+            if (strcmp(j->key, k->key) == 0)
+                return wgf_error_set(err, WGF_EPLUGIN,
+                                     "%s: malformed plugin '%s': its schema declares '%s' twice", path,
+                                     p->name, k->key);
+        int rc = check_default(p, k, path, err);
+        if (rc != WGF_OK)
+            return rc;
+    }
+    return WGF_OK;
+}
+
 /* Everything the core relies on before calling into a plugin (ABI already checked). */
 static int check_descriptor(const wgf_plugin *p, unsigned index, const char *path, wgf_error *err)
 {
@@ -572,7 +654,7 @@ static int check_descriptor(const wgf_plugin *p, unsigned index, const char *pat
         return wgf_error_set(err, WGF_EPLUGIN,
                              "%s: malformed plugin '%s': its %s vtable has no %s function", path,
                              p->name, wgf_kind_name(p->kind), fn);
-    return WGF_OK;
+    return check_schema(p, path, err);
 }
 
 /* ------------------------------------------------------------ directories */
