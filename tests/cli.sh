@@ -86,6 +86,22 @@ expect 2 "run.dim" "$WGF" check "$good" --set run.dim=0
 expect 0 "planar" "$WGF" plugins
 expect 0 "layers" "$WGF" plugins planar
 expect 2 "not found" "$WGF" plugins nosuchplugin
+# every key a section accepts: the plugin's and those the core adds
+"$WGF" plugins lagrangian >"$tmp/out" 2>&1
+for k in tol maxiter tikhonov; do
+    grep -q "^  $k  " "$tmp/out" && ok || bad "wgf plugins lagrangian does not show [metric] $k"
+done
+grep -q "keys the core adds to \[metric\]" "$tmp/out" && ok || bad "wgf plugins lagrangian: no core keys heading"
+expect 0 "keys the core adds to \[scheme\]" "$WGF" plugins euler
+# the core's own sections and keys
+"$WGF" plugins --core >"$tmp/out" 2>&1 && ok || bad "wgf plugins --core failed"
+for sk in run:dim run:plugin_path initial:cov metric:tikhonov output:write_count reference:plugin energy:plugin; do
+    sec=${sk%%:*} key=${sk#*:}
+    awk -v s="[$sec]:" -v k="$key" 'index($0, s) == 1 { on = 1; next } /^\[/ { on = 0 } on && $1 == k { f = 1 } END { exit !f }' \
+        "$tmp/out" && ok || bad "wgf plugins --core: no $key in [$sec]"
+done
+expect 2 "takes no plugin name" "$WGF" plugins euler --core
+expect 2 "does not apply" "$WGF" check "$good" --core
 
 # selftest of a map and an energy
 expect 0 "passed" "$WGF" selftest planar --dim 3
