@@ -573,9 +573,17 @@ static int st_map_run(const wgf_plugin *pl, const wgf_section *sec, size_t d, si
     m.ld = st_stages(&pool, S, n);
     m.s = st_stages(&pool, S, nd);
     double **ld0 = st_stages(&pool, S, n), **s0k = st_stages(&pool, S, nd);
-    m.tape = vt->tape_create(m.state, n);
-    if (pool.failed || !m.tape) {
+    if (pool.failed) {
         rc = wgf_error_set(err, WGF_ENOMEM, "selftest: out of memory");
+        goto done;
+    }
+    /* tape_create has no error channel: NULL means out of memory (guide-map.md) */
+    m.tape = vt->tape_create(m.state, n);
+    if (!m.tape) {
+        rc = wgf_error_set(err, WGF_ENOMEM,
+                           "selftest: map '%s': tape_create returned NULL for %zu samples (out of "
+                           "memory; tape_create only allocates)",
+                           pl->name, n);
         goto done;
     }
     if (rep->out)

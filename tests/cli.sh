@@ -344,6 +344,17 @@ expect 0 "finished after 18 steps" "$WGF" run "$good" -o "$tmp/stiff3" --set sch
 awk -F, 'NR > 1 { e = $3 } END { exit !(e > 1e15) }' "$tmp/stiff3/history.csv" && ok ||
     bad "with divergence = ignore the run was not let diverge"
 
+# ---- a map's tape_create has no error channel: NULL is reported as out of memory (exit 1),
+# by selftest naming the function, by a run naming the batch (guide-map.md)
+if [ -n "${WGF_TEST_PLUGINS:-}" ] && [ -f "$WGF_TEST_PLUGINS/nulltape.so" ]; then
+    expect 1 "selftest: map 'nulltape': tape_create returned NULL for 7 samples (out of memory" \
+        "$WGF" selftest nulltape --plugin-path "$WGF_TEST_PLUGINS"
+    expect 1 "wgf: out of memory for a batch of [0-9]* samples" "$WGF" run "$good" -o "$tmp/nulltape" --quiet \
+        --plugin-path "$WGF_TEST_PLUGINS" --set map.plugin=nulltape --set output.plots=false
+else
+    bad "tests/plugins/nulltape.so not built"
+fi
+
 # ---- a run's config.ini runs again from anywhere: a relative plugin_path is written absolute
 if [ -n "${WGF_TEST_PLUGINS:-}" ] && [ -f "$WGF_TEST_PLUGINS/goodenergy.so" ]; then
     mkdir -p "$tmp/rel/myplugs"
