@@ -410,6 +410,9 @@ static int cmd_selftest(int argc, char **argv)
         return 0;
     }
     if (rc == WGF_ENUMERIC) {
+        /* a failed comparison has its FAIL line; anything else (a NaN, a failing call) says where */
+        if (!strstr(err.msg, "a derivative check failed"))
+            fprintf(stderr, "wgf: %s\n", err.msg);
         printf("%s: derivative checks FAILED (worst relative error %.2e)\n", a.positional, worst);
         return 3;
     }

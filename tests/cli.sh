@@ -344,6 +344,28 @@ expect 0 "finished after 18 steps" "$WGF" run "$good" -o "$tmp/stiff3" --set sch
 awk -F, 'NR > 1 { e = $3 } END { exit !(e > 1e15) }' "$tmp/stiff3/history.csv" && ok ||
     bad "with divergence = ignore the run was not let diverge"
 
+# ---- selftest: wgrad against the energy's own eval, and a NaN says where it came from
+# (entropyenergy.so holds entropyenergy, entropynods and nanenergy: links name the other two)
+if [ -n "${WGF_TEST_PLUGINS:-}" ] && [ -f "$WGF_TEST_PLUGINS/entropyenergy.so" ]; then
+    mkdir -p "$tmp/ent"
+    ln -s "$WGF_TEST_PLUGINS/entropyenergy.so" "$tmp/ent/entropyenergy.so"
+    ln -s "$WGF_TEST_PLUGINS/entropyenergy.so" "$tmp/ent/entropynods.so"
+    ln -s "$WGF_TEST_PLUGINS/entropyenergy.so" "$tmp/ent/nanenergy.so"
+    expect 0 "wgrad vs eval: E\[g.v\] vs dF/de along v .* PASS" "$WGF" selftest entropyenergy --plugin-path "$tmp/ent"
+    # a wgrad without its D s term passes every check of itself, not this one
+    expect 3 "wgrad vs eval: E\[g.v\] vs dF/de along v .* FAIL" "$WGF" selftest entropynods --plugin-path "$tmp/ent"
+    grep -q "wgrad_vjp: sbar vs FD .* PASS" "$tmp/out" && ok || bad "entropynods: its own checks should pass"
+    # NaN where x_1 < -2.5: on the random batch of 1000, or on the transport check's batch
+    expect 3 "wgf: selftest: eval gives F = nan on the random batch of 1000 samples (first at sample [0-9]*: x = (-2\.[5-9]" \
+        "$WGF" selftest nanenergy --plugin-path "$tmp/ent" --samples 1000 --seed 2
+    expect 3 "wgf: selftest: wgrad vs eval: eval gives F = nan on 4000 samples" \
+        "$WGF" selftest nanenergy --plugin-path "$tmp/ent"
+    grep -q "worst relative error 0.00e+00" "$tmp/out" && grep -vq "^wgf: " "$tmp/out" &&
+        bad "a NaN energy fails without saying where" || ok
+else
+    bad "tests/plugins/entropyenergy.so not built"
+fi
+
 # ---- a map's tape_create has no error channel: NULL is reported as out of memory (exit 1),
 # by selftest naming the function, by a run naming the batch (guide-map.md)
 if [ -n "${WGF_TEST_PLUGINS:-}" ] && [ -f "$WGF_TEST_PLUGINS/nulltape.so" ]; then
