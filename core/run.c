@@ -73,6 +73,26 @@ void wgf_problem_free(wgf_problem *p)
     free(p);
 }
 
+/* wgf check: the reference is created as a run would create it (on the output samples' draws), so
+ * that a reference that does not describe the problem is refused before the run, not at its start. */
+static int check_reference(wgf_problem *p, wgf_error *err)
+{
+    const wgf_plugin *pl;
+    const wgf_section *sec;
+    if (!wgf_problem_reference(p, &pl, &sec))
+        return WGF_OK;
+    wgf_eval *out = wgf_eval_create(p, (size_t)wgf_section_int(p->output_sec, "samples"), 0, err);
+    if (!out)
+        return err ? err->code : WGF_ENOMEM;
+    wgf_refrun *ref = NULL;
+    int rc = wgf_eval_draw(out, WGF_STREAM_OUTPUT, 0, err);
+    if (rc == WGF_OK)
+        rc = wgf_refrun_create(&ref, p, out, err);
+    wgf_refrun_free(ref);
+    wgf_eval_free(out);
+    return rc;
+}
+
 int wgf_run(const wgf_run_opts *opts, wgf_run_result *res, wgf_diag *diag, wgf_error *err)
 {
     wgf_run_result local;
@@ -85,6 +105,8 @@ int wgf_run(const wgf_run_opts *opts, wgf_run_result *res, wgf_diag *diag, wgf_e
     int rc = wgf_problem_setup(p, opts, diag, err);
     if (rc == WGF_OK && diag->n > 0)
         rc = WGF_EINVAL;
+    if (rc == WGF_OK && opts->check_only)
+        rc = check_reference(p, err);
     if (rc != WGF_OK || opts->check_only) {
         wgf_problem_teardown(p);
         free(p);

@@ -398,6 +398,9 @@ if [ -n "${WGF_TEST_PLUGINS:-}" ] && [ -f "$WGF_TEST_PLUGINS/goodenergy.so" ]; t
         cp "$WGF_TEST_PLUGINS/entropyenergy.so" "$tmp/rel/myplugs/"
         expect 2 "reference.plugin: particles handles fpe terms and energies whose eval reads the samples alone (potentials, interactions); energy 'entropyenergy' reads the model's log-density" \
             "$WGF" run "$tmp/rel/rel.ini" -o "$tmp/relpart2" --set reference.plugin=particles --set energy.plugin=entropyenergy
+        # at wgf check time, as the run would
+        expect 2 "wgf: --set reference.plugin: particles handles fpe terms and energies whose eval reads the samples alone" \
+            "$WGF" check "$tmp/rel/rel.ini" --set reference.plugin=particles --set energy.plugin=entropyenergy
     fi
 fi
 
