@@ -26,6 +26,7 @@ static const char usage[] =
     "       wgf check FILE [--set section.key=value]... [--plugin-path DIRS]\n"
     "                    [--no-file-plugins | --trust-plugin-path]\n"
     "       wgf plugins [NAME] [--plugin-path DIRS]\n"
+    "       wgf plugins --core\n"
     "       wgf selftest PLUGIN [--dim D] [--samples N] [--seed S] [--set kind.key=value]...\n"
     "                    [--plugin-path DIRS]\n"
     "       wgf plot DIR\n"
@@ -48,6 +49,7 @@ typedef struct {
     long threads, dim, samples, seed;
     int quiet;
     int trust_plugin_path, no_file_plugins;
+    int core;
 } cli_args;
 
 static int parse_long(const char *opt, const char *s, long min, long max, long *out)
@@ -83,7 +85,7 @@ static void print_error(const wgf_error *err, int rc)
 
 /* Options shared by the subcommands; which ones a subcommand accepts is in
  * `allowed` (letters: o set threads quiet plugin-path dim samples seed,
- * T trust-plugin-path, N no-file-plugins). */
+ * T trust-plugin-path, N no-file-plugins, C core). */
 static int parse_args(int argc, char **argv, const char *allowed, cli_args *a)
 {
     memset(a, 0, sizeof *a);
@@ -113,6 +115,8 @@ static int parse_args(int argc, char **argv, const char *allowed, cli_args *a)
             key = 'T';
         else if (strcmp(s, "--no-file-plugins") == 0)
             key = 'N';
+        else if (strcmp(s, "--core") == 0)
+            key = 'C';
         else if (strcmp(s, "--dim") == 0)
             key = 'd', takes = 1;
         else if (strcmp(s, "--samples") == 0)
@@ -143,6 +147,7 @@ static int parse_args(int argc, char **argv, const char *allowed, cli_args *a)
         case 'p': a->plugin_path = val; break;
         case 'T': a->trust_plugin_path = 1; break;
         case 'N': a->no_file_plugins = 1; break;
+        case 'C': a->core = 1; break;
         case 'd': rc = parse_long("--dim", val, 1, 1000, &a->dim); break;
         case 'n': rc = parse_long("--samples", val, 2, 100000, &a->samples); break;
         case 'r': rc = parse_long("--seed", val, 0, LONG_MAX, &a->seed); break;
@@ -277,13 +282,64 @@ static void list_visit(const wgf_plugin *pl, const char *path, void *user)
            path);
 }
 
+/* A schema without its `plugin` key (printed on its own line): 0 when nothing is left. */
+static int print_schema_but_plugin(const wgf_param *schema)
+{
+    size_t n = 0;
+    for (const wgf_param *k = schema; k && k->key; k++)
+        n += strcmp(k->key, "plugin") != 0;
+    if (n == 0)
+        return 0;
+    wgf_param *rest = calloc(n + 1, sizeof *rest);
+    if (!rest)
+        return -1;
+    n = 0;
+    for (const wgf_param *k = schema; k->key; k++)
+        if (strcmp(k->key, "plugin") != 0)
+            rest[n++] = *k;
+    wgf_param_print(rest, stdout);
+    free(rest);
+    return 1;
+}
+
+/* wgf plugins --core: the sections of an experiment and the keys the core reads in each; a
+ * component section's other keys are its plugin's (wgf plugins NAME). */
+static int print_core_sections(void)
+{
+    static const char *const sections[] = {"run",    "initial", "energy", "map",
+                                           "metric", "scheme",  "output", "reference"};
+    static const char *const notes[] = {
+        "the run as a whole",
+        "the initial law lambda; type chooses which of the other keys apply",
+        "one energy term; [energy.NAME] sections add terms (plugin required; the rest: wgf plugins NAME)",
+        "the push-forward map (plugin required; the rest: wgf plugins NAME)",
+        "the metric; the core solves M zeta = grad F with MINRES on the metric's products unless the "
+        "plugin solves itself",
+        "the scheme, which owns the time loop (the rest: wgf plugins NAME)",
+        "what a run writes",
+        "what a run is compared with (the rest: wgf plugins NAME)"};
+    printf("sections of an experiment file and the keys the core reads in each\n");
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
+        const wgf_param *schema = wgf_core_schema(sections[i]);
+        printf("\n[%s]: %s\n", sections[i], notes[i]);
+        if (schema)
+            wgf_param_print(schema, stdout);
+    }
+    return 0;
+}
+
 static int cmd_plugins(int argc, char **argv)
 {
     cli_args a;
-    int rc = parse_args(argc, argv, "p", &a);
+    int rc = parse_args(argc, argv, "pC", &a);
     free(a.sets);
     if (rc)
         return rc;
+    if (a.core) {
+        if (a.positional || a.plugin_path)
+            return usage_error("%s: --core takes no plugin name and no --plugin-path", "plugins");
+        return print_core_sections();
+    }
     wgf_registry *reg = NULL;
     wgf_error err = {0};
     if (wgf_registry_create(&reg, a.plugin_path, NULL, &err) != WGF_OK) {
@@ -302,11 +358,21 @@ static int cmd_plugins(int argc, char **argv)
                wgf_kind_name(pl->kind), pl->summary ? pl->summary : "", path, pl->abi_version,
                wgf_kind_name(pl->kind));
         printf("  plugin = %s\n", pl->name);
+        const char *sec = pl->kind == WGF_ENERGY ? "energy" : wgf_kind_name(pl->kind);
+        printf("\n  keys of %s:\n", pl->name);
         if (pl->params && pl->params[0].key)
             wgf_param_print(pl->params, stdout);
         else
             printf("  (no parameters of its own)\n");
+        printf("\n  keys the core adds to [%s] (every %s):\n", sec, wgf_kind_name(pl->kind));
+        rc = print_schema_but_plugin(wgf_core_schema(sec));
+        if (rc == 0)
+            printf("  (none but plugin)\n");
         wgf_registry_free(reg);
+        if (rc < 0) {
+            fprintf(stderr, "wgf: out of memory\n");
+            return 1;
+        }
         return 0;
     }
     wgf_diag warn;
@@ -363,6 +429,9 @@ static int cmd_selftest(int argc, char **argv)
         return 0;
     }
     if (rc == WGF_ENUMERIC) {
+        /* a failed comparison has its FAIL line; anything else (a NaN, a failing call) says where */
+        if (!strstr(err.msg, "a derivative check failed"))
+            fprintf(stderr, "wgf: %s\n", err.msg);
         printf("%s: derivative checks FAILED (worst relative error %.2e)\n", a.positional, worst);
         return 3;
     }
@@ -398,7 +467,8 @@ int main(int argc, char **argv)
         printf("wgf %s: Wasserstein gradient flows with push-forward models\n\n%s\n"
                "  run       run an experiment file; outputs in DIR (default runs/NAME)\n"
                "  check     validate an experiment file (every error at once) without running\n"
-               "  plugins   list the plugins found, or the parameters of one\n"
+               "  plugins   list the plugins found, the parameters of one, or (--core) the\n"
+               "            sections and keys the core reads\n"
                "  selftest  check an energy's or map's derivatives by finite differences\n"
                "  plot      redraw the plots of a run directory (needs gnuplot)\n\n"
                "Exit status: 0 ok, 2 bad input, 3 numerical failure, 130 interrupted, 1 other.\n"

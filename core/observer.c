@@ -123,6 +123,68 @@ done:
     return rc;
 }
 
+/* Append to b the entries of [run] plugin_path, each made absolute as the experiment file read them
+ * (relative to its directory, wgf_problem_create), so that config.ini runs again from anywhere.
+ * An entry that does not exist (yet) is joined to the absolute directory without resolving. */
+static void absolute_plugin_path(wgf_strbuf *b, const char *file, const char *path)
+{
+    const char *slash = file ? strrchr(file, '/') : NULL;
+    char *dir = slash ? strndup(file, slash == file ? 1 : (size_t)(slash - file)) : strdup(".");
+    char *absdir = dir ? realpath(dir, NULL) : NULL;
+    free(dir);
+    for (const char *s = path; *s;) {
+        const char *e = strchr(s, ':');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        if (n > 0) {
+            char *joined = NULL;
+            if (s[0] == '/' || !absdir)
+                joined = strndup(s, n);
+            else if ((joined = malloc(strlen(absdir) + n + 2)))
+                sprintf(joined, "%s/%.*s", absdir, (int)n, s);
+            char *real = joined ? realpath(joined, NULL) : NULL;
+            if (!joined)
+                b->failed = 1;
+            else
+                wgf_strbuf_printf(b, "%s%s", b->s && b->s[b->len - 1] != '=' ? ":" : " ",
+                                  real ? real : joined);
+            free(real);
+            free(joined);
+        }
+        s += n + (e != NULL);
+    }
+    free(absdir);
+}
+
+/* [run] as wgf_section_write writes it, with plugin_path absolute. */
+static void write_run_section(wgf_strbuf *b, const wgf_section *run, const char *file)
+{
+    char *mem = NULL;
+    size_t memlen = 0;
+    FILE *f = open_memstream(&mem, &memlen);
+    if (!f) {
+        b->failed = 1;
+        return;
+    }
+    wgf_section_write(run, f);
+    fclose(f);
+    const char *key = "plugin_path =";
+    for (char *line = mem, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        int len = nl ? (int)(nl - line) : (int)strlen(line);
+        if (strncmp(line, key, strlen(key)) == 0 && wgf_section_has(run, "plugin_path")) {
+            wgf_strbuf path = {0};
+            wgf_strbuf_printf(&path, "plugin_path =");
+            absolute_plugin_path(&path, file, wgf_section_string(run, "plugin_path"));
+            wgf_strbuf_printf(b, "%s\n", path.s ? path.s : "");
+            b->failed |= path.failed;
+            wgf_strbuf_free(&path);
+        } else {
+            wgf_strbuf_printf(b, "%.*s\n", len, line);
+        }
+    }
+    free(mem);
+}
+
 static int write_config(wgf_observer *o, wgf_error *err)
 {
     wgf_problem *p = o->p;
@@ -136,7 +198,9 @@ static int write_config(wgf_observer *o, wgf_error *err)
     wgf_strbuf_printf(&b, "; map plugin %s: %s\n; metric plugin %s: %s\n; scheme plugin %s: %s\n",
                       p->map_plugin->name, p->map_path, p->metric_plugin->name, p->metric_path,
                       p->scheme_plugin->name, p->scheme_path);
-    /* sections through a memory stream, in a fixed order */
+    wgf_strbuf_printf(&b, "\n");
+    write_run_section(&b, p->run_sec, wgf_config_file(p->cfg));
+    /* the other sections through a memory stream, in a fixed order */
     char *mem = NULL;
     size_t memlen = 0;
     FILE *f = open_memstream(&mem, &memlen);
@@ -146,7 +210,7 @@ static int write_config(wgf_observer *o, wgf_error *err)
     }
     const wgf_section *secs[7] = {p->run_sec, p->initial_sec, NULL, p->map_sec, p->metric_sec,
                                   p->scheme_sec, p->output_sec};
-    for (int i = 0; i < 7; i++) {
+    for (int i = 1; i < 7; i++) {
         if (i == 2) {
             for (size_t k = 0; k < p->nterms; k++) {
                 fputc('\n', f);

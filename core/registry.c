@@ -7,13 +7,14 @@
  * names, schemas and functions point into them. The core sees copies of the descriptors whose
  * vtables are in the current layout, whatever ABI version a plugin was built with (lib_plugin).
  * A registry is not meant to be shared between threads without a lock. */
-#define _XOPEN_SOURCE 700 /* realpath, readlink, strdup */
+#define _GNU_SOURCE /* dladdr; realpath, strdup */
 
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,27 +234,19 @@ static int add_path_list(wgf_registry *reg, const char *list)
     }
 }
 
-/* The running program's file, from /proc/self/exe (NULL in *exe when it cannot be read, e.g. no
- * /proc: then the program is taken as installed). */
-static int self_exe(char **exe)
+/* The file of the libwgf this code runs from (NULL in *lib when the loader cannot say: then the
+ * library is taken as installed). */
+static int self_lib(char **lib)
 {
-    *exe = NULL;
-    for (size_t cap = 256;; cap *= 2) {
-        char *buf = malloc(cap);
-        if (!buf)
-            return WGF_ENOMEM;
-        ssize_t k = readlink("/proc/self/exe", buf, cap);
-        if (k < 0) {
-            free(buf);
-            return WGF_OK;
-        }
-        if ((size_t)k < cap) {
-            buf[k] = '\0';
-            *exe = buf;
-            return WGF_OK;
-        }
-        free(buf);
-    }
+    *lib = NULL;
+    Dl_info info;
+    if (!dladdr((void *)(uintptr_t)&wgf_registry_create, &info) || !info.dli_fname)
+        return WGF_OK;
+    char *real = realpath(info.dli_fname, NULL);
+    if (!real)
+        return errno == ENOMEM ? WGF_ENOMEM : WGF_OK;
+    *lib = real;
+    return WGF_OK;
 }
 
 /* 1 when path lies inside directory dir. */
@@ -265,30 +258,27 @@ static int path_under(const char *path, const char *dir)
     return n > 0 && strncmp(path, dir, n) == 0 && (path[n] == '/' || (n == 1 && dir[0] == '/'));
 }
 
-/* The program runs uninstalled when its file lies in the build tree: libtool's wrapper script
- * runs the real binary from .libs there. The kernel gives the resolved path, so the build tree
- * is compared both as written and resolved. */
+/* wgf runs uninstalled when this libwgf is the one libtool built in the build tree's core/.libs:
+ * the build tree's programs (the command, the tests) load it from there, and an installed wgf,
+ * even one installed under the build tree (./quickstart test's build/_prefix), loads its own
+ * copy from libdir. Where the program file lies does not decide it. */
 static int running_uninstalled(int *yes)
 {
     *yes = 0;
     if (WGF_BUILDDIR[0] == '\0')
         return WGF_OK;
-    char *exe;
-    int rc = self_exe(&exe);
-    if (rc != WGF_OK || !exe)
+    char *lib;
+    int rc = self_lib(&lib);
+    if (rc != WGF_OK || !lib)
         return rc;
-    if (path_under(exe, WGF_BUILDDIR)) {
-        *yes = 1;
-    } else {
-        char *real = realpath(WGF_BUILDDIR, NULL);
-        if (real) {
-            *yes = path_under(exe, real);
-            free(real);
-        } else if (errno == ENOMEM) {
-            rc = WGF_ENOMEM;
-        }
+    char *libs = realpath(WGF_BUILDDIR "/core/.libs", NULL);
+    if (libs) {
+        *yes = path_under(lib, libs);
+        free(libs);
+    } else if (errno == ENOMEM) {
+        rc = WGF_ENOMEM;
     }
-    free(exe);
+    free(lib);
     return rc;
 }
 
@@ -564,6 +554,88 @@ static const char *missing_function(const wgf_plugin *p)
     return NULL;
 }
 
+/* The core's keys of the section a plugin of kind k configures (wgf_core_schema). */
+static const wgf_param *core_keys(wgf_kind k)
+{
+    return wgf_core_schema(k == WGF_ENERGY ? "energy" : wgf_kind_name(k));
+}
+
+/* One default of a schema, parsed and range-checked as a user's value would be, so that a bad
+ * default blames the plugin and not the experiment that left the key out. Vector and matrix
+ * defaults depend on the run's dimension and are checked when a section is read. */
+static int check_default(const wgf_plugin *p, const wgf_param *k, const char *path, wgf_error *err)
+{
+    if (!k->def || k->type == WGF_PARAM_VECTOR || k->type == WGF_PARAM_MATRIX)
+        return WGF_OK;
+    wgf_param one[2] = {*k, {0}};
+    one[0].flags &= ~WGF_P_REQUIRED;
+    const wgf_param *schemas[2] = {one, NULL};
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    wgf_config *cfg = NULL;
+    wgf_error e;
+    int rc = wgf_config_load_string(&cfg, "", path, &diag, &e);
+    if (rc != WGF_OK) {
+        wgf_diag_free(&diag);
+        wgf_config_free(cfg);
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory loading %s", path);
+    }
+    wgf_section *sec = wgf_config_section(cfg, p->name, schemas, 1, &diag);
+    if (!sec && diag.n > 0) {
+        /* "PATH: NAME.KEY: what is wrong": keep what is wrong */
+        const char *msg = diag.msg[0];
+        size_t pre = strlen(path) + strlen(p->name) + strlen(k->key) + 5;
+        if (strlen(msg) > pre)
+            msg += pre;
+        rc = wgf_error_set(err, WGF_EPLUGIN,
+                           "%s: malformed plugin '%s': the default of its key '%s' is refused: %s", path,
+                           p->name, k->key, msg);
+    } else if (!sec) {
+        rc = wgf_error_set(err, WGF_ENOMEM, "out of memory loading %s", path);
+    }
+    wgf_section_free(sec);
+    wgf_diag_free(&diag);
+    wgf_config_free(cfg);
+    return rc;
+}
+
+/* A schema the core can validate sections against: named keys, none of them the core's own keys
+ * of the section (`plugin`, and [metric] tol, maxiter, tikhonov, ...) nor given twice, choices
+ * for a choice, a range that is not empty, defaults that are allowed values. */
+static int check_schema(const wgf_plugin *p, const char *path, wgf_error *err)
+{
+    const wgf_param *core = core_keys(p->kind);
+    for (const wgf_param *k = p->params; k && k->key; k++) {
+        const char *bad = NULL;
+        if (!k->key[0])
+            bad = "a key with an empty name";
+        else if (k->type < WGF_PARAM_INT || k->type > WGF_PARAM_MATRIX)
+            bad = "a key of no known type";
+        else if (k->type == WGF_PARAM_CHOICE && (!k->choices || !k->choices[0]))
+            bad = "a choice without choices";
+        else if ((k->flags & WGF_P_MIN) && (k->flags & WGF_P_MAX) && k->min > k->max)
+            bad = "a range whose min exceeds its max";
+        if (bad)
+            return wgf_error_set(err, WGF_EPLUGIN, "%s: malformed plugin '%s': its key '%s' is %s", path,
+                                 p->name, k->key, bad);
+        for (const wgf_param *c = core; c && c->key; c++)
+            if (strcmp(c->key, k->key) == 0)
+                return wgf_error_set(err, WGF_EPLUGIN,
+                                     "%s: malformed plugin '%s': its schema declares '%s', a key the "
+                                     "core adds to [%s] itself (remove it from the schema)",
+                                     path, p->name, k->key, wgf_kind_name(p->kind));
+        for (const wgf_param *j = p->params; j < k; j++)
+            if (strcmp(j->key, k->key) == 0)
+                return wgf_error_set(err, WGF_EPLUGIN,
+                                     "%s: malformed plugin '%s': its schema declares '%s' twice", path,
+                                     p->name, k->key);
+        int rc = check_default(p, k, path, err);
+        if (rc != WGF_OK)
+            return rc;
+    }
+    return WGF_OK;
+}
+
 /* Everything the core relies on before calling into a plugin (ABI already checked). */
 static int check_descriptor(const wgf_plugin *p, unsigned index, const char *path, wgf_error *err)
 {
@@ -582,7 +654,7 @@ static int check_descriptor(const wgf_plugin *p, unsigned index, const char *pat
         return wgf_error_set(err, WGF_EPLUGIN,
                              "%s: malformed plugin '%s': its %s vtable has no %s function", path,
                              p->name, wgf_kind_name(p->kind), fn);
-    return WGF_OK;
+    return check_schema(p, path, err);
 }
 
 /* ------------------------------------------------------------ directories */

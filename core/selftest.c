@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gsl/gsl_blas.h>
 #include <gsl/gsl_linalg.h>
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
@@ -573,9 +574,17 @@ static int st_map_run(const wgf_plugin *pl, const wgf_section *sec, size_t d, si
     m.ld = st_stages(&pool, S, n);
     m.s = st_stages(&pool, S, nd);
     double **ld0 = st_stages(&pool, S, n), **s0k = st_stages(&pool, S, nd);
-    m.tape = vt->tape_create(m.state, n);
-    if (pool.failed || !m.tape) {
+    if (pool.failed) {
         rc = wgf_error_set(err, WGF_ENOMEM, "selftest: out of memory");
+        goto done;
+    }
+    /* tape_create has no error channel: NULL means out of memory (guide-map.md) */
+    m.tape = vt->tape_create(m.state, n);
+    if (!m.tape) {
+        rc = wgf_error_set(err, WGF_ENOMEM,
+                           "selftest: map '%s': tape_create returned NULL for %zu samples (out of "
+                           "memory; tape_create only allocates)",
+                           pl->name, n);
         goto done;
     }
     if (rep->out)
@@ -655,6 +664,218 @@ static int st_energy_grad(st_energy *e, st_fd *fd, st_fn f, double *arr, size_t 
     return WGF_OK;
 }
 
+/* Where eval is not finite: the first sample whose one-sample batch gives a non-finite F (or
+ * partial), as " (first at sample N: x = (..), l = ..)" in buf; empty when none does alone. */
+static void st_nan_where(const wgf_energy_vt *vt, void *state, const wgf_batch *b, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    double a[64], c;
+    for (size_t n = 0; n < b->n; n++) {
+        wgf_batch one = {.n = 1, .d = b->d, .x = b->x + n * b->d, .l = b->l ? b->l + n : NULL,
+                         .s = b->s ? b->s + n * b->d : NULL};
+        wgf_error e;
+        double F = 0;
+        int small = b->d <= sizeof a / sizeof a[0];
+        if (vt->eval(state, &one, &F, small ? a : NULL, &c, &e) != WGF_OK)
+            continue;
+        int bad = !isfinite(F) || !isfinite(c);
+        for (size_t i = 0; small && i < b->d; i++)
+            bad |= !isfinite(a[i]);
+        if (!bad)
+            continue;
+        size_t k = (size_t)snprintf(buf, size, " (first at sample %zu: x = (", n);
+        for (size_t i = 0; i < b->d && i < 8 && k < size; i++)
+            k += (size_t)snprintf(buf + k, size - k, "%s%.4g", i ? ", " : "", one.x[i]);
+        if (k < size)
+            k += (size_t)snprintf(buf + k, size - k, "%s)", b->d > 8 ? ", ..." : "");
+        if (k < size && one.l)
+            k += (size_t)snprintf(buf + k, size - k, ", l = %.4g", one.l[0]);
+        if (k < size)
+            snprintf(buf + k, size - k, ")");
+        return;
+    }
+}
+
+/* The first non-finite entry of a (len), as its index, or len. */
+static size_t st_first_nonfinite(size_t len, const double *a)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!isfinite(a[i]))
+            return i;
+    return len;
+}
+
+/* wgrad against the energy's own eval (doc/math.md 2): moving the samples of a law along a
+ * velocity field v changes F at the rate E[g . v], g the Wasserstein gradient. The law is N(0, I),
+ * its samples z pushed by x -> (I + eA) z + e b with A = I + R / (2 sqrt d), b random; the moved
+ * law is Gaussian, so the batch at e holds its exact l and s:
+ *     x = (I + eA) z + e b,  l = log N(z; 0, I) - log|det(I + eA)|,  s = -(I + eA)^-T z.
+ * dF/de at 0 (Ridders) is compared with (1/m) sum_n g_n . (A z_n + b). The z are antithetic and
+ * whitened (sample mean 0, sample covariance I), which makes the identity exact on the batch for
+ * potential, entropy (sum s.v = -m tr A) and pairwise interaction terms; for other energies it
+ * holds in expectation, to Monte Carlo error: hence ST_TRANSPORT_M samples and ST_TRANSPORT_TOL.
+ * A wgrad that drops a term (the D s of an entropy) misses by O(1). */
+#define ST_TRANSPORT_M 4000
+#define ST_TRANSPORT_TOL 0.05
+
+typedef struct st_transport {
+    const wgf_energy_vt *vt;
+    void *state;
+    size_t d, m;
+    double *z, *A, *bv;      /* the samples, the field's matrix and shift */
+    wgf_batch b;             /* the moved batch */
+    gsl_matrix *T;           /* I + eA, then its LU */
+    gsl_permutation *perm;
+    double *col;             /* d scratch */
+} st_transport;
+
+/* The batch moved by e: x, l, s of the pushed Gaussian. */
+static int st_transport_move(st_transport *t, double e, wgf_error *err)
+{
+    size_t d = t->d;
+    /* T = (I + eA)^T: its LU gives the log-determinant and the scores */
+    for (size_t i = 0; i < d; i++)
+        for (size_t j = 0; j < d; j++)
+            gsl_matrix_set(t->T, i, j, (i == j ? 1.0 : 0.0) + e * t->A[j * d + i]);
+    for (size_t n = 0; n < t->m; n++) {
+        const double *z = t->z + n * d;
+        double *x = t->b.x + n * d, zz = 0;
+        for (size_t i = 0; i < d; i++) {
+            double v = z[i] + e * t->bv[i];
+            for (size_t j = 0; j < d; j++)
+                v += e * t->A[i * d + j] * z[j];
+            x[i] = v;
+            zz += z[i] * z[i];
+        }
+        t->b.l[n] = -0.5 * zz - 0.5 * (double)d * log(2.0 * M_PI);
+    }
+    int sgn;
+    if (gsl_linalg_LU_decomp(t->T, t->perm, &sgn) != GSL_SUCCESS)
+        return wgf_error_set(err, WGF_ENUMERIC, "selftest: transport: I + eA is singular");
+    double logdet = gsl_linalg_LU_lndet(t->T);
+    gsl_vector_view cv = gsl_vector_view_array(t->col, d);
+    for (size_t n = 0; n < t->m; n++) {
+        t->b.l[n] -= logdet;
+        for (size_t i = 0; i < d; i++)
+            t->col[i] = -t->z[n * d + i];
+        /* (I + eA)^T s = -z */
+        if (gsl_linalg_LU_svx(t->T, t->perm, &cv.vector) != GSL_SUCCESS)
+            return wgf_error_set(err, WGF_ENUMERIC, "selftest: transport: I + eA is singular");
+        memcpy(t->b.s + n * d, t->col, d * sizeof(double));
+    }
+    return WGF_OK;
+}
+
+static int st_transport_F(void *ctx, double e, double *out, wgf_error *err)
+{
+    st_transport *t = ctx;
+    int rc = st_transport_move(t, e, err);
+    if (rc == WGF_OK)
+        rc = t->vt->eval(t->state, &t->b, out, NULL, NULL, err);
+    if (rc == WGF_OK && !isfinite(*out)) {
+        char where[256];
+        st_nan_where(t->vt, t->state, &t->b, where, sizeof where);
+        rc = wgf_error_set(err, WGF_ENUMERIC,
+                           "selftest: wgrad vs eval: eval gives F = %g on %zu samples of a moved "
+                           "N(0, I)%s", *out, t->m, where);
+    }
+    return rc;
+}
+
+/* Antithetic N(0, I) draws with sample mean 0 and sample covariance I. */
+static int st_whitened(gsl_rng *rng, size_t m, size_t d, double *z, wgf_error *err)
+{
+    for (size_t n = 0; n < m / 2; n++)
+        for (size_t i = 0; i < d; i++) {
+            z[n * d + i] = gsl_ran_gaussian(rng, 1.0);
+            z[(n + m / 2) * d + i] = -z[n * d + i];
+        }
+    gsl_matrix *C = gsl_matrix_calloc(d, d);
+    if (!C)
+        return wgf_error_set(err, WGF_ENOMEM, "selftest: out of memory");
+    for (size_t n = 0; n < m; n++)
+        for (size_t i = 0; i < d; i++)
+            for (size_t j = 0; j <= i; j++)
+                *gsl_matrix_ptr(C, i, j) += z[n * d + i] * z[n * d + j] / (double)m;
+    for (size_t i = 0; i < d; i++)
+        for (size_t j = 0; j < i; j++)
+            gsl_matrix_set(C, j, i, gsl_matrix_get(C, i, j));
+    int rc = WGF_OK;
+    if (gsl_linalg_cholesky_decomp1(C) != GSL_SUCCESS) {
+        rc = wgf_error_set(err, WGF_ENUMERIC, "selftest: transport: degenerate draws");
+    } else {
+        for (size_t n = 0; n < m; n++) {
+            gsl_vector_view zv = gsl_vector_view_array(z + n * d, d);
+            gsl_blas_dtrsv(CblasLower, CblasNoTrans, CblasNonUnit, C, &zv.vector); /* L^-1 z */
+        }
+    }
+    gsl_matrix_free(C);
+    return rc;
+}
+
+static int st_energy_transport(const wgf_energy_vt *vt, void *state, size_t d, gsl_rng *rng, st_pool *pool,
+                               st_report *rep, wgf_error *err)
+{
+    st_transport t = {.vt = vt, .state = state, .d = d, .m = ST_TRANSPORT_M};
+    if (t.m < 4 * d)
+        t.m = 4 * d;
+    size_t md = t.m * d;
+    t.z = st_doubles(pool, md);
+    t.A = st_doubles(pool, d * d);
+    t.bv = st_doubles(pool, d);
+    t.col = st_doubles(pool, d);
+    t.b = (wgf_batch){.n = t.m, .d = d, .x = st_doubles(pool, md), .l = st_doubles(pool, t.m),
+                      .s = st_doubles(pool, md)};
+    double *g = st_doubles(pool, md);
+    st_fd fd;
+    if (st_fd_init(&fd, pool, 1) || pool->failed)
+        return wgf_error_set(err, WGF_ENOMEM, "selftest: out of memory");
+    t.T = gsl_matrix_alloc(d, d);
+    t.perm = gsl_permutation_alloc(d);
+    int rc = t.T && t.perm ? WGF_OK : wgf_error_set(err, WGF_ENOMEM, "selftest: out of memory");
+    if (rc == WGF_OK)
+        rc = st_whitened(rng, t.m, d, t.z, err);
+    if (rc == WGF_OK) {
+        for (size_t i = 0; i < d; i++) {
+            t.bv[i] = gsl_ran_gaussian(rng, 1.0);
+            for (size_t j = 0; j < d; j++)
+                t.A[i * d + j] = (i == j ? 1.0 : 0.0) + gsl_ran_gaussian(rng, 1.0) / (2.0 * sqrt((double)d));
+        }
+        rc = st_transport_move(&t, 0.0, err);
+    }
+    if (rc == WGF_OK)
+        rc = vt->wgrad(state, &t.b, g, err);
+    double rhs = 0, lhs = 0;
+    if (rc == WGF_OK) {
+        for (size_t n = 0; n < t.m; n++)
+            for (size_t i = 0; i < d; i++) {
+                double v = t.bv[i];
+                for (size_t j = 0; j < d; j++)
+                    v += t.A[i * d + j] * t.z[n * d + j];
+                rhs += g[n * d + i] * v / (double)t.m;
+            }
+        size_t at = st_first_nonfinite(md, g);
+        if (at < md)
+            rc = wgf_error_set(err, WGF_ENUMERIC,
+                               "selftest: wgrad vs eval: wgrad gives g = %g at sample %zu, coordinate "
+                               "%zu, of %zu samples of N(0, I) (x = %g there)",
+                               g[at], at / d, at % d, t.m, t.b.x[at]);
+    }
+    if (rc == WGF_OK)
+        rc = st_ridders(&fd, st_transport_F, &t, 1e-3, &lhs, err);
+    if (rc == WGF_OK && !isfinite(lhs))
+        rc = wgf_error_set(err, WGF_ENUMERIC, "selftest: wgrad vs eval: dF/de = %g", lhs);
+    if (rc == WGF_OK) {
+        /* its own tolerance: kept out of the worst finite-difference error */
+        double worst = rep->worst;
+        st_line(rep, "wgrad vs eval: E[g.v] vs dF/de along v", st_rel1(rhs, lhs), ST_TRANSPORT_TOL);
+        rep->worst = worst;
+    }
+    gsl_matrix_free(t.T);
+    gsl_permutation_free(t.perm);
+    return rc;
+}
+
 static int st_energy_run(const wgf_plugin *pl, const wgf_section *sec, size_t d, size_t n,
                          unsigned long seed, st_report *rep, wgf_error *err)
 {
@@ -708,8 +929,21 @@ static int st_energy_run(const wgf_plugin *pl, const wgf_section *sec, size_t d,
     double F = 0.0;
     int want_c = (needs & WGF_NEEDS_L) != 0;
     rc = vt->eval(e.state, &e.b, &F, a, want_c ? c : NULL, err);
-    if (rc == WGF_OK && !isfinite(F))
-        rc = wgf_error_set(err, WGF_ENUMERIC, "selftest: the energy is %g at the random batch", F);
+    size_t bad_a = rc == WGF_OK ? st_first_nonfinite(nd, a) : nd;
+    size_t bad_c = rc == WGF_OK && want_c ? st_first_nonfinite(n, c) : n;
+    if (rc == WGF_OK && (!isfinite(F) || bad_a < nd || bad_c < n)) {
+        char where[256];
+        st_nan_where(vt, e.state, &e.b, where, sizeof where);
+        if (!isfinite(F))
+            rc = wgf_error_set(err, WGF_ENUMERIC, "selftest: eval gives F = %g on the random batch of %zu "
+                               "samples%s", F, n, where);
+        else if (bad_a < nd)
+            rc = wgf_error_set(err, WGF_ENUMERIC, "selftest: eval gives a = dF/dx = %g at sample %zu, "
+                               "coordinate %zu, of the random batch%s", a[bad_a], bad_a / d, bad_a % d, where);
+        else
+            rc = wgf_error_set(err, WGF_ENUMERIC, "selftest: eval gives c = dF/dl = %g at sample %zu of "
+                               "the random batch%s", c[bad_c], bad_c, where);
+    }
     if (rc == WGF_OK)
         rc = st_energy_grad(&e, &fd, st_energy_fn_F, e.b.x, nd, fa, err);
     if (rc)
@@ -760,6 +994,7 @@ static int st_energy_run(const wgf_plugin *pl, const wgf_section *sec, size_t d,
             goto done;
         st_line(rep, "wgrad_vjp: sbar vs FD of <gbar, g> in s", st_relerr(nd, sb, fa), WGF_SELFTEST_TOL);
     }
+    rc = st_energy_transport(vt, e.state, d, rng, &pool, rep, err);
 done:
     vt->destroy(e.state);
     gsl_rng_free(rng);

@@ -86,6 +86,22 @@ expect 2 "run.dim" "$WGF" check "$good" --set run.dim=0
 expect 0 "planar" "$WGF" plugins
 expect 0 "layers" "$WGF" plugins planar
 expect 2 "not found" "$WGF" plugins nosuchplugin
+# every key a section accepts: the plugin's and those the core adds
+"$WGF" plugins lagrangian >"$tmp/out" 2>&1
+for k in tol maxiter tikhonov; do
+    grep -q "^  $k  " "$tmp/out" && ok || bad "wgf plugins lagrangian does not show [metric] $k"
+done
+grep -q "keys the core adds to \[metric\]" "$tmp/out" && ok || bad "wgf plugins lagrangian: no core keys heading"
+expect 0 "keys the core adds to \[scheme\]" "$WGF" plugins euler
+# the core's own sections and keys
+"$WGF" plugins --core >"$tmp/out" 2>&1 && ok || bad "wgf plugins --core failed"
+for sk in run:dim run:plugin_path initial:cov metric:tikhonov output:write_count reference:plugin energy:plugin; do
+    sec=${sk%%:*} key=${sk#*:}
+    awk -v s="[$sec]:" -v k="$key" 'index($0, s) == 1 { on = 1; next } /^\[/ { on = 0 } on && $1 == k { f = 1 } END { exit !f }' \
+        "$tmp/out" && ok || bad "wgf plugins --core: no $key in [$sec]"
+done
+expect 2 "takes no plugin name" "$WGF" plugins euler --core
+expect 2 "does not apply" "$WGF" check "$good" --core
 
 # selftest of a map and an energy
 expect 0 "passed" "$WGF" selftest planar --dim 3
@@ -410,8 +426,10 @@ expect 2 "run.samples: 1000000000000 is too large" timeout 10 "$WGF" check "$goo
 expect 2 "output.samples: 1000000000000 is too large" timeout 10 "$WGF" check "$good" \
     --set output.samples=1000000000000
 # a large dimension checks in well under the old minute (a cache-hostile inversion of Sigma)
+# (without the reference, which check now creates too: the OU reference's own set-up in 2000-D is
+# a separate cost)
 expect 0 ": ok" timeout 10 "$WGF" check "$good" --set run.dim=2000 --set energy.mu=0 \
-    --set energy.sigma=identity --set initial.cov=identity
+    --set energy.sigma=identity --set initial.cov=identity --set reference.plugin=none
 # devices are not experiment files, nor sample files
 expect 2 "/dev/zero: not a regular file" timeout 10 "$WGF" check /dev/zero
 printf '[run]\ndim = 2\n[initial]\ntype = file\nfile = /dev/zero\n[energy]\nplugin = goodenergy\n[map]\nplugin = affine\n' >"$tmp/devfile.ini"
@@ -449,6 +467,85 @@ printf '1,2\n3,4\n' >"$tmp/pts.csv"
 printf '[run]\ndim = 2\n[initial]\ntype = file\nfile = pts.csv\n[energy]\nplugin = fpe\n[map]\nplugin = affine\n' \
     >"$tmp/nodensity.ini"
 expect 2 "nodensity.ini:4: initial.type: the file law has no density" "$WGF" check "$tmp/nodensity.ini"
+
+# ---- selftest: wgrad against the energy's own eval, and a NaN says where it came from
+# (entropyenergy.so holds entropyenergy, entropynods and nanenergy: links name the other two)
+if [ -n "${WGF_TEST_PLUGINS:-}" ] && [ -f "$WGF_TEST_PLUGINS/entropyenergy.so" ]; then
+    mkdir -p "$tmp/ent"
+    ln -s "$WGF_TEST_PLUGINS/entropyenergy.so" "$tmp/ent/entropyenergy.so"
+    ln -s "$WGF_TEST_PLUGINS/entropyenergy.so" "$tmp/ent/entropynods.so"
+    ln -s "$WGF_TEST_PLUGINS/entropyenergy.so" "$tmp/ent/nanenergy.so"
+    expect 0 "wgrad vs eval: E\[g.v\] vs dF/de along v .* PASS" "$WGF" selftest entropyenergy --plugin-path "$tmp/ent"
+    # a wgrad without its D s term passes every check of itself, not this one
+    expect 3 "wgrad vs eval: E\[g.v\] vs dF/de along v .* FAIL" "$WGF" selftest entropynods --plugin-path "$tmp/ent"
+    grep -q "wgrad_vjp: sbar vs FD .* PASS" "$tmp/out" && ok || bad "entropynods: its own checks should pass"
+    # NaN where x_1 < -2.5: on the random batch of 1000, or on the transport check's batch
+    expect 3 "wgf: selftest: eval gives F = nan on the random batch of 1000 samples (first at sample [0-9]*: x = (-2\.[5-9]" \
+        "$WGF" selftest nanenergy --plugin-path "$tmp/ent" --samples 1000 --seed 2
+    expect 3 "wgf: selftest: wgrad vs eval: eval gives F = nan on 4000 samples" \
+        "$WGF" selftest nanenergy --plugin-path "$tmp/ent"
+    grep -q "worst relative error 0.00e+00" "$tmp/out" && grep -vq "^wgf: " "$tmp/out" &&
+        bad "a NaN energy fails without saying where" || ok
+else
+    bad "tests/plugins/entropyenergy.so not built"
+fi
+
+# ---- a map's tape_create has no error channel: NULL is reported as out of memory (exit 1),
+# by selftest naming the function, by a run naming the batch (guide-map.md)
+if [ -n "${WGF_TEST_PLUGINS:-}" ] && [ -f "$WGF_TEST_PLUGINS/nulltape.so" ]; then
+    expect 1 "selftest: map 'nulltape': tape_create returned NULL for 7 samples (out of memory" \
+        "$WGF" selftest nulltape --plugin-path "$WGF_TEST_PLUGINS"
+    expect 1 "wgf: out of memory for a batch of [0-9]* samples" "$WGF" run "$good" -o "$tmp/nulltape" --quiet \
+        --plugin-path "$WGF_TEST_PLUGINS" --set map.plugin=nulltape --set output.plots=false
+else
+    bad "tests/plugins/nulltape.so not built"
+fi
+
+# ---- a run's config.ini runs again from anywhere: a relative plugin_path is written absolute
+if [ -n "${WGF_TEST_PLUGINS:-}" ] && [ -f "$WGF_TEST_PLUGINS/goodenergy.so" ]; then
+    mkdir -p "$tmp/rel/myplugs"
+    cp "$WGF_TEST_PLUGINS/goodenergy.so" "$tmp/rel/myplugs/"
+    printf '[run]\ndim = 2\nsamples = 50\nplugin_path = myplugs:nothere\n[initial]\ntype = gaussian\n[energy]\nplugin = goodenergy\n[map]\nplugin = affine\n[scheme]\nplugin = euler\nstep = 0.01\nt_end = 0.02\n[output]\nplots = false\n[reference]\nplugin = none\n' >"$tmp/rel/rel.ini"
+    (cd "$tmp/rel" && "$WGF" run rel.ini -q -o "$tmp/relrun") >"$tmp/out" 2>&1 || bad "the run with a relative plugin_path failed"
+    expect 0 ": ok" "$WGF" check "$tmp/relrun/config.ini"
+    expect 0 ": ok" sh -c 'cd / && "$0" check "$1"' "$WGF" "$tmp/relrun/config.ini"
+    relreal=$(cd "$tmp/rel" && pwd -P)
+    grep -qx "plugin_path = $relreal/myplugs:$relreal/nothere" "$tmp/relrun/config.ini" && ok ||
+        bad "config.ini: plugin_path is not the absolute path: $(grep plugin_path "$tmp/relrun/config.ini")"
+    # the particle reference takes any energy whose eval reads x alone (goodenergy: dx/dt = -x)
+    expect 0 "finished" "$WGF" run "$tmp/rel/rel.ini" -o "$tmp/relpart" --set reference.plugin=particles \
+        --set scheme.t_end=0.1
+    awk -F' = ' '/^mean_err = / { v = $2 } END { exit !(v != "" && v + 0 < 0.2) }' "$tmp/relpart/summary.ini" &&
+        ok || bad "particles on goodenergy: no small mean_err in summary.ini"
+    # and refuses, naming the term, one whose eval reads the log-density
+    if [ -f "$WGF_TEST_PLUGINS/entropyenergy.so" ]; then
+        cp "$WGF_TEST_PLUGINS/entropyenergy.so" "$tmp/rel/myplugs/"
+        expect 2 "reference.plugin: particles handles fpe terms and energies whose eval reads the samples alone (potentials, interactions); energy 'entropyenergy' reads the model's log-density" \
+            "$WGF" run "$tmp/rel/rel.ini" -o "$tmp/relpart2" --set reference.plugin=particles --set energy.plugin=entropyenergy
+        # at wgf check time, as the run would
+        expect 2 "wgf: --set reference.plugin: particles handles fpe terms and energies whose eval reads the samples alone" \
+            "$WGF" check "$tmp/rel/rel.ini" --set reference.plugin=particles --set energy.plugin=entropyenergy
+    fi
+fi
+
+# ---- an installed wgf is installed wherever it lies: a copy of the command and libwgf inside
+# the build tree (as ./quickstart test installs into build/_prefix) searches no build-tree plugins
+bdir=$(cd "$(dirname "$WGF")/.." && pwd)
+if [ -x "$bdir/cli/.libs/wgf" ] && [ -f "$bdir/core/.libs/libwgf.so.0" ]; then
+    inst="$bdir/_clitest.$$"
+    mkdir -p "$inst/bin" "$inst/lib"
+    cp "$bdir/cli/.libs/wgf" "$inst/bin/wgf"
+    cp -L "$bdir/core/.libs/libwgf.so.0" "$inst/lib/libwgf.so.0"
+    env -u WGF_PLUGIN_PATH LD_LIBRARY_PATH="$inst/lib" "$inst/bin/wgf" plugins >"$tmp/out" 2>&1
+    grep "^plugins on the search path:" "$tmp/out" | grep -q "$bdir/plugins/" &&
+        bad "an installed copy under the build tree searches the build tree's plugins" || ok
+    grep -q "shadowed" "$tmp/out" && bad "an installed copy warns of shadowed plugins" || ok
+    rm -rf "$inst"
+    # the build tree's own command does search them
+    env -u WGF_PLUGIN_PATH "$WGF" plugins >"$tmp/out" 2>&1
+    grep "^plugins on the search path:" "$tmp/out" | grep -q "$bdir/plugins/energies/.libs" && ok ||
+        bad "the uninstalled command does not search the build tree's plugins"
+fi
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

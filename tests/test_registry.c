@@ -3,7 +3,7 @@
  * The test plugins live in WGF_TEST_PLUGINS (tests/plugins/.libs, set by make check):
  * goodenergy.so (a correct energy), noentry.so (no entry point), badabi.so (a descriptor built
  * for the next ABI, preceded by malformed descriptors named badkind, novtable, noeval and one
- * without a name). Temporary directories hold links and copies of them under other names. */
+ * without a name), badschema.so (complete vtables, schemas with one mistake each). Temporary directories hold links and copies of them under other names. */
 #define _XOPEN_SOURCE 700 /* mkdtemp, symlink, readlink, setenv */
 
 #include <dirent.h>
@@ -422,6 +422,46 @@ START_TEST(test_malformed)
 }
 END_TEST
 
+/* A schema is checked when its plugin loads: the core's own keys, keys given twice, defaults that
+ * are not allowed values. The message names the plugin's file, not an experiment. */
+START_TEST(test_bad_schema)
+{
+    static const char *const cases[][2] = {
+        {"pluginkey", "malformed plugin 'pluginkey': its schema declares 'plugin', a key the core adds "
+                      "to [energy] itself (remove it from the schema)"},
+        {"tikhonovkey", "malformed plugin 'tikhonovkey': its schema declares 'tikhonov', a key the core "
+                        "adds to [metric] itself (remove it from the schema)"},
+        {"baddefault", "malformed plugin 'baddefault': the default of its key 'm' is refused: "},
+        {"badrange", "malformed plugin 'badrange': the default of its key 'layers' is refused: "},
+        {"badchoice", "malformed plugin 'badchoice': the default of its key 'kind' is refused: "},
+        {"twice", "malformed plugin 'twice': its schema declares 'a' twice"},
+    };
+    char *dir = make_tmpdir();
+    char so[256], expect[4096];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(so, sizeof so, "%s.so", cases[i][0]);
+        link_plugin(dir, so, "badschema.so");
+    }
+    wgf_registry *reg = registry_on(dir);
+    wgf_error err;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        find_fails(reg, 0, cases[i][0], &err);
+        snprintf(expect, sizeof expect, "%s/%s.so: %s", dir, cases[i][0], cases[i][1]);
+        ck_assert_msg(strncmp(err.msg, expect, strlen(expect)) == 0, "\"%s\" does not start with \"%s\"",
+                      err.msg, expect);
+    }
+    /* what is wrong with a default, as a user's value would be told */
+    find_fails(reg, 0, "baddefault", &err);
+    ck_assert_has(err.msg, "'1.o'");
+    find_fails(reg, 0, "badrange", &err);
+    ck_assert_has(err.msg, ">= 1");
+    find_fails(reg, 0, "badchoice", &err);
+    ck_assert_has(err.msg, "'c' is not allowed (allowed: a, b");
+    wgf_registry_free(reg);
+    rmtree(dir);
+}
+END_TEST
+
 /* ------------------------------------------------------------ the search path */
 
 START_TEST(test_path_components)
@@ -584,7 +624,9 @@ START_TEST(test_list)
     ck_assert_int_gt(abi, noeval);
     ck_assert_int_gt(noentry, abi);
     ck_assert_int_gt(notso, noentry);
-    ck_assert_uint_eq(warn.n, 7);
+    /* and one per descriptor of badschema.so (test_bad_schema) */
+    ck_assert_int_gt(warning_with(&warn, "badschema.so: malformed plugin 'twice'"), abi);
+    ck_assert_uint_eq(warn.n, 13);
     ck_assert_int_lt(warning_with(&warn, "nonexistent-wgf-a"), 0);
     ck_assert_int_lt(warning_with(&warn, "goodenergy"), 0);
     for (size_t i = 0; i < warn.n; i++)
@@ -821,6 +863,7 @@ static Suite *registry_suite(void)
     tcase_add_test(tc, test_wrong_kind);
     tcase_add_test(tc, test_name_not_in_file);
     tcase_add_test(tc, test_malformed);
+    tcase_add_test(tc, test_bad_schema);
     suite_add_tcase(s, tc);
     tc = tcase_create("abi");
     tcase_add_test(tc, test_abi_layouts);

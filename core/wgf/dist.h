@@ -17,6 +17,8 @@
 extern "C" {
 #endif
 
+typedef struct wgf_dist wgf_dist; /* opaque; also declared by plugin.h */
+
 #define WGF_DIST_DENSITY 0x1u /* log_density available */
 #define WGF_DIST_SCORE 0x2u   /* score available */
 

@@ -48,6 +48,14 @@ typedef void (*wgf_registry_visit_fn)(const wgf_plugin *plugin, const char *path
 int wgf_registry_list(wgf_registry *reg, wgf_registry_visit_fn visit, void *user, wgf_diag *warn,
                       wgf_error *err);
 
+/* The keys the core itself reads in a section of an experiment file: "run",
+ * "initial", "energy" (and "energy.NAME"), "map", "metric", "scheme",
+ * "output", "reference"; NULL for any other name. A component section's
+ * other keys are its plugin's schema. The core adds these keys to the
+ * section, so a plugin's schema must not declare them (the loader refuses
+ * one that does). */
+const wgf_param *wgf_core_schema(const char *section);
+
 /* Bytes of a vtable of kind built against plugin ABI version (0 when the
  * kind did not exist in that version, or the version is newer than this
  * wgf's). The loader copies that much of an older plugin's vtable into one of

@@ -21,9 +21,14 @@ typedef struct wgf_selftest_opts {
 
 /* Check every derivative the plugin provides; print one line per check
  * (quantity, worst relative error, pass/fail) to out (may be NULL).
- * *worst gets the worst relative error. Returns WGF_OK when every check
- * passes, WGF_ENUMERIC when one fails, another code when the plugin could
- * not be set up. */
+ * *worst gets the worst relative error of the finite-difference checks. An
+ * energy with a Wasserstein gradient is also checked against its own eval
+ * along a transport of a Gaussian batch (exact for potential, entropy and
+ * pairwise terms, to Monte Carlo error otherwise: tolerance 0.05, not part
+ * of *worst). Returns WGF_OK when every check passes, WGF_ENUMERIC when one
+ * fails or a function gives a non-finite value (err says which, and the
+ * first sample that gives it), another code when the plugin could not be
+ * set up. */
 int wgf_selftest(wgf_registry *reg, const char *name, const wgf_selftest_opts *opts, FILE *out,
                  double *worst, wgf_error *err);
 

@@ -169,10 +169,19 @@ static int heun_run(void *state, wgf_problem *p, wgf_error *err)
     return rc;
 }
 
+/* Explicit steps of size [scheme] step: the core warns before a run whose
+ * step exceeds the energies' stability limit (guide-scheme.md). */
+static unsigned heun_needs(void *state)
+{
+    (void)state;
+    return WGF_SCHEME_EXPLICIT;
+}
+
 static const wgf_scheme_vt heun_vt = {
     .create = heun_create,
     .destroy = heun_destroy,
     .run = heun_run,
+    .needs = heun_needs,
 };
 
 static const wgf_plugin heun_plugin = {

@@ -1,5 +1,6 @@
-/* particles.c: an interacting-particle reference for any sum of fpe and
- * aggregation energies (MATH.md 6): particles from the initial law moved by
+/* particles.c: an interacting-particle reference for any sum of fpe terms
+ * and energies whose eval reads the samples alone, potentials and
+ * interactions such as aggregation (MATH.md 6): particles from the initial law moved by
  * x' = -N a(x) + sqrt(2 D) dW (Euler-Maruyama), where a = dF/dx is the
  * energies' own partial on the particle batch, so -N a_n is the drift of
  * particle n (minus grad V, minus the mean pair force; MATH.md 2), and D the
@@ -48,12 +49,23 @@ static int part_create(const wgf_section *sec, const wgf_reference_setup *setup,
     for (size_t i = 0; i < wgf_problem_nterms(p); i++) {
         const char *name;
         const wgf_section *ts;
-        wgf_problem_term(p, i, &name, &ts, NULL, NULL);
-        if (strcmp(name, "fpe") == 0)
+        const wgf_energy_vt *vt;
+        void *es;
+        wgf_problem_term(p, i, &name, &ts, &vt, &es);
+        /* Any term whose eval reads x alone (a potential, an interaction) drifts the particles by
+         * its own partial -N a; fpe's entropy is the Brownian noise. */
+        unsigned reads = vt->needs ? vt->needs(es) & (WGF_NEEDS_L | WGF_NEEDS_S) : 0;
+        if (strcmp(name, "fpe") == 0) {
             noise += wgf_section_double(ts, "diffusion") *
                      (wgf_section_has(ts, "weight") ? wgf_section_double(ts, "weight") : 1.0);
-        else if (strcmp(name, "aggregation") != 0)
-            return ref_refuse(sec, err, "particles handles fpe and aggregation energies only");
+        } else if (reads) {
+            char what[256];
+            snprintf(what, sizeof what,
+                     "particles handles fpe terms and energies whose eval reads the samples alone "
+                     "(potentials, interactions); energy '%s' reads the model's %s",
+                     name, (reads & WGF_NEEDS_L) ? "log-density" : "score");
+            return ref_refuse(sec, err, what);
+        }
     }
     particles *r = calloc(1, sizeof *r);
     if (!r)
@@ -184,7 +196,7 @@ static const wgf_plugin part_plugin = {
     .abi_version = WGF_ABI_VERSION,
     .kind = WGF_REFERENCE,
     .name = "particles",
-    .summary = "fpe and aggregation energies: interacting particles integrated alongside",
+    .summary = "fpe, potential and interaction energies: interacting particles integrated alongside",
     .params = part_params,
     .vtable = &part_vt,
 };

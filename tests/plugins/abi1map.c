@@ -101,6 +101,11 @@ static void aff_tape_destroy(void *state, void *tape)
 
 static void *aff_tape_create(void *state, size_t n)
 {
+#ifdef NULL_TAPE /* nulltape.so: a map whose tapes cannot be had (guide-map.md: NULL is out of memory) */
+    (void)state;
+    (void)n;
+    return NULL;
+#endif
     size_t d = ((aff *)state)->d;
     aff_tape *t = calloc(1, sizeof *t);
     if (!t)
@@ -221,8 +226,13 @@ static const wgf_param aff_params[] = {{NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
 static const wgf_plugin aff_plugin = {
     .abi_version = WGF_ABI_VERSION,
     .kind = WGF_MAP,
+#ifdef NULL_TAPE
+    .name = "nulltape",
+    .summary = "fixture: the affine map A z + b whose tape_create returns NULL",
+#else
     .name = "abi1map",
     .summary = "ABI-1 fixture: the affine map A z + b",
+#endif
     .params = aff_params,
     .vtable = &aff_vt,
 };
