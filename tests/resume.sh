@@ -103,6 +103,12 @@ done
 # a planar flow, short
 trial planar "$planar" 40 4 $quiet_sets --set scheme.t_end=0.2 --set map.layers=4 --set run.samples=200 \
     --set output.samples=1000 --set output.every=5 --set output.diagnostics_every=2
+# diagnostics that cannot be computed (one output sample): summary.ini's count
+# and first failure carry over
+trial diagfail "$planar" 80 7 $quiet_sets --set scheme.t_end=0.4 --set map.layers=4 --set run.samples=200 \
+    --set output.samples=1 --set output.every=5 --set output.diagnostics_every=2
+grep -q "^diagnostics = not computed [0-9]* times, first at step 0: " "$tmp/diagfail/summary.ini" && ok ||
+    bad "diagfail: summary.ini does not count the diagnostics that failed"
 # a reference that integrates in time (particles, steps that do not divide
 # the scheme's): resumed, it is taken through the same times again
 trial particles "$affine" 80 5 $quiet_sets --set scheme.t_end=0.4 --set output.every=10 \
