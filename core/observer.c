@@ -64,7 +64,11 @@ struct wgf_observer {
     unsigned long products_prev;   /* metric products when the last step was reported */
     /* the step being reported, as it stood before it: what a checkpoint saves */
     size_t ck_history_len, ck_ntimes;
-    unsigned long ck_products, ck_steps_seen, ck_diag_failed;
+    unsigned long ck_step, ck_products, ck_steps_seen, ck_diag_failed;
+    double ck_t;
+    wgf_guard ck_guard;
+    int ck_seen;    /* a step was reported */
+    int ck_written; /* the checkpoint is ck_step's */
 };
 
 static double wall_now(void)
@@ -272,6 +276,7 @@ static int observer_setup(wgf_observer *o, wgf_problem *p, const char *outdir, c
     if (!o->dir || !o->theta)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     o->resumable = (p->scheme_needs & WGF_SCHEME_RESUMABLE) != 0;
+    o->products_prev = p->metric_products; /* what step 0 starts with */
     int rc = wgf_observer_config_text(p, &o->config, &o->config_len, err);
     if (rc != WGF_OK)
         return rc;
@@ -361,15 +366,15 @@ int wgf_observer_resume(wgf_observer **out, wgf_problem *p, const char *outdir, 
 
 void wgf_observer_set_guard(wgf_observer *o, wgf_guard *g) { o->guard = g; }
 
-/* The state at the start of the step being reported (ck_* below), with the
+/* The state at the start of the step last reported (ck_* below), with the
  * parameters it reports. */
-static int write_checkpoint(wgf_observer *o, const wgf_step_info *info, wgf_error *err)
+static int write_checkpoint(wgf_observer *o, wgf_error *err)
 {
     if (o->history.failed)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory for the history");
     wgf_checkpoint ck = {
-        .step = info->step,
-        .t = info->t,
+        .step = o->ck_step,
+        .t = o->ck_t,
         .wall = wall_now() - o->t0_wall,
         .metric_products = o->ck_products,
         .steps_seen = o->ck_steps_seen,
@@ -389,8 +394,10 @@ static int write_checkpoint(wgf_observer *o, const wgf_step_info *info, wgf_erro
     if (o->ck_diag_failed)
         snprintf(ck.diag_msg, sizeof ck.diag_msg, "%s", o->diag_msg);
     if (o->guard)
-        ck.guard = *o->guard;
-    return wgf_checkpoint_write(o->dir, &ck, err);
+        ck.guard = o->ck_guard;
+    int rc = wgf_checkpoint_write(o->dir, &ck, err);
+    o->ck_written = rc == WGF_OK;
+    return rc;
 }
 
 /* The output samples pushed through T_theta (once per step at most). */
@@ -490,6 +497,12 @@ static int diagnostics_monitor(void *ctx, wgf_step_info *info, wgf_error *err)
     o->products_prev = o->p->metric_products;
     o->ck_steps_seen = o->steps_seen;
     o->ck_diag_failed = o->diag_failed;
+    o->ck_step = info->step;
+    o->ck_t = info->t;
+    if (o->guard) /* the monitors after this one include the guard */
+        o->ck_guard = *o->guard;
+    o->ck_seen = 1;
+    o->ck_written = 0;
     memcpy(o->theta, info->theta, o->P * sizeof(double));
     o->forwarded = 0;
     o->full = info->step % (unsigned long)o->every == 0;
@@ -535,17 +548,14 @@ void wgf_observer_name_step(const wgf_observer *o, wgf_error *e)
     wgf_error_prefix(e, "step %lu", o->cur_step);
 }
 
-/* Step files at the output cadence, and the checkpoint then and when the
- * run is about to stop on an interruption (wgf_problem_observe checks it
- * after the monitors; the guard, after this monitor, has not yet seen the
- * step, as a checkpoint wants). */
+/* Step files and the checkpoint at the output cadence (and the checkpoint
+ * when the run stops on an interruption: wgf_observer_finish). */
 static int files_monitor(void *ctx, wgf_step_info *info, wgf_error *err)
 {
     wgf_observer *o = ctx;
     int rc = o->full ? write_step_files(o, info->step, o->theta, err) : WGF_OK;
-    int stopping = o->p->interrupt && *o->p->interrupt;
-    if (rc == WGF_OK && o->resumable && (o->full || stopping))
-        rc = write_checkpoint(o, info, err);
+    if (rc == WGF_OK && o->resumable && o->full)
+        rc = write_checkpoint(o, err);
     return rc;
 }
 
@@ -617,9 +627,14 @@ int wgf_observer_finish(wgf_observer *o, int status, const wgf_error *run_err, w
     wgf_problem *p = o->p;
     double wall = wall_now() - o->t0_wall;
     int rc = WGF_OK;
+    /* Interrupted: the checkpoint is the last reported step's, so that a
+     * resumed run starts there (before the final diagnostics below, which
+     * the checkpoint's reference times must not include). */
+    if (status == WGF_EINTR && o->resumable && o->ck_seen && !o->ck_written)
+        rc = write_checkpoint(o, err);
     /* Final state: diagnostics and files for the last step reported, at
      * the parameters it reported. */
-    if (o->steps_seen > 0 && status != WGF_ENUMERIC && status != WGF_EDIVERGED) {
+    if (rc == WGF_OK && o->steps_seen > 0 && status != WGF_ENUMERIC && status != WGF_EDIVERGED) {
         if ((rc = diagnostics(o, o->last_step, o->last_t, o->last_energy, o->theta, 1, err)) == WGF_OK &&
             o->last_step % (unsigned long)o->every != 0)
             rc = write_step_files(o, o->last_step, o->theta, err);

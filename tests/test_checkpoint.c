@@ -259,10 +259,10 @@ START_TEST(test_interrupt_and_resume)
     wgf_run_result res;
     wgf_run_opts opts = {.file = file, .outdir = full, .sets = sets, .nsets = 3, .quiet = 1};
     ck_assert_int_eq(wgf_run(&opts, &res, &diag, &err), WGF_OK);
-    /* stopped after step 13 by a monitor after the outputs (which so did not
-     * see the interruption at 13): the checkpoint is the output cadence's, at
-     * the start of step 10, and the interrupted run's last files, step 13's,
-     * are not the uninterrupted run's */
+    /* stopped after step 13, off the output cadence (10), by a monitor after
+     * the outputs: the checkpoint is still step 13's start, and the
+     * interrupted run's last files, step 13's, are not the uninterrupted
+     * run's */
     volatile sig_atomic_t flag = 0;
     stopper st = {.flag = &flag, .at = 13};
     opts.outdir = part;
@@ -274,8 +274,8 @@ START_TEST(test_interrupt_and_resume)
     ck_assert(exists(part, "theta/step-000013.bin")); /* the interrupted run's last state */
     wgf_checkpoint ck;
     ck_assert_int_eq(wgf_checkpoint_read(part, &ck, &err), WGF_OK);
-    ck_assert_uint_eq(ck.step, 10);
-    ck_assert_uint_eq(ck.steps_seen, 10);
+    ck_assert_uint_eq(ck.step, 13);
+    ck_assert_uint_eq(ck.steps_seen, 13);
     wgf_checkpoint_free(&ck);
     /* resumed: from part/config.ini, with no sets (they are in it) */
     char cfg[4096];
