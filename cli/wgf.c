@@ -23,6 +23,8 @@ static void on_sigint(int sig)
 static const char usage[] =
     "usage: wgf run FILE [-o DIR] [--set section.key=value]... [--threads N] [--quiet]\n"
     "                    [--plugin-path DIRS] [--no-file-plugins | --trust-plugin-path]\n"
+    "       wgf run --resume DIR [--threads N] [--quiet] [--plugin-path DIRS]\n"
+    "                    [--no-file-plugins | --trust-plugin-path]\n"
     "       wgf check FILE [--set section.key=value]... [--plugin-path DIRS]\n"
     "                    [--no-file-plugins | --trust-plugin-path]\n"
     "       wgf plugins [NAME] [--plugin-path DIRS]\n"
@@ -43,6 +45,7 @@ static int usage_error(const char *fmt, const char *arg)
 typedef struct {
     const char *positional;
     const char *outdir;
+    const char *resume;
     const char *plugin_path;
     const char **sets;
     size_t nsets;
@@ -85,7 +88,7 @@ static void print_error(const wgf_error *err, int rc)
 
 /* Options shared by the subcommands; which ones a subcommand accepts is in
  * `allowed` (letters: o set threads quiet plugin-path dim samples seed,
- * T trust-plugin-path, N no-file-plugins, C core). */
+ * T trust-plugin-path, N no-file-plugins, C core, R resume). */
 static int parse_args(int argc, char **argv, const char *allowed, cli_args *a)
 {
     memset(a, 0, sizeof *a);
@@ -103,6 +106,8 @@ static int parse_args(int argc, char **argv, const char *allowed, cli_args *a)
             key = 'o', takes = 1;
         else if (strcmp(s, "--set") == 0)
             key = 's', takes = 1;
+        else if (strcmp(s, "--resume") == 0)
+            key = 'R', takes = 1;
         else if (strncmp(s, "--set=", 6) == 0)
             key = 's', val = s + 6;
         else if (strcmp(s, "--threads") == 0)
@@ -141,6 +146,7 @@ static int parse_args(int argc, char **argv, const char *allowed, cli_args *a)
         int rc = 0;
         switch (key) {
         case 'o': a->outdir = val; break;
+        case 'R': a->resume = val; break;
         case 's': a->sets[a->nsets++] = val; break;
         case 't': rc = parse_long("--threads", val, 1, WGF_THREADS_MAX, &a->threads); break;
         case 'q': a->quiet = 1; break;
@@ -196,10 +202,30 @@ static void print_row(const char *name, double v)
 static int cmd_run(int argc, char **argv, int check_only)
 {
     cli_args a;
-    int rc = parse_args(argc, argv, check_only ? "spTN" : "ostqpTN", &a);
+    int rc = parse_args(argc, argv, check_only ? "spTN" : "ostqpTNR", &a);
     if (rc) {
         free(a.sets);
         return rc;
+    }
+    /* --resume DIR: the run's own resolved configuration, outputs in DIR */
+    char *resume_file = NULL;
+    if (a.resume) {
+        const char *clash = a.positional ? a.positional : a.outdir ? "-o" : NULL;
+        if (clash) {
+            free(a.sets);
+            return usage_error("run --resume DIR continues the run in DIR with DIR/config.ini: '%s' "
+                               "does not apply", clash);
+        }
+        size_t n = strlen(a.resume) + sizeof "/config.ini";
+        resume_file = malloc(n);
+        if (!resume_file) {
+            free(a.sets);
+            fprintf(stderr, "wgf: out of memory\n");
+            return 1;
+        }
+        snprintf(resume_file, n, "%s/config.ini", a.resume);
+        a.positional = resume_file;
+        a.outdir = a.resume;
     }
     if (!a.positional) {
         free(a.sets);
@@ -218,6 +244,7 @@ static int cmd_run(int argc, char **argv, int check_only)
         .trust_plugin_path = a.trust_plugin_path,
         .no_file_plugins = a.no_file_plugins || env_set("WGF_NO_FILE_PLUGINS"),
         .warn = show_warning,
+        .resume = a.resume != NULL,
     };
     int progress = !check_only && !a.quiet && isatty(STDERR_FILENO);
     if (progress)
@@ -240,15 +267,18 @@ static int cmd_run(int argc, char **argv, int check_only)
     if (diag.n > 0) {
         wgf_diag_print(&diag, stderr, "wgf: ");
         wgf_diag_free(&diag);
+        free(resume_file);
         return 2;
     }
     wgf_diag_free(&diag);
     if (rc != WGF_OK && rc != WGF_EINTR && rc != WGF_ENUMERIC && rc != WGF_EDIVERGED) {
         print_error(&err, rc);
+        free(resume_file);
         return wgf_error_exit_status(rc);
     }
     if (check_only) {
         printf("%s: ok\n", opts.file);
+        free(resume_file);
         return 0;
     }
     if (res.warning[0] && !a.quiet)
@@ -272,6 +302,7 @@ static int cmd_run(int argc, char **argv, int check_only)
         printf("  %-22s %lu\n", "metric products", res.metric_products);
         printf("  %-22s %s\n", "outputs", res.outdir);
     }
+    free(resume_file);
     return wgf_error_exit_status(rc);
 }
 

@@ -109,8 +109,10 @@ static int guard_monitor_step(void *ctx, wgf_step_info *info, wgf_error *err)
                           err);
 }
 
-int wgf_guard_add(wgf_problem *p, const wgf_section *run_sec, wgf_error *err)
+int wgf_guard_add(wgf_problem *p, const wgf_section *run_sec, wgf_guard **guard, wgf_error *err)
 {
+    if (guard)
+        *guard = NULL;
     if (run_sec && strcmp(wgf_section_string(run_sec, "divergence"), "ignore") == 0)
         return WGF_OK;
     guard_monitor *m = malloc(sizeof *m);
@@ -118,5 +120,8 @@ int wgf_guard_add(wgf_problem *p, const wgf_section *run_sec, wgf_error *err)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     wgf_guard_init(&m->g, NULL);
     m->nparams = wgf_problem_nparams(p);
-    return wgf_problem_monitor_add(p, guard_monitor_step, m, free, err);
+    int rc = wgf_problem_monitor_add(p, guard_monitor_step, m, free, err);
+    if (rc == WGF_OK && guard)
+        *guard = &m->g;
+    return rc;
 }

@@ -43,7 +43,8 @@ int wgf_guard_step(wgf_guard *g, unsigned long step, double t, double energy, do
                    const double *theta, size_t nparams, wgf_error *err);
 
 /* The guard as a monitor on a run (after its outputs), unless [run]
- * divergence = ignore. */
-int wgf_guard_add(wgf_problem *p, const wgf_section *run_sec, wgf_error *err);
+ * divergence = ignore. *guard (if not NULL) gets its state, owned by the
+ * problem (NULL when ignored), for checkpoints to save and restore. */
+int wgf_guard_add(wgf_problem *p, const wgf_section *run_sec, wgf_guard **guard, wgf_error *err);
 
 #endif

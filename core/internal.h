@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "wgf/wgf.h"
+#include "guard.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -83,6 +84,7 @@ struct wgf_problem {
     size_t nmonitors, capmonitors;
     volatile sig_atomic_t *interrupt;
     int threads;
+    unsigned long start_step; /* the first step the scheme computes: > 0 when resuming */
 };
 
 /* eval.c */
@@ -101,11 +103,66 @@ int wgf_problem_reference(const wgf_problem *p, const wgf_plugin **plugin, const
 int wgf_registry_list_own(wgf_registry *reg, const char *prefix, wgf_registry_visit_fn visit, void *user,
                           wgf_diag *warn, wgf_error *err);
 
+/* checkpoint.c: the state a run continues from (`wgf run --resume`): the
+ * state at the START of step `step`, so that a resumed run computes that
+ * step again and reports it as the uninterrupted run did. Everything is
+ * what the scheme, the monitors and summary.ini need; random streams are
+ * stateless (seeded from the step) and need nothing. */
+typedef struct wgf_checkpoint {
+    unsigned long step;            /* the step computed next */
+    double t;                      /* its time (for messages) */
+    double wall;                   /* seconds of wall time spent so far */
+    unsigned long metric_products; /* before the step */
+    unsigned long steps_seen;      /* history rows before the step */
+    double first_energy;           /* step 0's, when steps_seen > 0 */
+    unsigned long diag_failed, diag_first;
+    char diag_msg[WGF_ERROR_MSG_MAX];
+    int has_guard; /* the divergence guard's state after the step before */
+    wgf_guard guard;
+    size_t nparams;
+    double *theta;      /* theta_step */
+    size_t ntimes;
+    double *diag_times; /* the times the reference was evaluated at, in order */
+    char *config;       /* the resolved configuration's sections (config.ini without comments) */
+    size_t config_len;
+    char *history;      /* history.csv's header and rows before the step */
+    size_t history_len;
+} wgf_checkpoint;
+
+/* DIR/checkpoint, written atomically; read back into c (wgf_checkpoint_free
+ * after either outcome). A missing file is WGF_EINVAL "no checkpoint". */
+int wgf_checkpoint_write(const char *dir, const wgf_checkpoint *c, wgf_error *err);
+int wgf_checkpoint_read(const char *dir, wgf_checkpoint *c, wgf_error *err);
+void wgf_checkpoint_free(wgf_checkpoint *c);
+/* The first key (as "section.key") whose value differs between two resolved
+ * configurations, with both values (NULL where absent); 0 when they agree,
+ * 1 when a key differs, WGF_ENOMEM as -1. */
+int wgf_checkpoint_config_diff(const char *a, size_t alen, const char *b, size_t blen, char **key,
+                               char **va, char **vb);
+/* Before a resumed run writes to dir: remove summary.ini and reference.csv
+ * (an interrupted run's), and the step files the resumed run will write
+ * again or the uninterrupted run would not have written: those of step
+ * `from` on, and those off the output cadence (an interrupted run's last),
+ * and the temporary files of writes a kill cut short. */
+int wgf_checkpoint_clear_after(const char *dir, unsigned long from, unsigned long every, wgf_error *err);
+/* Whether dir holds a finished run (summary.ini says status = finished). */
+int wgf_outdir_finished(const char *dir);
+
 /* observer.c: the run's outputs, as monitors added to p (history.csv,
  * samples and theta files, diagnostics against the reference, path.csv),
  * and the final ones (summary.ini, reference.csv, plots) by
  * wgf_observer_finish. The problem owns the observer once created. */
 int wgf_observer_create(wgf_observer **obs, wgf_problem *p, const char *outdir, wgf_error *err);
+/* The same for a resumed run: continues from ck (history rows, counters,
+ * the reference advanced to ck's time in the same increments) without
+ * clearing the directory or rewriting config.ini. */
+int wgf_observer_resume(wgf_observer **obs, wgf_problem *p, const char *outdir, const wgf_checkpoint *ck,
+                        wgf_error *err);
+/* The divergence guard whose state checkpoints carry (NULL: none). */
+void wgf_observer_set_guard(wgf_observer *obs, wgf_guard *g);
+/* The resolved configuration's sections, as config.ini holds them after
+ * its comment lines (malloc'd into *text). */
+int wgf_observer_config_text(const wgf_problem *p, char **text, size_t *len, wgf_error *err);
 /* Final outputs (history, summary, plots) after the scheme returned status. */
 int wgf_observer_finish(wgf_observer *obs, int status, const wgf_error *run_err, wgf_run_result *res,
                         wgf_error *err);

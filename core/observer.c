@@ -9,8 +9,16 @@
  * history.csv is kept in memory and rewritten atomically at the output
  * cadence and at the end, so a killed run leaves a complete (if shorter)
  * file, never a torn one. Diagnostics are computed on a fixed set of output
- * samples (drawn once), so error curves are not jittered by resampling. */
+ * samples (drawn once), so error curves are not jittered by resampling.
+ *
+ * With a resumable scheme, a checkpoint (checkpoint.c) is written at the
+ * output cadence and when the run is interrupted: the state at the start of
+ * the step being reported, so a resumed run computes that step again and
+ * every output comes out as the uninterrupted run's. */
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -45,6 +53,22 @@ struct wgf_observer {
     unsigned long last_step;
     double last_t, last_energy, first_energy;
     unsigned long steps_seen;
+
+    /* checkpoints (resumable schemes only) */
+    int resumable;
+    wgf_guard *guard;              /* the divergence guard, whose state they carry */
+    char *config;                  /* the resolved configuration's sections */
+    size_t config_len;
+    double *times;                 /* every time the reference was evaluated at */
+    size_t ntimes, cap_times;
+    unsigned long products_prev;   /* metric products when the last step was reported */
+    /* the step being reported, as it stood before it: what a checkpoint saves */
+    size_t ck_history_len, ck_ntimes;
+    unsigned long ck_step, ck_products, ck_steps_seen, ck_diag_failed;
+    double ck_t;
+    wgf_guard ck_guard;
+    int ck_seen;    /* a step was reported */
+    int ck_written; /* the checkpoint is ck_step's */
 };
 
 static double wall_now(void)
@@ -65,6 +89,8 @@ static void observer_free(void *ctx)
     wgf_free(o->theta);
     free(o->nan_diag);
     free(o->dir);
+    free(o->config);
+    free(o->times);
     wgf_strbuf_free(&o->history);
     wgf_strbuf_free(&o->path);
     free(o);
@@ -185,19 +211,9 @@ static void write_run_section(wgf_strbuf *b, const wgf_section *run, const char 
     free(mem);
 }
 
-static int write_config(wgf_observer *o, wgf_error *err)
+int wgf_observer_config_text(const wgf_problem *p, char **text, size_t *len, wgf_error *err)
 {
-    wgf_problem *p = o->p;
     wgf_strbuf b = {0};
-    wgf_strbuf_printf(&b, "; resolved configuration of %s, every default filled in\n", wgf_config_file(p->cfg));
-    wgf_strbuf_printf(&b, "; wgf %s, plugin ABI %u\n", WGF_VERSION, WGF_ABI_VERSION);
-    for (size_t i = 0; i < p->nterms; i++)
-        wgf_strbuf_printf(&b, "; energy plugin %s: %s\n", p->terms[i].plugin->name, p->terms[i].path);
-    if (p->reference_plugin)
-        wgf_strbuf_printf(&b, "; reference plugin %s: %s\n", p->reference_plugin->name, p->reference_path);
-    wgf_strbuf_printf(&b, "; map plugin %s: %s\n; metric plugin %s: %s\n; scheme plugin %s: %s\n",
-                      p->map_plugin->name, p->map_path, p->metric_plugin->name, p->metric_path,
-                      p->scheme_plugin->name, p->scheme_path);
     wgf_strbuf_printf(&b, "\n");
     write_run_section(&b, p->run_sec, wgf_config_file(p->cfg));
     /* the other sections through a memory stream, in a fixed order */
@@ -223,9 +239,36 @@ static int write_config(wgf_observer *o, wgf_error *err)
     }
     fputc('\n', f);
     wgf_section_write(p->reference_sec, f);
-    fclose(f);
-    wgf_strbuf_printf(&b, "%s", mem ? mem : "");
+    if (fclose(f) != 0 || !mem) {
+        free(mem);
+        wgf_strbuf_free(&b);
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    }
+    wgf_strbuf_printf(&b, "%s", mem);
     free(mem);
+    if (b.failed || !b.s) {
+        wgf_strbuf_free(&b);
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    }
+    *text = b.s;
+    *len = b.len;
+    return WGF_OK;
+}
+
+static int write_config(wgf_observer *o, wgf_error *err)
+{
+    wgf_problem *p = o->p;
+    wgf_strbuf b = {0};
+    wgf_strbuf_printf(&b, "; resolved configuration of %s, every default filled in\n", wgf_config_file(p->cfg));
+    wgf_strbuf_printf(&b, "; wgf %s, plugin ABI %u\n", WGF_VERSION, WGF_ABI_VERSION);
+    for (size_t i = 0; i < p->nterms; i++)
+        wgf_strbuf_printf(&b, "; energy plugin %s: %s\n", p->terms[i].plugin->name, p->terms[i].path);
+    if (p->reference_plugin)
+        wgf_strbuf_printf(&b, "; reference plugin %s: %s\n", p->reference_plugin->name, p->reference_path);
+    wgf_strbuf_printf(&b, "; map plugin %s: %s\n; metric plugin %s: %s\n; scheme plugin %s: %s\n",
+                      p->map_plugin->name, p->map_path, p->metric_plugin->name, p->metric_path,
+                      p->scheme_plugin->name, p->scheme_path);
+    wgf_strbuf_printf(&b, "%.*s", (int)o->config_len, o->config);
     char path[4096];
     snprintf(path, sizeof path, "%s/config.ini", o->dir);
     int rc = b.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory")
@@ -239,7 +282,60 @@ static int history_monitor(void *ctx, wgf_step_info *info, wgf_error *err);
 static int files_monitor(void *ctx, wgf_step_info *info, wgf_error *err);
 static int path_monitor(void *ctx, const wgf_path_info *path, wgf_error *err);
 
-static int observer_setup(wgf_observer *o, wgf_problem *p, const char *outdir, wgf_error *err)
+static int remember_time(wgf_observer *o, double t, wgf_error *err)
+{
+    if (o->ntimes == o->cap_times) {
+        size_t cap = o->cap_times ? 2 * o->cap_times : 64;
+        double *nt = cap < SIZE_MAX / sizeof *nt ? realloc(o->times, cap * sizeof *nt) : NULL;
+        if (!nt)
+            return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+        o->times = nt;
+        o->cap_times = cap;
+    }
+    o->times[o->ntimes++] = t;
+    return WGF_OK;
+}
+
+static const wgf_batch *output_batch(wgf_observer *o, const double *theta, wgf_error *err);
+
+/* A resumed run's observer: the history and counters as they stood before
+ * the checkpoint's step, and the reference (whose state may be a time
+ * integration: fpe1d, particles) taken through the same times as before,
+ * on the checkpoint's samples; those evaluations' values are not used. */
+static int observer_restore(wgf_observer *o, const wgf_checkpoint *ck, wgf_error *err)
+{
+    o->p->metric_products = o->products_prev = ck->metric_products;
+    o->steps_seen = ck->steps_seen;
+    o->first_energy = ck->first_energy;
+    o->diag_failed = ck->diag_failed;
+    o->diag_first = ck->diag_first;
+    snprintf(o->diag_msg, sizeof o->diag_msg, "%s", ck->diag_msg);
+    o->cur_step = ck->step;
+    o->t0_wall -= ck->wall;
+    if (ck->history_len > INT_MAX)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory for the history");
+    wgf_strbuf_printf(&o->history, "%.*s", (int)ck->history_len, ck->history);
+    memcpy(o->theta, ck->theta, o->P * sizeof(double));
+    o->forwarded = 0;
+    const wgf_batch *b = NULL;
+    if (ck->ntimes > 0 && wgf_refrun_needs_samples(o->ref) && !(b = output_batch(o, o->theta, err)))
+        return err ? err->code : WGF_ENUMERIC;
+    for (size_t i = 0; i < ck->ntimes; i++) {
+        wgf_error why = {0};
+        int rc = wgf_refrun_eval(o->ref, ck->diag_times[i], NAN, o->theta, b, 0, &why);
+        if (rc == WGF_ENOMEM) {
+            if (err)
+                *err = why;
+            return rc;
+        }
+        if ((rc = remember_time(o, ck->diag_times[i], err)) != WGF_OK)
+            return rc;
+    }
+    return WGF_OK;
+}
+
+static int observer_setup(wgf_observer *o, wgf_problem *p, const char *outdir, const wgf_checkpoint *ck,
+                          wgf_error *err)
 {
     o->p = p;
     o->d = p->info.dim;
@@ -253,12 +349,17 @@ static int observer_setup(wgf_observer *o, wgf_problem *p, const char *outdir, w
     o->theta = wgf_alloc_doubles(o->P ? o->P : 1);
     if (!o->dir || !o->theta)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    o->resumable = (p->scheme_needs & WGF_SCHEME_RESUMABLE) != 0;
+    o->products_prev = p->metric_products; /* what step 0 starts with */
+    int rc = wgf_observer_config_text(p, &o->config, &o->config_len, err);
+    if (rc != WGF_OK)
+        return rc;
     size_t nout = (size_t)wgf_section_int(p->output_sec, "samples");
     o->write_count = (size_t)wgf_section_int(p->output_sec, "write_count");
     o->out = wgf_eval_create(p, nout, 0, err);
     if (!o->out)
         return err ? err->code : WGF_ENOMEM;
-    int rc = wgf_eval_draw(o->out, WGF_STREAM_OUTPUT, 0, err);
+    rc = wgf_eval_draw(o->out, WGF_STREAM_OUTPUT, 0, err);
     if (rc == WGF_OK && wgf_section_bool(p->output_sec, "moment_match"))
         rc = moment_match(o, err);
     if (rc == WGF_OK)
@@ -279,8 +380,17 @@ static int observer_setup(wgf_observer *o, wgf_problem *p, const char *outdir, w
         if ((rc = wgf_mkdir_p(path, err)) != WGF_OK)
             return rc;
     }
+    if (ck) { /* resuming: the run's own files stay, but for what it will write again */
+        if ((rc = wgf_checkpoint_clear_after(o->dir, ck->step, (unsigned long)o->every, err)) != WGF_OK)
+            return rc;
+        return observer_restore(o, ck, err);
+    }
     if ((rc = wgf_outdir_clear(o->dir, err)) != WGF_OK) /* a reused directory */
         return rc;
+    snprintf(path, sizeof path, "%s/checkpoint", o->dir); /* an earlier run's */
+    if (unlink(path) != 0 && errno != ENOENT)
+        return wgf_error_set(err, WGF_EIO, "cannot remove %s, left by an earlier run: %s", path,
+                             strerror(errno));
     if ((rc = write_config(o, err)) != WGF_OK)
         return rc;
 
@@ -291,13 +401,14 @@ static int observer_setup(wgf_observer *o, wgf_problem *p, const char *outdir, w
     return WGF_OK;
 }
 
-int wgf_observer_create(wgf_observer **out, wgf_problem *p, const char *outdir, wgf_error *err)
+static int observer_create(wgf_observer **out, wgf_problem *p, const char *outdir, const wgf_checkpoint *ck,
+                           wgf_error *err)
 {
     *out = NULL;
     wgf_observer *o = calloc(1, sizeof *o);
     if (!o)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
-    int rc = observer_setup(o, p, outdir, err);
+    int rc = observer_setup(o, p, outdir, ck, err);
     if (rc != WGF_OK) {
         observer_free(o);
         return rc;
@@ -311,6 +422,56 @@ int wgf_observer_create(wgf_observer **out, wgf_problem *p, const char *outdir, 
         return rc;
     *out = o;
     return WGF_OK;
+}
+
+int wgf_observer_create(wgf_observer **out, wgf_problem *p, const char *outdir, wgf_error *err)
+{
+    return observer_create(out, p, outdir, NULL, err);
+}
+
+int wgf_observer_resume(wgf_observer **out, wgf_problem *p, const char *outdir, const wgf_checkpoint *ck,
+                        wgf_error *err)
+{
+    if (ck->nparams != p->nparams)
+        return wgf_error_set(err, WGF_EINVAL, "%s/checkpoint: %zu parameters, the configuration's map has %zu",
+                             outdir, ck->nparams, p->nparams);
+    return observer_create(out, p, outdir, ck, err);
+}
+
+void wgf_observer_set_guard(wgf_observer *o, wgf_guard *g) { o->guard = g; }
+
+/* The state at the start of the step last reported (ck_* below), with the
+ * parameters it reports. */
+static int write_checkpoint(wgf_observer *o, wgf_error *err)
+{
+    if (o->history.failed)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory for the history");
+    wgf_checkpoint ck = {
+        .step = o->ck_step,
+        .t = o->ck_t,
+        .wall = wall_now() - o->t0_wall,
+        .metric_products = o->ck_products,
+        .steps_seen = o->ck_steps_seen,
+        .first_energy = o->ck_steps_seen ? o->first_energy : NAN,
+        .diag_failed = o->ck_diag_failed,
+        .diag_first = o->ck_diag_failed ? o->diag_first : 0,
+        .has_guard = o->guard != NULL,
+        .nparams = o->P,
+        .theta = o->theta,
+        .ntimes = o->ck_ntimes,
+        .diag_times = o->times,
+        .config = o->config,
+        .config_len = o->config_len,
+        .history = o->history.s,
+        .history_len = o->ck_history_len,
+    };
+    if (o->ck_diag_failed)
+        snprintf(ck.diag_msg, sizeof ck.diag_msg, "%s", o->diag_msg);
+    if (o->guard)
+        ck.guard = o->ck_guard;
+    int rc = wgf_checkpoint_write(o->dir, &ck, err);
+    o->ck_written = rc == WGF_OK;
+    return rc;
 }
 
 /* The output samples pushed through T_theta (once per step at most). */
@@ -343,7 +504,10 @@ static int diagnostics(wgf_observer *o, unsigned long step, double t, double ene
     if (wgf_refrun_needs_samples(o->ref) && !(b = output_batch(o, theta, err)))
         return err ? err->code : WGF_ENUMERIC;
     wgf_error why = {0};
-    int rc = wgf_refrun_eval(o->ref, t, energy, theta, b, full, &why);
+    int rc = remember_time(o, t, err);
+    if (rc != WGF_OK)
+        return rc;
+    rc = wgf_refrun_eval(o->ref, t, energy, theta, b, full, &why);
     if (rc == WGF_ENOMEM) {
         if (err)
             *err = why;
@@ -401,6 +565,18 @@ static int flush_history(wgf_observer *o, wgf_error *err)
 static int diagnostics_monitor(void *ctx, wgf_step_info *info, wgf_error *err)
 {
     wgf_observer *o = ctx;
+    o->ck_history_len = o->history.len;
+    o->ck_ntimes = o->ntimes;
+    o->ck_products = o->products_prev;
+    o->products_prev = o->p->metric_products;
+    o->ck_steps_seen = o->steps_seen;
+    o->ck_diag_failed = o->diag_failed;
+    o->ck_step = info->step;
+    o->ck_t = info->t;
+    if (o->guard) /* the monitors after this one include the guard */
+        o->ck_guard = *o->guard;
+    o->ck_seen = 1;
+    o->ck_written = 0;
     memcpy(o->theta, info->theta, o->P * sizeof(double));
     o->forwarded = 0;
     o->full = info->step % (unsigned long)o->every == 0;
@@ -446,10 +622,15 @@ void wgf_observer_name_step(const wgf_observer *o, wgf_error *e)
     wgf_error_prefix(e, "step %lu", o->cur_step);
 }
 
+/* Step files and the checkpoint at the output cadence (and the checkpoint
+ * when the run stops on an interruption: wgf_observer_finish). */
 static int files_monitor(void *ctx, wgf_step_info *info, wgf_error *err)
 {
     wgf_observer *o = ctx;
-    return o->full ? write_step_files(o, info->step, o->theta, err) : WGF_OK;
+    int rc = o->full ? write_step_files(o, info->step, o->theta, err) : WGF_OK;
+    if (rc == WGF_OK && o->resumable && o->full)
+        rc = write_checkpoint(o, err);
+    return rc;
 }
 
 /* path.csv (every reported path, one row per stage) and the samples of every
@@ -520,9 +701,14 @@ int wgf_observer_finish(wgf_observer *o, int status, const wgf_error *run_err, w
     wgf_problem *p = o->p;
     double wall = wall_now() - o->t0_wall;
     int rc = WGF_OK;
+    /* Interrupted: the checkpoint is the last reported step's, so that a
+     * resumed run starts there (before the final diagnostics below, which
+     * the checkpoint's reference times must not include). */
+    if (status == WGF_EINTR && o->resumable && o->ck_seen && !o->ck_written)
+        rc = write_checkpoint(o, err);
     /* Final state: diagnostics and files for the last step reported, at
      * the parameters it reported. */
-    if (o->steps_seen > 0 && status != WGF_ENUMERIC && status != WGF_EDIVERGED) {
+    if (rc == WGF_OK && o->steps_seen > 0 && status != WGF_ENUMERIC && status != WGF_EDIVERGED) {
         if ((rc = diagnostics(o, o->last_step, o->last_t, o->last_energy, o->theta, 1, err)) == WGF_OK &&
             o->last_step % (unsigned long)o->every != 0)
             rc = write_step_files(o, o->last_step, o->theta, err);

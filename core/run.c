@@ -46,6 +46,88 @@ static char *default_outdir(const wgf_problem *p, const char *file)
     return out;
 }
 
+/* The configuration a run was checkpointed with against the one it is
+ * resumed with (DIR/config.ini and any --set): the first key that differs. */
+static int resume_config_check(wgf_problem *p, const wgf_checkpoint *ck, wgf_diag *diag, wgf_error *err)
+{
+    char *text = NULL, *key = NULL, *was = NULL, *now = NULL;
+    size_t len = 0;
+    int rc = wgf_observer_config_text(p, &text, &len, err);
+    if (rc != WGF_OK)
+        return rc;
+    int d = wgf_checkpoint_config_diff(ck->config, ck->config_len, text, len, &key, &was, &now);
+    free(text);
+    if (d < 0)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    if (d == 0)
+        return WGF_OK;
+    const char *dot = strrchr(key, '.');
+    int line = 0;
+    if (dot) {
+        char *sec = strndup(key, (size_t)(dot - key));
+        if (sec)
+            wgf_config_get(p->cfg, sec, dot + 1, &line);
+        free(sec);
+    }
+    const char *file = wgf_config_file(p->cfg);
+    char where[64] = "";
+    if (line > 0)
+        snprintf(where, sizeof where, ":%d", line);
+    const char *how = line == 0 && now ? " (--set)" : "";
+    static const char why[] = "a run resumes only with the configuration it was started with";
+    if (now && was)
+        wgf_diag_add(diag, "%s%s: %s: '%s'%s differs from the checkpoint's '%s' (%s)", file, where, key, now, how,
+                     was, why);
+    else if (now)
+        wgf_diag_add(diag, "%s%s: %s: '%s'%s was not set in the checkpoint's run (%s)", file, where, key, now,
+                     how, why);
+    else
+        wgf_diag_add(diag, "%s: %s: not set, the checkpoint's run had '%s' (%s)", file, key, was, why);
+    free(key);
+    free(was);
+    free(now);
+    return WGF_EINVAL;
+}
+
+/* Before resuming the run in dir: it must be unfinished, its scheme able to
+ * resume, its checkpoint readable and written with this configuration. */
+static int resume_prepare(wgf_problem *p, const char *dir, wgf_checkpoint *ck, wgf_diag *diag, wgf_error *err)
+{
+    if (wgf_outdir_finished(dir)) {
+        wgf_diag_add(diag, "%s: the run there finished (summary.ini: status = finished): nothing to resume", dir);
+        return WGF_EINVAL;
+    }
+    if (!(p->scheme_needs & WGF_SCHEME_RESUMABLE)) {
+        int line = 0;
+        wgf_config_get(p->cfg, "scheme", "plugin", &line);
+        wgf_diag_add(diag, "%s:%d: scheme.plugin: scheme '%s' cannot resume a run (schemes that declare "
+                     "WGF_SCHEME_RESUMABLE can: euler, jko)", wgf_config_file(p->cfg), line,
+                     p->scheme_plugin->name);
+        return WGF_EINVAL;
+    }
+    wgf_error why = {0};
+    int rc = wgf_checkpoint_read(dir, ck, &why);
+    if (rc == WGF_EINVAL) {
+        wgf_diag_add(diag, "%s", why.msg);
+        return rc;
+    }
+    if (rc != WGF_OK) {
+        if (err)
+            *err = why;
+        return rc;
+    }
+    if ((rc = resume_config_check(p, ck, diag, err)) != WGF_OK)
+        return rc;
+    if (ck->nparams != p->nparams) {
+        wgf_diag_add(diag, "%s/checkpoint: %zu parameters, the map of %s has %zu", dir, ck->nparams,
+                     wgf_config_file(p->cfg), p->nparams);
+        return WGF_EINVAL;
+    }
+    memcpy(p->theta, ck->theta, p->nparams * sizeof *p->theta);
+    p->start_step = ck->step;
+    return WGF_OK;
+}
+
 int wgf_problem_create(wgf_problem **out, const wgf_run_opts *opts, wgf_diag *diag, wgf_error *err)
 {
     *out = NULL;
@@ -121,12 +203,30 @@ int wgf_run(const wgf_run_opts *opts, wgf_run_result *res, wgf_diag *diag, wgf_e
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     }
     p->interrupt = opts->interrupt;
+    wgf_checkpoint ck = {0};
+    if (opts->resume && (rc = resume_prepare(p, outdir, &ck, diag, err)) != WGF_OK) {
+        wgf_checkpoint_free(&ck);
+        free(outdir);
+        wgf_problem_teardown(p);
+        free(p);
+        return rc;
+    }
     /* The outputs first, then the caller's monitor, which so sees the
      * step's diagnostics. */
     wgf_observer *obs = NULL;
-    rc = wgf_observer_create(&obs, p, outdir, err);
-    if (rc == WGF_OK)
-        rc = wgf_guard_add(p, p->run_sec, err); /* after the outputs: a diverging step is still recorded */
+    wgf_guard *guard = NULL;
+    rc = opts->resume ? wgf_observer_resume(&obs, p, outdir, &ck, err) : wgf_observer_create(&obs, p, outdir, err);
+    if (rc == WGF_OK) /* after the outputs: a diverging step is still recorded */
+        rc = wgf_guard_add(p, p->run_sec, &guard, err);
+    if (rc == WGF_OK && guard) {
+        wgf_observer_set_guard(obs, guard);
+        if (opts->resume && ck.has_guard) {
+            wgf_guard_limits lim = guard->lim;
+            *guard = ck.guard;
+            guard->lim = lim;
+        }
+    }
+    wgf_checkpoint_free(&ck);
     if (rc == WGF_OK && opts->monitor)
         rc = wgf_problem_monitor_add(p, opts->monitor, opts->monitor_ctx, NULL, err);
     if (rc == WGF_OK) {

@@ -252,6 +252,13 @@ typedef struct wgf_scheme_vt {
  * [scheme] step, so the core checks that step against the energies'
  * stiffness before the run (a warning, not an error). */
 #define WGF_SCHEME_EXPLICIT 0x10u
+/* A property too: the scheme can continue a run from a checkpoint (`wgf run
+ * --resume`). Its state between steps is the problem's theta and the step
+ * number only (an optimiser's memory, if any, starts afresh every step), and
+ * it starts at wgf_problem_start_step(p) with theta as the problem holds it,
+ * already constrained: a run that starts at step K > 0 computes steps K, K+1,
+ * ... exactly as a run from step 0 would. A scheme without it is refused. */
+#define WGF_SCHEME_RESUMABLE 0x20u
 /* ------------------------------------------------------------- reference */
 
 /* The exact or independently computed solution a run is compared with

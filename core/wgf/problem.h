@@ -194,6 +194,10 @@ int wgf_problem_observe_path(wgf_problem *p, const wgf_path_info *path, wgf_erro
 int wgf_problem_path_monitor_add(wgf_problem *p, wgf_path_monitor_fn fn, void *ctx,
                                  void (*destroy)(void *ctx), wgf_error *err);
 
+/* The step a WGF_SCHEME_RESUMABLE scheme starts at: 0, or the checkpoint's
+ * step when the run is resumed (theta is then that step's, constrained). */
+unsigned long wgf_problem_start_step(const wgf_problem *p);
+
 /* Run the scheme on the problem with the monitors added so far (none: no
  * outputs at all). wgf_run does this after adding the run's outputs. */
 int wgf_problem_run(wgf_problem *p, wgf_error *err);

@@ -44,6 +44,12 @@ typedef struct wgf_run_opts {
      * each, called as they are found, before anything runs. NULL: dropped. */
     void (*warn)(void *ctx, const char *line);
     void *warn_ctx;
+    /* Continue the killed or interrupted run in outdir from its checkpoint
+     * (file: outdir/config.ini, the run's resolved configuration; sets must
+     * leave it unchanged). A configuration that differs from the one the
+     * checkpoint was written with, a finished run, or a scheme that cannot
+     * resume is a configuration error. */
+    int resume;
 } wgf_run_opts;
 
 #define WGF_RUN_FIGURES 16

@@ -49,10 +49,13 @@ static int euler_run(void *state, wgf_problem *p, wgf_error *err)
         return err && err->code ? err->code : wgf_error_set(err, WGF_ENOMEM, "out of memory");
     }
     double *zeta = grad + P;
-    int rc = wgf_problem_constrain(p, theta, err);
+    /* A resumed run starts at k0 > 0 with theta_k0 as the run before left
+     * it, constrained already; the fixed batch is always step 0's. */
+    unsigned long k0 = wgf_problem_start_step(p);
+    int rc = k0 > 0 ? WGF_OK : wgf_problem_constrain(p, theta, err);
     if (rc == WGF_OK)
         rc = wgf_eval_draw(ev, WGF_STREAM_TRAIN, 0, err);
-    unsigned long k = 0;
+    unsigned long k = k0;
     for (; rc == WGF_OK; k++) {
         double t = (double)k * e->h, F;
         if (k > 0 && !e->fixed && (rc = wgf_eval_draw(ev, WGF_STREAM_TRAIN, k, err)) != WGF_OK)
@@ -98,11 +101,12 @@ static int euler_run(void *state, wgf_problem *p, wgf_error *err)
     return rc;
 }
 
-/* Explicit steps: the core checks [scheme] step against the energy's stiffness. */
+/* Explicit steps: the core checks [scheme] step against the energy's stiffness.
+ * Resumable: between steps its state is theta and k. */
 static unsigned euler_needs(void *state)
 {
     (void)state;
-    return WGF_SCHEME_EXPLICIT;
+    return WGF_SCHEME_EXPLICIT | WGF_SCHEME_RESUMABLE;
 }
 
 static const wgf_scheme_vt euler_vt = {

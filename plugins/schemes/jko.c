@@ -363,6 +363,7 @@ static int jko_run(void *state, wgf_problem *p, wgf_error *err)
     size_t P = wgf_problem_nparams(p), N = wgf_problem_get_info(p)->samples;
     size_t d = wgf_problem_get_info(p)->dim;
     double *theta = wgf_problem_theta(p);
+    unsigned long k0 = wgf_problem_start_step(p);
     if (P > (size_t)INT_MAX)
         return wgf_error_set(err, WGF_EINVAL, "jko: %zu parameters are more than liblbfgs takes", P);
     jko_solve c = {.p = p, .j = j, .P = P, .N = N, .d = d, .S = wgf_problem_nstages(p),
@@ -388,11 +389,12 @@ static int jko_run(void *state, wgf_problem *p, wgf_error *err)
         c.xbar = xbar;
         c.evt = evt;
         c.evk = evk;
-        rc = wgf_problem_constrain(p, theta, err);
+        /* a resumed run starts at k0 > 0 with theta_k0, constrained already */
+        rc = k0 > 0 ? WGF_OK : wgf_problem_constrain(p, theta, err);
     }
     if (rc == WGF_OK)
         rc = wgf_eval_draw(evk, WGF_STREAM_TRAIN, 0, err);
-    for (unsigned long k = 0; rc == WGF_OK; k++) {
+    for (unsigned long k = k0; rc == WGF_OK; k++) {
         double t = (double)k * j->h, F;
         if (k > 0 && !j->fixed && (rc = wgf_eval_draw(evk, WGF_STREAM_TRAIN, k, err)) != WGF_OK)
             break;
@@ -408,7 +410,7 @@ static int jko_run(void *state, wgf_problem *p, wgf_error *err)
         }
         if ((rc = wgf_problem_energy(p, evk, &F, gk, err)) != WGF_OK)
             break;
-        if ((k == 0 || !j->fixed) && (rc = wgf_eval_set_z(evt, wgf_eval_z(evk), err)) != WGF_OK)
+        if ((k == k0 || !j->fixed) && (rc = wgf_eval_set_z(evt, wgf_eval_z(evk), err)) != WGF_OK)
             break;
         if (j->proximal == JKO_METRIC && (rc = wgf_problem_metric_prepare(p, evk, err)) != WGF_OK)
             break;
@@ -446,10 +448,19 @@ static int jko_run(void *state, wgf_problem *p, wgf_error *err)
     return rc;
 }
 
+/* Resumable: every inner solve starts afresh from theta_k (L-BFGS keeps no
+ * memory across steps), so between steps the state is theta and k. */
+static unsigned jko_needs(void *state)
+{
+    (void)state;
+    return WGF_SCHEME_RESUMABLE;
+}
+
 static const wgf_scheme_vt jko_vt = {
     .create = jko_create,
     .destroy = jko_destroy,
     .run = jko_run,
+    .needs = jko_needs,
 };
 
 static const wgf_param jko_params[] = {

@@ -1,0 +1,329 @@
+/* test_checkpoint.c: the checkpoint file (exact round trip, hostile and torn
+ * files refused), the configuration comparison that guards a resume, the
+ * clean-up of a resumed run's directory, and a run interrupted at a step off
+ * the output cadence and resumed through the library (wgf_run_opts.resume). */
+#include <check.h>
+#include <dirent.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../core/internal.h"
+#include "testutil.h"
+
+static void write_text(const char *dir, const char *name, const char *text)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert(f != NULL);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int exists(const char *dir, const char *name)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return stat(path, &st) == 0;
+}
+
+START_TEST(test_round_trip_exact)
+{
+    char *dir = test_temp_dir("ckpt");
+    double theta[5] = {1.0 / 3.0, -0.0, 4.9e-324, -1.7976931348623157e308, NAN};
+    double times[3] = {0.0, 0.005, 0.1 + 0.2};
+    static const char config[] = "\n[run]\ndim = 2\n\n[energy.a]\nplugin = fpe\n";
+    static const char hist[] = "step,t\n0,0\n1,0.005\n";
+    wgf_checkpoint ck = {.step = 2, .t = 0.01, .wall = 1.5, .metric_products = 77, .steps_seen = 2,
+                         .first_energy = -3.25, .diag_failed = 1, .diag_first = 1, .has_guard = 1,
+                         .nparams = 5, .theta = theta, .ntimes = 3, .diag_times = times,
+                         .config = (char *)config, .config_len = sizeof config - 1,
+                         .history = (char *)hist, .history_len = sizeof hist - 1};
+    snprintf(ck.diag_msg, sizeof ck.diag_msg, "two\nlines");
+    wgf_guard_init(&ck.guard, NULL);
+    ck.guard.seen = 2;
+    ck.guard.f0 = 1.0 / 7.0;
+    ck.guard.fmin = -2.0;
+    ck.guard.rises = 3;
+    wgf_error err = {0};
+    ck_assert_int_eq(wgf_checkpoint_write(dir, &ck, &err), WGF_OK);
+    wgf_checkpoint r;
+    ck_assert_int_eq(wgf_checkpoint_read(dir, &r, &err), WGF_OK);
+    ck_assert_uint_eq(r.step, 2);
+    ck_assert(memcmp(&r.t, &ck.t, sizeof r.t) == 0 && memcmp(&r.wall, &ck.wall, sizeof r.wall) == 0);
+    ck_assert_uint_eq(r.metric_products, 77);
+    ck_assert_uint_eq(r.steps_seen, 2);
+    ck_assert(r.first_energy == -3.25);
+    ck_assert_uint_eq(r.diag_failed, 1);
+    ck_assert_str_eq(r.diag_msg, "two lines"); /* one line */
+    ck_assert_int_eq(r.has_guard, 1);
+    ck_assert_uint_eq(r.guard.seen, 2);
+    ck_assert(r.guard.f0 == 1.0 / 7.0 && r.guard.fmin == -2.0 && r.guard.rises == 3);
+    ck_assert(isnan(r.guard.norm_prev)); /* NaN survives */
+    ck_assert_uint_eq(r.nparams, 5);
+    ck_assert(memcmp(r.theta, theta, 4 * sizeof *theta) == 0); /* bit for bit, -0 and subnormals */
+    ck_assert(signbit(r.theta[1]) && isnan(r.theta[4]));
+    ck_assert_uint_eq(r.ntimes, 3);
+    ck_assert(memcmp(r.diag_times, times, sizeof times) == 0);
+    ck_assert_uint_eq(r.config_len, sizeof config - 1);
+    ck_assert(memcmp(r.config, config, sizeof config - 1) == 0);
+    ck_assert_uint_eq(r.history_len, sizeof hist - 1);
+    ck_assert(memcmp(r.history, hist, sizeof hist - 1) == 0);
+    wgf_checkpoint_free(&r);
+    test_remove_tree(dir);
+    free(dir);
+}
+END_TEST
+
+/* A missing, torn or hostile file is refused with WGF_EINVAL and a message,
+ * without allocating what its counts claim. */
+START_TEST(test_bad_files_refused)
+{
+    char *dir = test_temp_dir("ckpt");
+    wgf_checkpoint r;
+    wgf_error err = {0};
+    ck_assert_int_eq(wgf_checkpoint_read(dir, &r, &err), WGF_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "no checkpoint: nothing to resume"));
+    static const char head[] = "wgf checkpoint 1\nstep 1\nt 0x0p+0\nwall 0x0p+0\nmetric_products 0\n"
+                               "steps_seen 1\nfirst_energy 0x1p+0\ndiag_failed 0\ndiag_first 0\ndiag_msg \n"
+                               "guard none\n";
+    const char *bad[] = {
+        "not a checkpoint\n",
+        "wgf checkpoint 2\nstep 1\n",
+        "wgf checkpoint 1\nstep -1\n",
+        "wgf checkpoint 1\nstep 1\n",                      /* torn */
+        "theta 18446744073709551615\n",                     /* a count no file holds */
+        "theta 1\n0x1p+0\ndiag_times 0\nconfig 100\nabc\n", /* a blob past the end */
+        "theta 1\nzero\ndiag_times 0\nconfig 0\n\nhistory 0\n\nend\n",
+        "theta 1\n0x1p+0\ndiag_times 0\nconfig 0\n\nhistory 0\n\n", /* no end */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[1024];
+        snprintf(text, sizeof text, "%s%s", i >= 4 ? head : "", bad[i]);
+        write_text(dir, "checkpoint", text);
+        memset(&err, 0, sizeof err);
+        ck_assert_msg(wgf_checkpoint_read(dir, &r, &err) == WGF_EINVAL, "file %zu read", i);
+        ck_assert_msg(strstr(err.msg, "not a complete wgf checkpoint") != NULL, "file %zu: %s", i, err.msg);
+        ck_assert_ptr_null(r.theta);
+    }
+    char text[1024];
+    snprintf(text, sizeof text, "%stheta 1\n0x1p+0\ndiag_times 0\nconfig 0\n\nhistory 0\n\nend\n", head);
+    write_text(dir, "checkpoint", text); /* the same, complete: read */
+    ck_assert_int_eq(wgf_checkpoint_read(dir, &r, &err), WGF_OK);
+    ck_assert(r.theta[0] == 1.0 && r.nparams == 1 && r.config_len == 0);
+    wgf_checkpoint_free(&r);
+    test_remove_tree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_config_diff)
+{
+    static const char a[] = "\n[run]\ndim = 2\nseed = 1\n\n[energy.b.c]\nmu = 1 2\n";
+    char *key, *va, *vb;
+    ck_assert_int_eq(wgf_checkpoint_config_diff(a, strlen(a), a, strlen(a), &key, &va, &vb), 0);
+    static const char b[] = "\n[run]\ndim = 2\nseed = 1\n\n[energy.b.c]\nmu = 1 3\n";
+    ck_assert_int_eq(wgf_checkpoint_config_diff(a, strlen(a), b, strlen(b), &key, &va, &vb), 1);
+    ck_assert_str_eq(key, "energy.b.c.mu");
+    ck_assert_str_eq(va, "1 2");
+    ck_assert_str_eq(vb, "1 3");
+    free(key), free(va), free(vb);
+    /* a key only the second has, and one only the first has */
+    static const char c[] = "\n[run]\ndim = 2\nseed = 1\nname = x\n\n[energy.b.c]\nmu = 1 2\n";
+    ck_assert_int_eq(wgf_checkpoint_config_diff(a, strlen(a), c, strlen(c), &key, &va, &vb), 1);
+    ck_assert_str_eq(key, "run.name");
+    ck_assert_ptr_null(va);
+    ck_assert_str_eq(vb, "x");
+    free(key), free(va), free(vb);
+    ck_assert_int_eq(wgf_checkpoint_config_diff(c, strlen(c), a, strlen(a), &key, &va, &vb), 1);
+    ck_assert_str_eq(key, "run.name");
+    ck_assert_str_eq(va, "x");
+    ck_assert_ptr_null(vb);
+    free(key), free(va), free(vb);
+    /* the same key in another section is another key */
+    static const char d[] = "\n[run]\ndim = 2\n\n[initial]\nseed = 1\n\n[energy.b.c]\nmu = 1 2\n";
+    ck_assert_int_eq(wgf_checkpoint_config_diff(a, strlen(a), d, strlen(d), &key, &va, &vb), 1);
+    ck_assert_str_eq(key, "run.seed");
+    free(key), free(va), free(vb);
+}
+END_TEST
+
+/* What a resumed run writes again, or what the uninterrupted run would not
+ * have written, goes; the rest of the directory stays. */
+START_TEST(test_clear_after)
+{
+    char *dir = test_temp_dir("ckpt");
+    char sub[4096];
+    snprintf(sub, sizeof sub, "%s/samples", dir);
+    ck_assert_int_eq(mkdir(sub, 0777), 0);
+    snprintf(sub, sizeof sub, "%s/theta", dir);
+    ck_assert_int_eq(mkdir(sub, 0777), 0);
+    const char *files[] = {"summary.ini", "reference.csv", "history.csv", "config.ini", "notes.txt",
+                           "history.csv.tmp.123", "samples/step-000000.csv", "samples/step-000005.csv",
+                           "samples/step-000010.csv", "samples/step-000020.csv",
+                           "samples/step-000010.csv.tmp.9", "theta/step-000000.bin", "theta/step-000007.bin",
+                           "theta/step-000030.bin", "theta/mine.bin"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        write_text(dir, files[i], "x");
+    wgf_error err = {0};
+    ck_assert_int_eq(wgf_checkpoint_clear_after(dir, 10, 10, &err), WGF_OK);
+    const char *kept[] = {"history.csv", "config.ini", "notes.txt", "samples/step-000000.csv",
+                          "theta/step-000000.bin", "theta/mine.bin"};
+    const char *gone[] = {"summary.ini", "reference.csv", "history.csv.tmp.123", "samples/step-000005.csv",
+                          "samples/step-000010.csv", "samples/step-000020.csv", "samples/step-000010.csv.tmp.9",
+                          "theta/step-000007.bin", "theta/step-000030.bin"};
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+        ck_assert_msg(exists(dir, kept[i]), "%s was removed", kept[i]);
+    for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++)
+        ck_assert_msg(!exists(dir, gone[i]), "%s was left", gone[i]);
+    test_remove_tree(dir);
+    free(dir);
+}
+END_TEST
+
+/* ---- a run interrupted at a step off the output cadence, resumed ---- */
+
+typedef struct {
+    volatile sig_atomic_t *flag;
+    unsigned long at;
+} stopper;
+
+static int stop_at(void *ctx, wgf_step_info *info, wgf_error *err)
+{
+    (void)err;
+    stopper *s = ctx;
+    if (info->step == s->at)
+        *s->flag = 1;
+    return WGF_OK;
+}
+
+static char *slurp(const char *dir, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "no %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    ck_assert(s != NULL);
+    ck_assert_uint_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
+/* history.csv without its wall_s column (the ninth) */
+static void strip_wall(char *csv)
+{
+    char *w = csv;
+    int col = 1;
+    for (const char *r = csv; *r; r++) {
+        if (*r == '\n') {
+            col = 1;
+            *w++ = *r;
+            continue;
+        }
+        if (*r == ',' && ++col == 9)
+            continue;
+        if (col != 9)
+            *w++ = *r;
+    }
+    *w = '\0';
+}
+
+static void strip_wall_seconds(char *ini)
+{
+    char *p = strstr(ini, "wall_seconds = ");
+    ck_assert(p != NULL);
+    char *e = strchr(p, '\n');
+    memmove(p, e + 1, strlen(e + 1) + 1);
+}
+
+START_TEST(test_interrupt_and_resume)
+{
+    char file[4096];
+    test_srcpath("experiments/fpe_ou_10d_affine.ini", file, sizeof file);
+    const char *sets[] = {"scheme.t_end=0.2", "output.every=10", "output.plots=false"};
+    char *full = test_temp_dir("ckfull"), *part = test_temp_dir("ckpart");
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    wgf_error err = {0};
+    wgf_run_result res;
+    wgf_run_opts opts = {.file = file, .outdir = full, .sets = sets, .nsets = 3, .quiet = 1};
+    ck_assert_int_eq(wgf_run(&opts, &res, &diag, &err), WGF_OK);
+    /* stopped after step 13, off the output cadence (10), by a monitor after
+     * the outputs: the checkpoint is still step 13's start, and the
+     * interrupted run's last files, step 13's, are not the uninterrupted
+     * run's */
+    volatile sig_atomic_t flag = 0;
+    stopper st = {.flag = &flag, .at = 13};
+    opts.outdir = part;
+    opts.interrupt = &flag;
+    opts.monitor = stop_at;
+    opts.monitor_ctx = &st;
+    ck_assert_int_eq(wgf_run(&opts, &res, &diag, &err), WGF_EINTR);
+    ck_assert_int_eq((int)diag.n, 0);
+    ck_assert(exists(part, "theta/step-000013.bin")); /* the interrupted run's last state */
+    wgf_checkpoint ck;
+    ck_assert_int_eq(wgf_checkpoint_read(part, &ck, &err), WGF_OK);
+    ck_assert_uint_eq(ck.step, 13);
+    ck_assert_uint_eq(ck.steps_seen, 13);
+    wgf_checkpoint_free(&ck);
+    /* resumed: from part/config.ini, with no sets (they are in it) */
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg, "%s/config.ini", part);
+    wgf_run_opts ropts = {.file = cfg, .outdir = part, .quiet = 1, .resume = 1};
+    int rc = wgf_run(&ropts, &res, &diag, &err);
+    ck_assert_msg(rc == WGF_OK, "resume: %s", diag.n ? diag.msg[0] : err.msg);
+    ck_assert_uint_eq(res.steps, 40);
+    ck_assert(!exists(part, "theta/step-000013.bin")); /* not the uninterrupted run's */
+    char *a = slurp(full, "history.csv"), *b = slurp(part, "history.csv");
+    strip_wall(a);
+    strip_wall(b);
+    ck_assert_str_eq(a, b);
+    free(a), free(b);
+    a = slurp(full, "summary.ini");
+    b = slurp(part, "summary.ini");
+    strip_wall_seconds(a);
+    strip_wall_seconds(b);
+    ck_assert_str_eq(a, b);
+    free(a), free(b);
+    a = slurp(full, "theta/step-000040.bin");
+    b = slurp(part, "theta/step-000040.bin");
+    ck_assert(memcmp(a, b, 110 * sizeof(double)) == 0);
+    free(a), free(b);
+    /* finished: nothing to resume */
+    ck_assert_int_eq(wgf_run(&ropts, &res, &diag, &err), WGF_EINVAL);
+    ck_assert_int_eq((int)diag.n, 1);
+    ck_assert_ptr_nonnull(strstr(diag.msg[0], "nothing to resume"));
+    wgf_diag_free(&diag);
+    test_remove_tree(full);
+    test_remove_tree(part);
+    free(full);
+    free(part);
+}
+END_TEST
+
+static Suite *checkpoint_suite(void)
+{
+    Suite *s = suite_create("checkpoint");
+    TCase *tc = tcase_create("checkpoint");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_round_trip_exact);
+    tcase_add_test(tc, test_bad_files_refused);
+    tcase_add_test(tc, test_config_diff);
+    tcase_add_test(tc, test_clear_after);
+    tcase_add_test(tc, test_interrupt_and_resume);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return test_main(checkpoint_suite()); }
