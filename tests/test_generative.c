@@ -1,0 +1,677 @@
+/* test_generative.c: targets known by samples (wgf/samples.h) and the mmd
+ * energy (doc/math.md 2.1): the CSV reader's rows and errors, the named
+ * generators' shapes, held-out sets, MMD against a brute-force double sum,
+ * the witness gradient against finite differences of the estimate, its
+ * reverse pass, and independence of the thread count. */
+#include <string.h>
+
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "testutil.h"
+
+/* ------------------------------------------------------------- helpers */
+
+typedef struct energy {
+    wgf_registry *reg;
+    wgf_config *cfg;
+    wgf_section *sec;
+    const wgf_energy_vt *vt;
+    void *st;
+} energy;
+
+/* A typed [energy] section of plugin mmd from body, in dimension d; file
+ * stands for the experiment file. */
+static wgf_section *mmd_section(energy *e, const char *body, size_t d, const char *file)
+{
+    memset(e, 0, sizeof *e);
+    e->reg = test_registry();
+    const wgf_plugin *pl = NULL;
+    wgf_error err = {0};
+    ck_assert_msg(wgf_registry_find(e->reg, WGF_ENERGY, "mmd", &pl, NULL, &err) == WGF_OK, "%s", err.msg);
+    size_t len = strlen(body) + 32;
+    char *text = malloc(len);
+    ck_assert_ptr_nonnull(text);
+    snprintf(text, len, "[energy]\n%s\n", body);
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    ck_assert_msg(wgf_config_load_string(&e->cfg, text, file, &diag, &err) == WGF_OK, "%s",
+                  diag.n ? diag.msg[0] : err.msg);
+    free(text);
+    const wgf_param *const schemas[] = {pl->params, NULL};
+    e->sec = wgf_config_section(e->cfg, "energy", schemas, d, &diag);
+    ck_assert_msg(e->sec != NULL && diag.n == 0, "%s", diag.n ? diag.msg[0] : "no section");
+    wgf_diag_free(&diag);
+    e->vt = pl->vtable;
+    return e->sec;
+}
+
+static int energy_try(energy *e, const char *body, size_t d, wgf_error *err)
+{
+    mmd_section(e, body, d, "test.ini");
+    wgf_problem_info info = {.dim = d, .samples = 7, .seed = 1, .initial = NULL};
+    return e->vt->create(e->sec, &info, &e->st, err);
+}
+
+static void energy_open(energy *e, const char *body, size_t d)
+{
+    wgf_error err = {0};
+    ck_assert_msg(energy_try(e, body, d, &err) == WGF_OK, "%s", err.msg);
+}
+
+static void energy_close(energy *e)
+{
+    if (e->st)
+        e->vt->destroy(e->st);
+    wgf_section_free(e->sec);
+    wgf_config_free(e->cfg);
+    wgf_registry_free(e->reg);
+}
+
+static void expect_error(const char *body, size_t d, const char *want)
+{
+    energy e;
+    wgf_error err = {0};
+    int rc = energy_try(&e, body, d, &err);
+    ck_assert_msg(rc == WGF_EINVAL, "[%s]: expected an error, got %d", body, rc);
+    ck_assert_msg(strstr(err.msg, want) != NULL, "message \"%s\" lacks \"%s\"", err.msg, want);
+    ck_assert_msg(strncmp(err.msg, "test.ini:", 9) == 0, "message \"%s\" does not name the file", err.msg);
+    ck_assert_ptr_null(e.st);
+    energy_close(&e);
+}
+
+static void random_batch(wgf_batch *b, size_t N, size_t d, double sx, unsigned long seed)
+{
+    ck_assert_int_eq(wgf_batch_alloc(b, N, d, 1, 1), WGF_OK);
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, seed);
+    for (size_t k = 0; k < N * d; k++)
+        b->x[k] = sx * gsl_ran_gaussian(r, 1.0);
+    gsl_rng_free(r);
+}
+
+static double F_of(const energy *e, const wgf_batch *b)
+{
+    double F = NAN;
+    wgf_error err = {0};
+    ck_assert_msg(e->vt->eval(e->st, b, &F, NULL, NULL, &err) == WGF_OK, "%s", err.msg);
+    return F;
+}
+
+static char tmpdir[64];
+
+static void make_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/wgf-gen-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void write_file(const char *name, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* ------------------------------------------------------------ CSV reader */
+
+START_TEST(read_rows)
+{
+    make_tmpdir();
+    write_file("a.csv", "# comment\nx1,x2,x3\n1,2,3\n\n 4 5\t6\r\n-7e-1,8,9.5\n");
+    char path[256];
+    snprintf(path, sizeof path, "%s/a.csv", tmpdir);
+    double *x = (double *)1;
+    size_t n = 0;
+    wgf_error err = {0};
+    ck_assert_msg(wgf_samples_read(path, 3, &x, &n, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_uint_eq(n, 3);
+    const double want[9] = {1, 2, 3, 4, 5, 6, -0.7, 8, 9.5};
+    for (size_t k = 0; k < 9; k++)
+        ck_assert_double_eq(x[k], want[k]);
+    free(x);
+    /* the dimension check: the same file read as 2-D is refused at its first row */
+    ck_assert_int_eq(wgf_samples_read(path, 2, &x, &n, &err), WGF_EINVAL);
+    ck_assert_ptr_null(x);
+    ck_assert_msg(strstr(err.msg, "a.csv:3: expected 2 numbers") != NULL, "%s", err.msg);
+    ck_assert_msg(strstr(err.msg, "dim = 2") != NULL, "%s", err.msg);
+    /* read as 4-D: too few */
+    ck_assert_int_eq(wgf_samples_read(path, 4, &x, &n, &err), WGF_EINVAL);
+    ck_assert_msg(strstr(err.msg, "a.csv:3: expected 4 finite numbers separated by commas or spaces, "
+                                  "found 3") != NULL,
+                  "%s", err.msg);
+    remove(path);
+    rmdir(tmpdir);
+}
+END_TEST
+
+START_TEST(read_errors)
+{
+    make_tmpdir();
+    static const struct {
+        const char *csv, *want;
+    } bad[] = {
+        {"1,2\n3,x\n", "b.csv:2: expected 2 finite numbers separated by commas or spaces, found 1"},
+        {"1,2\n3,nan\n", "b.csv:2: expected 2 finite"},
+        {"1,2\nx1,x2\n", "b.csv:2: expected 2 finite"}, /* a header after data */
+        {"\n\n1,2\n3,4,\n5,6,7\n", "b.csv:5: expected 2 numbers separated by commas or spaces, found more"},
+        {"x1,x2\n", "b.csv: no samples"},
+    };
+    char path[256];
+    snprintf(path, sizeof path, "%s/b.csv", tmpdir);
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        write_file("b.csv", bad[k].csv);
+        double *x;
+        size_t n;
+        wgf_error err = {0};
+        ck_assert_int_eq(wgf_samples_read(path, 2, &x, &n, &err), WGF_EINVAL);
+        ck_assert_ptr_null(x);
+        ck_assert_msg(strstr(err.msg, bad[k].want) != NULL, "case %zu: %s", k, err.msg);
+    }
+    remove(path);
+    double *x;
+    size_t n;
+    wgf_error err = {0};
+    ck_assert_int_eq(wgf_samples_read(path, 2, &x, &n, &err), WGF_EIO);
+    ck_assert_msg(strstr(err.msg, "cannot open") && strstr(err.msg, "b.csv"), "%s", err.msg);
+    rmdir(tmpdir);
+}
+END_TEST
+
+/* ------------------------------------------------------------ generators */
+
+#define NGEN 20000
+
+static gsl_rng *rng_seeded(unsigned long s)
+{
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    ck_assert_ptr_nonnull(r);
+    gsl_rng_set(r, s);
+    return r;
+}
+
+/* Exact shapes: every checkerboard sample on a square of even i + j, and
+ * both parities of columns hit; rings and 8 Gaussians without noise on
+ * their circles, in the right proportions. */
+START_TEST(generators_shapes)
+{
+    double *x = malloc(2 * NGEN * sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    gsl_rng *r = rng_seeded(3);
+    wgf_samples_checkerboard(r, NGEN, x);
+    size_t cells[16] = {0};
+    for (size_t k = 0; k < NGEN; k++) {
+        double a = x[2 * k], b = x[2 * k + 1];
+        ck_assert(a >= -2 && a < 2 && b >= -2 && b < 2);
+        long i = (long)floor(a), j = (long)floor(b);
+        ck_assert_msg(((i + j) % 2 + 2) % 2 == 0, "(%g, %g) on a white square", a, b);
+        cells[(i + 2) * 4 + (j + 2)]++;
+    }
+    for (size_t c = 0; c < 16; c++) {
+        long i = (long)(c / 4) - 2, j = (long)(c % 4) - 2;
+        if (((i + j) % 2 + 2) % 2 == 0) /* 1/8 each: 2500 +- 5 sd */
+            ck_assert_msg(fabs((double)cells[c] - NGEN / 8.0) < 5 * sqrt(NGEN / 8.0), "square %zu: %zu", c,
+                          cells[c]);
+    }
+    wgf_samples_rings(r, NGEN, 0.0, x);
+    size_t inner = 0;
+    for (size_t k = 0; k < NGEN; k++) {
+        double rad = hypot(x[2 * k], x[2 * k + 1]);
+        ck_assert_msg(fabs(rad - 1) < 1e-12 || fabs(rad - 2) < 1e-12, "radius %g", rad);
+        inner += rad < 1.5;
+    }
+    ck_assert_msg(fabs((double)inner / NGEN - 1.0 / 3.0) < 0.015, "inner fraction %g", (double)inner / NGEN);
+    wgf_samples_8gaussians(r, NGEN, 0.0, x);
+    for (size_t k = 0; k < NGEN; k++) {
+        double ang = atan2(x[2 * k + 1], x[2 * k]) / (M_PI / 4);
+        ck_assert_double_eq_tol(hypot(x[2 * k], x[2 * k + 1]), 2.0, 1e-12);
+        ck_assert_double_eq_tol(ang, round(ang), 1e-9);
+    }
+    /* moons without noise: the two half circles, moved by 2 y - (1, 0.2) */
+    wgf_samples_moons(r, NGEN, 0.0, x);
+    size_t upper = 0;
+    for (size_t k = 0; k < NGEN; k++) {
+        double a = (x[2 * k] + 1) / 2, b = (x[2 * k + 1] + 0.2) / 2;
+        double ru = hypot(a, b), rl = hypot(a - 1, b - 0.5);
+        ck_assert_msg((fabs(ru - 1) < 1e-12 && b >= 0) || (fabs(rl - 1) < 1e-12 && b <= 0.5), "(%g, %g)",
+                      a, b);
+        upper += fabs(ru - 1) < 1e-12 && b >= 0;
+    }
+    ck_assert_msg(fabs((double)upper / NGEN - 0.5) < 0.02, "upper moon fraction %g", (double)upper / NGEN);
+    gsl_rng_free(r);
+    free(x);
+}
+END_TEST
+
+/* A mixture in 3-D: weights recovered by nearest-mean assignment, the mean
+ * and covariance of a component against what was given. */
+START_TEST(gmm_moments)
+{
+    const size_t d = 3, k = 2;
+    const double w[2] = {1, 3}, m[6] = {-4, 0, 0, 4, 1, 0};
+    const double C[18] = {1, 0.5, 0, 0.5, 2, 0, 0, 0, 0.5, 0.25, 0, 0, 0, 0.25, 0, 0, 0, 0.25};
+    wgf_gmm *g;
+    wgf_error err = {0};
+    ck_assert_msg(wgf_gmm_create(&g, d, k, w, m, k * d * d, C, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_double_eq(wgf_gmm_weights(g)[1], 0.75);
+    double *x = malloc(NGEN * d * sizeof *x), frac[2];
+    ck_assert_ptr_nonnull(x);
+    gsl_rng *r = rng_seeded(5);
+    wgf_gmm_sample(g, r, NGEN, x);
+    wgf_gmm_assign(g, NGEN, x, frac);
+    ck_assert_msg(fabs(frac[0] - 0.25) < 5 * sqrt(0.25 * 0.75 / NGEN), "weight %g", frac[0]);
+    /* component 0's moments from the samples nearer its mean */
+    double mean[3] = {0}, cov[9] = {0};
+    size_t n0 = 0;
+    for (size_t s = 0; s < NGEN; s++)
+        if (x[s * d] < 0) {
+            for (size_t i = 0; i < d; i++)
+                mean[i] += x[s * d + i];
+            n0++;
+        }
+    for (size_t i = 0; i < d; i++)
+        mean[i] /= (double)n0;
+    for (size_t s = 0; s < NGEN; s++)
+        if (x[s * d] < 0)
+            for (size_t i = 0; i < d; i++)
+                for (size_t j = 0; j < d; j++)
+                    cov[i * d + j] += (x[s * d + i] - mean[i]) * (x[s * d + j] - mean[j]) / (double)(n0 - 1);
+    for (size_t i = 0; i < d; i++)
+        ck_assert_msg(fabs(mean[i] - m[i]) < 0.06, "mean %zu: %g", i, mean[i]);
+    for (size_t i = 0; i < d * d; i++)
+        ck_assert_msg(fabs(cov[i] - C[i]) < 0.12, "cov %zu: %g, expected %g", i, cov[i], C[i]);
+    /* bad mixtures */
+    const double bad[9] = {1, 2, 0, 2, 1, 0, 0, 0, 1};
+    ck_assert_int_eq(wgf_gmm_create(&g, d, 1, w, m, d * d, bad, &err), WGF_EINVAL);
+    ck_assert_msg(strstr(err.msg, "covariance 1 is not positive definite"), "%s", err.msg);
+    ck_assert_int_eq(wgf_gmm_create(&g, d, 2, w, m, 5, C, &err), WGF_EINVAL);
+    ck_assert_msg(strstr(err.msg, "5 covariance numbers"), "%s", err.msg);
+    gsl_rng_free(r);
+    free(x);
+    wgf_gmm_free(g);
+}
+END_TEST
+
+/* ------------------------------------------------------------- targets */
+
+static int shares_a_row(const double *a, size_t na, const double *b, size_t nb, size_t d)
+{
+    for (size_t i = 0; i < na; i++)
+        for (size_t j = 0; j < nb; j++)
+            if (memcmp(a + i * d, b + j * d, d * sizeof *a) == 0)
+                return 1;
+    return 0;
+}
+
+/* Training and held-out sets: disjoint, reproducible, of the asked sizes;
+ * another target_seed gives other samples. */
+START_TEST(target_sets)
+{
+    energy e;
+    wgf_target *t, *t2;
+    wgf_error err = {0};
+    mmd_section(&e, "target = moons\ntarget_samples = 300", 2, "test.ini");
+    ck_assert_msg(wgf_target_create(&t, e.sec, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_msg(wgf_target_create(&t2, e.sec, &err) == WGF_OK, "%s", err.msg);
+    const double *tr, *he, *tr2;
+    size_t ntr, nhe, ntr2;
+    ck_assert_int_eq(wgf_target_set(t, WGF_TARGET_TRAIN, 0, &tr, &ntr, &err), WGF_OK);
+    ck_assert_int_eq(wgf_target_set(t, WGF_TARGET_HELDOUT, 500, &he, &nhe, &err), WGF_OK);
+    ck_assert_int_eq(wgf_target_set(t2, WGF_TARGET_TRAIN, 0, &tr2, &ntr2, &err), WGF_OK);
+    ck_assert_uint_eq(ntr, 300);
+    ck_assert_uint_eq(nhe, 500);
+    ck_assert(memcmp(tr, tr2, 300 * 2 * sizeof *tr) == 0);
+    ck_assert(!shares_a_row(tr, ntr, he, nhe, 2));
+    const double first[2] = {tr[0], tr[1]};
+    wgf_target_free(t);
+    wgf_target_free(t2);
+    energy_close(&e);
+    mmd_section(&e, "target = moons\ntarget_samples = 300\ntarget_seed = 2", 2, "test.ini");
+    ck_assert_msg(wgf_target_create(&t, e.sec, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_int_eq(wgf_target_set(t, WGF_TARGET_TRAIN, 0, &tr, &ntr, &err), WGF_OK);
+    ck_assert(tr[0] != first[0] && tr[1] != first[1]);
+    wgf_target_free(t);
+    energy_close(&e);
+
+    /* a file, split by rows: 10 rows, 3 held out, none in both */
+    make_tmpdir();
+    char csv[512] = "x1,x2\n", ini[256];
+    for (int k = 0; k < 10; k++) {
+        size_t len = strlen(csv);
+        snprintf(csv + len, sizeof csv - len, "%d,%d\n", k, -k);
+    }
+    write_file("target.csv", csv);
+    snprintf(ini, sizeof ini, "%s/exp.ini", tmpdir);
+    mmd_section(&e, "target = file\ntarget_file = target.csv\nheldout = 0.3", 2, ini);
+    ck_assert_msg(wgf_target_create(&t, e.sec, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_int_eq(wgf_target_set(t, WGF_TARGET_TRAIN, 0, &tr, &ntr, &err), WGF_OK);
+    ck_assert_int_eq(wgf_target_set(t, WGF_TARGET_HELDOUT, 1000, &he, &nhe, &err), WGF_OK);
+    ck_assert_uint_eq(ntr, 7);
+    ck_assert_uint_eq(nhe, 3);
+    ck_assert(!shares_a_row(tr, ntr, he, nhe, 2));
+    double sum = 0;
+    for (size_t k = 0; k < 7; k++)
+        sum += tr[2 * k];
+    for (size_t k = 0; k < 3; k++)
+        sum += he[2 * k];
+    ck_assert_double_eq(sum, 45.0); /* every row once */
+    wgf_target_free(t);
+    energy_close(&e);
+    /* a bad row: the file and its line */
+    write_file("target.csv", "1,2\n3,4\n5\n");
+    mmd_section(&e, "target = file\ntarget_file = target.csv", 2, ini);
+    ck_assert_int_eq(wgf_target_create(&t, e.sec, &err), WGF_EINVAL);
+    ck_assert_msg(strstr(err.msg, "target.csv:3: expected 2 finite"), "%s", err.msg);
+    energy_close(&e);
+    char path[256];
+    snprintf(path, sizeof path, "%s/target.csv", tmpdir);
+    remove(path);
+    rmdir(tmpdir);
+}
+END_TEST
+
+START_TEST(target_errors)
+{
+    expect_error("target = moons", 3, "energy.target: moons is a 2-D target and the run has dim = 3");
+    expect_error("target = file", 2, "energy.target: target = file needs the key target_file");
+    expect_error("target = file\ntarget_file = /nonexistent/t.csv", 2, "energy.target_file: cannot open");
+    expect_error("weights = 1 2\nmeans = 1 2 3", 2, "energy.means: 3 numbers for 2 components");
+    expect_error("weights = 1 2\ncovs = 1 2 3", 2, "energy.covs: 3 numbers for 2 components");
+    expect_error("covs = 1 2 2 1", 2, "energy.covs: covariance 1 is not positive definite");
+}
+END_TEST
+
+/* ------------------------------------------------------------------ mmd */
+
+static double k_gauss(double r2, const double *s, size_t ns)
+{
+    double v = 0;
+    for (size_t j = 0; j < ns; j++)
+        v += exp(-r2 / (2 * s[j] * s[j]));
+    return v;
+}
+
+/* The kernel of the test, written from doc/math.md 2.1 alone. */
+static double kern(int energy_kernel, const double *s, size_t ns, size_t d, const double *a, const double *b)
+{
+    double r2 = 0;
+    for (size_t i = 0; i < d; i++)
+        r2 += (a[i] - b[i]) * (a[i] - b[i]);
+    return energy_kernel ? -sqrt(r2) : k_gauss(r2, s, ns);
+}
+
+/* MMD^2, unbiased, by the double sums themselves. */
+static double mmd_brute(int ek, const double *s, size_t ns, size_t d, const double *x, size_t N,
+                        const double *y, size_t M)
+{
+    double xx = 0, xy = 0, yy = 0;
+    for (size_t n = 0; n < N; n++)
+        for (size_t k = 0; k < N; k++)
+            if (k != n)
+                xx += kern(ek, s, ns, d, x + n * d, x + k * d);
+    for (size_t n = 0; n < N; n++)
+        for (size_t m = 0; m < M; m++)
+            xy += kern(ek, s, ns, d, x + n * d, y + m * d);
+    for (size_t m = 0; m < M; m++)
+        for (size_t k = 0; k < M; k++)
+            if (k != m)
+                yy += kern(ek, s, ns, d, y + m * d, y + k * d);
+    return xx / (double)(N * (N - 1)) - 2 * xy / (double)(N * M) + yy / (double)(M * (M - 1));
+}
+
+/* The energy's own training samples: the same keys give the same target. */
+static void target_of(const energy *e, wgf_target **t, const double **y, size_t *M)
+{
+    wgf_error err = {0};
+    ck_assert_msg(wgf_target_create(t, e->sec, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_int_eq(wgf_target_set(*t, WGF_TARGET_TRAIN, 0, y, M, &err), WGF_OK);
+}
+
+static void check_brute(const char *body, int ek, const double *s, size_t ns, size_t d, size_t N,
+                        double weight)
+{
+    energy e;
+    energy_open(&e, body, d);
+    wgf_target *t;
+    const double *y;
+    size_t M;
+    target_of(&e, &t, &y, &M);
+    wgf_batch b;
+    random_batch(&b, N, d, 1.5, 11);
+    double want = weight * mmd_brute(ek, s, ns, d, b.x, N, y, M);
+    double F = F_of(&e, &b);
+    ck_assert_msg(fabs(F - want) <= 1e-12 * fmax(1e-3, fabs(want)) + 1e-14, "[%s]: F = %.17g, brute %.17g",
+                  body, F, want);
+    /* F is the same whether or not a is wanted */
+    double *a = malloc(N * d * sizeof *a), F2;
+    wgf_error err = {0};
+    ck_assert(a != NULL);
+    ck_assert_int_eq(e.vt->eval(e.st, &b, &F2, a, NULL, &err), WGF_OK);
+    ck_assert_double_eq(F, F2);
+    free(a);
+    wgf_batch_free(&b);
+    wgf_target_free(t);
+    energy_close(&e);
+}
+
+START_TEST(mmd_brute_force)
+{
+    const double s1[] = {1.0}, s3[] = {0.3, 1.0, 2.5};
+    check_brute("target_samples = 50", 0, s1, 1, 3, 40, 1.0);
+    check_brute("target_samples = 70\nbandwidth = 0.3 1 2.5\nweight = 2.5", 0, s3, 3, 2, 33, 2.5);
+    check_brute("kernel = energy\ntarget = 8gaussians\ntarget_samples = 60\nnoise = 0.2", 1, s1, 1, 2, 45,
+                1.0);
+    /* a mixture in 5-D, N above one tile */
+    check_brute("kernel = energy\nweights = 1 2\nmeans = 1\ncovs = 0.5 2\ntarget_samples = 30", 1, s1, 1, 5,
+                700, 1.0);
+}
+END_TEST
+
+/* The median heuristic: bandwidth times the median distance between the
+ * target samples, computed here by brute force. */
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+START_TEST(mmd_median)
+{
+    energy e;
+    energy_open(&e, "target = rings\ntarget_samples = 41\nmedian = true\nbandwidth = 0.5", 2);
+    wgf_target *t;
+    const double *y;
+    size_t M;
+    target_of(&e, &t, &y, &M);
+    size_t np = M * (M - 1) / 2, k = 0;
+    double *r = malloc(np * sizeof *r);
+    ck_assert(r != NULL);
+    for (size_t a = 0; a < M; a++)
+        for (size_t c = a + 1; c < M; c++)
+            r[k++] = hypot(y[2 * a] - y[2 * c], y[2 * a + 1] - y[2 * c + 1]);
+    qsort(r, np, sizeof *r, cmp_double);
+    double s = 0.5 * (np % 2 ? r[np / 2] : 0.5 * (r[np / 2 - 1] + r[np / 2]));
+    free(r);
+    wgf_batch b;
+    random_batch(&b, 20, 2, 1.0, 4);
+    double want = mmd_brute(0, &s, 1, 2, b.x, 20, y, M);
+    ck_assert_msg(fabs(F_of(&e, &b) - want) < 1e-12, "F %.17g, brute %.17g", F_of(&e, &b), want);
+    wgf_batch_free(&b);
+    wgf_target_free(t);
+    energy_close(&e);
+}
+END_TEST
+
+/* The witness gradient g_n = N dFhat/dx_n (doc/math.md 2.1) against central
+ * differences of the estimate, and a = dF/dx likewise; the reverse pass of
+ * wgrad against central differences of <gbar, g>. */
+static void check_fd(const char *body, size_t d, size_t N)
+{
+    energy e;
+    energy_open(&e, body, d);
+    wgf_batch b;
+    random_batch(&b, N, d, 1.2, 17);
+    double *a = malloc(N * d * sizeof *a), *g = malloc(N * d * sizeof *g), *gp = malloc(N * d * sizeof *gp),
+           *gm = malloc(N * d * sizeof *gm), *gbar = malloc(N * d * sizeof *gbar),
+           *xbar = calloc(N * d, sizeof *xbar), F;
+    ck_assert(a && g && gp && gm && gbar && xbar);
+    gsl_rng *r = rng_seeded(23);
+    for (size_t k = 0; k < N * d; k++)
+        gbar[k] = gsl_ran_gaussian(r, 1.0);
+    gsl_rng_free(r);
+    wgf_error err = {0};
+    ck_assert_int_eq(e.vt->eval(e.st, &b, &F, a, NULL, &err), WGF_OK);
+    ck_assert_int_eq(e.vt->wgrad(e.st, &b, g, &err), WGF_OK);
+    ck_assert_int_eq(e.vt->wgrad_vjp(e.st, &b, gbar, xbar, NULL, NULL, &err), WGF_OK);
+    double worst_g = 0, worst_a = 0, worst_v = 0, scale_g = 1e-3, scale_v = 1e-3;
+    for (size_t k = 0; k < N * d; k++) {
+        double x0 = b.x[k], h = 1e-5;
+        b.x[k] = x0 + h;
+        double Fp = F_of(&e, &b);
+        ck_assert_int_eq(e.vt->wgrad(e.st, &b, gp, &err), WGF_OK);
+        b.x[k] = x0 - h;
+        double Fm = F_of(&e, &b);
+        ck_assert_int_eq(e.vt->wgrad(e.st, &b, gm, &err), WGF_OK);
+        b.x[k] = x0;
+        double dF = (Fp - Fm) / (2 * h), dv = 0;
+        for (size_t j = 0; j < N * d; j++)
+            dv += gbar[j] * (gp[j] - gm[j]) / (2 * h);
+        worst_a = fmax(worst_a, fabs(a[k] - dF));
+        worst_g = fmax(worst_g, fabs(g[k] - (double)N * dF));
+        worst_v = fmax(worst_v, fabs(xbar[k] - dv));
+        scale_g = fmax(scale_g, fabs(g[k]));
+        scale_v = fmax(scale_v, fabs(dv));
+    }
+    ck_assert_msg(worst_g / scale_g < 1e-6, "[%s]: g vs N dF/dx: %g (scale %g)", body, worst_g, scale_g);
+    ck_assert_msg(worst_a * (double)N / scale_g < 1e-6, "[%s]: a vs dF/dx: %g", body, worst_a);
+    ck_assert_msg(worst_v / scale_v < 1e-6, "[%s]: xbar vs FD of <gbar, g>: %g (scale %g)", body, worst_v,
+                  scale_v);
+    /* wgrad_vjp accumulates */
+    double *x2 = malloc(N * d * sizeof *x2);
+    ck_assert(x2 != NULL);
+    for (size_t k = 0; k < N * d; k++)
+        x2[k] = 1.0;
+    ck_assert_int_eq(e.vt->wgrad_vjp(e.st, &b, gbar, x2, NULL, NULL, &err), WGF_OK);
+    for (size_t k = 0; k < N * d; k++)
+        ck_assert_double_eq_tol(x2[k], 1.0 + xbar[k], 1e-12);
+    free(x2);
+    free(a);
+    free(g);
+    free(gp);
+    free(gm);
+    free(gbar);
+    free(xbar);
+    wgf_batch_free(&b);
+    energy_close(&e);
+}
+
+START_TEST(mmd_witness_fd)
+{
+    check_fd("target_samples = 40\nbandwidth = 0.7", 3, 9);
+    check_fd("target = moons\ntarget_samples = 60\nbandwidth = 0.2 1 3\nweight = 0.5", 2, 12);
+    check_fd("kernel = energy\ntarget = checkerboard\ntarget_samples = 50", 2, 10);
+    check_fd("kernel = energy\nweights = 1 1 2\nmeans = 1 0 0 0 1 0 0 0 1\ncovs = 0.1", 3, 8);
+}
+END_TEST
+
+/* Bit-identical results on 1 and 2 threads, above the parallel threshold. */
+START_TEST(mmd_threads)
+{
+    const char *bodies[] = {"target = 8gaussians\ntarget_samples = 400\nbandwidth = 0.5 2",
+                            "kernel = energy\ntarget = moons\ntarget_samples = 350"};
+    for (size_t v = 0; v < 2; v++) {
+        energy e;
+        energy_open(&e, bodies[v], 2);
+        size_t N = 333, d = 2;
+        wgf_batch b;
+        random_batch(&b, N, d, 1.0, 29);
+        double F[2], *a[2], *g[2], *xb[2], *gbar = malloc(N * d * sizeof *gbar);
+        ck_assert(gbar != NULL);
+        for (size_t k = 0; k < N * d; k++)
+            gbar[k] = sin((double)k);
+        for (int t = 0; t < 2; t++) {
+#ifdef _OPENMP
+            omp_set_num_threads(t + 1);
+#endif
+            a[t] = malloc(N * d * sizeof(double));
+            g[t] = malloc(N * d * sizeof(double));
+            xb[t] = calloc(N * d, sizeof(double));
+            ck_assert(a[t] && g[t] && xb[t]);
+            wgf_error err = {0};
+            ck_assert_int_eq(e.vt->eval(e.st, &b, &F[t], a[t], NULL, &err), WGF_OK);
+            ck_assert_int_eq(e.vt->wgrad(e.st, &b, g[t], &err), WGF_OK);
+            ck_assert_int_eq(e.vt->wgrad_vjp(e.st, &b, gbar, xb[t], NULL, NULL, &err), WGF_OK);
+        }
+        ck_assert(memcmp(&F[0], &F[1], sizeof F[0]) == 0);
+        ck_assert(memcmp(a[0], a[1], N * d * sizeof(double)) == 0);
+        ck_assert(memcmp(g[0], g[1], N * d * sizeof(double)) == 0);
+        ck_assert(memcmp(xb[0], xb[1], N * d * sizeof(double)) == 0);
+        for (int t = 0; t < 2; t++) {
+            free(a[t]);
+            free(g[t]);
+            free(xb[t]);
+        }
+        free(gbar);
+        wgf_batch_free(&b);
+        energy_close(&e);
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(2);
+#endif
+}
+END_TEST
+
+/* An MMD of zero in expectation: the model's samples drawn from the target
+ * itself give |Fhat| of the order of its standard error, and a shifted
+ * model a clearly positive value. */
+START_TEST(mmd_sign)
+{
+    energy e;
+    energy_open(&e, "target = 8gaussians\ntarget_samples = 500\nnoise = 0.3\nbandwidth = 0.5 1 2", 2);
+    wgf_batch b;
+    ck_assert_int_eq(wgf_batch_alloc(&b, 500, 2, 0, 0), WGF_OK);
+    gsl_rng *r = rng_seeded(77);
+    wgf_samples_8gaussians(r, 500, 0.3, b.x);
+    double same = F_of(&e, &b);
+    for (size_t k = 0; k < 1000; k += 2)
+        b.x[k] += 1.0;
+    double shifted = F_of(&e, &b);
+    ck_assert_msg(fabs(same) < 0.01 && shifted > 0.1, "same law %g, shifted %g", same, shifted);
+    gsl_rng_free(r);
+    wgf_batch_free(&b);
+    energy_close(&e);
+}
+END_TEST
+
+static Suite *generative_suite(void)
+{
+    Suite *s = suite_create("generative");
+    TCase *tc = tcase_create("samples");
+    tcase_add_test(tc, read_rows);
+    tcase_add_test(tc, read_errors);
+    tcase_add_test(tc, generators_shapes);
+    tcase_add_test(tc, gmm_moments);
+    tcase_add_test(tc, target_sets);
+    tcase_add_test(tc, target_errors);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("mmd");
+    tcase_add_test(tc, mmd_brute_force);
+    tcase_add_test(tc, mmd_median);
+    tcase_add_test(tc, mmd_witness_fd);
+    tcase_add_test(tc, mmd_threads);
+    tcase_add_test(tc, mmd_sign);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return test_main(generative_suite());
+}
