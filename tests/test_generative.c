@@ -7,6 +7,7 @@
 
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
+#include <gsl/gsl_sf_bessel.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -650,6 +651,111 @@ START_TEST(mmd_sign)
 }
 END_TEST
 
+/* ------------------------------------------------------- ref_target */
+
+static double figure(const wgf_run_result *res, const char *name)
+{
+    for (size_t i = 0; i < res->nfigures; i++)
+        if (strcmp(res->figures[i].name, name) == 0)
+            return res->figures[i].value;
+    ck_abort_msg("no figure %s in the run's result", name);
+    return NAN;
+}
+
+/* A run that does not move (weight 0): the model stays N(0, I) in 2-D, its
+ * output samples moment-matched, and the target is a mixture of
+ * N((-3, 0), I) and N((3, 0), I) with weights 0.3, 0.7. */
+static void run_static(const char *target, wgf_run_result *res)
+{
+    char ini[1024];
+    snprintf(ini, sizeof ini,
+             "[run]\ndim = 2\nsamples = 50\nseed = 3\n[initial]\ntype = gaussian\n"
+             "[energy]\nplugin = mmd\nweight = 0\ntarget_samples = 10\n%s\n"
+             "[map]\nplugin = affine\n[metric]\nplugin = lagrangian\ntikhonov = 1e-3\n"
+             "[scheme]\nplugin = euler\nstep = 0.01\nt_end = 0.01\n"
+             "[output]\nevery = 1\nsamples = 4000\nplots = false\nwrite_samples = false\n"
+             "[reference]\nplugin = target\nsamples = 4000\nbandwidth = 1 2\n",
+             target);
+    char *file = test_write_ini(ini), *dir = test_temp_dir("tref");
+    wgf_run_opts opts = {.file = file, .outdir = dir, .threads = 1, .quiet = 1};
+    wgf_error err = {0};
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    int rc = wgf_run(&opts, res, &diag, &err);
+    ck_assert_msg(rc == WGF_OK, "%s", diag.n ? diag.msg[0] : err.msg);
+    wgf_diag_free(&diag);
+    test_remove_tree(dir);
+    unlink(file);
+    free(dir);
+    free(file);
+}
+
+/* E|Z| for Z ~ N(mu, s^2 I) in 2-D (the Rice mean):
+ * s sqrt(pi/2) L_1/2(-|mu|^2/(2 s^2)), L_1/2(-q) = e^(-q/2) ((1+q) I0(q/2) + q I1(q/2)). */
+static double rice_mean(double mu, double s)
+{
+    double q = mu * mu / (2 * s * s);
+    return s * sqrt(M_PI / 2) * exp(-q / 2) * ((1 + q) * gsl_sf_bessel_I0(q / 2) + q * gsl_sf_bessel_I1(q / 2));
+}
+
+/* The held-out distances of a shifted Gaussian against their closed forms:
+ * target N((3, 0), I), model N(0, I). Sliced W2^2 = E_theta (3 theta_1)^2 =
+ * 9/2 (over 64 random directions the mean of theta_1^2 has a standard
+ * deviation of 0.044 about 1/2, hence the 12%); MMD^2 with Gaussian kernels of bandwidth s in 2-D:
+ * sum_s 2 s^2/(s^2+2) (1 - exp(-9/(2(s^2+2)))); energy distance
+ * 2 E|N(mu, 2I)| - 2 E|N(0, 2I)|. */
+START_TEST(ref_target_closed_forms)
+{
+    wgf_run_result res;
+    run_static("means = 3 0\n", &res);
+    double mmd = 0;
+    for (double s = 1; s <= 2; s += 1)
+        mmd += 2 * s * s / (s * s + 2) * (1 - exp(-9 / (2 * (s * s + 2))));
+    double ed = 2 * rice_mean(3, sqrt(2)) - 2 * rice_mean(0, sqrt(2));
+    ck_assert_msg(fabs(figure(&res, "sw2") - sqrt(4.5)) < 0.12 * sqrt(4.5), "sw2 %g, exact %g",
+                  figure(&res, "sw2"), sqrt(4.5));
+    ck_assert_msg(fabs(figure(&res, "mmd") - mmd) < 0.02 * mmd, "mmd %g, exact %g", figure(&res, "mmd"), mmd);
+    ck_assert_msg(fabs(figure(&res, "edist") - ed) < 0.02 * ed, "edist %g, exact %g", figure(&res, "edist"),
+                  ed);
+    ck_assert_msg(fabs(figure(&res, "mode_w1") - 1.0) < 1e-12, "mode_w1 %g", figure(&res, "mode_w1"));
+    /* the target itself: every distance near 0 */
+    run_static("", &res);
+    ck_assert_msg(figure(&res, "sw2") < 0.05 && fabs(figure(&res, "mmd")) < 2e-3 &&
+                      fabs(figure(&res, "edist")) < 5e-3,
+                  "sw2 %g, mmd %g, edist %g", figure(&res, "sw2"), figure(&res, "mmd"), figure(&res, "edist"));
+    /* mode weights: N(0, I) splits evenly between means at -3 and 3 */
+    run_static("weights = 0.3 0.7\nmeans = -3 0 3 0\n", &res);
+    double w1 = figure(&res, "mode_w1"), w2 = figure(&res, "mode_w2");
+    ck_assert_msg(fabs(w1 - 0.5) < 0.04 && fabs(w1 + w2 - 1) < 1e-12, "mode weights %g %g", w1, w2);
+    ck_assert_msg(fabs(figure(&res, "mode_err") - fmax(fabs(w1 - 0.3), fabs(w2 - 0.7))) < 1e-12, "mode_err %g",
+                  figure(&res, "mode_err"));
+}
+END_TEST
+
+/* A problem without a target is refused, naming the reference's key. */
+START_TEST(ref_target_refuses)
+{
+    const char *ini = "[run]\ndim = 2\nsamples = 50\n[energy]\nplugin = fpe\n[map]\nplugin = affine\n"
+                      "[metric]\nplugin = lagrangian\n[scheme]\nplugin = euler\nt_end = 0.005\n"
+                      "[reference]\nplugin = target\n";
+    char *file = test_write_ini(ini), *dir = test_temp_dir("tref");
+    wgf_run_opts opts = {.file = file, .outdir = dir, .threads = 1, .quiet = 1};
+    wgf_run_result res;
+    wgf_error err = {0};
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    ck_assert_int_eq(wgf_run(&opts, &res, &diag, &err), WGF_EINVAL);
+    const char *msg = diag.n ? diag.msg[0] : err.msg;
+    ck_assert_msg(strstr(msg, ":14: reference.plugin: target needs an energy with a target (mmd or fdiv)"),
+                  "%s", msg);
+    wgf_diag_free(&diag);
+    test_remove_tree(dir);
+    unlink(file);
+    free(dir);
+    free(file);
+}
+END_TEST
+
 static Suite *generative_suite(void)
 {
     Suite *s = suite_create("generative");
@@ -667,6 +773,10 @@ static Suite *generative_suite(void)
     tcase_add_test(tc, mmd_witness_fd);
     tcase_add_test(tc, mmd_threads);
     tcase_add_test(tc, mmd_sign);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("reference");
+    tcase_add_test(tc, ref_target_closed_forms);
+    tcase_add_test(tc, ref_target_refuses);
     suite_add_tcase(s, tc);
     return s;
 }
