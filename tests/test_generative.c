@@ -684,6 +684,22 @@ static void run_static(const char *target, wgf_run_result *res)
     int rc = wgf_run(&opts, res, &diag, &err);
     ck_assert_msg(rc == WGF_OK, "%s", diag.n ? diag.msg[0] : err.msg);
     wgf_diag_free(&diag);
+    /* reference.csv: the held-out samples as dashes over the samples plot */
+    char path[4200], line[256];
+    snprintf(path, sizeof path, "%s/reference.csv", dir);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "no %s", path);
+    ck_assert(fgets(line, sizeof line, f) && strcmp(line, "# curve\n") == 0);
+    size_t points = 0, blank = 0;
+    while (fgets(line, sizeof line, f)) {
+        double a, b;
+        if (line[0] == '\n')
+            blank++;
+        else if (sscanf(line, "%lf,%lf", &a, &b) == 2)
+            points++;
+    }
+    fclose(f);
+    ck_assert_msg(points == 8000 && blank == 4000, "%zu points, %zu blank lines", points, blank);
     test_remove_tree(dir);
     unlink(file);
     free(dir);

@@ -12,7 +12,8 @@
  *          at the output cadence;
  *   and for a Gaussian-mixture target, mode_w1..mode_wk, the fraction of the
  *          model samples whose nearest mean is component j's, and mode_err,
- *          the largest |fraction - weight|. */
+ *          the largest |fraction - weight|.
+ * reference.csv holds the held-out samples, drawn over the samples plot. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,12 +196,31 @@ static int tref_eval(void *state, const wgf_reference_obs *obs, int full, double
     return WGF_OK;
 }
 
+/* reference.csv: the held-out samples in (x1, x2), drawn over the model's
+ * samples plot. The plot draws a curve with lines, so each sample is a
+ * short dash of its own (a blank line ends a line in gnuplot). */
+static int tref_curve(void *state, double t, FILE *f, wgf_error *err)
+{
+    (void)t;
+    (void)err;
+    tref *r = state;
+    if (r->d < 2)
+        return WGF_OK;
+    fprintf(f, "# curve\n");
+    for (size_t n = 0; n < r->nd; n++) {
+        const double *y = r->y + n * r->d;
+        fprintf(f, "%.8g,%.8g\n%.8g,%.8g\n\n", y[0] - 0.01, y[1], y[0] + 0.01, y[1]);
+    }
+    return WGF_OK;
+}
+
 static const wgf_reference_vt tref_vt = {
     .create = tref_create,
     .destroy = tref_destroy,
     .ncolumns = tref_ncolumns,
     .column = tref_column,
     .eval = tref_eval,
+    .curve = tref_curve,
 };
 
 static const wgf_param tref_params[] = {
