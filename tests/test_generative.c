@@ -838,7 +838,7 @@ END_TEST
 
 /* ------------------------------------------------------------------ fdiv */
 
-/* The critic's KL against the closed form for two Gaussians in 1-D:
+/* The critic's divergences against the closed forms for two Gaussians in 1-D:
  * KL(N(0, 1) || N(1, 1.5^2)) = log 1.5 + (1 + 1)/(2 * 2.25) - 1/2. With the
  * quadratic features the optimal critic 1 + log(rho/nu) is in the family,
  * so the estimate is off by sampling alone (N = M = 20000: about 0.006);
@@ -880,9 +880,18 @@ static double fdiv_kl(const char *features)
 START_TEST(fdiv_kl_gaussians)
 {
     double kl = log(1.5) + 2.0 / 4.5 - 0.5, q = fdiv_kl("features = quadratic"),
-           f = fdiv_kl("features = fourier\ncount = 64\nbandwidth = 2");
+           f = fdiv_kl("features = fourier\ncount = 64\nbandwidth = 2"),
+           dv = fdiv_kl("divergence = dv\nfeatures = quadratic");
     ck_assert_msg(fabs(q - kl) < 0.02, "quadratic critic: KL %g, exact %g", q, kl);
     ck_assert_msg(fabs(f - kl) < 0.05, "fourier critic: KL %g, exact %g", f, kl);
+    ck_assert_msg(fabs(dv - kl) < 0.02, "Donsker-Varadhan, quadratic critic: KL %g, exact %g", dv, kl);
+    /* chi^2 = int rho^2/nu - 1 = 1.5/sqrt(2 pi) sqrt(pi/a) exp(b^2/(4a) + c) - 1 with
+     * a = 1 - 1/4.5, b = -2/4.5, c = 1/4.5; its optimal critic 2 (rho/nu - 1) is in
+     * neither family, so a looser tolerance */
+    double a = 1 - 1 / 4.5, b = -2 / 4.5, c = 1 / 4.5;
+    double chi2 = 1.5 / sqrt(2 * M_PI) * sqrt(M_PI / a) * exp(b * b / (4 * a) + c) - 1,
+           fc = fdiv_kl("divergence = chi2\nfeatures = fourier\ncount = 64\nbandwidth = 2");
+    ck_assert_msg(fabs(fc - chi2) < 0.1 * chi2, "fourier critic: chi^2 %g, exact %g", fc, chi2);
 }
 END_TEST
 

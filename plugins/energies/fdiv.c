@@ -1,26 +1,30 @@
-/* fdiv.c: KL(rho || nu) to a target nu known by samples y_1..y_M, in its
- * variational form with a critic linear in features (doc/math.md 2.1):
+/* fdiv.c: an f-divergence D(rho || nu) to a target nu known by samples
+ * y_1..y_M, in its variational form with a critic h(x) = w . phi(x) linear
+ * in features (doc/math.md 2.1):
  *
- *     KL = sup_h E_rho h - E_nu e^(h-1),   h(x) = w . phi(x),
+ *     KL   = sup_h E_rho h - E_nu e^(h-1)            (divergence = kl),
+ *     KL   = sup_h E_rho h - log E_nu e^h            (dv, Donsker-Varadhan),
+ *     chi2 = sup_h E_rho h - E_nu (h + h^2/4)        (chi2),
  *
  * phi: a constant and D seeded random Fourier features
  * sqrt(2/D) cos(omega_j . x + b_j), omega_j ~ N(0, I/s^2), b_j ~ U[0, 2 pi),
- * or the quadratic monomials (1, x_i, x_i x_k), in which the optimal critic
- * 1 + log(rho/nu) of two Gaussians lies exactly. On a batch, with a ridge
- * lambda |w|^2/2 that keeps the inner problem strictly concave,
+ * or the quadratic monomials (1, x_i, x_i x_k), in which the optimal KL
+ * critic 1 + log(rho/nu) of two Gaussians lies exactly. On a batch, with a
+ * ridge lambda |w|^2/2 that keeps the inner problem strictly concave,
  *
- *     J(w; x) = 1/N sum_n w.phi(x_n) - 1/M sum_m e_m - lambda/2 |w|^2,  e_m = exp(w.phi(y_m) - 1),
+ *     J(w; x) = 1/N sum_n w.phi(x_n) - Psi(h(y_1), .., h(y_M)) - lambda/2 |w|^2,
  *     Fhat = J(w*; x) = max_w J(w; x)    (Newton's method, warm-started),
  *
- * and by the envelope theorem (dJ/dw = 0 at w*) a_n = grad h*(x_n) / N,
- * c_n = 0, g_n = grad h*(x_n). The reverse pass of g differentiates w*(x)
- * as well: with Hn = 1/M sum_m e_m phi(y_m) phi(y_m)^T + lambda I (minus
- * the Hessian of J in w) and v_j = sum_n grad phi_j(x_n) . gbar_n,
+ * (Psi in objective()) and by the envelope theorem (dJ/dw = 0 at w*)
+ * a_n = grad h*(x_n) / N, c_n = 0, g_n = grad h*(x_n). The reverse pass of
+ * g differentiates w*(x) as well: with Hn = -d^2 J/dw^2 (hessian()) and
+ * v_j = sum_n grad phi_j(x_n) . gbar_n,
  *
  *     xbar_k += Hess h*(x_k) gbar_k + 1/N sum_j u_j grad phi_j(x_k),   u = Hn^-1 v.
  *
- * Every evaluation fits w* to a relative gradient norm of `tol`, so Fhat, a and g are
- * functions of the batch up to that tolerance whatever the warm start. */
+ * Every evaluation fits w* to a relative gradient norm of `tol`, so Fhat, a
+ * and g are functions of the batch up to that tolerance whatever the warm
+ * start. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +41,7 @@ WGF_EXPORT const wgf_plugin *wgf_plugin_entry(unsigned index);
 #define FDIV_FAMILY 0xfd17ul
 
 enum { F_FOURIER, F_QUADRATIC };
+enum { D_KL, D_DV, D_CHI2 };
 
 typedef struct fdiv {
     size_t d, M, P; /* P features, the constant first */
@@ -49,10 +54,13 @@ typedef struct fdiv {
     double *phiy;               /* M x P */
     double *w;                  /* the critic, warm start */
     /* work */
-    double *ey, *grad, *H, *step;
+    int div;
+    double *q, *r, *grad, *H, *step;
 } fdiv;
 
 static const wgf_param fdiv_params[] = {
+    {.key = "divergence", .type = WGF_PARAM_CHOICE, .def = "kl", .choices = "kl|dv|chi2",
+     .doc = "kl: sup E h - E_nu e^(h-1); dv: Donsker-Varadhan sup E h - log E_nu e^h; chi2: f*(h) = h + h^2/4"},
     {.key = "features", .type = WGF_PARAM_CHOICE, .def = "fourier", .choices = "fourier|quadratic",
      .doc = "the critic's features: random Fourier features, or monomials of degree <= 2"},
     {.key = "count", .type = WGF_PARAM_INT, .def = "64", .flags = WGF_P_MIN | WGF_P_MAX, .min = 1,
@@ -140,36 +148,79 @@ static void hess_v(const fdiv *st, const double *x, const double *c, const doubl
 
 /* ------------------------------------------------------------ the fit */
 
-/* J(w) from the batch's mean feature mx (P); e_m into st->ey. */
+/* J(w) = w . mx - Psi(h(y)) - lambda/2 |w|^2 from the batch's mean feature
+ * mx (P), with q_m = dPsi/dh_m into st->q and the diagonal of the second
+ * derivative into st->r (DV adds -p p^T, see hessian()):
+ *   kl:   Psi = 1/M sum e^(h_m - 1),        q_m = r_m = e^(h_m - 1)/M;
+ *   dv:   Psi = log(1/M sum e^(h_m)),       q_m = r_m = p_m = softmax(h)_m;
+ *   chi2: Psi = 1/M sum (h_m + h_m^2/4),    q_m = (1 + h_m/2)/M, r_m = 1/(2M). */
 static double objective(fdiv *st, const double *w, const double *mx)
 {
     size_t P = st->P, M = st->M;
-    double lin = 0.0, ww = 0.0, se = 0.0;
+    double lin = 0.0, ww = 0.0, psi = 0.0, dM = (double)M;
     for (size_t j = 0; j < P; j++) {
         lin += w[j] * mx[j];
         ww += w[j] * w[j];
     }
+    double hmax = -INFINITY;
     for (size_t m = 0; m < M; m++) {
         double h = 0.0;
         for (size_t j = 0; j < P; j++)
             h += w[j] * st->phiy[m * P + j];
-        st->ey[m] = exp(h - 1.0);
-        se += st->ey[m];
+        st->q[m] = h;
+        hmax = fmax(hmax, h);
     }
-    return lin - se / (double)M - 0.5 * st->ridge * ww;
+    switch (st->div) {
+    case D_KL:
+        for (size_t m = 0; m < M; m++) {
+            st->q[m] = st->r[m] = exp(st->q[m] - 1.0) / dM;
+            psi += st->q[m];
+        }
+        break;
+    case D_DV: {
+        double se = 0.0;
+        for (size_t m = 0; m < M; m++) {
+            st->q[m] = exp(st->q[m] - hmax);
+            se += st->q[m];
+        }
+        for (size_t m = 0; m < M; m++)
+            st->q[m] = st->r[m] = st->q[m] / se;
+        psi = hmax + log(se / dM);
+        break;
+    }
+    default:
+        for (size_t m = 0; m < M; m++) {
+            double h = st->q[m];
+            psi += (h + 0.25 * h * h) / dM;
+            st->q[m] = (1.0 + 0.5 * h) / dM;
+            st->r[m] = 0.5 / dM;
+        }
+    }
+    return lin - psi - 0.5 * st->ridge * ww;
 }
 
-/* Hn = 1/M sum e_m phi phi^T + lambda I from st->ey, into st->H; Cholesky. */
+/* Hn = sum r_m phi phi^T (- s s^T, s = sum p_m phi, for dv) + lambda I from
+ * st->q, st->r, into st->H; Cholesky. */
 static int hessian(fdiv *st, wgf_error *err)
 {
     size_t P = st->P, M = st->M;
     memset(st->H, 0, P * P * sizeof *st->H);
     for (size_t m = 0; m < M; m++) {
         const double *p = st->phiy + m * P;
-        double e = st->ey[m] / (double)M;
+        double e = st->r[m];
         for (size_t a = 0; a < P; a++)
             for (size_t b = 0; b <= a; b++)
                 st->H[a * P + b] += e * p[a] * p[b];
+    }
+    if (st->div == D_DV) {
+        double *sv = st->step; /* free until the Newton step is formed */
+        memset(sv, 0, P * sizeof *sv);
+        for (size_t m = 0; m < M; m++)
+            for (size_t j = 0; j < P; j++)
+                sv[j] += st->q[m] * st->phiy[m * P + j];
+        for (size_t a = 0; a < P; a++)
+            for (size_t b = 0; b <= a; b++)
+                st->H[a * P + b] -= sv[a] * sv[b];
     }
     for (size_t a = 0; a < P; a++) {
         st->H[a * P + a] += st->ridge;
@@ -213,7 +264,7 @@ static int fit(fdiv *st, const double *mx, double *J, wgf_error *err)
         }
         for (size_t m = 0; m < M; m++)
             for (size_t j = 0; j < P; j++) {
-                double t = st->ey[m] / (double)M * st->phiy[m * P + j];
+                double t = st->q[m] * st->phiy[m * P + j];
                 st->grad[j] -= t;
                 st->step[j] += fabs(t);
             }
@@ -221,7 +272,7 @@ static int fit(fdiv *st, const double *mx, double *J, wgf_error *err)
             gn = fmax(gn, fabs(st->grad[j]));
             scale = fmax(scale, st->step[j]);
         }
-        int rc = hessian(st, err);
+        int rc = hessian(st, err); /* overwrites st->step */
         if (rc != WGF_OK)
             return rc;
         if (gn <= st->tol * scale || (gn > 0.5 * prev && gn <= sqrt(st->tol) * scale)) {
@@ -251,7 +302,7 @@ static int fit(fdiv *st, const double *mx, double *J, wgf_error *err)
             rose = isfinite(Jt) && Jt >= Jw + 1e-4 * t * dec - 1e-14 * fabs(Jw);
         }
         if (!rose) {
-            Jw = objective(st, st->w, mx); /* st->ey back at w */
+            Jw = objective(st, st->w, mx); /* st->q, st->r back at w */
             if (gn <= sqrt(st->tol) * scale) {
                 *J = Jw;
                 return hessian(st, err);
@@ -262,7 +313,7 @@ static int fit(fdiv *st, const double *mx, double *J, wgf_error *err)
                                  gn);
         }
         memcpy(st->w, wt, P * sizeof *st->w);
-        Jw = Jt; /* st->ey is at the accepted trial */
+        Jw = Jt; /* st->q, st->r are at the accepted trial */
     }
 }
 
@@ -278,7 +329,8 @@ static void fdiv_destroy(void *state)
     free(st->phase);
     free(st->phiy);
     free(st->w);
-    free(st->ey);
+    free(st->q);
+    free(st->r);
     free(st->grad);
     free(st->H);
     free(st->step);
@@ -297,6 +349,8 @@ static int fdiv_create(const wgf_section *sec, const wgf_problem_info *info, voi
     st->tol = wgf_section_double(sec, "tol");
     st->maxit = wgf_section_int(sec, "max_newton");
     st->type = strcmp(wgf_section_string(sec, "features"), "quadratic") == 0 ? F_QUADRATIC : F_FOURIER;
+    const char *dv = wgf_section_string(sec, "divergence");
+    st->div = strcmp(dv, "dv") == 0 ? D_DV : strcmp(dv, "chi2") == 0 ? D_CHI2 : D_KL;
     size_t D = (size_t)wgf_section_int(sec, "count");
     st->P = st->type == F_FOURIER ? 1 + D : (d + 1) * (d + 2) / 2;
     int rc = wgf_target_create(&st->target, sec, err);
@@ -306,7 +360,8 @@ static int fdiv_create(const wgf_section *sec, const wgf_problem_info *info, voi
     if (rc == WGF_OK) {
         st->phiy = malloc(M * P * sizeof *st->phiy);
         st->w = calloc(P, sizeof *st->w);
-        st->ey = malloc(M * sizeof *st->ey);
+        st->q = malloc(M * sizeof *st->q);
+        st->r = malloc(M * sizeof *st->r);
         st->grad = malloc(P * sizeof *st->grad);
         st->H = malloc(P * P * sizeof *st->H);
         st->step = malloc(P * sizeof *st->step);
@@ -314,7 +369,7 @@ static int fdiv_create(const wgf_section *sec, const wgf_problem_info *info, voi
             st->omega = malloc(D * d * sizeof *st->omega);
             st->phase = malloc(D * sizeof *st->phase);
         }
-        if (!st->phiy || !st->w || !st->ey || !st->grad || !st->H || !st->step ||
+        if (!st->phiy || !st->w || !st->q || !st->r || !st->grad || !st->H || !st->step ||
             (st->type == F_FOURIER && (!st->omega || !st->phase)))
             rc = wgf_error_set(err, WGF_ENOMEM, "out of memory for %zu features", P);
     }
@@ -486,7 +541,7 @@ static const wgf_plugin fdiv_plugin = {
     .abi_version = WGF_ABI_VERSION,
     .kind = WGF_ENERGY,
     .name = "fdiv",
-    .summary = "KL to a target known by samples, variational, critic linear in features (fitted by Newton)",
+    .summary = "KL, Donsker-Varadhan KL or chi^2 to a target known by samples: variational, critic fitted by Newton",
     .params = fdiv_params,
     .vtable = &fdiv_vt,
 };
