@@ -37,6 +37,7 @@
 #include <omp.h>
 #endif
 
+#include <gsl/gsl_eigen.h>
 #include <gsl/gsl_sort.h>
 #include <gsl/gsl_statistics_double.h>
 #include <wgf/plugin.h>
@@ -52,6 +53,8 @@ WGF_EXPORT const wgf_plugin *wgf_plugin_entry(unsigned index);
 
 /* Below this many pair-coordinates one thread does the batch. */
 #define PAR_MIN 131072
+/* Target samples at which the stiffness is estimated. */
+#define STIFF_POINTS 64
 /* Target samples used for the median heuristic (M^2/2 distances). */
 #define MEDIAN_MAX 1000
 
@@ -72,6 +75,7 @@ typedef struct mmd {
     const double *y; /* M x d, the target's training samples (borrowed from target) */
     double *yt;      /* d x M */
     double cyy;      /* 1/(M(M-1)) sum_{m != m'} k(y_m, y_m') */
+    double lambda;   /* stiffness estimate (NaN: unknown) */
     kern K;
 } mmd;
 
@@ -399,6 +403,62 @@ static int kern_init(mmd *st, const wgf_section *sec, wgf_error *err)
     return WGF_OK;
 }
 
+/* The stiffness (wgf/plugin.h) of a Gaussian kernel: the largest eigenvalue
+ * of the Hessian of the potential part V(x) = -2w E_y k(x, y),
+ *
+ *     Hess V(x) = 2w E_y sum_j e_j (I / s_j^2 - (x-y)(x-y)^T / s_j^4),
+ *
+ * at the first STIFF_POINTS target samples, where the target's mass makes
+ * it largest: an eigenvalue of Hess V at some point, so an estimate from
+ * below of its supremum (at most 2w sum_j 1/s_j^2). */
+static int stiffness_init(mmd *st, wgf_error *err)
+{
+    st->lambda = NAN;
+    if (st->K.type != K_GAUSSIAN || st->weight == 0.0)
+        return WGF_OK;
+    size_t d = st->d, np = st->M < STIFF_POINTS ? st->M : STIFF_POINTS;
+    double *A = malloc((d * d + 2 * d) * sizeof *A);
+    gsl_vector *ev = gsl_vector_alloc(d);
+    gsl_eigen_symm_workspace *ws = gsl_eigen_symm_alloc(d);
+    if (!A || !ev || !ws) {
+        free(A);
+        if (ev)
+            gsl_vector_free(ev);
+        if (ws)
+            gsl_eigen_symm_free(ws);
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    }
+    double *y = A + d * d, best = 0.0;
+    for (size_t p = 0; p < np; p++) {
+        memset(A, 0, d * d * sizeof *A);
+        for (size_t m = 0; m < st->M; m++) {
+            double r2 = 0.0, a = 0.0, b = 0.0;
+            for (size_t i = 0; i < d; i++) {
+                y[i] = st->y[p * d + i] - st->y[m * d + i];
+                r2 += y[i] * y[i];
+            }
+            for (size_t j = 0; j < st->K.nb; j++) {
+                double e = exp(-r2 * st->K.inv2[j]);
+                a += e * st->K.ps[j];
+                b += e * st->K.cs[j];
+            }
+            for (size_t i = 0; i < d; i++) {
+                A[i * d + i] += a;
+                for (size_t k = 0; k < d; k++)
+                    A[i * d + k] -= b * y[i] * y[k];
+            }
+        }
+        gsl_matrix_view Av = gsl_matrix_view_array(A, d, d);
+        if (gsl_eigen_symm(&Av.matrix, ev, ws) == 0)
+            best = fmax(best, gsl_vector_max(ev));
+    }
+    st->lambda = 2.0 * st->weight * best / (double)st->M;
+    free(A);
+    gsl_vector_free(ev);
+    gsl_eigen_symm_free(ws);
+    return WGF_OK;
+}
+
 static int mmd_create(const wgf_section *sec, const wgf_problem_info *info, void **state, wgf_error *err)
 {
     *state = NULL;
@@ -439,6 +499,10 @@ static int mmd_create(const wgf_section *sec, const wgf_problem_info *info, void
         c += R[m];
     free(R);
     st->cyy = 2.0 * c / ((double)st->M * (double)(st->M - 1));
+    if ((rc = stiffness_init(st, err)) != WGF_OK) {
+        mmd_destroy(st);
+        return rc;
+    }
     *state = st;
     return WGF_OK;
 }
@@ -565,6 +629,11 @@ static int mmd_wgrad_vjp(void *state, const wgf_batch *b, const double *gbar, do
     return rc;
 }
 
+static double mmd_stiffness(void *state)
+{
+    return ((const mmd *)state)->lambda;
+}
+
 static const wgf_energy_vt mmd_vt = {
     .create = mmd_create,
     .destroy = mmd_destroy,
@@ -572,6 +641,7 @@ static const wgf_energy_vt mmd_vt = {
     .eval = mmd_eval,
     .wgrad = mmd_wgrad,
     .wgrad_vjp = mmd_wgrad_vjp,
+    .stiffness = mmd_stiffness,
 };
 
 static const wgf_plugin mmd_plugin = {
