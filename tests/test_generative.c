@@ -912,6 +912,17 @@ START_TEST(fdiv_kl_gaussians)
     double chi2 = 1.5 / sqrt(2 * M_PI) * sqrt(M_PI / a) * exp(b * b / (4 * a) + c) - 1,
            fc = fdiv_kl("divergence = chi2\nfeatures = fourier\ncount = 64\nbandwidth = 2");
     ck_assert_msg(fabs(fc - chi2) < 0.1 * chi2, "fourier critic: chi^2 %g, exact %g", fc, chi2);
+    /* JS in the f-GAN convention, int rho log(2 rho/(rho+nu)) + nu log(2 nu/(rho+nu)), by the
+     * trapezoidal rule on [-20, 20] (the integrand is smooth and decays like a Gaussian) */
+    double js = 0, hq = 1e-3;
+    for (int k = 0; k <= 40000; k++) {
+        double x = -20 + k * hq, r = exp(-x * x / 2) / sqrt(2 * M_PI),
+               n = exp(-(x - 1) * (x - 1) / 4.5) / (1.5 * sqrt(2 * M_PI)), w = (k == 0 || k == 40000) ? 0.5 : 1;
+        if (r > 0 && n > 0)
+            js += w * hq * (r * log(2 * r / (r + n)) + n * log(2 * n / (r + n)));
+    }
+    double fj = fdiv_kl("divergence = js\nfeatures = fourier\ncount = 64\nbandwidth = 2");
+    ck_assert_msg(fabs(fj - js) < 0.1 * js, "fourier critic: JS %g, quadrature %g", fj, js);
 }
 END_TEST
 

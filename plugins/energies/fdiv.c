@@ -5,6 +5,8 @@
  *     KL   = sup_h E_rho h - E_nu e^(h-1)            (divergence = kl),
  *     KL   = sup_h E_rho h - log E_nu e^h            (dv, Donsker-Varadhan),
  *     chi2 = sup_h E_rho h - E_nu (h + h^2/4)        (chi2),
+ *     JS   = sup_h E_rho h + E_nu log(2 - e^h)       (js, h < log 2; twice the
+ *            Jensen-Shannon divergence with 1/2 weights, as in f-GAN),
  *
  * phi: a constant and D seeded random Fourier features
  * sqrt(2/D) cos(omega_j . x + b_j), omega_j ~ N(0, I/s^2), b_j ~ U[0, 2 pi),
@@ -41,7 +43,7 @@ WGF_EXPORT const wgf_plugin *wgf_plugin_entry(unsigned index);
 #define FDIV_FAMILY 0xfd17ul
 
 enum { F_FOURIER, F_QUADRATIC };
-enum { D_KL, D_DV, D_CHI2 };
+enum { D_KL, D_DV, D_CHI2, D_JS };
 
 typedef struct fdiv {
     size_t d, M, P; /* P features, the constant first */
@@ -59,8 +61,9 @@ typedef struct fdiv {
 } fdiv;
 
 static const wgf_param fdiv_params[] = {
-    {.key = "divergence", .type = WGF_PARAM_CHOICE, .def = "kl", .choices = "kl|dv|chi2",
-     .doc = "kl: sup E h - E_nu e^(h-1); dv: Donsker-Varadhan sup E h - log E_nu e^h; chi2: f*(h) = h + h^2/4"},
+    {.key = "divergence", .type = WGF_PARAM_CHOICE, .def = "kl", .choices = "kl|dv|chi2|js",
+     .doc = "kl: sup E h - E_nu e^(h-1); dv: Donsker-Varadhan sup E h - log E_nu e^h; chi2: f*(h) = h + h^2/4; "
+            "js: f*(h) = -log(2 - e^h)"},
     {.key = "features", .type = WGF_PARAM_CHOICE, .def = "fourier", .choices = "fourier|quadratic",
      .doc = "the critic's features: random Fourier features, or monomials of degree <= 2"},
     {.key = "count", .type = WGF_PARAM_INT, .def = "64", .flags = WGF_P_MIN | WGF_P_MAX, .min = 1,
@@ -153,7 +156,9 @@ static void hess_v(const fdiv *st, const double *x, const double *c, const doubl
  * derivative into st->r (DV adds -p p^T, see hessian()):
  *   kl:   Psi = 1/M sum e^(h_m - 1),        q_m = r_m = e^(h_m - 1)/M;
  *   dv:   Psi = log(1/M sum e^(h_m)),       q_m = r_m = p_m = softmax(h)_m;
- *   chi2: Psi = 1/M sum (h_m + h_m^2/4),    q_m = (1 + h_m/2)/M, r_m = 1/(2M). */
+ *   chi2: Psi = 1/M sum (h_m + h_m^2/4),    q_m = (1 + h_m/2)/M, r_m = 1/(2M);
+ *   js:   Psi = -1/M sum log(2 - e^h_m),    q_m = e^h/(2 - e^h)/M, r_m = 2 e^h/(2 - e^h)^2/M
+ *         (+inf for h_m >= log 2: the line search backs off). */
 static double objective(fdiv *st, const double *w, const double *mx)
 {
     size_t P = st->P, M = st->M;
@@ -188,6 +193,16 @@ static double objective(fdiv *st, const double *w, const double *mx)
         psi = hmax + log(se / dM);
         break;
     }
+    case D_JS:
+        for (size_t m = 0; m < M; m++) {
+            double e = exp(st->q[m]), g = 2.0 - e;
+            if (!(g > 0.0))
+                return -INFINITY;
+            psi -= log(g) / dM;
+            st->q[m] = e / g / dM;
+            st->r[m] = 2.0 * e / (g * g) / dM;
+        }
+        break;
     default:
         for (size_t m = 0; m < M; m++) {
             double h = st->q[m];
@@ -350,7 +365,10 @@ static int fdiv_create(const wgf_section *sec, const wgf_problem_info *info, voi
     st->maxit = wgf_section_int(sec, "max_newton");
     st->type = strcmp(wgf_section_string(sec, "features"), "quadratic") == 0 ? F_QUADRATIC : F_FOURIER;
     const char *dv = wgf_section_string(sec, "divergence");
-    st->div = strcmp(dv, "dv") == 0 ? D_DV : strcmp(dv, "chi2") == 0 ? D_CHI2 : D_KL;
+    st->div = strcmp(dv, "dv") == 0     ? D_DV
+              : strcmp(dv, "chi2") == 0 ? D_CHI2
+              : strcmp(dv, "js") == 0   ? D_JS
+                                        : D_KL;
     size_t D = (size_t)wgf_section_int(sec, "count");
     st->P = st->type == F_FOURIER ? 1 + D : (d + 1) * (d + 2) / 2;
     int rc = wgf_target_create(&st->target, sec, err);
@@ -541,7 +559,7 @@ static const wgf_plugin fdiv_plugin = {
     .abi_version = WGF_ABI_VERSION,
     .kind = WGF_ENERGY,
     .name = "fdiv",
-    .summary = "KL, Donsker-Varadhan KL or chi^2 to a target known by samples: variational, critic fitted by Newton",
+    .summary = "KL, Donsker-Varadhan KL, chi^2 or JS to a target known by samples: variational, critic fitted by Newton",
     .params = fdiv_params,
     .vtable = &fdiv_vt,
 };
