@@ -124,81 +124,12 @@ static int file_init(wgf_dist *f, const wgf_section *sec, wgf_error *err)
     char *path = relative_to(wgf_section_file(sec), wgf_section_string(sec, "file"));
     if (!path)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
-    FILE *in = fopen(path, "r");
-    if (!in) {
-        int rc = wgf_section_error(sec, "file", err, "cannot open %s: %s", path, strerror(errno));
-        free(path);
-        return rc;
+    int rc = wgf_samples_read(path, f->d, &f->data, &f->ndata, err);
+    if (rc != WGF_OK && rc != WGF_ENOMEM) { /* named by the experiment's key, then the data file's line */
+        char msg[WGF_ERROR_MSG_MAX];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        rc = wgf_section_error(sec, "file", err, "%s", msg);
     }
-    /* A device or a pipe (/dev/zero) would be read forever; a file larger
-     * than memory cannot be held. */
-    struct stat st;
-    int regular = fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode);
-    if (!regular || (unsigned long long)st.st_size > (unsigned long long)wgf_mem_available() / 2) {
-        int rc = !regular ? wgf_section_error(sec, "file", err, "%s is not a regular file", path)
-                          : wgf_section_error(sec, "file", err, "%s is too large (%lld bytes) for memory",
-                                              path, (long long)st.st_size);
-        fclose(in);
-        free(path);
-        return rc;
-    }
-    size_t cap = 0, lineno = 0;
-    char *line = NULL;
-    size_t lcap = 0;
-    int rc = WGF_OK, header_allowed = 1;
-    while (rc == WGF_OK && getline(&line, &lcap, in) != -1) {
-        lineno++;
-        char *p = line;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (*p == '\n' || *p == '\r' || *p == '\0' || *p == '#')
-            continue;
-        if (f->ndata == cap) {
-            size_t ncap = cap ? 2 * cap : 1024, bytes;
-            double *nd = NULL;
-            if (!__builtin_mul_overflow(ncap, f->d * sizeof(double), &bytes))
-                nd = realloc(f->data, bytes);
-            if (!nd) {
-                rc = wgf_section_error(sec, "file", err, "%s:%zu: out of memory for %zu samples", path,
-                                       lineno, ncap);
-                break;
-            }
-            f->data = nd;
-            cap = ncap;
-        }
-        for (size_t i = 0; i < f->d; i++) {
-            char *end;
-            double v = strtod(p, &end);
-            if (end == p || !isfinite(v)) {
-                if (header_allowed && i == 0)
-                    goto next_line; /* a header row (x1,x2,... as wgf writes them) */
-                rc = wgf_section_error(sec, "file", err,
-                                       "%s:%zu: expected %zu finite numbers separated by commas or "
-                                       "spaces, found %zu",
-                                       path, lineno, f->d, i);
-                break;
-            }
-            f->data[f->ndata * f->d + i] = v;
-            p = end;
-            while (*p == ' ' || *p == '\t' || *p == ',')
-                p++;
-        }
-        /* More columns than dim: a file for another dimension, or with an
-         * index column; taking the first columns would hide the mistake. */
-        if (rc == WGF_OK && *p != '\n' && *p != '\r' && *p != '\0')
-            rc = wgf_section_error(sec, "file", err,
-                                   "%s:%zu: expected %zu numbers separated by commas or spaces, found "
-                                   "more (the run has dim = %zu)",
-                                   path, lineno, f->d, f->d);
-        if (rc == WGF_OK)
-            f->ndata++;
-    next_line:
-        header_allowed = 0;
-    }
-    free(line);
-    fclose(in);
-    if (rc == WGF_OK && f->ndata == 0)
-        rc = wgf_section_error(sec, "file", err, "%s: no samples", path);
     free(path);
     return rc;
 }

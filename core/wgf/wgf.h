@@ -16,5 +16,6 @@
 #include "registry.h"
 #include "run.h"
 #include "selftest.h"
+#include "samples.h"
 
 #endif

@@ -1,0 +1,659 @@
+/* mmd.c: the squared maximum mean discrepancy to a target nu known by
+ * samples y_1..y_M (doc/math.md 2.1), times a weight w:
+ *
+ *     MMD^2 = E k(x,x') - 2 E k(x,y) + E k(y,y'),
+ *
+ * an interaction energy (W = k) plus a potential (V = -2 k * nu) plus a
+ * constant. On a batch, unbiased (U-statistics, no n = n' or m = m' terms),
+ * with sums over k != n and over all m:
+ *
+ *     Fhat = w [ 1/(N(N-1)) sum_n sum_k k(x_n,x_k) - 2/(NM) sum_n sum_m k(x_n,y_m)
+ *                + 1/(M(M-1)) sum_m sum_m' k(y_m,y_m') ],
+ *     a_n  = 2w [ 1/(N(N-1)) sum_k grad_1 k(x_n,x_k) - 1/(NM) sum_m grad_1 k(x_n,y_m) ],  c_n = 0,
+ *     g_n  = N a_n = 2w [ 1/(N-1) sum_k grad_1 k(x_n,x_k) - 1/M sum_m grad_1 k(x_n,y_m) ],
+ *     xbar_n += 2w [ 1/(N-1) sum_k H(x_n-x_k) (gbar_n - gbar_k) - 1/M sum_m H(x_n-y_m) gbar_n ],
+ *
+ * with H the Hessian of k in its first argument. Kernels are radial,
+ * k(x,y) = kappa(r2), r2 = |x-y|^2, so grad_1 k = psi y and H = psi I + chi y y^T
+ * with psi = 2 kappa', chi = 4 kappa'' (as aggregation's kernels):
+ *
+ *   gaussian, a sum over bandwidths s_j: kappa = sum_j e_j, e_j = exp(-r2/(2 s_j^2)),
+ *     psi = -sum_j e_j / s_j^2, chi = sum_j e_j / s_j^4;
+ *   energy distance: kappa = -|y|, psi = -1/|y|, chi = 1/|y|^3 (0 at y = 0,
+ *     where the pair's force is 0 by symmetry).
+ *
+ * The target samples are the energy's own state (the training set of
+ * wgf/samples.h); the constant term is summed once at create. The pair sums
+ * are those of aggregation.c: each row n is summed by one thread over its
+ * columns in ascending order, in tiles of a length set by d alone with
+ * lane-wise partial sums for the gradients and a sequential sum for F (the
+ * same whether or not a is wanted), and row totals are added serially: the results do
+ * not depend on the number of threads. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include <gsl/gsl_eigen.h>
+#include <gsl/gsl_sort.h>
+#include <gsl/gsl_statistics_double.h>
+#include <wgf/plugin.h>
+#include <wgf/samples.h>
+
+WGF_EXPORT const wgf_plugin *wgf_plugin_entry(unsigned index);
+
+#ifdef _OPENMP
+#define OMP(x) _Pragma(#x)
+#else
+#define OMP(x)
+#endif
+
+/* Below this many pair-coordinates one thread does the batch. */
+#define PAR_MIN 131072
+/* Target samples at which the stiffness is estimated. */
+#define STIFF_POINTS 64
+/* Target samples used for the median heuristic (M^2/2 distances). */
+#define MEDIAN_MAX 1000
+
+enum { K_GAUSSIAN, K_ENERGY };
+
+typedef struct kern {
+    int type;
+    size_t nb;
+    double *inv2; /* 1/(2 s_j^2) */
+    double *ps;   /* 1/s_j^2 */
+    double *cs;   /* 1/s_j^4 */
+} kern;
+
+typedef struct mmd {
+    size_t d, M;
+    double weight;
+    wgf_target *target;
+    const double *y; /* M x d, the target's training samples (borrowed from target) */
+    double *yt;      /* d x M */
+    double cyy;      /* 1/(M(M-1)) sum_{m != m'} k(y_m, y_m') */
+    double lambda;   /* stiffness estimate (NaN: unknown) */
+    kern K;
+} mmd;
+
+static const wgf_param mmd_params[] = {
+    {.key = "kernel", .type = WGF_PARAM_CHOICE, .def = "gaussian", .choices = "gaussian|energy",
+     .doc = "k: gaussian exp(-|x-y|^2/(2 s^2)) summed over the bandwidths, or energy -|x-y|"},
+    {.key = "bandwidth", .type = WGF_PARAM_LIST, .def = "1", .flags = WGF_P_MIN | WGF_P_MIN_OPEN,
+     .min = 0.0, .doc = "gaussian: the bandwidths s (several: their kernels are summed)"},
+    {.key = "median", .type = WGF_PARAM_BOOL, .def = "false",
+     .doc = "gaussian: bandwidths in units of the median distance between target samples"},
+    {.key = "weight", .type = WGF_PARAM_DOUBLE, .def = "1", .flags = WGF_P_MIN, .min = 0.0,
+     .doc = "factor on the whole energy (a term of a sum)"},
+    WGF_TARGET_PARAMS,
+    {0}};
+
+/* ------------------------------------------------------------ kernels */
+
+static void kern_radial(const kern *K, size_t n, const double *restrict r2, double *restrict w,
+                        double *restrict psi, double *restrict chi)
+{
+    if (K->type == K_ENERGY) {
+        for (size_t i = 0; i < n; i++) {
+            double r = sqrt(r2[i]);
+            if (w)
+                w[i] = -r;
+            if (psi)
+                psi[i] = r > 0.0 ? -1.0 / r : 0.0;
+            if (chi)
+                chi[i] = r > 0.0 ? 1.0 / (r * r2[i]) : 0.0;
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double sw = 0.0, sp = 0.0, sc = 0.0;
+        for (size_t j = 0; j < K->nb; j++) {
+            double e = exp(-r2[i] * K->inv2[j]);
+            sw += e;
+            sp -= e * K->ps[j];
+            sc += e * K->cs[j];
+        }
+        if (w)
+            w[i] = sw;
+        if (psi)
+            psi[i] = sp;
+        if (chi)
+            chi[i] = sc;
+    }
+}
+
+static double sqdist(size_t d, const double *a, const double *b)
+{
+    double r2 = 0.0;
+    for (size_t i = 0; i < d; i++)
+        r2 += (a[i] - b[i]) * (a[i] - b[i]);
+    return r2;
+}
+
+/* The median distance between the first min(M, MEDIAN_MAX) target samples. */
+static int median_distance(const mmd *st, double *med, wgf_error *err)
+{
+    size_t m = st->M < MEDIAN_MAX ? st->M : MEDIAN_MAX, np = m * (m - 1) / 2, k = 0;
+    double *r = malloc(np * sizeof *r);
+    if (!r)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    for (size_t a = 0; a < m; a++)
+        for (size_t b = a + 1; b < m; b++)
+            r[k++] = sqrt(sqdist(st->d, st->y + a * st->d, st->y + b * st->d));
+    gsl_sort(r, 1, np);
+    *med = gsl_stats_median_from_sorted_data(r, 1, np);
+    free(r);
+    return WGF_OK;
+}
+
+/* ------------------------------------------------------------ pair sums */
+
+/* One pass: every row n of the model samples against a column set, either
+ * the model samples themselves (pairs k != n) or the target samples. */
+typedef struct pass {
+    const kern *K;
+    size_t N, d, T;
+    size_t ncol;      /* columns: N (pairs) or M (target) */
+    int self;         /* columns are the rows: skip k = n; R sums k > n only */
+    const double *x;  /* N x d */
+    const double *ct; /* columns, d x ncol */
+    const double *g;  /* gbar, N x d (vjp) */
+    const double *gt; /* gbar, d x N (vjp, self) */
+    double *R;        /* N: sum of kappa (k > n when self), or NULL */
+    double *G;        /* N x d: sum psi y, or NULL */
+    double *H;        /* N x d: sum H(y) u, u = gbar_n - gbar_k (self) or gbar_n, or NULL */
+} pass;
+
+static size_t tile_len(size_t d)
+{
+    size_t T = 8192 / (2 * d + 5);
+    T = T < 16 ? 16 : (T > 512 ? 512 : T);
+    return T & ~(size_t)7;
+}
+
+#define LANES 8
+
+static double lanes_total(const double *s)
+{
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+static double dot_lanes(const double *restrict a, const double *restrict b, size_t n)
+{
+    double s[LANES] = {0};
+    size_t k = 0;
+    for (; k + LANES <= n; k += LANES) {
+        OMP(omp simd)
+        for (size_t j = 0; j < LANES; j++)
+            s[j] += a[k + j] * b[k + j];
+    }
+    for (size_t j = 0; k < n; k++, j++)
+        s[j] += a[k] * b[k];
+    return lanes_total(s);
+}
+
+static double dot2_lanes(const double *restrict a, const double *restrict b, const double *restrict c,
+                         const double *restrict e, size_t n)
+{
+    double s[LANES] = {0};
+    size_t k = 0;
+    for (; k + LANES <= n; k += LANES) {
+        OMP(omp simd)
+        for (size_t j = 0; j < LANES; j++)
+            s[j] += a[k + j] * b[k + j] + c[k + j] * e[k + j];
+    }
+    for (size_t j = 0; k < n; k++, j++)
+        s[j] += a[k] * b[k] + c[k] * e[k];
+    return lanes_total(s);
+}
+
+/* y = x_n - c_k (d rows of T) and r2 = |y|^2 for columns [k0, k0+len). */
+static void tile_y(const pass *P, size_t n, size_t k0, size_t len, double *restrict y,
+                   double *restrict r2)
+{
+    size_t d = P->d, T = P->T;
+    for (size_t kk = 0; kk < len; kk++)
+        r2[kk] = 0.0;
+    for (size_t i = 0; i < d; i++) {
+        const double xi = P->x[n * d + i];
+        const double *restrict col = P->ct + i * P->ncol + k0;
+        double *restrict yi = y + i * T;
+        OMP(omp simd)
+        for (size_t kk = 0; kk < len; kk++) {
+            double v = xi - col[kk];
+            yi[kk] = v;
+            r2[kk] += v * v;
+        }
+    }
+}
+
+/* u = gbar_n - gbar_k (self) or gbar_n (d rows of T), t = chi (y . u). */
+static void tile_u(const pass *P, size_t n, size_t k0, size_t len, const double *restrict y,
+                   const double *restrict chi, double *restrict u, double *restrict t)
+{
+    size_t d = P->d, T = P->T;
+    for (size_t kk = 0; kk < len; kk++)
+        t[kk] = 0.0;
+    for (size_t i = 0; i < d; i++) {
+        const double gi = P->g[n * d + i];
+        const double *restrict yi = y + i * T;
+        double *restrict ui = u + i * T;
+        if (P->self) {
+            const double *restrict col = P->gt + i * P->N + k0;
+            for (size_t kk = 0; kk < len; kk++)
+                ui[kk] = gi - col[kk];
+        } else {
+            for (size_t kk = 0; kk < len; kk++)
+                ui[kk] = gi;
+        }
+        for (size_t kk = 0; kk < len; kk++)
+            t[kk] += yi[kk] * ui[kk];
+    }
+    for (size_t kk = 0; kk < len; kk++)
+        t[kk] *= chi[kk];
+}
+
+static void row(const pass *P, size_t n, double *buf)
+{
+    size_t d = P->d, T = P->T, C = P->ncol;
+    double *y = buf, *u = y + d * T, *r2 = u + d * T, *w = r2 + T, *psi = w + T, *chi = psi + T,
+           *t = chi + T;
+    double *G = P->G ? P->G + n * d : NULL, *H = P->H ? P->H + n * d : NULL;
+    double Rn = 0.0;
+    if (G)
+        memset(G, 0, d * sizeof *G);
+    if (H)
+        memset(H, 0, d * sizeof *H);
+    /* Only F wanted of the pairs: k > n, a plain sequential sum either way. */
+    size_t start = (P->self && !G && !H) ? n + 1 : 0;
+    for (size_t k0 = start; k0 < C; k0 += T) {
+        size_t len = C - k0 < T ? C - k0 : T;
+        tile_y(P, n, k0, len, y, r2);
+        kern_radial(P->K, len, r2, P->R ? w : NULL, (G || H) ? psi : NULL, H ? chi : NULL);
+        if (P->R) {
+            size_t from = P->self ? (n + 1 > k0 ? n + 1 - k0 : 0) : 0;
+            for (size_t kk = from; kk < len; kk++)
+                Rn += w[kk];
+        }
+        if (P->self && n >= k0 && n < k0 + len) {
+            psi[n - k0] = 0.0; /* k = n is not a pair */
+            chi[n - k0] = 0.0;
+        }
+        if (G)
+            for (size_t i = 0; i < d; i++)
+                G[i] += dot_lanes(psi, y + i * T, len);
+        if (H) {
+            tile_u(P, n, k0, len, y, chi, u, t);
+            for (size_t i = 0; i < d; i++)
+                H[i] += dot2_lanes(psi, u + i * T, t, y + i * T, len);
+        }
+    }
+    if (P->R)
+        P->R[n] = Rn;
+}
+
+static void transpose(size_t N, size_t d, const double *a, double *at)
+{
+    for (size_t n = 0; n < N; n++)
+        for (size_t i = 0; i < d; i++)
+            at[i * N + n] = a[n * d + i];
+}
+
+static int max_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* Every row of the pass. ct: the columns transposed, or NULL for the rows
+ * themselves (self), transposed here. */
+static int run_rows(pass *P, wgf_error *err)
+{
+    size_t N = P->N, d = P->d;
+    int nt = max_threads();
+    P->T = tile_len(d);
+    double *xt = P->self ? malloc(N * d * sizeof *xt) : NULL;
+    double *gt = (P->self && P->g) ? malloc(N * d * sizeof *gt) : NULL;
+    double *buf = malloc((size_t)nt * (2 * d + 5) * P->T * sizeof *buf);
+    if (!buf || (P->self && !xt) || (P->self && P->g && !gt)) {
+        free(xt);
+        free(gt);
+        free(buf);
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory for %zu samples", N);
+    }
+    if (P->self) {
+        transpose(N, d, P->x, xt);
+        P->ct = xt;
+        P->ncol = N;
+        if (gt)
+            transpose(N, d, P->g, gt);
+        P->gt = gt;
+    }
+    size_t per = (2 * d + 5) * P->T;
+    const pass *Q = P;
+    OMP(omp parallel for schedule(dynamic, 4) if (N * P->ncol * d >= PAR_MIN))
+    for (size_t n = 0; n < N; n++)
+        row(Q, n, buf + (size_t)thread_id() * per);
+    free(xt);
+    free(gt);
+    free(buf);
+    return WGF_OK;
+}
+
+/* ------------------------------------------------------------- create */
+
+static void mmd_destroy(void *state)
+{
+    mmd *st = state;
+    if (!st)
+        return;
+    wgf_target_free(st->target);
+    free(st->yt);
+    free(st->K.inv2);
+    free(st->K.ps);
+    free(st->K.cs);
+    free(st);
+}
+
+static int kern_init(mmd *st, const wgf_section *sec, wgf_error *err)
+{
+    kern *K = &st->K;
+    if (strcmp(wgf_section_string(sec, "kernel"), "energy") == 0) {
+        K->type = K_ENERGY;
+        return WGF_OK;
+    }
+    K->type = K_GAUSSIAN;
+    const double *s = wgf_section_vector(sec, "bandwidth", &K->nb);
+    K->inv2 = malloc(K->nb * sizeof *K->inv2);
+    K->ps = malloc(K->nb * sizeof *K->ps);
+    K->cs = malloc(K->nb * sizeof *K->cs);
+    if (!K->inv2 || !K->ps || !K->cs)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    double unit = 1.0;
+    if (wgf_section_bool(sec, "median")) {
+        int rc = median_distance(st, &unit, err);
+        if (rc != WGF_OK)
+            return rc;
+        if (!(unit > 0.0))
+            return wgf_section_error(sec, "median", err,
+                                     "the median distance between target samples is %g (they coincide)",
+                                     unit);
+    }
+    for (size_t j = 0; j < K->nb; j++) {
+        double s2 = (s[j] * unit) * (s[j] * unit);
+        K->inv2[j] = 0.5 / s2;
+        K->ps[j] = 1.0 / s2;
+        K->cs[j] = 1.0 / (s2 * s2);
+    }
+    return WGF_OK;
+}
+
+/* The stiffness (wgf/plugin.h) of a Gaussian kernel: the largest eigenvalue
+ * of the Hessian of the potential part V(x) = -2w E_y k(x, y),
+ *
+ *     Hess V(x) = 2w E_y sum_j e_j (I / s_j^2 - (x-y)(x-y)^T / s_j^4),
+ *
+ * at the first STIFF_POINTS target samples, where the target's mass makes
+ * it largest: an eigenvalue of Hess V at some point, so an estimate from
+ * below of its supremum (at most 2w sum_j 1/s_j^2). */
+static int stiffness_init(mmd *st, wgf_error *err)
+{
+    st->lambda = NAN;
+    if (st->K.type != K_GAUSSIAN || st->weight == 0.0)
+        return WGF_OK;
+    size_t d = st->d, np = st->M < STIFF_POINTS ? st->M : STIFF_POINTS;
+    double *A = malloc((d * d + 2 * d) * sizeof *A);
+    gsl_vector *ev = gsl_vector_alloc(d);
+    gsl_eigen_symm_workspace *ws = gsl_eigen_symm_alloc(d);
+    if (!A || !ev || !ws) {
+        free(A);
+        if (ev)
+            gsl_vector_free(ev);
+        if (ws)
+            gsl_eigen_symm_free(ws);
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    }
+    double *y = A + d * d, best = 0.0;
+    for (size_t p = 0; p < np; p++) {
+        memset(A, 0, d * d * sizeof *A);
+        for (size_t m = 0; m < st->M; m++) {
+            double r2 = 0.0, a = 0.0, b = 0.0;
+            for (size_t i = 0; i < d; i++) {
+                y[i] = st->y[p * d + i] - st->y[m * d + i];
+                r2 += y[i] * y[i];
+            }
+            for (size_t j = 0; j < st->K.nb; j++) {
+                double e = exp(-r2 * st->K.inv2[j]);
+                a += e * st->K.ps[j];
+                b += e * st->K.cs[j];
+            }
+            for (size_t i = 0; i < d; i++) {
+                A[i * d + i] += a;
+                for (size_t k = 0; k < d; k++)
+                    A[i * d + k] -= b * y[i] * y[k];
+            }
+        }
+        gsl_matrix_view Av = gsl_matrix_view_array(A, d, d);
+        if (gsl_eigen_symm(&Av.matrix, ev, ws) == 0)
+            best = fmax(best, gsl_vector_max(ev));
+    }
+    st->lambda = 2.0 * st->weight * best / (double)st->M;
+    free(A);
+    gsl_vector_free(ev);
+    gsl_eigen_symm_free(ws);
+    return WGF_OK;
+}
+
+static int mmd_create(const wgf_section *sec, const wgf_problem_info *info, void **state, wgf_error *err)
+{
+    *state = NULL;
+    mmd *st = calloc(1, sizeof *st);
+    if (!st)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    st->d = info ? info->dim : wgf_section_dim(sec);
+    st->weight = wgf_section_double(sec, "weight");
+    int rc = wgf_target_create(&st->target, sec, err);
+    if (rc == WGF_OK)
+        rc = wgf_target_set(st->target, WGF_TARGET_TRAIN, 0, &st->y, &st->M, err);
+    if (rc == WGF_OK && st->M < 2)
+        rc = wgf_section_error(sec, "target_samples", err, "%zu target samples (at least 2)", st->M);
+    if (rc == WGF_OK)
+        rc = kern_init(st, sec, err);
+    if (rc == WGF_OK && !(st->yt = malloc(st->M * st->d * sizeof *st->yt)))
+        rc = wgf_error_set(err, WGF_ENOMEM, "out of memory for %zu target samples", st->M);
+    if (rc != WGF_OK) {
+        mmd_destroy(st);
+        return rc;
+    }
+    transpose(st->M, st->d, st->y, st->yt);
+    /* The constant E k(y,y'): a self pass over the target samples. */
+    double *R = malloc(st->M * sizeof *R);
+    if (!R) {
+        mmd_destroy(st);
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    }
+    pass P = {.K = &st->K, .N = st->M, .d = st->d, .self = 1, .x = st->y, .R = R};
+    rc = run_rows(&P, err);
+    if (rc != WGF_OK) {
+        free(R);
+        mmd_destroy(st);
+        return rc;
+    }
+    double c = 0.0;
+    for (size_t m = 0; m < st->M; m++)
+        c += R[m];
+    free(R);
+    st->cyy = 2.0 * c / ((double)st->M * (double)(st->M - 1));
+    if ((rc = stiffness_init(st, err)) != WGF_OK) {
+        mmd_destroy(st);
+        return rc;
+    }
+    *state = st;
+    return WGF_OK;
+}
+
+static unsigned mmd_needs(void *state)
+{
+    (void)state;
+    return 0u;
+}
+
+static int check_batch(const mmd *st, const wgf_batch *b, wgf_error *err)
+{
+    if (b->d != st->d)
+        return wgf_error_set(err, WGF_EINVAL, "batch of dimension %zu, energy of dimension %zu", b->d,
+                             st->d);
+    if (b->n < 2)
+        return wgf_error_set(err, WGF_EINVAL, "pairs need at least 2 samples (got %zu)", b->n);
+    return WGF_OK;
+}
+
+/* ------------------------------------------------------------- vtable */
+
+/* The two row sums of eval or wgrad: Rxx, Rxy (N each, or NULL), Gxx, Gxy
+ * (N x d each, or NULL). */
+static int both_passes(const mmd *st, const wgf_batch *b, double *Rxx, double *Rxy, double *Gxx,
+                       double *Gxy, wgf_error *err)
+{
+    pass P = {.K = &st->K, .N = b->n, .d = b->d, .self = 1, .x = b->x, .R = Rxx, .G = Gxx};
+    int rc = run_rows(&P, err);
+    if (rc != WGF_OK)
+        return rc;
+    pass Q = {.K = &st->K, .N = b->n, .d = b->d, .self = 0, .x = b->x, .ct = st->yt, .ncol = st->M,
+              .R = Rxy, .G = Gxy};
+    return run_rows(&Q, err);
+}
+
+static int mmd_eval(void *state, const wgf_batch *b, double *F, double *a, double *c, wgf_error *err)
+{
+    const mmd *st = state;
+    int rc = check_batch(st, b, err);
+    if (rc != WGF_OK)
+        return rc;
+    size_t N = b->n, d = b->d;
+    double dN = (double)N, dM = (double)st->M;
+    double *R = malloc(2 * N * sizeof *R), *Gxy = a ? malloc(N * d * sizeof *Gxy) : NULL;
+    if (!R || (a && !Gxy)) {
+        free(R);
+        free(Gxy);
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory for %zu samples", N);
+    }
+    rc = both_passes(st, b, R, R + N, a, Gxy, err);
+    if (rc == WGF_OK) {
+        double sxx = 0.0, sxy = 0.0;
+        for (size_t n = 0; n < N; n++) {
+            sxx += R[n];
+            sxy += R[N + n];
+        }
+        double f = st->weight * (2.0 * sxx / (dN * (dN - 1.0)) - 2.0 * sxy / (dN * dM) + st->cyy);
+        if (!isfinite(f))
+            rc = wgf_error_set(err, WGF_ENUMERIC, "the energy is not finite (%g)", f);
+        else if (F)
+            *F = f;
+        if (rc == WGF_OK && a) {
+            double sa = 2.0 * st->weight / (dN * (dN - 1.0)), sb = 2.0 * st->weight / (dN * dM);
+            for (size_t k = 0; k < N * d; k++)
+                a[k] = sa * a[k] - sb * Gxy[k];
+        }
+        if (rc == WGF_OK && c)
+            memset(c, 0, N * sizeof *c);
+    }
+    free(R);
+    free(Gxy);
+    return rc;
+}
+
+static int mmd_wgrad(void *state, const wgf_batch *b, double *g, wgf_error *err)
+{
+    const mmd *st = state;
+    int rc = check_batch(st, b, err);
+    if (rc != WGF_OK)
+        return rc;
+    size_t N = b->n, d = b->d;
+    double *Gxy = malloc(N * d * sizeof *Gxy);
+    if (!Gxy)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory for %zu samples", N);
+    rc = both_passes(st, b, NULL, NULL, g, Gxy, err);
+    if (rc == WGF_OK) {
+        double sa = 2.0 * st->weight / ((double)N - 1.0), sb = 2.0 * st->weight / (double)st->M;
+        for (size_t k = 0; k < N * d; k++)
+            g[k] = sa * g[k] - sb * Gxy[k];
+    }
+    free(Gxy);
+    return rc;
+}
+
+static int mmd_wgrad_vjp(void *state, const wgf_batch *b, const double *gbar, double *xbar, double *lbar,
+                         double *sbar, wgf_error *err)
+{
+    (void)lbar; /* g depends on x only */
+    (void)sbar;
+    const mmd *st = state;
+    if (!xbar)
+        return WGF_OK;
+    int rc = check_batch(st, b, err);
+    if (rc != WGF_OK)
+        return rc;
+    size_t N = b->n, d = b->d;
+    double *H = malloc(2 * N * d * sizeof *H);
+    if (!H)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory for %zu samples", N);
+    pass P = {.K = &st->K, .N = N, .d = d, .self = 1, .x = b->x, .g = gbar, .H = H};
+    rc = run_rows(&P, err);
+    if (rc == WGF_OK) {
+        pass Q = {.K = &st->K, .N = N, .d = d, .self = 0, .x = b->x, .ct = st->yt, .ncol = st->M,
+                  .g = gbar, .H = H + N * d};
+        rc = run_rows(&Q, err);
+    }
+    if (rc == WGF_OK) {
+        double sa = 2.0 * st->weight / ((double)N - 1.0), sb = 2.0 * st->weight / (double)st->M;
+        for (size_t k = 0; k < N * d; k++)
+            xbar[k] += sa * H[k] - sb * H[N * d + k];
+    }
+    free(H);
+    return rc;
+}
+
+static double mmd_stiffness(void *state)
+{
+    return ((const mmd *)state)->lambda;
+}
+
+static const wgf_energy_vt mmd_vt = {
+    .create = mmd_create,
+    .destroy = mmd_destroy,
+    .needs = mmd_needs,
+    .eval = mmd_eval,
+    .wgrad = mmd_wgrad,
+    .wgrad_vjp = mmd_wgrad_vjp,
+    .stiffness = mmd_stiffness,
+};
+
+static const wgf_plugin mmd_plugin = {
+    .abi_version = WGF_ABI_VERSION,
+    .kind = WGF_ENERGY,
+    .name = "mmd",
+    .summary = "squared MMD to a target known by samples (gaussian or energy-distance kernel)",
+    .params = mmd_params,
+    .vtable = &mmd_vt,
+};
+
+const wgf_plugin *wgf_plugin_entry(unsigned index)
+{
+    return index == 0 ? &mmd_plugin : NULL;
+}
