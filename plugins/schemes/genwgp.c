@@ -53,6 +53,7 @@ typedef struct {
     double lr, lr_end, beta1, beta2;
     int m;
     double epsilon;
+    long warmup;
 } genwgp;
 
 /* One loss evaluation on a batch, with its workspace. */
@@ -92,6 +93,7 @@ static int gw_create(const wgf_section *sec, const wgf_problem_info *info, void 
     g->beta2 = wgf_section_double(sec, "beta2");
     g->m = (int)wgf_section_int(sec, "m");
     g->epsilon = wgf_section_double(sec, "epsilon");
+    g->warmup = wgf_section_int(sec, "warmup");
     if (g->optimizer == GW_LBFGS && !g->fixed) {
         free(g);
         return wgf_section_error(sec, "samples", err,
@@ -245,7 +247,7 @@ static int gw_loss_eval(gw_loss *c, const double *theta, double *grad, wgf_error
         for (size_t i = 0; i < nd; i++) {
             double D = x[k][i] - x[k - 1][i], Db = cD * D, gb = cg * g0[i];
             if (gw->action == GW_GEOMETRIC) {
-                Db += g0[i] * invN;
+                Db += c->Dn[k] > 0 ? g0[i] * invN : 0; /* the subgradient of least norm */
                 gb += D * invN;
             } else {
                 double r = D + tau * g0[i];
@@ -346,7 +348,9 @@ static unsigned long output_every(wgf_problem *p)
 
 /* ------------------------------------------------------------ Adam */
 
-static int gw_adam(const genwgp *gw, gw_loss *c, double *theta, wgf_error *err)
+/* Adam for gw->iterations iterations from theta. warm: a warm-up before L-BFGS, which reports
+ * the state it ends in itself (no last row, no path at the end). */
+static int gw_adam(const genwgp *gw, gw_loss *c, double *theta, int warm, wgf_error *err)
 {
     size_t P = c->P;
     double *work = calloc(3 * P, sizeof(double));
@@ -365,6 +369,8 @@ static int gw_adam(const genwgp *gw, gw_loss *c, double *theta, wgf_error *err)
             wgf_error_prefix(err, "iteration %lu", it);
             break;
         }
+        if (warm && it == its)
+            break;
         if ((rc = gw_report_step(c, it, theta, err)) != WGF_OK)
             break;
         if ((it == its || (every && it % every == 0)) && (rc = gw_report_path(c, it, theta, err)) != WGF_OK)
@@ -393,7 +399,7 @@ static int gw_adam(const genwgp *gw, gw_loss *c, double *theta, wgf_error *err)
 
 typedef struct {
     gw_loss *c;
-    unsigned long every;
+    unsigned long every, step0;
     unsigned long iterations;
     int rc;         /* a failure that stops the run (not a refused trial) */
     wgf_error err;
@@ -429,9 +435,10 @@ static int gw_lbfgs_progress(void *inst, const lbfgsfloatval_t *x, const lbfgsfl
     if (o->rc != WGF_OK)
         return 1;
     /* the backtracking search's accepted point is its last evaluation: c holds its terms */
-    int rc = gw_report_step(o->c, (unsigned long)k, x, &o->err);
-    if (rc == WGF_OK && o->every && (unsigned long)k % o->every == 0)
-        rc = gw_report_path(o->c, (unsigned long)k, x, &o->err);
+    unsigned long it = o->step0 + (unsigned long)k;
+    int rc = gw_report_step(o->c, it, x, &o->err);
+    if (rc == WGF_OK && o->every && it % o->every == 0)
+        rc = gw_report_path(o->c, it, x, &o->err);
     o->rc = rc;
     return rc != WGF_OK;
 }
@@ -444,13 +451,30 @@ static int gw_lbfgs_run(const genwgp *gw, gw_loss *c, double *theta, wgf_error *
     int rc = wgf_problem_constrain(c->p, theta, err);
     if (rc == WGF_OK)
         rc = wgf_eval_draw(c->ev, WGF_STREAM_TRAIN, 0, err);
+    if (rc == WGF_OK)
+        rc = gw_loss_eval(c, theta, NULL, err);
     if (rc != WGF_OK)
         return rc;
-    /* the starting point: reported as iteration 0 */
-    if ((rc = gw_loss_eval(c, theta, NULL, err)) != WGF_OK || (rc = gw_report_step(c, 0, theta, err)) != WGF_OK)
+    /* Where a stage does not move (D_k = 0, as at the identity) the action is at its minimum 0
+     * and not differentiable: no line search along the subgradient finds a decrease. Adam, which
+     * takes steps of a set size, starts there instead (warmup iterations on the same samples). */
+    int still = 0;
+    for (size_t k = 1; k <= c->S; k++)
+        still = still || c->Dn[k] == 0;
+    unsigned long step0 = 0;
+    if (still && gw->warmup > 0) {
+        genwgp warm = *gw;
+        warm.iterations = gw->warmup;
+        warm.fixed = 1;
+        if ((rc = gw_adam(&warm, c, theta, 1, err)) != WGF_OK)
+            return rc;
+        step0 = (unsigned long)gw->warmup;
+    }
+    /* the starting point: reported as iteration step0 */
+    if ((rc = gw_report_step(c, step0, theta, err)) != WGF_OK)
         return rc;
     unsigned long every = output_every(c->p);
-    if (every && (rc = gw_report_path(c, 0, theta, err)) != WGF_OK)
+    if (every && step0 % every == 0 && (rc = gw_report_path(c, step0, theta, err)) != WGF_OK)
         return rc;
     lbfgsfloatval_t *x = lbfgs_malloc((int)P);
     if (!x)
@@ -463,7 +487,7 @@ static int gw_lbfgs_run(const genwgp *gw, gw_loss *c, double *theta, wgf_error *
     par.max_iterations = (int)(gw->iterations < INT_MAX ? gw->iterations : INT_MAX);
     par.linesearch = LBFGS_LINESEARCH_BACKTRACKING_ARMIJO;
     par.max_linesearch = 60;
-    gw_lbfgs o = {.c = c, .every = every};
+    gw_lbfgs o = {.c = c, .every = every, .step0 = step0};
     lbfgsfloatval_t fx = 0;
     int lrc = lbfgs((int)P, x, &fx, gw_lbfgs_evaluate, gw_lbfgs_progress, &o, &par);
     if (o.rc != WGF_OK) {
@@ -481,7 +505,7 @@ static int gw_lbfgs_run(const genwgp *gw, gw_loss *c, double *theta, wgf_error *
         memcpy(theta, x, P * sizeof *x);
         rc = gw_loss_eval(c, theta, NULL, err);
         if (rc == WGF_OK)
-            rc = gw_report_path(c, o.iterations, theta, err);
+            rc = gw_report_path(c, step0 + o.iterations, theta, err);
     }
     lbfgs_free(x);
     return rc;
@@ -495,7 +519,7 @@ static int gw_run(void *state, wgf_problem *p, wgf_error *err)
     if (rc != WGF_OK)
         return rc;
     double *theta = wgf_problem_theta(p);
-    rc = gw->optimizer == GW_LBFGS ? gw_lbfgs_run(gw, &c, theta, err) : gw_adam(gw, &c, theta, err);
+    rc = gw->optimizer == GW_LBFGS ? gw_lbfgs_run(gw, &c, theta, err) : gw_adam(gw, &c, theta, 0, err);
     if (rc == WGF_ENUMERIC && err)
         wgf_error_prefix(err, "genwgp");
     gw_loss_free(&c);
@@ -532,6 +556,9 @@ static const wgf_param gw_params[] = {
     {"m", WGF_PARAM_INT, "10", WGF_P_MIN | WGF_P_MAX, 1, 1000, NULL, "L-BFGS memory: correction pairs kept"},
     {"epsilon", WGF_PARAM_DOUBLE, "1e-7", WGF_P_MIN, 0, 0, NULL,
      "L-BFGS: stop when |grad loss| <= epsilon max(1, |theta|)"},
+    {"warmup", WGF_PARAM_INT, "100", WGF_P_MIN, 0, 0, NULL,
+     "L-BFGS: Adam iterations first when a stage does not move (D_k = 0, the identity), where the "
+     "action is not differentiable"},
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
 
 static const wgf_plugin gw_plugin = {
