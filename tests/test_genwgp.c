@@ -445,6 +445,53 @@ START_TEST(test_reporting)
 }
 END_TEST
 
+/* From the identity the loss of the 2-D aggregation rises fifteenfold in two iterations (the speed
+ * penalty jumps to O(1) as the stages move apart, from a small equilibrium penalty): an
+ * optimiser's loss, which the divergence guard must let rise. It stopped the run as diverged. */
+START_TEST(test_loss_may_rise)
+{
+    static const char agg_run_ini[] =
+        "[run]\ndim = 2\nsamples = 200\nseed = 1\n"
+        "[initial]\ntype = gaussian\nmean = 1.25 1.25\ncov = 0.36\n"
+        "[energy]\nplugin = aggregation\nkernel = quartic\n"
+        "[map]\nplugin = planar\nlayers = 12\nblock = 2\ninit_scale = 1\ninit_bias = 1\ndelta = 0\n"
+        "[scheme]\nplugin = genwgp\nmu_eq = 0.05\niterations = 20\n"
+        "[output]\nplots = false\nsamples = 200\n";
+    char *dir = test_temp_dir("genwgp");
+    char *path = test_write_ini(agg_run_ini);
+    seen_steps s = {.sums = 1};
+    double first = NAN, most = 0;
+    wgf_run_opts opts = {.file = path, .outdir = dir, .quiet = 1, .monitor = record_step, .monitor_ctx = &s};
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    wgf_run_result res;
+    wgf_error err = {0};
+    ck_assert_msg(wgf_run(&opts, &res, &diag, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_uint_eq(s.last_step, 20);
+    /* the rise that the guard took for a divergence */
+    char file[4096], line[4096];
+    snprintf(file, sizeof file, "%s/history.csv", dir);
+    FILE *f = fopen(file, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert(fgets(line, sizeof line, f) != NULL);
+    while (fgets(line, sizeof line, f)) {
+        unsigned long step;
+        double t, e;
+        ck_assert_int_eq(sscanf(line, "%lu,%lf,%lf", &step, &t, &e), 3);
+        if (step == 0)
+            first = e;
+        most = fmax(most, e);
+    }
+    fclose(f);
+    ck_assert_msg(most > 10 * first, "the loss rose from %g to %g only", first, most);
+    wgf_diag_free(&diag);
+    unlink(path);
+    free(path);
+    test_remove_tree(dir);
+    free(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("genwgp");
@@ -459,6 +506,7 @@ int main(void)
     TCase *tr = tcase_create("runs");
     tcase_add_test(tr, test_ou_path_on_curve);
     tcase_add_test(tr, test_reporting);
+    tcase_add_test(tr, test_loss_may_rise);
     suite_add_tcase(s, tr);
     return test_main(s);
 }

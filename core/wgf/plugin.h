@@ -252,6 +252,10 @@ typedef struct wgf_scheme_vt {
  * [scheme] step, so the core checks that step against the energies'
  * stiffness before the run (a warning, not an error). */
 #define WGF_SCHEME_EXPLICIT 0x10u
+/* Not a need but a property: the scheme's steps are the iterations of an optimiser (a path
+ * found at once), whose loss, reported as the energy, may rise on the way down; the divergence
+ * guard then stops only on non-finite numbers. */
+#define WGF_SCHEME_OPTIMISER 0x20u
 /* ------------------------------------------------------------- reference */
 
 /* The exact or independently computed solution a run is compared with

@@ -108,7 +108,10 @@ static void gw_destroy(void *state) { free(state); }
 static unsigned gw_needs(void *state)
 {
     (void)state;
-    return WGF_SCHEME_NEEDS_STAGES | WGF_SCHEME_NEEDS_WGRAD | WGF_SCHEME_NEEDS_WGRAD_VJP;
+    /* an optimiser: the loss may rise on the way down (the speed penalty jumps to O(1) as soon
+     * as the stages move apart), which the divergence guard must not take for a diverging flow */
+    return WGF_SCHEME_NEEDS_STAGES | WGF_SCHEME_NEEDS_WGRAD | WGF_SCHEME_NEEDS_WGRAD_VJP |
+           WGF_SCHEME_OPTIMISER;
 }
 
 static void gw_loss_free(gw_loss *c)
