@@ -492,6 +492,41 @@ START_TEST(test_loss_may_rise)
 }
 END_TEST
 
+/* Started at its own equilibrium (V = |x|^2/2, D = 1, rho_0 = N(0, I)) every g_k and every D_k is
+ * zero at the identity: the stage times are 0, not 0 * infinity = NaN, which stopped a run at its
+ * first history row (the reference refuses a NaN time). A stage with g = 0 after a move takes the
+ * other end of the trapezoid. */
+START_TEST(test_times_at_equilibrium)
+{
+    static const char eq_ini[] = SMALL_RUN "[initial]\ntype = gaussian\n"
+                                           "[energy]\nplugin = fpe\npotential = quadratic\n" SMALL_MAP;
+    wgf_problem *p = make_problem(eq_ini, NULL, 0);
+    genwgp gw = {.action = GW_GEOMETRIC, .t_end = 1, .mu_s = 1, .mu_eq = 1};
+    gw_loss c;
+    wgf_error err = {0};
+    ck_assert(gw_loss_init(&c, p, &gw, 64, &err) == WGF_OK);
+    ck_assert(wgf_eval_draw(c.ev, WGF_STREAM_TRAIN, 0, &err) == WGF_OK);
+    double theta[15] = {0}, t[4];
+    for (size_t j = 0; j < 3; j++)
+        theta[5 * j + 2] = 0.1;
+    ck_assert(gw_loss_eval(&c, theta, NULL, &err) == WGF_OK);
+    /* the Monte Carlo g = x + s = x - z vanishes exactly at the identity */
+    ck_assert_close(c.gn[0], 0, 0);
+    gw_times(&c, t);
+    for (size_t k = 0; k <= 3; k++)
+        ck_assert_msg(t[k] == 0, "t_%zu = %g at the equilibrium", k, t[k]);
+    /* a move out of the equilibrium takes |D_1| / |g_1| (the one end where g != 0) */
+    c.Dn[1] = 0.3;
+    c.gn[1] = 2;
+    c.Dn[2] = c.Dn[3] = 0;
+    gw_times(&c, t);
+    ck_assert_close(t[1], 0.15, 1e-15);
+    ck_assert_close(t[3], 0.15, 1e-15);
+    gw_loss_free(&c);
+    wgf_problem_free(p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("genwgp");
@@ -502,6 +537,7 @@ int main(void)
     tcase_add_test(tc, test_terms_closed_form);
     tcase_add_test(tc, test_identity_start);
     tcase_add_test(tc, test_score_identity);
+    tcase_add_test(tc, test_times_at_equilibrium);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("runs");
     tcase_add_test(tr, test_ou_path_on_curve);

@@ -280,14 +280,18 @@ static int gw_loss_eval(gw_loss *c, const double *theta, double *grad, wgf_error
 }
 
 /* Stage times from the last evaluation: trapezoid rule along a geometric path, k tau along a
- * finite-horizon one. */
+ * finite-horizon one. A stage where g vanishes (an exact equilibrium: the flow reaches it only as
+ * t -> infinity) leaves the rule with the other end of its interval, so that every t_k is finite;
+ * a step that does not move takes no time. */
 static void gw_times(const gw_loss *c, double *t)
 {
     t[0] = 0;
-    for (size_t k = 1; k <= c->S; k++)
-        t[k] = c->gw->action == GW_FINITE_HORIZON
-                   ? c->gw->t_end * (double)k / (double)c->S
-                   : t[k - 1] + c->Dn[k] * (1 / c->gn[k - 1] + 1 / c->gn[k]) / 2;
+    for (size_t k = 1; k <= c->S; k++) {
+        const double g0 = c->gn[k - 1], g1 = c->gn[k];
+        int ends = (g0 > 0) + (g1 > 0);
+        double dt = c->Dn[k] > 0 && ends ? c->Dn[k] * ((g0 > 0 ? 1 / g0 : 0) + (g1 > 0 ? 1 / g1 : 0)) / ends : 0;
+        t[k] = c->gw->action == GW_FINITE_HORIZON ? c->gw->t_end * (double)k / (double)c->S : t[k - 1] + dt;
+    }
 }
 
 /* Energy of stage k of the last evaluation: the terms' estimates on that stage's batch. */
