@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "guard.h"
+#include "internal.h"
 
 static const wgf_guard_limits default_limits = {
     .energy_rise = 10.0,
@@ -118,7 +119,10 @@ int wgf_guard_add(wgf_problem *p, const wgf_section *run_sec, wgf_guard **guard,
     guard_monitor *m = malloc(sizeof *m);
     if (!m)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
-    wgf_guard_init(&m->g, NULL);
+    /* an optimiser's loss is not a dissipated energy: only the non-finite checks apply */
+    static const wgf_guard_limits optimiser = {.energy_rise = INFINITY, .growth_steps = 1,
+                                               .growth_factor = INFINITY};
+    wgf_guard_init(&m->g, (p->scheme_needs & WGF_SCHEME_OPTIMISER) ? &optimiser : NULL);
     m->nparams = wgf_problem_nparams(p);
     int rc = wgf_problem_monitor_add(p, guard_monitor_step, m, free, err);
     if (rc == WGF_OK && guard)

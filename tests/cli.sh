@@ -159,6 +159,20 @@ if "$WGF" plugins jko >/dev/null 2>&1; then
     printf '[run]\ndim = 1\nsamples = 100\n[initial]\ntype = gaussian\n[energy]\nplugin = fpe\nsigma = full 0.01\n[map]\nplugin = planar\nlayers = 1\ninvertibility = check\ndelta = 0.9\ninit_scale = 10\n[scheme]\nplugin = jko\nstep = 10\nt_end = 10\nmax_linesearch = 1\n[output]\nplots = false\n' >"$tmp/jkofail.ini"
     expect 3 "jko: step 1 (t = 10): inner L-BFGS failed" "$WGF" run "$tmp/jkofail.ini" -o "$tmp/jko2" --quiet
 fi
+# the genwgp scheme (built with liblbfgs): every key documented; L-BFGS on fresh samples is
+# refused at its line; a short run writes the path
+if "$WGF" plugins genwgp >/dev/null 2>&1; then
+    "$WGF" plugins genwgp >"$tmp/gw" 2>&1
+    for key in action t_end mu_s mu_eq optimizer iterations samples lr lr_end beta1 beta2 m epsilon warmup; do
+        grep -q "^  $key  *[a-z]*  *[^ ].*[a-z]" "$tmp/gw" && ok || { bad "genwgp: key $key not documented"; cat "$tmp/gw"; }
+    done
+    printf '[run]\ndim = 2\nsamples = 100\n[initial]\ntype = gaussian\n[energy]\nplugin = fpe\n[map]\nplugin = planar\nlayers = 4\nblock = 2\n[scheme]\nplugin = genwgp\noptimizer = lbfgs\nsamples = fresh\niterations = 5\n[output]\nplots = false\n' >"$tmp/gw.ini"
+    expect 2 "gw.ini:15: scheme.samples: L-BFGS needs a deterministic loss (samples = fixed, or optimizer = adam)" \
+        "$WGF" check "$tmp/gw.ini"
+    expect 0 "finished" "$WGF" run "$tmp/gw.ini" -o "$tmp/gw1" --set scheme.samples=fixed
+    [ "$(tail -n 3 "$tmp/gw1/path.csv" 2>/dev/null | cut -d, -f2 | tr -d '\n')" = 012 ] && ok ||
+        bad "genwgp: path.csv does not end with the final path's 3 stages"
+fi
 
 # a short run writes its outputs; Ctrl-C finishes the step, writes, exits 130
 expect 0 "finished" "$WGF" run "$good" -o "$tmp/run1" --set scheme.t_end=0.05 --set output.plots=false

@@ -259,6 +259,10 @@ typedef struct wgf_scheme_vt {
  * already constrained: a run that starts at step K > 0 computes steps K, K+1,
  * ... exactly as a run from step 0 would. A scheme without it is refused. */
 #define WGF_SCHEME_RESUMABLE 0x20u
+/* Not a need but a property: the scheme's steps are the iterations of an optimiser (a path
+ * found at once), whose loss, reported as the energy, may rise on the way down; the divergence
+ * guard then stops only on non-finite numbers. */
+#define WGF_SCHEME_OPTIMISER 0x40u
 /* ------------------------------------------------------------- reference */
 
 /* The exact or independently computed solution a run is compared with
