@@ -351,6 +351,19 @@ grep -q "^1,0.05," "$tmp/stiff/history.csv" 2>/dev/null && ok || bad "the diverg
 expect 0 "finished after 180 steps" "$WGF" run "$good" -o "$tmp/stiff2" --set scheme.step=0.005 \
     --set "energy.sigma=diag 0.0111111111111 1 1 1 1 1 1 1 1 1" --set scheme.t_end=0.9 --set output.plots=false
 grep -q "^status = finished" "$tmp/stiff2/summary.ini" 2>/dev/null && ok || bad "the stable run did not finish"
+# ... and wgf check says so before the run: lambda_max = 90 (power iteration on Sigma^-1), step 0.05
+expect 0 "scheme.step: step \* lambda_max = 0.05 \* 90 = 4.5 > 1: explicit steps are unstable" "$WGF" check \
+    "$good" --set scheme.step=0.05 --set "energy.sigma=diag 0.0111111111111 1 1 1 1 1 1 1 1 1" --set scheme.t_end=0.9
+# a full Sigma = [[1, .5], [.5, 1]]: eigenvalues 1.5 and 0.5, so Sigma^-1 has lambda_max 2
+expect 0 "step \* lambda_max = 0.6 \* 2 = 1.2 > 1" "$WGF" check "$good" --set run.dim=2 --set energy.mu=0 \
+    --set "energy.sigma=full 1 0.5 0.5 1" --set scheme.step=0.6 --set scheme.t_end=1.2
+expect 0 "" "$WGF" check "$good" --set scheme.step=0.005 --set "energy.sigma=diag 0.0111111111111 1 1 1 1 1 1 1 1 1"
+grep -q "warning" "$tmp/out" && bad "a stable step warned: $(cat "$tmp/out")" || ok
+# no shipped experiment takes an explicit step beyond the limit
+for f in "$SRC"/experiments/*.ini; do
+    "$WGF" check "$f" >"$tmp/out" 2>&1
+    grep -q "warning" "$tmp/out" && bad "$f warns: $(cat "$tmp/out")" || ok
+done
 # divergence = ignore lets it run (to an energy of about 1e21)
 expect 0 "finished after 18 steps" "$WGF" run "$good" -o "$tmp/stiff3" --set scheme.step=0.05 \
     --set "energy.sigma=diag 0.0111111111111 1 1 1 1 1 1 1 1 1" --set scheme.t_end=0.9 --set output.plots=false \

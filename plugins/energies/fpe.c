@@ -338,9 +338,19 @@ static int fpe_wgrad_vjp(void *state, const wgf_batch *b, const double *gbar, do
     return WGF_OK;
 }
 
+/* lambda_max of Hess V, weight included: near equilibrium the flow relaxes at the rates of Hess V
+ * (mean) and twice them (spread), whatever D (doc/math.md section 5); the core warns before
+ * explicit steps beyond that limit. */
+static double fpe_stiffness(void *state)
+{
+    const fpe *st = state;
+    return st->weight * fpe_potential_stiffness(st->V);
+}
+
 static const wgf_energy_vt fpe_vt = {
     .create = fpe_create,
     .destroy = fpe_destroy,
+    .stiffness = fpe_stiffness,
     .needs = fpe_needs,
     .eval = fpe_eval,
     .wgrad = fpe_wgrad,

@@ -80,6 +80,43 @@ struct fpe_potential {
 
 /* ------------------------------------------------------------ interface */
 
+double fpe_potential_stiffness(const fpe_potential *p)
+{
+    if (!p->A)
+        return NAN;
+    size_t d = p->d;
+    double *v = malloc(2 * d * sizeof *v);
+    if (!v)
+        return NAN;
+    double *w = v + d, q = 0;
+    for (size_t i = 0; i < d; i++) /* not orthogonal to the top eigenvector in any practical case */
+        v[i] = 1.0 + (double)i / (double)d;
+    for (int it = 0; it < 200; it++) {
+        double vv = 0, vw = 0;
+        for (size_t i = 0; i < d; i++) {
+            double acc = 0;
+            for (size_t j = 0; j < d; j++)
+                acc += p->A[i * d + j] * v[j];
+            w[i] = acc;
+            vv += v[i] * v[i];
+            vw += v[i] * acc;
+        }
+        double qn = vw / vv, ww = 0; /* the Rayleigh quotient: never above lambda_max */
+        for (size_t i = 0; i < d; i++)
+            ww += w[i] * w[i];
+        if (!(ww > 0))
+            break;
+        for (size_t i = 0; i < d; i++)
+            v[i] = w[i] / sqrt(ww);
+        int done = it > 0 && fabs(qn - q) <= 1e-12 * fabs(qn);
+        q = qn;
+        if (done)
+            break;
+    }
+    free(v);
+    return q;
+}
+
 size_t fpe_potential_worksize(const fpe_potential *p)
 {
     return p->work;

@@ -43,6 +43,9 @@ void fpe_potential_free(fpe_potential *p);
 
 /* Doubles of workspace one evaluation needs (0: pass NULL). */
 size_t fpe_potential_worksize(const fpe_potential *p);
+/* lambda_max of Hess V from below (the Rayleigh quotient of a power iteration), for the quadratic
+ * potential; NaN for the others, whose Hessian is not bounded or not known in closed form. */
+double fpe_potential_stiffness(const fpe_potential *p);
 
 /* Rough floating-point operations of one gradient evaluation, for deciding
  * whether a batch is worth several threads. */
