@@ -32,6 +32,27 @@ void wgf_refrun_free(wgf_refrun *r)
     free(r);
 }
 
+/* A reference's refusal names the experiment's [reference] key, like every configuration error:
+ * a message that starts with the file's name is passed on as it is, any other gets the place. */
+static int located_refusal(const wgf_section *sec, const char *name, int rc, wgf_error *err)
+{
+    const char *file = wgf_section_file(sec);
+    size_t fl = strlen(file);
+    if (err && err->code == rc && err->msg[0] &&
+        ((strncmp(err->msg, file, fl) == 0 && err->msg[fl] == ':') || strncmp(err->msg, "--set ", 6) == 0))
+        return rc;
+    int code = wgf_error_forward(err, rc, "reference '%s'", name);
+    if (err && wgf_error_exit_status(code) == 2) {
+        const char *key = wgf_section_line(sec, "plugin") > 0 ? "plugin" : "type";
+        int line = wgf_section_line(sec, key);
+        if (line > 0)
+            wgf_error_prefix(err, "%s:%d: reference.%s", file, line, key);
+        else
+            wgf_error_prefix(err, "%s: reference.%s", file, key);
+    }
+    return code;
+}
+
 int wgf_refrun_create(wgf_refrun **out, const wgf_problem *p, const wgf_eval *samples, wgf_error *err)
 {
     *out = NULL;
@@ -45,11 +66,12 @@ int wgf_refrun_create(wgf_refrun **out, const wgf_problem *p, const wgf_eval *sa
     r->plugin = pl;
     r->vt = pl->vtable;
     wgf_reference_setup setup = {.problem = p, .nout = wgf_eval_n(samples), .z = wgf_eval_z(samples)};
+    wgf_error_clear(err);
     int rc = r->vt->create(sec, &setup, &r->state, err);
     if (rc != WGF_OK) {
         r->state = NULL;
         wgf_refrun_free(r);
-        return rc;
+        return located_refusal(sec, pl->name, rc, err);
     }
     r->ncols = r->vt->ncolumns(r->state);
     r->cols = calloc(r->ncols + 1, sizeof *r->cols);

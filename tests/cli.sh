@@ -481,6 +481,10 @@ expect 2 "norun.ini: \[run\]: missing section (run.dim is required" "$WGF" check
 # what a run refuses at its first step, check refuses
 expect 2 "aggregation_2d.ini:[0-9]*: energy: pair interactions need at least 2 samples" "$WGF" check \
     "$SRC/experiments/aggregation_2d.ini" --set run.samples=1
+# a reference's refusal at check names the experiment's key (an initial law outside the
+# finite-volume grid of fpe1d)
+expect 2 "fpe_quartic_30d.ini:[0-9]*: reference.type: reference 'fpe1d': finite volumes: initial density has mass 0" \
+    "$WGF" check "$SRC/experiments/fpe_quartic_30d.ini" --set initial.mean=100
 # a map's sizes: layers whose parameter count wraps, or whose tapes cannot fit
 expect 2 "map.layers: 9223372036854775807 layers of dimension 10 on 1000 samples are too many" \
     timeout 10 "$WGF" check "$SRC/experiments/fpe_ou_10d.ini" --set map.layers=9223372036854775807
