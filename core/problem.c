@@ -568,9 +568,10 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
         return component_failed(p, "map", WGF_MAP, p->map_plugin->name, WGF_EINVAL, err);
     }
     {
-        /* the map's tapes keep every stage of the training batch; parameters
-         * and their per-block partial gradients */
-        double n = (double)p->info.samples, d = (double)p->info.dim;
+        /* the map's tapes keep every stage of the training batch and of the output samples
+         * (both held during a run); parameters and their per-block partial gradients */
+        double nout = p->output_sec ? (double)wgf_section_int(p->output_sec, "samples") : 0.0;
+        double n = (double)p->info.samples + nout, d = (double)p->info.dim;
         double bytes = 8.0 * (3.0 * n * d * ((double)p->nstages + 1.0) +
                               (double)p->nparams * (n / WGF_BLOCK + 8.0));
         double avail = (double)wgf_mem_available();

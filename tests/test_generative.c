@@ -288,6 +288,7 @@ START_TEST(gmm_moments)
         ck_assert_msg(fabs(mean[i] - m[i]) < 0.06, "mean %zu: %g", i, mean[i]);
     for (size_t i = 0; i < d * d; i++)
         ck_assert_msg(fabs(cov[i] - C[i]) < 0.12, "cov %zu: %g, expected %g", i, cov[i], C[i]);
+    wgf_gmm_free(g);
     /* bad mixtures */
     const double bad[9] = {1, 2, 0, 2, 1, 0, 0, 0, 1};
     ck_assert_int_eq(wgf_gmm_create(&g, d, 1, w, m, d * d, bad, &err), WGF_EINVAL);
@@ -296,7 +297,6 @@ START_TEST(gmm_moments)
     ck_assert_msg(strstr(err.msg, "5 covariance numbers"), "%s", err.msg);
     gsl_rng_free(r);
     free(x);
-    wgf_gmm_free(g);
 }
 END_TEST
 
