@@ -472,6 +472,36 @@ START_TEST(test_metric_prepare_solve)
 }
 END_TEST
 
+/* The identity metric (no metric): the natural gradient is the gradient itself, bit for bit, with
+ * no product spent, and the metric applied to v is v. */
+START_TEST(test_identity_metric)
+{
+    char *ini = malloc(sizeof planar_ini + 64);
+    ck_assert_ptr_nonnull(ini);
+    strcpy(ini, planar_ini);
+    char *m = strstr(ini, "plugin = lagrangian");
+    ck_assert_ptr_nonnull(m);
+    memcpy(m, "plugin = identity  ", strlen("plugin = lagrangian"));
+    wgf_problem *p = make_problem(ini);
+    free(ini);
+    perturb(p, 0.2);
+    size_t P = wgf_problem_nparams(p);
+    wgf_eval *ev = forward_eval(p, 600);
+    double F, *g = calloc(3 * P, sizeof(double)), *z = g + P, *out = g + 2 * P;
+    wgf_error err;
+    wgf_solve_stats st;
+    ck_assert(wgf_problem_energy(p, ev, &F, g, &err) == WGF_OK);
+    ck_assert_msg(wgf_problem_natgrad(p, ev, g, z, &st, &err) == WGF_OK, "%s", err.msg);
+    ck_assert(memcmp(g, z, P * sizeof(double)) == 0);
+    ck_assert_uint_eq(st.products, 0);
+    ck_assert(wgf_problem_metric_apply(p, g, out, &err) == WGF_OK);
+    ck_assert(memcmp(g, out, P * sizeof(double)) == 0);
+    free(g);
+    wgf_eval_free(ev);
+    wgf_problem_free(p);
+}
+END_TEST
+
 /* The check alone neither projects nor writes: planar layer 1 with u.w = -2. */
 START_TEST(test_check_only)
 {
@@ -583,6 +613,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, test_scheme_needs);
     tcase_add_test(tc, test_vjp_many_equals_loop);
     tcase_add_test(tc, test_metric_prepare_solve);
+    tcase_add_test(tc, test_identity_metric);
     tcase_add_test(tc, test_check_only);
     tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_draw_reproducible);
