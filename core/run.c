@@ -18,7 +18,7 @@ const char *wgf_version(void) { return WGF_VERSION; }
  * say: the kernel's count of runnable threads (procs_running in /proc/stat)
  * less this process's own (state R in /proc/self/task/N/stat, which counts
  * OpenMP workers still spinning after a region). A look is a snapshot, so
- * the least of a few looks 1 ms apart. */
+ * the least of three looks 0.5 ms apart (at most 1 ms at start-up). */
 static int count_running(FILE *f)
 {
     char line[256];
@@ -58,9 +58,9 @@ static int own_running(void)
 static int busy_elsewhere(void)
 {
     int least = -1;
-    for (int look = 0; look < 5; look++) {
+    for (int look = 0; look < 3; look++) {
         if (look > 0)
-            nanosleep(&(struct timespec){0, 1000000}, NULL);
+            nanosleep(&(struct timespec){0, 500000}, NULL);
         FILE *f = fopen("/proc/stat", "r");
         if (!f)
             return -1;
