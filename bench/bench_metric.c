@@ -1,10 +1,13 @@
 /* bench_metric.c: the costs that dominate a relaxed PWGF step, for the planar
  * flow of the 10-D experiment (N = 1000, L = 20, d = 10): one G-hat product
  * (jvp + vjp on the stored tapes), the forward pass with scores, and the
- * energy gradient. Run by `make bench`; not part of make check. */
+ * energy gradient; then the product's arithmetic rate and how its time grows
+ * with N, L and d (the exponent of a least-squares fit of log time against
+ * log size: 1 is linear). Run by `make bench`; not part of make check. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,6 +32,113 @@ static int die(const char *what, const wgf_error *err)
 {
     fprintf(stderr, "bench_metric: %s: %s\n", what, err->msg);
     return 1;
+}
+
+/* Floating-point operations of one G-hat product per sample and layer, as
+ * plugins/maps/planar.c executes it (x cotangents only): the jvp forms
+ * da = dw.x + w.dx + db (4d), dx += du h + u h' da (4d) and its 9 scalar
+ * operations; the reverse step forms u.xbar (2d), the sums over samples
+ * h xbar and abar x (4d), xbar += abar w (2d) and 10 scalar operations. */
+static double gram_flops(size_t n, size_t layers, size_t d)
+{
+    return (double)n * (double)layers * (16.0 * (double)d + 19.0);
+}
+
+/* Milliseconds per G-hat product of the planar flow with n samples, the
+ * given layers and dimension: the median of 5 timings of reps products. */
+static int time_gram(size_t n, size_t layers, size_t d, double *ms)
+{
+    char ini_nld[256];
+    int len = snprintf(ini_nld, sizeof ini_nld,
+                       "[run]\ndim = %zu\nsamples = %zu\nseed = 1\n"
+                       "[energy]\nplugin = fpe\npotential = quadratic\nmu = 1\n"
+                       "[map]\nplugin = planar\nlayers = %zu\n",
+                       d, n, layers);
+    char path[] = "/tmp/wgf-bench-XXXXXX.ini";
+    int fd = mkstemps(path, 4);
+    if (len < 0 || (size_t)len >= sizeof ini_nld || fd < 0 ||
+        write(fd, ini_nld, (size_t)len) != (ssize_t)len) {
+        if (fd >= 0) {
+            close(fd);
+            unlink(path);
+        }
+        return 1;
+    }
+    close(fd);
+    wgf_run_opts opts = {.file = path};
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    wgf_error err = {0};
+    wgf_problem *p = NULL;
+    int rc = wgf_problem_create(&p, &opts, &diag, &err);
+    unlink(path);
+    wgf_diag_free(&diag);
+    if (rc != WGF_OK)
+        return die("set-up", &err);
+    size_t P = wgf_problem_nparams(p);
+    double *theta = wgf_problem_theta(p);
+    for (size_t j = 0; j < P; j++)
+        theta[j] += 0.05 * ((double)((j * 7919) % 13) / 13.0 - 0.5);
+    wgf_eval *ev = NULL;
+    double *v = calloc(P, sizeof(double)), *out = calloc(P, sizeof(double));
+    rc = 1;
+    if (!v || !out || wgf_problem_constrain(p, theta, &err) != WGF_OK)
+        goto done;
+    ev = wgf_eval_create(p, n, 0, &err);
+    if (!ev || wgf_eval_draw(ev, WGF_STREAM_TRAIN, 0, &err) != WGF_OK ||
+        wgf_eval_forward(ev, theta, &err) != WGF_OK)
+        goto done;
+    for (size_t j = 0; j < P; j++)
+        v[j] = 1.0 / (1.0 + (double)j);
+    double work = gram_flops(n, layers, d);
+    int reps = work > 4e8 ? 1 : (int)(4e8 / 20.0 / work) + 1; /* ~20 ms a timing at 1 GFLOP/s */
+    double t[5];
+    for (int k = 0; k < 5; k++) {
+        double t0 = now();
+        for (int r = 0; r < reps; r++)
+            if (wgf_eval_gram(ev, v, out, &err) != WGF_OK)
+                goto done;
+        t[k] = 1e3 * (now() - t0) / reps;
+    }
+    for (int i = 1; i < 5; i++) /* insertion sort of five */
+        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
+            double x = t[j];
+            t[j] = t[j - 1];
+            t[j - 1] = x;
+        }
+    *ms = t[2];
+    rc = 0;
+done:
+    if (rc)
+        die("gram timing", &err);
+    free(v);
+    free(out);
+    wgf_eval_free(ev);
+    wgf_problem_free(p);
+    return rc;
+}
+
+/* The slope of log ms against log size: the exponent of the cost in that size. */
+static int print_exponent(const char *what, const size_t *sizes, size_t count, const size_t *n,
+                          const size_t *layers, const size_t *d, size_t *vary)
+{
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    printf("  time in %s:", what);
+    for (size_t i = 0; i < count; i++) {
+        *vary = sizes[i];
+        double ms;
+        if (time_gram(*n, *layers, *d, &ms))
+            return 1;
+        printf(" %zu: %.3f ms%s", sizes[i], ms, i + 1 < count ? "," : "");
+        double x = log((double)sizes[i]), y = log(ms);
+        sx += x;
+        sy += y;
+        sxx += x * x;
+        sxy += x * y;
+    }
+    double c = (double)count;
+    printf("\n    exponent %.2f\n", (c * sxy - sx * sy) / (c * sxx - sx * sx));
+    return 0;
 }
 
 int main(void)
@@ -87,11 +197,28 @@ int main(void)
     for (int r = 0; r < reps; r++)
         if (wgf_eval_gram(ev, v, out, &err) != WGF_OK)
             return die("gram", &err);
-    printf("  G-hat product (jvp + vjp) %8.3f ms\n", 1e3 * (now() - t0) / reps);
+    double ms = 1e3 * (now() - t0) / reps;
+    printf("  G-hat product (jvp + vjp) %8.3f ms, %.1f GFLOP/s (%.0f flops per sample and layer)\n",
+           ms, 1e-6 * gram_flops(1000, 20, 10) / ms, gram_flops(1, 1, 10));
+    printf("  memory of the tapes: %.1f MB, 8 (L + 1)(d + 3) N bytes\n",
+           8.0 * 21.0 * 13.0 * 1000.0 / 1e6);
 
     free(v);
     free(out);
     wgf_eval_free(ev);
     wgf_problem_free(p);
+
+    /* Scaling, one size at a time about N = 1000, L = 20, d = 10. */
+    printf("G-hat product scaling (median of 5 timings each):\n");
+    size_t N = 1000, Lk = 20, dk = 10;
+    static const size_t ns[] = {500, 1000, 2000, 4000}, ls[] = {10, 20, 40}, ds[] = {5, 10, 20};
+    if (print_exponent("N", ns, 4, &N, &Lk, &dk, &N))
+        return 1;
+    N = 1000;
+    if (print_exponent("L", ls, 3, &N, &Lk, &dk, &Lk))
+        return 1;
+    Lk = 20;
+    if (print_exponent("d", ds, 3, &N, &Lk, &dk, &dk))
+        return 1;
     return 0;
 }

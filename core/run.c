@@ -1,24 +1,106 @@
 /* run.c: an experiment from file to outputs (wgf run, wgf check). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#ifdef _OPENMP
+#include <dirent.h>
+#endif
 
 #include "guard.h"
 #include "internal.h"
 
 const char *wgf_version(void) { return WGF_VERSION; }
 
-/* threads > 0: exactly that many. 0: up to one per core, fewer when the
- * machine is busy (OpenMP's dynamic adjustment): many short parallel
- * regions (one per metric product) on oversubscribed cores wait a
- * scheduler slice at every barrier. Results do not depend on the count. */
+#ifdef _OPENMP
+/* Runnable threads of other processes now, or -1 where the system does not
+ * say: the kernel's count of runnable threads (procs_running in /proc/stat)
+ * less this process's own (state R in /proc/self/task/N/stat, which counts
+ * OpenMP workers still spinning after a region). A look is a snapshot, so
+ * the least of three looks 0.5 ms apart (at most 1 ms at start-up). */
+static int count_running(FILE *f)
+{
+    char line[256];
+    int n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "procs_running %d", &n) == 1)
+            break;
+    return n;
+}
+
+static int own_running(void)
+{
+    DIR *dir = opendir("/proc/self/task");
+    if (!dir)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        char path[64], buf[512];
+        if (e->d_name[0] == '.' ||
+            snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name) >= (int)sizeof path)
+            continue;
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        const char *paren = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+        if (paren && paren[1] == ' ' && paren[2] == 'R')
+            n++;
+    }
+    closedir(dir);
+    return n;
+}
+
+static int busy_elsewhere(void)
+{
+    int least = -1;
+    for (int look = 0; look < 3; look++) {
+        if (look > 0)
+            nanosleep(&(struct timespec){0, 500000}, NULL);
+        FILE *f = fopen("/proc/stat", "r");
+        if (!f)
+            return -1;
+        int all = count_running(f);
+        fclose(f);
+        int own = own_running();
+        if (all < 0 || own < 0)
+            return -1;
+        int others = all > own ? all - own : 0;
+        if (least < 0 || others < least)
+            least = others;
+        if (least == 0)
+            break;
+    }
+    return least;
+}
+#endif
+
+/* threads > 0: exactly that many. 0: one per core that no other process
+ * is using when the run starts, and fewer later if the machine stays busy
+ * (OpenMP's dynamic adjustment, which follows the 15-minute load average):
+ * many short parallel regions (one per metric product) on oversubscribed
+ * cores wait a scheduler slice at every barrier, and two threads sharing
+ * two cores with one busy process measured three times slower than one
+ * thread. Results do not depend on the count. */
 static void set_threads(int threads)
 {
 #ifdef _OPENMP
     if (threads > 0) {
         omp_set_dynamic(0);
         omp_set_num_threads(threads);
-    } else
+    } else {
+        int n = omp_get_max_threads(), others = busy_elsewhere();
+        if (others > 0) {
+            int free_cores = omp_get_num_procs() - others;
+            n = free_cores < 1 ? 1 : free_cores < n ? free_cores : n;
+            omp_set_num_threads(n);
+        }
         omp_set_dynamic(1);
+    }
 #else
     (void)threads;
 #endif

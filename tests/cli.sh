@@ -578,5 +578,20 @@ if [ -x "$bdir/cli/.libs/wgf" ] && [ -f "$bdir/core/.libs/libwgf.so.0" ]; then
         bad "the uninstalled command does not search the build tree's plugins"
 fi
 
+# a busy machine: with every core taken by another process, a run with the
+# default thread count takes one thread (two threads sharing two cores with a
+# busy process ran 15 times slower than one, each region waiting for a turn)
+if [ "$(nproc 2>/dev/null || echo 64)" -le 16 ]; then
+    spin=""
+    for i in $(seq "$(nproc)"); do
+        sh -c 'while :; do :; done' &
+        spin="$spin $!"
+    done
+    expect 0 "" "$WGF" run "$good" -o "$tmp/busy" --quiet --set scheme.t_end=0.01 --set output.plots=false
+    kill $spin
+    grep -q "^threads = 1$" "$tmp/busy/summary.ini" && ok ||
+        bad "default threads with every core busy: $(grep threads "$tmp/busy/summary.ini")"
+fi
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

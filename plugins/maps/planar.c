@@ -18,6 +18,8 @@
  * d rows of n), so that every inner loop runs over samples (ARCHITECTURE.md,
  * "The tape is the key to speed"): forward, score, jvp and path_vjp are all
  * O(L d) per sample without recomputing the flow. */
+#include "config.h"
+
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -26,6 +28,27 @@
 #include <gsl/gsl_randist.h>
 
 #include <wgf/plugin.h>
+
+/* Run-time dispatch: the passes over the tape (forward, score, jvp, a layer
+ * of the reverse sweep) are compiled for AVX-512, AVX2 and the build's
+ * baseline, and the loader picks the best the processor has (GCC's
+ * target_clones, checked by configure), so a portable build runs the
+ * product as fast as an -march=native one. The loops below are inlined into
+ * each clone. Contraction to fused multiply-adds (which AVX-512 brings) is
+ * off in this file, so every clone rounds as the baseline does: a portable
+ * build gives the same bits on every x86-64 processor. A build that already
+ * targets AVX2 or better (--enable-native) needs no clones. */
+#if defined(WGF_HAVE_TARGET_CLONES) && !defined(__AVX2__)
+#pragma GCC optimize("fp-contract=off")
+#define PLANAR_KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define PLANAR_KERNEL
+#endif
+#ifdef __GNUC__
+#define PLANAR_INLINE static inline __attribute__((always_inline))
+#else
+#define PLANAR_INLINE static inline
+#endif
 
 enum { PLANAR_CHECK, PLANAR_PROJECT, PLANAR_REPARAM };
 
@@ -125,7 +148,7 @@ static double planar_dot(size_t d, const double *a, const double *b)
 #define PLANAR_SIMD
 #endif
 
-static void planar_axpy(size_t n, double a, const double *restrict x, double *restrict y)
+PLANAR_INLINE void planar_axpy(size_t n, double a, const double *restrict x, double *restrict y)
 {
     PLANAR_SIMD
     for (size_t s = 0; s < n; s++)
@@ -133,15 +156,15 @@ static void planar_axpy(size_t n, double a, const double *restrict x, double *re
 }
 
 /* y = x + a h */
-static void planar_xpah(size_t n, const double *restrict x, double a, const double *restrict h,
-                        double *restrict y)
+PLANAR_INLINE void planar_xpah(size_t n, const double *restrict x, double a, const double *restrict h,
+                               double *restrict y)
 {
     PLANAR_SIMD
     for (size_t s = 0; s < n; s++)
         y[s] = x[s] + a * h[s];
 }
 
-static double planar_sumprod(size_t n, const double *restrict a, const double *restrict b)
+PLANAR_INLINE double planar_sumprod(size_t n, const double *restrict a, const double *restrict b)
 {
     double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, tail = 0.0;
     size_t s = 0;
@@ -153,7 +176,7 @@ static double planar_sumprod(size_t n, const double *restrict a, const double *r
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
 }
 
-static double planar_sum(size_t n, const double *restrict a)
+PLANAR_INLINE double planar_sum(size_t n, const double *restrict a)
 {
     double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, tail = 0.0;
     size_t s = 0;
@@ -506,6 +529,7 @@ static void planar_from_rows(size_t n, size_t d, size_t cap, const double *rows,
 /* x^(k) = x^(k-1) + u_k h(a_k), ld^(k) = ld^(k-1) + log|1 + h'(a_k) sigma_k|
  * (MATH.md 3.2); stage j is the output of layer j B. The tape keeps x^(k-1),
  * h, h' and q = 1/(1 + h' sigma) of every layer for the derivative passes. */
+PLANAR_KERNEL
 static int planar_forward(void *state, const double *theta, size_t n, const double *z, void *tape,
                           double *const *x, double *const *ld, wgf_error *err)
 {
@@ -563,8 +587,8 @@ static int planar_forward(void *state, const double *theta, size_t n, const doub
 /* ------------------------------------------------------------ score */
 
 /* beta = q (h' r + q h'' sigma) for every sample, h'' = -2 h h'. */
-static void planar_beta(size_t n, double sig, const double *restrict H, const double *restrict HP,
-                        const double *restrict Q, const double *restrict r, double *restrict beta)
+PLANAR_INLINE void planar_beta(size_t n, double sig, const double *restrict H, const double *restrict HP,
+                               const double *restrict Q, const double *restrict r, double *restrict beta)
 {
     PLANAR_SIMD
     for (size_t s = 0; s < n; s++) {
@@ -577,6 +601,7 @@ static void planar_beta(size_t n, double sig, const double *restrict H, const do
  * J_k^{-T} y = y - h' q (u.y) w and 1 - h' q sigma = q this is
  *     s^(k) = s^(k-1) - beta w,   beta = q (h' r + q h'' sigma),  r = u . s^(k-1),
  * O(d) per sample and layer. */
+PLANAR_KERNEL
 static int planar_score(void *state, const double *theta, size_t n, void *tape, const double *s0,
                         double *const *s, wgf_error *err)
 {
@@ -623,9 +648,9 @@ static int planar_score(void *state, const double *theta, size_t n, void *tape, 
 /* ------------------------------------------------------------ jvp */
 
 /* dld += q (h'' sigma da + h' dsigma); da <- h' da (what dx needs). */
-static void planar_jvp_scalars(size_t n, double sig, double dsig, const double *restrict H,
-                               const double *restrict HP, const double *restrict Q,
-                               double *restrict da, double *restrict dld)
+PLANAR_INLINE void planar_jvp_scalars(size_t n, double sig, double dsig, const double *restrict H,
+                                      const double *restrict HP, const double *restrict Q,
+                                      double *restrict da, double *restrict dld)
 {
     PLANAR_SIMD
     for (size_t s = 0; s < n; s++) {
@@ -636,8 +661,8 @@ static void planar_jvp_scalars(size_t n, double sig, double dsig, const double *
 }
 
 /* dx += du h + u (h' da) */
-static void planar_jvp_dx(size_t n, double du, const double *restrict H, double u,
-                          const double *restrict hda, double *restrict dx)
+PLANAR_INLINE void planar_jvp_dx(size_t n, double du, const double *restrict H, double u,
+                                 const double *restrict hda, double *restrict dx)
 {
     PLANAR_SIMD
     for (size_t s = 0; s < n; s++)
@@ -648,6 +673,7 @@ static void planar_jvp_dx(size_t n, double du, const double *restrict H, double 
  *   da = dw . x^(k-1) + w . dx^(k-1) + db,   dx^(k) = dx^(k-1) + du h + u h' da,
  *   dld^(k) = dld^(k-1) + q (h'' sigma da + h' dsigma),  dsigma = du . w + u . dw,
  * with du the forward mode of u_hat under reparam. */
+PLANAR_KERNEL
 static int planar_jvp(void *state, const double *theta, size_t n, void *tape, const double *v,
                       double *jx, double *jld, wgf_error *err)
 {
@@ -699,10 +725,10 @@ static int planar_jvp(void *state, const double *theta, size_t n, void *tape, co
 
 /* Per-sample scalars of one layer's reverse step, x and ld cotangents only:
  *   sigbar = ldbar q h',  abar = h' (u . xbar) + ldbar q h'' sigma. */
-static void planar_vjp_scalars(size_t n, double sig, const double *restrict H,
-                               const double *restrict HP, const double *restrict Q,
-                               const double *restrict LB, const double *restrict ux,
-                               double *restrict sigb, double *restrict ab)
+PLANAR_INLINE void planar_vjp_scalars(size_t n, double sig, const double *restrict H,
+                                      const double *restrict HP, const double *restrict Q,
+                                      const double *restrict LB, const double *restrict ux,
+                                      double *restrict sigb, double *restrict ab)
 {
     PLANAR_SIMD
     for (size_t s = 0; s < n; s++) {
@@ -714,11 +740,11 @@ static void planar_vjp_scalars(size_t n, double sig, const double *restrict H,
 
 /* The same with score cotangents. On entry r = u . s^(k-1) and beta holds
  * betabar = -(w . sbar); on return rb = rbar, beta = beta (for wbar). */
-static void planar_vjp_scalars_s(size_t n, double sig, const double *restrict H,
-                                 const double *restrict HP, const double *restrict Q,
-                                 const double *restrict LB, const double *restrict ux,
-                                 const double *restrict r, double *restrict beta,
-                                 double *restrict rb, double *restrict sigb, double *restrict ab)
+PLANAR_INLINE void planar_vjp_scalars_s(size_t n, double sig, const double *restrict H,
+                                        const double *restrict HP, const double *restrict Q,
+                                        const double *restrict LB, const double *restrict ux,
+                                        const double *restrict r, double *restrict beta,
+                                        double *restrict rb, double *restrict sigb, double *restrict ab)
 {
     PLANAR_SIMD
     for (size_t s = 0; s < n; s++) {
@@ -785,6 +811,7 @@ static void planar_rev_stage(planar_rev *v, size_t n, size_t d, size_t cap, cons
 
 /* Layer k's reverse step for one set: accumulate into thetabar, move v to layer k's inputs.
  * Uses the tape's per-sample scratch (tmp, acc), so sets go one after another. */
+PLANAR_KERNEL
 static void planar_rev_layer(const planar *m, planar_tape *t, size_t k, size_t n, const double *theta,
                              planar_rev *v, double *thetabar)
 {
