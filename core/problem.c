@@ -489,6 +489,8 @@ int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, 
     const wgf_param *os[2] = {output_schema, NULL};
     p->output_sec = wgf_config_section(p->cfg, "output", os, p->info.dim, diag);
     if (p->output_sec)
+        p->info.output_samples = (size_t)wgf_section_int(p->output_sec, "samples");
+    if (p->output_sec)
         size_refused(p, "output", "samples",
                      8.0 * 8.0 * (double)wgf_section_int(p->output_sec, "samples") * (double)p->info.dim,
                      "output batches of this many samples", diag);

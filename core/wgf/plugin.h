@@ -91,6 +91,8 @@ typedef struct wgf_problem_info {
     size_t samples;          /* N, the training batch size */
     unsigned long seed;      /* the run's seed */
     const wgf_dist *initial; /* lambda: the reference law of the map */
+    /* ---- ABI 2 ---- */
+    size_t output_samples;   /* the output batch ([output] samples): a map's tapes hold it too */
 } wgf_problem_info;
 
 /* ---------------------------------------------------------------- energy */

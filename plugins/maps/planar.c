@@ -284,14 +284,15 @@ static int planar_create(const wgf_section *sec, const wgf_problem_info *info, v
     /* L (2d + 1) parameters, and tapes that keep every layer's N x d
      * outputs and three N-vectors: sizes from the file, checked before any
      * allocation (products without wrapping, then against memory) */
-    size_t nparams, per_sample, tapes;
-    if (__builtin_mul_overflow((size_t)layers, 2 * info->dim + 1, &nparams) ||
+    /* (the training batch and the output batch are both on tapes during a run) */
+    size_t nparams, per_sample, tapes, n;
+    if (__builtin_add_overflow(info->samples, info->output_samples, &n) ||
+        __builtin_mul_overflow((size_t)layers, 2 * info->dim + 1, &nparams) ||
         __builtin_mul_overflow((size_t)layers + 1, info->dim + 3, &per_sample) ||
-        __builtin_mul_overflow(per_sample, info->samples * sizeof(double), &tapes) ||
-        tapes > wgf_mem_available())
+        __builtin_mul_overflow(per_sample, n * sizeof(double), &tapes) || tapes > wgf_mem_available())
         return wgf_section_error(sec, "layers", err,
                                  "%ld layers of dimension %zu on %zu samples are too many to hold in "
-                                 "memory", layers, info->dim, info->samples);
+                                 "memory", layers, info->dim, n);
     const char *inv = wgf_section_string(sec, "invertibility");
     int mode = PLANAR_PROJECT;
     if (inv && strcmp(inv, "check") == 0)
