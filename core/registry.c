@@ -123,50 +123,6 @@ static const char *kind_article(wgf_kind k)
     return k == WGF_ENERGY ? "an" : "a";
 }
 
-/* ------------------------------------------------------------ growable text */
-
-/* Messages list directories and names, with no bound on their number or length. A failed
- * allocation is remembered and reported once, by the caller. */
-typedef struct strbuf {
-    char *s;
-    size_t len, cap;
-    int failed;
-} strbuf;
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static void sb_printf(strbuf *b, const char *fmt, ...)
-{
-    if (b->failed)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (k < 0) {
-        b->failed = 1;
-        return;
-    }
-    size_t need = b->len + (size_t)k + 1;
-    if (need > b->cap) {
-        size_t cap = b->cap ? b->cap : 128;
-        while (cap < need)
-            cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->failed = 1;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)k;
-}
-
 /* dir + "/" + name + suffix, freshly allocated. */
 static char *path_join(const char *dir, const char *name, const char *suffix)
 {
@@ -808,18 +764,18 @@ static int not_found(wgf_registry *reg, wgf_kind kind, const char *name, wgf_err
     char *hint;
     if (suggest(reg, name, &hint) != WGF_OK)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory looking for plugin '%s'", name);
-    strbuf b = {0};
-    sb_printf(&b, "plugin '%s'", name);
+    wgf_strbuf b = {0};
+    wgf_strbuf_printf(&b, "plugin '%s'", name);
     if (kind)
-        sb_printf(&b, " (%s)", wgf_kind_name(kind));
+        wgf_strbuf_printf(&b, " (%s)", wgf_kind_name(kind));
     if (reg->ndirs == 0)
-        sb_printf(&b, " not found: the plugin search path is empty");
+        wgf_strbuf_printf(&b, " not found: the plugin search path is empty");
     else
-        sb_printf(&b, " not found; looked for %s%s.so in: ", kind == WGF_REFERENCE ? "ref_" : "", name);
+        wgf_strbuf_printf(&b, " not found; looked for %s%s.so in: ", kind == WGF_REFERENCE ? "ref_" : "", name);
     for (size_t i = 0; i < reg->ndirs; i++)
-        sb_printf(&b, "%s%s", i ? ", " : "", reg->dirs[i]);
+        wgf_strbuf_printf(&b, "%s%s", i ? ", " : "", reg->dirs[i]);
     if (hint)
-        sb_printf(&b, "; did you mean '%s'?", hint);
+        wgf_strbuf_printf(&b, "; did you mean '%s'?", hint);
     free(hint);
     int rc = b.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory looking for plugin '%s'", name)
                       : wgf_error_set(err, WGF_EPLUGIN, "%s", b.s);
@@ -830,13 +786,13 @@ static int not_found(wgf_registry *reg, wgf_kind kind, const char *name, wgf_err
 /* The file exists and loads but has no descriptor with that name: say what it holds. */
 static int not_in_file(wgf_lib *lib, const char *name, wgf_error *err)
 {
-    strbuf b = {0};
-    sb_printf(&b, "%s holds no plugin named '%s'", lib->path, name);
+    wgf_strbuf b = {0};
+    wgf_strbuf_printf(&b, "%s holds no plugin named '%s'", lib->path, name);
     unsigned i = 0;
     for (const wgf_plugin *p; (p = lib->entry(i)) != NULL; i++)
-        sb_printf(&b, "%s%s (%s)", i ? ", " : "; it holds: ", p->name, wgf_kind_name(p->kind));
+        wgf_strbuf_printf(&b, "%s%s (%s)", i ? ", " : "; it holds: ", p->name, wgf_kind_name(p->kind));
     if (i == 0)
-        sb_printf(&b, "; it holds no plugins");
+        wgf_strbuf_printf(&b, "; it holds no plugins");
     int rc = b.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory looking for plugin '%s'", name)
                       : wgf_error_set(err, WGF_EPLUGIN, "%s", b.s);
     free(b.s);
