@@ -91,10 +91,8 @@ struct wgf_problem {
 /* eval.c */
 double *wgf_eval_scratch_logq0(wgf_eval *ev);
 
-/* problem.c: configuration and component life cycle (run.c drives it). */
+/* setup.c: the core's own schemas (of [run], [metric], [output] ...) */
 const wgf_param *wgf_core_schema(const char *section);
-int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, wgf_error *err);
-void wgf_problem_teardown(wgf_problem *p);
 /* The reference plugin and its section; 0 when [reference] names none. */
 int wgf_problem_reference(const wgf_problem *p, const wgf_plugin **plugin, const wgf_section **sec);
 

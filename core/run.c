@@ -7,23 +7,6 @@
 
 const char *wgf_version(void) { return WGF_VERSION; }
 
-/* threads > 0: exactly that many. 0: up to one per core, fewer when the
- * machine is busy (OpenMP's dynamic adjustment): many short parallel
- * regions (one per metric product) on oversubscribed cores wait a
- * scheduler slice at every barrier. Results do not depend on the count. */
-static void set_threads(int threads)
-{
-#ifdef _OPENMP
-    if (threads > 0) {
-        omp_set_dynamic(0);
-        omp_set_num_threads(threads);
-    } else
-        omp_set_dynamic(1);
-#else
-    (void)threads;
-#endif
-}
-
 /* runs/<name>: [run] name, else the experiment file's base name without .ini */
 static char *default_outdir(const wgf_problem *p, const char *file)
 {
@@ -128,33 +111,6 @@ static int resume_prepare(wgf_problem *p, const char *dir, wgf_checkpoint *ck, w
     return WGF_OK;
 }
 
-int wgf_problem_create(wgf_problem **out, const wgf_run_opts *opts, wgf_diag *diag, wgf_error *err)
-{
-    *out = NULL;
-    wgf_problem *p = calloc(1, sizeof *p);
-    if (!p)
-        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
-    int rc = wgf_problem_setup(p, opts, diag, err);
-    if (rc == WGF_OK && diag->n > 0)
-        rc = WGF_EINVAL;
-    if (rc != WGF_OK) {
-        wgf_problem_teardown(p);
-        free(p);
-        return rc;
-    }
-    set_threads(p->threads);
-    *out = p;
-    return WGF_OK;
-}
-
-void wgf_problem_free(wgf_problem *p)
-{
-    if (!p)
-        return;
-    wgf_problem_teardown(p);
-    free(p);
-}
-
 /* What a run refuses at configuration time, check refuses: the reference is created (on the
  * output samples' draws, as the run creates it) and freed, so that its own refusals (a law it
  * does not describe, a potential it cannot solve) come out of `wgf check` too. */
@@ -182,24 +138,18 @@ int wgf_run(const wgf_run_opts *opts, wgf_run_result *res, wgf_diag *diag, wgf_e
     if (!res)
         res = &local;
     memset(res, 0, sizeof *res);
-    wgf_problem *p = calloc(1, sizeof *p);
-    if (!p)
-        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
-    int rc = wgf_problem_setup(p, opts, diag, err);
-    if (rc == WGF_OK && diag->n > 0)
-        rc = WGF_EINVAL;
-    if (rc == WGF_OK && opts->check_only)
+    wgf_problem *p = NULL;
+    int rc = wgf_problem_create(&p, opts, diag, err);
+    if (rc != WGF_OK)
+        return rc;
+    if (opts->check_only) {
         rc = check_reference(p, err);
-    if (rc != WGF_OK || opts->check_only) {
-        wgf_problem_teardown(p);
-        free(p);
+        wgf_problem_free(p);
         return rc;
     }
-    set_threads(p->threads);
     char *outdir = opts->outdir ? strdup(opts->outdir) : default_outdir(p, opts->file);
     if (!outdir) {
-        wgf_problem_teardown(p);
-        free(p);
+        wgf_problem_free(p);
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     }
     p->interrupt = opts->interrupt;
@@ -207,8 +157,7 @@ int wgf_run(const wgf_run_opts *opts, wgf_run_result *res, wgf_diag *diag, wgf_e
     if (opts->resume && (rc = resume_prepare(p, outdir, &ck, diag, err)) != WGF_OK) {
         wgf_checkpoint_free(&ck);
         free(outdir);
-        wgf_problem_teardown(p);
-        free(p);
+        wgf_problem_free(p);
         return rc;
     }
     /* The outputs first, then the caller's monitor, which so sees the
@@ -244,7 +193,6 @@ int wgf_run(const wgf_run_opts *opts, wgf_run_result *res, wgf_diag *diag, wgf_e
         }
     }
     free(outdir);
-    wgf_problem_teardown(p);
-    free(p);
+    wgf_problem_free(p);
     return rc;
 }
