@@ -190,6 +190,12 @@ double wgf_refrun_value(const wgf_refrun *r, const char *col);
 int wgf_refrun_curve(wgf_refrun *r, double t, wgf_strbuf *csv, wgf_error *err);
 int wgf_refrun_summary(const wgf_refrun *r, wgf_strbuf *ini, wgf_run_result *res, wgf_error *err);
 
+/* path.c: path text, malloc'd (NULL: out of memory). dir + "/" + name;
+ * and the first n bytes of path taken relative to the directory of file
+ * (as is when path is absolute or file names no directory). */
+char *wgf_path_join(const char *dir, const char *name);
+char *wgf_path_beside(const char *file, const char *path, size_t n);
+
 /* files.c: atomic files and directories */
 int wgf_mkdir_p(const char *path, wgf_error *err);
 /* Before a run writes to dir: remove what an earlier run there wrote

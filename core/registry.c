@@ -123,20 +123,6 @@ static const char *kind_article(wgf_kind k)
     return k == WGF_ENERGY ? "an" : "a";
 }
 
-/* dir + "/" + name + suffix, freshly allocated. */
-static char *path_join(const char *dir, const char *name, const char *suffix)
-{
-    size_t a = strlen(dir), b = strlen(name), c = strlen(suffix);
-    char *p = malloc(a + b + c + 2);
-    if (!p)
-        return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b);
-    memcpy(p + a + 1 + b, suffix, c + 1);
-    return p;
-}
-
 static int has_suffix(const char *s, const char *suffix)
 {
     size_t n = strlen(s), k = strlen(suffix);
@@ -240,12 +226,13 @@ static int running_uninstalled(int *yes)
 
 static int add_build_tree(wgf_registry *reg)
 {
-    static const char *const sub[] = {"energies", "maps", "metrics", "schemes", "references"};
+    static const char *const sub[] = {"energies/.libs", "maps/.libs", "metrics/.libs", "schemes/.libs",
+                                       "references/.libs"};
     int yes, rc = running_uninstalled(&yes);
     if (rc != WGF_OK || !yes)
         return rc;
     for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) {
-        char *dir = path_join(WGF_BUILDDIR "/plugins", sub[i], "/.libs");
+        char *dir = wgf_path_join(WGF_BUILDDIR "/plugins", sub[i]);
         if (!dir)
             return WGF_ENOMEM;
         rc = add_dir(reg, dir, strlen(dir));
@@ -734,7 +721,7 @@ static int suggest(wgf_registry *reg, const char *name, char **best)
             rc = edit_distance(name, nn, files[j], ns, &dist);
             if (rc != WGF_OK || dist >= bestd)
                 continue;
-            char *path = path_join(reg->dirs[i], files[j], "");
+            char *path = wgf_path_join(reg->dirs[i], files[j]);
             if (!path) {
                 rc = WGF_ENOMEM;
                 continue;
@@ -984,7 +971,7 @@ static int registry_list(wgf_registry *reg, size_t ndirs, const char *prefix, wg
         for (size_t j = 0; j < nfiles && rc == WGF_OK; j++) {
             if (prefix && strncmp(files[j], prefix, strlen(prefix)) != 0)
                 continue;
-            char *path = path_join(reg->dirs[i], files[j], "");
+            char *path = wgf_path_join(reg->dirs[i], files[j]);
             if (!path)
                 rc = wgf_error_set(err, WGF_ENOMEM, "out of memory listing plugins in %s", reg->dirs[i]);
             else if (is_file(path))

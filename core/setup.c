@@ -165,41 +165,26 @@ static wgf_section *component_section(wgf_problem *p, const char *section, wgf_k
     return wgf_config_section(p->cfg, section, schemas, p->info.dim, diag);
 }
 
+/* Every ':'-separated entry of path relative to the directory of file (empty
+ * entries dropped). */
 static char *join_relative(const char *file, const char *path)
 {
-    /* Every ':'-separated entry of path relative to the directory of file. */
-    size_t dirlen = 0;
-    if (file && strrchr(file, '/'))
-        dirlen = (size_t)(strrchr(file, '/') - file);
-    size_t cap = strlen(path) * 2 + 2, len = 0;
-    size_t parts = 1;
-    for (const char *c = path; *c; c++)
-        parts += *c == ':';
-    cap += parts * (dirlen + 2);
-    char *out = malloc(cap);
-    if (!out)
-        return NULL;
-    const char *s = path;
-    while (1) {
+    wgf_strbuf b = {0};
+    for (const char *s = path;; s++) {
         const char *e = strchr(s, ':');
         size_t n = e ? (size_t)(e - s) : strlen(s);
         if (n > 0) {
-            if (len)
-                out[len++] = ':';
-            if (s[0] != '/' && dirlen) {
-                memcpy(out + len, file, dirlen);
-                len += dirlen;
-                out[len++] = '/';
-            }
-            memcpy(out + len, s, n);
-            len += n;
+            char *one = wgf_path_beside(file, s, n);
+            if (!one)
+                b.failed = 1;
+            wgf_strbuf_printf(&b, "%s%s", b.len ? ":" : "", one ? one : "");
+            free(one);
         }
         if (!e)
             break;
-        s = e + 1;
+        s = e;
     }
-    out[len] = '\0';
-    return out;
+    return wgf_strbuf_take(&b);
 }
 
 /* What the scheme will ask of the energy terms, the map and the initial law, checked before
