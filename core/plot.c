@@ -23,10 +23,13 @@ static int have_gnuplot(void)
     while (*s) {
         const char *e = strchr(s, ':');
         size_t n = e ? (size_t)(e - s) : strlen(s);
-        char buf[4096];
-        if (n > 0 && n < sizeof buf - 10) {
-            snprintf(buf, sizeof buf, "%.*s/gnuplot", (int)n, s);
-            if (access(buf, X_OK) == 0)
+        if (n > 0) {
+            wgf_strbuf exe = {0};
+            wgf_strbuf_addn(&exe, s, n);
+            wgf_strbuf_add(&exe, "/gnuplot");
+            int found = !exe.failed && access(exe.s, X_OK) == 0;
+            wgf_strbuf_free(&exe);
+            if (found)
                 return 1;
         }
         if (!e)
@@ -39,9 +42,9 @@ static int have_gnuplot(void)
 /* The header of history.csv, split into column names. */
 static int history_columns(const char *dir, char ***cols, size_t *ncols)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/history.csv", dir);
-    FILE *f = fopen(path, "r");
+    char *path = wgf_path_join(dir, "history.csv");
+    FILE *f = path ? fopen(path, "r") : NULL;
+    free(path);
     if (!f)
         return -1;
     char *line = NULL;
@@ -98,9 +101,9 @@ static int reference_kind(const char *path)
 
 static long last_samples_step(const char *dir)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/samples", dir);
-    DIR *d = opendir(path);
+    char *path = wgf_path_join(dir, "samples");
+    DIR *d = path ? opendir(path) : NULL;
+    free(path);
     if (!d)
         return -1;
     long best = -1;
@@ -261,9 +264,11 @@ static void plot_script(const char *dir, char **cols, size_t ncols, gp_strings *
         wgf_strbuf_printf(gp, "\n");
     long last = last_samples_step(dir);
     if (last >= 0) {
-        char ref[4096];
-        snprintf(ref, sizeof ref, "%s/reference.csv", dir);
-        int kind = reference_kind(ref); /* 0 none, 1 curve, 2 density */
+        char *ref = wgf_path_join(dir, "reference.csv");
+        int kind = ref ? reference_kind(ref) : 0; /* 0 none, 1 curve, 2 density */
+        if (!ref)
+            g->nomem = 1;
+        free(ref);
         char rel[64];
         snprintf(rel, sizeof rel, "/samples/step-%06ld.csv", last);
         const char *samples = gp_path(g, dir, rel), *qref = gp_path(g, dir, "/reference.csv");
@@ -286,9 +291,12 @@ static void plot_script(const char *dir, char **cols, size_t ncols, gp_strings *
     }
     /* A path scheme's path.csv: energy and the reference's errors per stage
      * (the same diagnostics columns as history.csv). */
-    char pathcsv[4096];
-    snprintf(pathcsv, sizeof pathcsv, "%s/path.csv", dir);
-    if (access(pathcsv, R_OK) == 0) {
+    char *pathcsv = wgf_path_join(dir, "path.csv");
+    int have_path = pathcsv && access(pathcsv, R_OK) == 0;
+    if (!pathcsv)
+        g->nomem = 1;
+    free(pathcsv);
+    if (have_path) {
         const char *path = gp_path(g, dir, "/path.csv");
         wgf_strbuf_printf(gp, "set output %s\nset key outside right\nset size noratio\n"
                               "set xlabel 't (path)'\nset ylabel 'energy'\nset y2label 'distance to the reference'\n"
@@ -312,9 +320,9 @@ int wgf_plot(const char *dir, wgf_error *err)
     size_t ncols = 0;
     if (history_columns(dir, &cols, &ncols) != 0)
         return wgf_error_set(err, WGF_EIO, "%s/history.csv: cannot read", dir);
-    char plots[4096];
-    snprintf(plots, sizeof plots, "%s/plots", dir);
-    int rc = wgf_mkdir_p(plots, err);
+    char *plots = wgf_path_join(dir, "plots");
+    int rc = plots ? wgf_mkdir_p(plots, err) : wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    free(plots);
     wgf_strbuf gp = {0};
     gp_strings g = {0};
     plot_script(dir, cols, ncols, &g, &gp);
@@ -333,15 +341,18 @@ int wgf_plot(const char *dir, wgf_error *err)
         return rc != WGF_OK ? rc : wgf_error_set(err, WGF_ENOMEM, "out of memory");
     }
     /* gnuplot takes a script named '<cmd' for a command, and one named '-x' for an option */
-    char script[4096];
-    snprintf(script, sizeof script, "%s%s/plots/plot.gp", dir[0] == '/' ? "" : "./", dir);
-    rc = wgf_write_atomic(script, gp.s, gp.len, err);
+    wgf_strbuf name = {0};
+    wgf_strbuf_printf(&name, "%s%s/plots/plot.gp", dir[0] == '/' ? "" : "./", dir);
+    char *script = wgf_strbuf_take(&name);
+    rc = script ? wgf_write_atomic(script, gp.s, gp.len, err) : wgf_error_set(err, WGF_ENOMEM, "out of memory");
     wgf_strbuf_free(&gp);
-    if (rc != WGF_OK)
+    pid_t pid = rc == WGF_OK ? fork() : 0;
+    if (rc == WGF_OK && pid < 0)
+        rc = wgf_error_set(err, WGF_EIO, "cannot run gnuplot: %s", strerror(errno));
+    if (rc != WGF_OK) {
+        free(script);
         return rc;
-    pid_t pid = fork();
-    if (pid < 0)
-        return wgf_error_set(err, WGF_EIO, "cannot run gnuplot: %s", strerror(errno));
+    }
     if (pid == 0) {
         /* gnuplot's chatter goes nowhere; its exit status says it all */
         if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
@@ -353,7 +364,8 @@ int wgf_plot(const char *dir, wgf_error *err)
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return wgf_error_set(err, WGF_EIO, "gnuplot failed on %s (exit %d)", script,
-                             WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-    return WGF_OK;
+        rc = wgf_error_set(err, WGF_EIO, "gnuplot failed on %s (exit %d)", script,
+                           WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    free(script);
+    return rc;
 }
