@@ -123,6 +123,10 @@ void wgf_diag_init(wgf_diag *d)
 
 void wgf_cfg_diag_take(wgf_diag *d, char *m)
 {
+    if (!d) {
+        free(m);
+        return;
+    }
     if (!m)
         m = str_dup("out of memory");
     if (!m)
@@ -315,10 +319,7 @@ static void parse_error(parser *p, const char *fmt, ...)
     wgf_strbuf_vprintf(&b, fmt, ap);
     va_end(ap);
     p->nerr++;
-    if (p->diag)
-        wgf_cfg_diag_take(p->diag, wgf_strbuf_take(&b));
-    else
-        free(wgf_strbuf_take(&b));
+    wgf_cfg_diag_take(p->diag, wgf_strbuf_take(&b));
 }
 
 static void syntax_error(parser *p)

@@ -88,6 +88,9 @@ struct wgf_problem {
     unsigned long start_step; /* the first step the scheme computes: > 0 when resuming */
 };
 
+/* problem.c: the energy partials' scratch freed (setup.c's teardown). */
+void wgf_problem_scratch_free(wgf_problem *p);
+
 /* eval.c */
 double *wgf_eval_scratch_logq0(wgf_eval *ev);
 

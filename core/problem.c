@@ -22,18 +22,24 @@ size_t wgf_problem_nstages(const wgf_problem *p) { return p->nstages; }
 double *wgf_problem_theta(wgf_problem *p) { return p->theta; }
 unsigned wgf_problem_energy_needs(const wgf_problem *p) { return p->energy_needs; }
 
-static int ensure_scratch(wgf_problem *p, size_t n, wgf_error *err)
+void wgf_problem_scratch_free(wgf_problem *p)
 {
-    if (p->scratch_n >= n)
-        return WGF_OK;
-    size_t d = p->info.dim;
     wgf_free(p->a);
     wgf_free(p->c);
     wgf_free(p->a_sum);
     wgf_free(p->c_sum);
     wgf_free(p->e);
     wgf_free(p->e_sum);
-    p->e = p->e_sum = NULL;
+    p->a = p->c = p->a_sum = p->c_sum = p->e = p->e_sum = NULL;
+    p->scratch_n = 0;
+}
+
+static int ensure_scratch(wgf_problem *p, size_t n, wgf_error *err)
+{
+    if (p->scratch_n >= n)
+        return WGF_OK;
+    size_t d = p->info.dim;
+    wgf_problem_scratch_free(p);
     p->a = wgf_alloc_doubles(n * d);
     p->c = wgf_alloc_doubles(n);
     p->a_sum = wgf_alloc_doubles(n * d);

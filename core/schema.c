@@ -237,10 +237,7 @@ wgf_section *wgf_config_section(wgf_config *cfg, const char *section,
                 wgf_strbuf_printf(&b, "%s: [%s]: missing section (%s.%s is required%s%s)", c.file, section,
                           section, p->key, p->doc ? ": " : "", p->doc ? p->doc : "");
                 c.nerr++;
-                if (diag)
-                    wgf_cfg_diag_take(diag, wgf_strbuf_take(&b));
-                else
-                    free(wgf_strbuf_take(&b));
+                wgf_cfg_diag_take(diag, wgf_strbuf_take(&b));
             } else if (p->doc)
                 wgf_cfg_verr(&c, "missing required key (%s: %s)", p->key, p->doc);
             else

@@ -658,12 +658,7 @@ static void problem_teardown(wgf_problem *p)
     free(p->terms);
     wgf_dist_free(p->dist);
     wgf_free(p->theta);
-    wgf_free(p->a);
-    wgf_free(p->c);
-    wgf_free(p->a_sum);
-    wgf_free(p->c_sum);
-    wgf_free(p->e);
-    wgf_free(p->e_sum);
+    wgf_problem_scratch_free(p);
     wgf_section_free(p->run_sec);
     wgf_section_free(p->initial_sec);
     wgf_section_free(p->output_sec);

@@ -119,19 +119,29 @@ void wgf_cfg_where(wgf_strbuf *b, const char *file, int line, int from_set, cons
     wgf_strbuf_add(b, ": ");
 }
 
-void wgf_cfg_verr(vctx *c, const char *fmt, ...)
+/* The message: where, then (before non-NULL) before and the quoted user
+ * value s[0..n), then the printf tail. */
+static void verr_v(vctx *c, const char *before, const char *s, size_t n, const char *fmt, va_list ap)
+    WGF_STRBUF_PRINTF(5, 0);
+static void verr_v(vctx *c, const char *before, const char *s, size_t n, const char *fmt, va_list ap)
 {
     wgf_strbuf b = {0};
     wgf_cfg_where(&b, c->file, c->line, c->from_set, c->sec, c->key);
+    if (before) {
+        wgf_strbuf_add(&b, before);
+        sb_quote(&b, s, n);
+    }
+    wgf_strbuf_vprintf(&b, fmt, ap);
+    c->nerr++;
+    wgf_cfg_diag_take(c->diag, wgf_strbuf_take(&b));
+}
+
+void wgf_cfg_verr(vctx *c, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    wgf_strbuf_vprintf(&b, fmt, ap);
+    verr_v(c, NULL, NULL, 0, fmt, ap);
     va_end(ap);
-    c->nerr++;
-    if (c->diag)
-        wgf_cfg_diag_take(c->diag, wgf_strbuf_take(&b));
-    else
-        free(wgf_strbuf_take(&b));
 }
 
 /* The same, with a quoted user value and then a printf tail. */
@@ -139,19 +149,10 @@ static void verr_quoted(vctx *c, const char *before, const char *s, size_t n, co
     WGF_STRBUF_PRINTF(5, 6);
 static void verr_quoted(vctx *c, const char *before, const char *s, size_t n, const char *fmt, ...)
 {
-    wgf_strbuf b = {0};
-    wgf_cfg_where(&b, c->file, c->line, c->from_set, c->sec, c->key);
-    wgf_strbuf_add(&b, before);
-    sb_quote(&b, s, n);
     va_list ap;
     va_start(ap, fmt);
-    wgf_strbuf_vprintf(&b, fmt, ap);
+    verr_v(c, before, s, n, fmt, ap);
     va_end(ap);
-    c->nerr++;
-    if (c->diag)
-        wgf_cfg_diag_take(c->diag, wgf_strbuf_take(&b));
-    else
-        free(wgf_strbuf_take(&b));
 }
 
 /* "(allowed: >= 1)" text of a range; empty without one. */
