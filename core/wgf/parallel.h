@@ -94,6 +94,29 @@ static inline size_t wgf_tile_len(size_t d)
     return T & ~(size_t)7;
 }
 
+/* One row of a pair sum against a tile of columns: y_i[kk] = x[i] -
+ * ct[i ld + k0 + kk] for i < d (d rows of T) and r2[kk] = |y[., kk]|^2, for
+ * kk < len. x: the row's d coordinates; ct: the columns transposed (d rows
+ * of ld). */
+static inline void wgf_tile_diff(const double *restrict x, size_t d, const double *restrict ct, size_t ld,
+                                 size_t k0, size_t len, size_t T, double *restrict y, double *restrict r2)
+{
+    WGF_OMP(omp simd)
+    for (size_t kk = 0; kk < len; kk++)
+        r2[kk] = 0.0;
+    for (size_t i = 0; i < d; i++) {
+        const double xi = x[i];
+        const double *restrict col = ct + i * ld + k0;
+        double *restrict yi = y + i * T;
+        WGF_OMP(omp simd)
+        for (size_t kk = 0; kk < len; kk++) {
+            double v = xi - col[kk];
+            yi[kk] = v;
+            r2[kk] += v * v;
+        }
+    }
+}
+
 /* at (d x N) = the transpose of a (N x d), both row-major. */
 static inline void wgf_transpose(size_t N, size_t d, const double *a, double *at)
 {

@@ -127,28 +127,6 @@ static double *tile_buffers(size_t d, size_t T, int nthreads)
     return malloc((size_t)nthreads * (2 * d + 5) * T * sizeof(double));
 }
 
-/* Row n against columns [k0, k0+len): y = x_n - x_k (d rows of T) and
- * r2 = |y|^2. */
-static void tile_y(const pass *P, size_t n, size_t k0, size_t len, double *restrict y,
-                   double *restrict r2)
-{
-    size_t N = P->N, d = P->d, T = P->T;
-    WGF_OMP(omp simd)
-    for (size_t kk = 0; kk < len; kk++)
-        r2[kk] = 0.0;
-    for (size_t i = 0; i < d; i++) {
-        const double xi = P->x[n * d + i];
-        const double *restrict col = P->xt + i * N + k0;
-        double *restrict yi = y + i * T;
-        WGF_OMP(omp simd)
-        for (size_t kk = 0; kk < len; kk++) {
-            double v = xi - col[kk];
-            yi[kk] = v;
-            r2[kk] += v * v;
-        }
-    }
-}
-
 /* u = gbar_n - gbar_k (d rows of T) and t = chi (y . u), for Hess W u =
  * psi u + chi (y . u) y. */
 static void tile_u(const pass *P, size_t n, size_t k0, size_t len, const double *restrict y,
@@ -193,7 +171,7 @@ static void row(const pass *P, size_t n, double *buf)
     size_t start = (G || H) ? 0 : n + 1;
     for (size_t k0 = start; k0 < N; k0 += T) {
         size_t len = N - k0 < T ? N - k0 : T;
-        tile_y(P, n, k0, len, y, r2);
+        wgf_tile_diff(P->x + n * d, d, P->xt, N, k0, len, T, y, r2);
         agg_kernel_radial(P->K, len, r2, P->R ? w : NULL, (G || H) ? psi : NULL, H ? chi : NULL);
         if (P->R)
             for (size_t kk = (n + 1 > k0 ? n + 1 - k0 : 0); kk < len; kk++)

@@ -158,26 +158,6 @@ typedef struct pass {
     double *H;        /* N x d: sum H(y) u, u = gbar_n - gbar_k (self) or gbar_n, or NULL */
 } pass;
 
-/* y = x_n - c_k (d rows of T) and r2 = |y|^2 for columns [k0, k0+len). */
-static void tile_y(const pass *P, size_t n, size_t k0, size_t len, double *restrict y,
-                   double *restrict r2)
-{
-    size_t d = P->d, T = P->T;
-    for (size_t kk = 0; kk < len; kk++)
-        r2[kk] = 0.0;
-    for (size_t i = 0; i < d; i++) {
-        const double xi = P->x[n * d + i];
-        const double *restrict col = P->ct + i * P->ncol + k0;
-        double *restrict yi = y + i * T;
-        WGF_OMP(omp simd)
-        for (size_t kk = 0; kk < len; kk++) {
-            double v = xi - col[kk];
-            yi[kk] = v;
-            r2[kk] += v * v;
-        }
-    }
-}
-
 /* u = gbar_n - gbar_k (self) or gbar_n (d rows of T), t = chi (y . u). */
 static void tile_u(const pass *P, size_t n, size_t k0, size_t len, const double *restrict y,
                    const double *restrict chi, double *restrict u, double *restrict t)
@@ -219,7 +199,7 @@ static void row(const pass *P, size_t n, double *buf)
     size_t start = (P->self && !G && !H) ? n + 1 : 0;
     for (size_t k0 = start; k0 < C; k0 += T) {
         size_t len = C - k0 < T ? C - k0 : T;
-        tile_y(P, n, k0, len, y, r2);
+        wgf_tile_diff(P->x + n * d, d, P->ct, P->ncol, k0, len, T, y, r2);
         kern_radial(P->K, len, r2, P->R ? w : NULL, (G || H) ? psi : NULL, H ? chi : NULL);
         if (P->R) {
             size_t from = P->self ? (n + 1 > k0 ? n + 1 - k0 : 0) : 0;
