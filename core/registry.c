@@ -26,6 +26,7 @@
 
 #include "wgf/registry.h"
 #include "internal.h"
+#include "suggest.h"
 
 /* Both come from the build (core_libwgf_la_CPPFLAGS); the fallbacks keep the file compilable on
  * its own: no build tree, and the usual pkglibdir. */
@@ -664,38 +665,6 @@ static int is_file(const char *path)
 
 /* ------------------------------------------------------------ find */
 
-/* Edit distance with adjacent transpositions (optimal string alignment), for "did you mean". */
-static int edit_distance(const char *a, size_t na, const char *b, size_t nb, size_t *dist)
-{
-    size_t *rows = malloc(3 * (nb + 1) * sizeof *rows);
-    if (!rows)
-        return WGF_ENOMEM;
-    size_t *pp = rows, *p = rows + nb + 1, *c = rows + 2 * (nb + 1);
-    for (size_t j = 0; j <= nb; j++)
-        p[j] = j;
-    for (size_t i = 1; i <= na; i++) {
-        c[0] = i;
-        for (size_t j = 1; j <= nb; j++) {
-            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            size_t v = p[j - 1] + cost;
-            if (p[j] + 1 < v)
-                v = p[j] + 1;
-            if (c[j - 1] + 1 < v)
-                v = c[j - 1] + 1;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && pp[j - 2] + 1 < v)
-                v = pp[j - 2] + 1;
-            c[j] = v;
-        }
-        size_t *t = pp;
-        pp = p;
-        p = c;
-        c = t;
-    }
-    *dist = p[nb];
-    free(rows);
-    return WGF_OK;
-}
-
 /* The closest file name on the path, within a couple of typos (NULL: none). A name written with
  * its .so suffix is compared without it. Ties go to the first directory, then to the first name
  * in it. Names only: loading a file to learn its kind would run its constructors, and a failed
@@ -718,7 +687,9 @@ static int suggest(wgf_registry *reg, const char *name, char **best)
             size_t ns = strlen(files[j]) - 3, dist;
             if ((ns > nn ? ns - nn : nn - ns) >= bestd)
                 continue;
-            rc = edit_distance(name, nn, files[j], ns, &dist);
+            dist = wgf_edit_distance(name, nn, files[j], ns, 0);
+            if (dist == SIZE_MAX)
+                rc = WGF_ENOMEM;
             if (rc != WGF_OK || dist >= bestd)
                 continue;
             char *path = wgf_path_join(reg->dirs[i], files[j]);

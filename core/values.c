@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cfg.h"
+#include "suggest.h"
 
 /* n doubles, in bytes, when that fits in memory; 0 otherwise. */
 static size_t doubles_fit(size_t n)
@@ -61,45 +62,13 @@ static void fmt_number(char *buf, size_t size, double x)
     memmove(d, d + z, strlen(d + z) + 1);
 }
 
-/* Optimal string alignment distance (edits and transpositions), ignoring
- * case: for "did you mean". SIZE_MAX when out of memory. */
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t m = strlen(a), n = strlen(b);
-    size_t *d = malloc((m + 1) * (n + 1) * sizeof *d);
-    if (!d)
-        return (size_t)-1;
-#define D(i, j) d[(i) * (n + 1) + (j)]
-    for (size_t i = 0; i <= m; i++)
-        D(i, 0) = i;
-    for (size_t j = 0; j <= n; j++)
-        D(0, j) = j;
-    for (size_t i = 1; i <= m; i++)
-        for (size_t j = 1; j <= n; j++) {
-            int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
-            size_t best = D(i - 1, j - 1) + (ca != cb);
-            if (D(i - 1, j) + 1 < best)
-                best = D(i - 1, j) + 1;
-            if (D(i, j - 1) + 1 < best)
-                best = D(i, j - 1) + 1;
-            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
-                tolower((unsigned char)a[i - 2]) == cb && D(i - 2, j - 2) + 1 < best)
-                best = D(i - 2, j - 2) + 1;
-            D(i, j) = best;
-        }
-    size_t r = D(m, n);
-#undef D
-    free(d);
-    return r;
-}
-
 /* Is word close enough to candidate to suggest it? One edit for short
  * names, two from 6 characters, three from 12. */
 int wgf_cfg_close_enough(const char *word, const char *candidate, size_t *dist)
 {
     size_t len = strlen(candidate);
     size_t allowed = 1 + (len >= 6) + (len >= 12);
-    *dist = edit_distance(word, candidate);
+    *dist = wgf_edit_distance(word, strlen(word), candidate, len, 1);
     return *dist <= allowed;
 }
 
