@@ -31,25 +31,7 @@ void wgf_moments(size_t n, size_t d, const double *x, double *mean, double *cov)
         }
 }
 
-double wgf_dist_l2(size_t k, const double *a, const double *b)
-{
-    /* Scaled sum of squares: no overflow or underflow in the squares. */
-    double scale = 0.0, ssq = 1.0;
-    for (size_t i = 0; i < k; i++) {
-        double v = fabs(a[i] - b[i]);
-        if (v == 0.0)
-            continue;
-        if (!isfinite(v))
-            return v + v;
-        if (scale < v) {
-            ssq = 1.0 + ssq * (scale / v) * (scale / v);
-            scale = v;
-        } else {
-            ssq += (v / scale) * (v / scale);
-        }
-    }
-    return scale * sqrt(ssq);
-}
+double wgf_dist_l2(size_t k, const double *a, const double *b) { return wgf_nrm2(k, a, b); }
 
 /* ---------------------------------------------------------------- Gaussian W2 */
 

@@ -104,24 +104,12 @@ static int gaussian_init(wgf_dist *g, const wgf_section *sec, wgf_error *err)
     return WGF_OK;
 }
 
-/* Resolve a path relative to the directory of the experiment file. */
-static char *relative_to(const char *base_file, const char *path)
-{
-    if (path[0] == '/' || !base_file || !strchr(base_file, '/'))
-        return strdup(path);
-    size_t dir = (size_t)(strrchr(base_file, '/') - base_file);
-    size_t n = dir + 1 + strlen(path) + 1;
-    char *out = malloc(n);
-    if (out)
-        snprintf(out, n, "%.*s/%s", (int)dir, base_file, path);
-    return out;
-}
-
 static int file_init(wgf_dist *f, const wgf_section *sec, wgf_error *err)
 {
     if (!wgf_section_has(sec, "file"))
         return wgf_section_error(sec, "type", err, "type = file needs the key file (a CSV of samples)");
-    char *path = relative_to(wgf_section_file(sec), wgf_section_string(sec, "file"));
+    char *path = wgf_path_beside(wgf_section_file(sec), wgf_section_string(sec, "file"),
+                                 strlen(wgf_section_string(sec, "file")));
     if (!path)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     int rc = wgf_samples_read(path, f->d, &f->data, &f->ndata, err);

@@ -6,6 +6,7 @@
 
 #include "wgf/wgf.h"
 #include "guard.h"
+#include "strbuf.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -87,13 +88,14 @@ struct wgf_problem {
     unsigned long start_step; /* the first step the scheme computes: > 0 when resuming */
 };
 
+/* problem.c: the energy partials' scratch freed (setup.c's teardown). */
+void wgf_problem_scratch_free(wgf_problem *p);
+
 /* eval.c */
 double *wgf_eval_scratch_logq0(wgf_eval *ev);
 
-/* problem.c: configuration and component life cycle (run.c drives it). */
+/* setup.c: the core's own schemas (of [run], [metric], [output] ...) */
 const wgf_param *wgf_core_schema(const char *section);
-int wgf_problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *diag, wgf_error *err);
-void wgf_problem_teardown(wgf_problem *p);
 /* The reference plugin and its section; 0 when [reference] names none. */
 int wgf_problem_reference(const wgf_problem *p, const wgf_plugin **plugin, const wgf_section **sec);
 
@@ -172,7 +174,6 @@ void wgf_observer_name_step(const wgf_observer *obs, wgf_error *e);
 
 /* refrun.c: the reference plugin's host: its diagnostics as columns */
 typedef struct wgf_refrun wgf_refrun;
-typedef struct wgf_strbuf wgf_strbuf;
 /* NULL in *r (and WGF_OK) when the problem has no reference. samples: the
  * output samples (their draws are the reference's setup). */
 int wgf_refrun_create(wgf_refrun **r, const wgf_problem *p, const wgf_eval *samples, wgf_error *err);
@@ -192,7 +193,13 @@ double wgf_refrun_value(const wgf_refrun *r, const char *col);
 int wgf_refrun_curve(wgf_refrun *r, double t, wgf_strbuf *csv, wgf_error *err);
 int wgf_refrun_summary(const wgf_refrun *r, wgf_strbuf *ini, wgf_run_result *res, wgf_error *err);
 
-/* output.c: atomic files and directories */
+/* path.c: path text, malloc'd (NULL: out of memory). dir + "/" + name;
+ * and the first n bytes of path taken relative to the directory of file
+ * (as is when path is absolute or file names no directory). */
+char *wgf_path_join(const char *dir, const char *name);
+char *wgf_path_beside(const char *file, const char *path, size_t n);
+
+/* files.c: atomic files and directories */
 int wgf_mkdir_p(const char *path, wgf_error *err);
 /* Before a run writes to dir: remove what an earlier run there wrote
  * (summary.ini first, config, history, reference, samples, theta, plots)
@@ -200,17 +207,6 @@ int wgf_mkdir_p(const char *path, wgf_error *err);
 int wgf_outdir_clear(const char *dir, wgf_error *err);
 /* Write the whole buffer to path via a temporary file and rename. */
 int wgf_write_atomic(const char *path, const char *data, size_t len, wgf_error *err);
-/* A growable text buffer. */
-struct wgf_strbuf {
-    char *s;
-    size_t len, cap;
-    int failed; /* an allocation failed: the content is incomplete */
-};
-void wgf_strbuf_printf(wgf_strbuf *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-void wgf_strbuf_free(wgf_strbuf *b);
+/* strbuf.h: wgf_strbuf, the growable text buffer */
 
 #endif

@@ -27,12 +27,12 @@ static double dot(size_t n, const double *a, const double *b)
     return s;
 }
 
-static double nrm2(size_t n, const double *a)
+double wgf_nrm2(size_t n, const double *a, const double *b)
 {
-    /* Scaled sum of squares (as in BLAS dnrm2): no overflow for large entries. */
+    /* Scaled sum of squares (as in BLAS dnrm2): no overflow or underflow in the squares. */
     double scale = 0.0, ssq = 1.0;
     for (size_t i = 0; i < n; i++) {
-        double v = fabs(a[i]);
+        double v = fabs(b ? a[i] - b[i] : a[i]);
         if (v == 0.0)
             continue;
         if (!isfinite(v))
@@ -102,7 +102,7 @@ int wgf_minres(size_t n, wgf_linop_fn A, void *user, double shift, const double 
     for (size_t i = 0; i < n; i++)
         x[i] = 0.0;
 
-    const double beta1 = nrm2(n, b);
+    const double beta1 = wgf_nrm2(n, b, NULL);
     if (!isfinite(beta1))
         return wgf_error_set(err, WGF_ENUMERIC, "MINRES iteration 0: right-hand side is not finite");
     if (beta1 == 0.0) {
@@ -156,7 +156,7 @@ int wgf_minres(size_t n, wgf_linop_fn A, void *user, double shift, const double 
             r2[i] = y[i];
         }
         oldb = beta;
-        beta = nrm2(n, r2);
+        beta = wgf_nrm2(n, r2, NULL);
         if (!isfinite(alfa) || !isfinite(beta)) {
             rc = wgf_error_set(err, WGF_ENUMERIC,
                                "MINRES iteration %u: Lanczos coefficients are not finite "
@@ -230,7 +230,7 @@ int wgf_minres(size_t n, wgf_linop_fn A, void *user, double shift, const double 
         if (rc == WGF_OK) {
             for (size_t i = 0; i < n; i++)
                 y[i] = b[i] - y[i];
-            stats->residual = nrm2(n, y) / beta1;
+            stats->residual = wgf_nrm2(n, y, NULL) / beta1;
             stats->converged = converged;
             if (!isfinite(stats->residual))
                 rc = wgf_error_set(err, WGF_ENUMERIC,

@@ -255,6 +255,17 @@ int wgf_observer_config_text(const wgf_problem *p, char **text, size_t *len, wgf
     return WGF_OK;
 }
 
+/* DIR/name (a name in the run directory), written atomically. */
+static int write_file(const wgf_observer *o, const char *name, const char *data, size_t len, wgf_error *err)
+{
+    char *path = wgf_path_join(o->dir, name);
+    if (!path)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    int rc = wgf_write_atomic(path, data, len, err);
+    free(path);
+    return rc;
+}
+
 static int write_config(wgf_observer *o, wgf_error *err)
 {
     wgf_problem *p = o->p;
@@ -269,10 +280,8 @@ static int write_config(wgf_observer *o, wgf_error *err)
                       p->map_plugin->name, p->map_path, p->metric_plugin->name, p->metric_path,
                       p->scheme_plugin->name, p->scheme_path);
     wgf_strbuf_printf(&b, "%.*s", (int)o->config_len, o->config);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/config.ini", o->dir);
     int rc = b.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory")
-                      : wgf_write_atomic(path, b.s, b.len, err);
+                      : write_file(o, "config.ini", b.s, b.len, err);
     wgf_strbuf_free(&b);
     return rc;
 }
@@ -373,11 +382,14 @@ static int observer_setup(wgf_observer *o, wgf_problem *p, const char *outdir, c
     for (size_t i = 0; i < ncols; i++)
         o->nan_diag[i] = NAN;
 
-    char path[4096];
-    const char *sub[3] = {"", "/samples", "/theta"};
+    const char *sub[3] = {"", "samples", "theta"};
     for (int i = 0; i < 3; i++) {
-        snprintf(path, sizeof path, "%s%s", o->dir, sub[i]);
-        if ((rc = wgf_mkdir_p(path, err)) != WGF_OK)
+        char *path = i ? wgf_path_join(o->dir, sub[i]) : NULL;
+        if (i && !path)
+            return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+        rc = wgf_mkdir_p(i ? path : o->dir, err);
+        free(path);
+        if (rc != WGF_OK)
             return rc;
     }
     if (ck) { /* resuming: the run's own files stay, but for what it will write again */
@@ -387,10 +399,15 @@ static int observer_setup(wgf_observer *o, wgf_problem *p, const char *outdir, c
     }
     if ((rc = wgf_outdir_clear(o->dir, err)) != WGF_OK) /* a reused directory */
         return rc;
-    snprintf(path, sizeof path, "%s/checkpoint", o->dir); /* an earlier run's */
+    char *path = wgf_path_join(o->dir, "checkpoint"); /* an earlier run's */
+    if (!path)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     if (unlink(path) != 0 && errno != ENOENT)
-        return wgf_error_set(err, WGF_EIO, "cannot remove %s, left by an earlier run: %s", path,
-                             strerror(errno));
+        rc = wgf_error_set(err, WGF_EIO, "cannot remove %s, left by an earlier run: %s", path,
+                           strerror(errno));
+    free(path);
+    if (rc != WGF_OK)
+        return rc;
     if ((rc = write_config(o, err)) != WGF_OK)
         return rc;
 
@@ -519,7 +536,7 @@ static int diagnostics(wgf_observer *o, unsigned long step, double t, double ene
 }
 
 /* The first write_count samples of b, as CSV with a header x1,...,xd. */
-static int write_samples_csv(wgf_observer *o, const char *path, const wgf_batch *b, wgf_error *err)
+static int write_samples_csv(wgf_observer *o, const char *name, const wgf_batch *b, wgf_error *err)
 {
     wgf_strbuf s = {0};
     for (size_t i = 0; i < b->d; i++)
@@ -532,32 +549,30 @@ static int write_samples_csv(wgf_observer *o, const char *path, const wgf_batch 
         wgf_strbuf_printf(&s, "\n");
     }
     int rc = s.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory")
-                      : wgf_write_atomic(path, s.s, s.len, err);
+                      : write_file(o, name, s.s, s.len, err);
     wgf_strbuf_free(&s);
     return rc;
 }
 
 static int write_step_files(wgf_observer *o, unsigned long step, const double *theta, wgf_error *err)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/theta/step-%06lu.bin", o->dir, step);
-    int rc = wgf_write_atomic(path, (const char *)theta, o->P * sizeof(double), err);
+    char name[64]; /* a step number's digits at most */
+    snprintf(name, sizeof name, "theta/step-%06lu.bin", step);
+    int rc = write_file(o, name, (const char *)theta, o->P * sizeof(double), err);
     if (rc != WGF_OK || !o->write_samples)
         return rc;
     const wgf_batch *b = output_batch(o, theta, err);
     if (!b)
         return err ? err->code : WGF_ENUMERIC;
-    snprintf(path, sizeof path, "%s/samples/step-%06lu.csv", o->dir, step);
-    return write_samples_csv(o, path, b, err);
+    snprintf(name, sizeof name, "samples/step-%06lu.csv", step);
+    return write_samples_csv(o, name, b, err);
 }
 
 static int flush_history(wgf_observer *o, wgf_error *err)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/history.csv", o->dir);
     if (o->history.failed)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory for the history");
-    return wgf_write_atomic(path, o->history.s, o->history.len, err);
+    return write_file(o, "history.csv", o->history.s, o->history.len, err);
 }
 
 /* First of the run's monitors: the state's parameters, the cadence, and
@@ -661,7 +676,7 @@ static int path_monitor(void *ctx, const wgf_path_info *path, wgf_error *err)
             wgf_strbuf_printf(&o->path, ",%s", wgf_refrun_cols(ref)[i]);
         wgf_strbuf_printf(&o->path, "\n");
     }
-    char file[4096];
+    char file[64]; /* a stage number's digits at most */
     for (size_t k = 0; k <= S && rc == WGF_OK; k++) {
         const wgf_batch *b = wgf_eval_batch(o->out_stages, k);
         double e = path->energy ? path->energy[k] : NAN;
@@ -674,17 +689,16 @@ static int path_monitor(void *ctx, const wgf_path_info *path, wgf_error *err)
         wgf_refrun_row(ref, &o->path);
         wgf_strbuf_printf(&o->path, "\n");
         if (o->write_samples) {
-            snprintf(file, sizeof file, "%s/samples/stage-%02zu.csv", o->dir, k);
+            snprintf(file, sizeof file, "samples/stage-%02zu.csv", k);
             rc = write_samples_csv(o, file, b, err);
         }
     }
     wgf_refrun_free(ref);
     if (rc != WGF_OK)
         return rc;
-    snprintf(file, sizeof file, "%s/path.csv", o->dir);
     if (o->path.failed)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory for the path");
-    return wgf_write_atomic(file, o->path.s, o->path.len, err);
+    return write_file(o, "path.csv", o->path.s, o->path.len, err);
 }
 
 static void ini_double(wgf_strbuf *b, const char *key, double v)
@@ -714,12 +728,10 @@ int wgf_observer_finish(wgf_observer *o, int status, const wgf_error *run_err, w
             rc = write_step_files(o, o->last_step, o->theta, err);
         if (rc == WGF_OK) { /* the reference curve for the samples plot */
             wgf_strbuf c = {0};
-            char path[4096];
             rc = wgf_refrun_curve(o->ref, o->last_t, &c, err);
-            snprintf(path, sizeof path, "%s/reference.csv", o->dir);
             if (rc == WGF_OK && c.len > 0)
                 rc = c.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory")
-                              : wgf_write_atomic(path, c.s, c.len, err);
+                              : write_file(o, "reference.csv", c.s, c.len, err);
             wgf_strbuf_free(&c);
         }
     }
@@ -785,9 +797,8 @@ int wgf_observer_finish(wgf_observer *o, int status, const wgf_error *run_err, w
     /* summary.ini says what the directory holds: it comes last, and only when
      * everything before it was written (an earlier one was removed at start). */
     if (rc == WGF_OK) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/summary.ini", o->dir);
-        rc = b.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory") : wgf_write_atomic(path, b.s, b.len, err);
+        rc = b.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory")
+                      : write_file(o, "summary.ini", b.s, b.len, err);
     }
     wgf_strbuf_free(&b);
     return rc;

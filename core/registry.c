@@ -26,6 +26,7 @@
 
 #include "wgf/registry.h"
 #include "internal.h"
+#include "suggest.h"
 
 /* Both come from the build (core_libwgf_la_CPPFLAGS); the fallbacks keep the file compilable on
  * its own: no build tree, and the usual pkglibdir. */
@@ -121,64 +122,6 @@ static int kind_valid(long k, unsigned version)
 static const char *kind_article(wgf_kind k)
 {
     return k == WGF_ENERGY ? "an" : "a";
-}
-
-/* ------------------------------------------------------------ growable text */
-
-/* Messages list directories and names, with no bound on their number or length. A failed
- * allocation is remembered and reported once, by the caller. */
-typedef struct strbuf {
-    char *s;
-    size_t len, cap;
-    int failed;
-} strbuf;
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static void sb_printf(strbuf *b, const char *fmt, ...)
-{
-    if (b->failed)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (k < 0) {
-        b->failed = 1;
-        return;
-    }
-    size_t need = b->len + (size_t)k + 1;
-    if (need > b->cap) {
-        size_t cap = b->cap ? b->cap : 128;
-        while (cap < need)
-            cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->failed = 1;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)k;
-}
-
-/* dir + "/" + name + suffix, freshly allocated. */
-static char *path_join(const char *dir, const char *name, const char *suffix)
-{
-    size_t a = strlen(dir), b = strlen(name), c = strlen(suffix);
-    char *p = malloc(a + b + c + 2);
-    if (!p)
-        return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b);
-    memcpy(p + a + 1 + b, suffix, c + 1);
-    return p;
 }
 
 static int has_suffix(const char *s, const char *suffix)
@@ -284,12 +227,13 @@ static int running_uninstalled(int *yes)
 
 static int add_build_tree(wgf_registry *reg)
 {
-    static const char *const sub[] = {"energies", "maps", "metrics", "schemes", "references"};
+    static const char *const sub[] = {"energies/.libs", "maps/.libs", "metrics/.libs", "schemes/.libs",
+                                       "references/.libs"};
     int yes, rc = running_uninstalled(&yes);
     if (rc != WGF_OK || !yes)
         return rc;
     for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) {
-        char *dir = path_join(WGF_BUILDDIR "/plugins", sub[i], "/.libs");
+        char *dir = wgf_path_join(WGF_BUILDDIR "/plugins", sub[i]);
         if (!dir)
             return WGF_ENOMEM;
         rc = add_dir(reg, dir, strlen(dir));
@@ -721,38 +665,6 @@ static int is_file(const char *path)
 
 /* ------------------------------------------------------------ find */
 
-/* Edit distance with adjacent transpositions (optimal string alignment), for "did you mean". */
-static int edit_distance(const char *a, size_t na, const char *b, size_t nb, size_t *dist)
-{
-    size_t *rows = malloc(3 * (nb + 1) * sizeof *rows);
-    if (!rows)
-        return WGF_ENOMEM;
-    size_t *pp = rows, *p = rows + nb + 1, *c = rows + 2 * (nb + 1);
-    for (size_t j = 0; j <= nb; j++)
-        p[j] = j;
-    for (size_t i = 1; i <= na; i++) {
-        c[0] = i;
-        for (size_t j = 1; j <= nb; j++) {
-            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            size_t v = p[j - 1] + cost;
-            if (p[j] + 1 < v)
-                v = p[j] + 1;
-            if (c[j - 1] + 1 < v)
-                v = c[j - 1] + 1;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && pp[j - 2] + 1 < v)
-                v = pp[j - 2] + 1;
-            c[j] = v;
-        }
-        size_t *t = pp;
-        pp = p;
-        p = c;
-        c = t;
-    }
-    *dist = p[nb];
-    free(rows);
-    return WGF_OK;
-}
-
 /* The closest file name on the path, within a couple of typos (NULL: none). A name written with
  * its .so suffix is compared without it. Ties go to the first directory, then to the first name
  * in it. Names only: loading a file to learn its kind would run its constructors, and a failed
@@ -775,10 +687,12 @@ static int suggest(wgf_registry *reg, const char *name, char **best)
             size_t ns = strlen(files[j]) - 3, dist;
             if ((ns > nn ? ns - nn : nn - ns) >= bestd)
                 continue;
-            rc = edit_distance(name, nn, files[j], ns, &dist);
+            dist = wgf_edit_distance(name, nn, files[j], ns, 0);
+            if (dist == SIZE_MAX)
+                rc = WGF_ENOMEM;
             if (rc != WGF_OK || dist >= bestd)
                 continue;
-            char *path = path_join(reg->dirs[i], files[j], "");
+            char *path = wgf_path_join(reg->dirs[i], files[j]);
             if (!path) {
                 rc = WGF_ENOMEM;
                 continue;
@@ -808,18 +722,18 @@ static int not_found(wgf_registry *reg, wgf_kind kind, const char *name, wgf_err
     char *hint;
     if (suggest(reg, name, &hint) != WGF_OK)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory looking for plugin '%s'", name);
-    strbuf b = {0};
-    sb_printf(&b, "plugin '%s'", name);
+    wgf_strbuf b = {0};
+    wgf_strbuf_printf(&b, "plugin '%s'", name);
     if (kind)
-        sb_printf(&b, " (%s)", wgf_kind_name(kind));
+        wgf_strbuf_printf(&b, " (%s)", wgf_kind_name(kind));
     if (reg->ndirs == 0)
-        sb_printf(&b, " not found: the plugin search path is empty");
+        wgf_strbuf_printf(&b, " not found: the plugin search path is empty");
     else
-        sb_printf(&b, " not found; looked for %s%s.so in: ", kind == WGF_REFERENCE ? "ref_" : "", name);
+        wgf_strbuf_printf(&b, " not found; looked for %s%s.so in: ", kind == WGF_REFERENCE ? "ref_" : "", name);
     for (size_t i = 0; i < reg->ndirs; i++)
-        sb_printf(&b, "%s%s", i ? ", " : "", reg->dirs[i]);
+        wgf_strbuf_printf(&b, "%s%s", i ? ", " : "", reg->dirs[i]);
     if (hint)
-        sb_printf(&b, "; did you mean '%s'?", hint);
+        wgf_strbuf_printf(&b, "; did you mean '%s'?", hint);
     free(hint);
     int rc = b.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory looking for plugin '%s'", name)
                       : wgf_error_set(err, WGF_EPLUGIN, "%s", b.s);
@@ -830,13 +744,13 @@ static int not_found(wgf_registry *reg, wgf_kind kind, const char *name, wgf_err
 /* The file exists and loads but has no descriptor with that name: say what it holds. */
 static int not_in_file(wgf_lib *lib, const char *name, wgf_error *err)
 {
-    strbuf b = {0};
-    sb_printf(&b, "%s holds no plugin named '%s'", lib->path, name);
+    wgf_strbuf b = {0};
+    wgf_strbuf_printf(&b, "%s holds no plugin named '%s'", lib->path, name);
     unsigned i = 0;
     for (const wgf_plugin *p; (p = lib->entry(i)) != NULL; i++)
-        sb_printf(&b, "%s%s (%s)", i ? ", " : "; it holds: ", p->name, wgf_kind_name(p->kind));
+        wgf_strbuf_printf(&b, "%s%s (%s)", i ? ", " : "; it holds: ", p->name, wgf_kind_name(p->kind));
     if (i == 0)
-        sb_printf(&b, "; it holds no plugins");
+        wgf_strbuf_printf(&b, "; it holds no plugins");
     int rc = b.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory looking for plugin '%s'", name)
                       : wgf_error_set(err, WGF_EPLUGIN, "%s", b.s);
     free(b.s);
@@ -1028,7 +942,7 @@ static int registry_list(wgf_registry *reg, size_t ndirs, const char *prefix, wg
         for (size_t j = 0; j < nfiles && rc == WGF_OK; j++) {
             if (prefix && strncmp(files[j], prefix, strlen(prefix)) != 0)
                 continue;
-            char *path = path_join(reg->dirs[i], files[j], "");
+            char *path = wgf_path_join(reg->dirs[i], files[j]);
             if (!path)
                 rc = wgf_error_set(err, WGF_ENOMEM, "out of memory listing plugins in %s", reg->dirs[i]);
             else if (is_file(path))

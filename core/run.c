@@ -1,110 +1,11 @@
 /* run.c: an experiment from file to outputs (wgf run, wgf check). */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-#ifdef _OPENMP
-#include <dirent.h>
-#endif
 
 #include "guard.h"
 #include "internal.h"
 
 const char *wgf_version(void) { return WGF_VERSION; }
-
-#ifdef _OPENMP
-/* Runnable threads of other processes now, or -1 where the system does not
- * say: the kernel's count of runnable threads (procs_running in /proc/stat)
- * less this process's own (state R in /proc/self/task/N/stat, which counts
- * OpenMP workers still spinning after a region). A look is a snapshot, so
- * the least of three looks 0.5 ms apart (at most 1 ms at start-up). */
-static int count_running(FILE *f)
-{
-    char line[256];
-    int n = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "procs_running %d", &n) == 1)
-            break;
-    return n;
-}
-
-static int own_running(void)
-{
-    DIR *dir = opendir("/proc/self/task");
-    if (!dir)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(dir))) {
-        char path[64], buf[512];
-        if (e->d_name[0] == '.' ||
-            snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name) >= (int)sizeof path)
-            continue;
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t len = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[len] = '\0';
-        const char *paren = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
-        if (paren && paren[1] == ' ' && paren[2] == 'R')
-            n++;
-    }
-    closedir(dir);
-    return n;
-}
-
-static int busy_elsewhere(void)
-{
-    int least = -1;
-    for (int look = 0; look < 3; look++) {
-        if (look > 0)
-            nanosleep(&(struct timespec){0, 500000}, NULL);
-        FILE *f = fopen("/proc/stat", "r");
-        if (!f)
-            return -1;
-        int all = count_running(f);
-        fclose(f);
-        int own = own_running();
-        if (all < 0 || own < 0)
-            return -1;
-        int others = all > own ? all - own : 0;
-        if (least < 0 || others < least)
-            least = others;
-        if (least == 0)
-            break;
-    }
-    return least;
-}
-#endif
-
-/* threads > 0: exactly that many. 0: one per core that no other process
- * is using when the run starts, and fewer later if the machine stays busy
- * (OpenMP's dynamic adjustment, which follows the 15-minute load average):
- * many short parallel regions (one per metric product) on oversubscribed
- * cores wait a scheduler slice at every barrier, and two threads sharing
- * two cores with one busy process measured three times slower than one
- * thread. Results do not depend on the count. */
-static void set_threads(int threads)
-{
-#ifdef _OPENMP
-    if (threads > 0) {
-        omp_set_dynamic(0);
-        omp_set_num_threads(threads);
-    } else {
-        int n = omp_get_max_threads(), others = busy_elsewhere();
-        if (others > 0) {
-            int free_cores = omp_get_num_procs() - others;
-            n = free_cores < 1 ? 1 : free_cores < n ? free_cores : n;
-            omp_set_num_threads(n);
-        }
-        omp_set_dynamic(1);
-    }
-#else
-    (void)threads;
-#endif
-}
 
 /* runs/<name>: [run] name, else the experiment file's base name without .ini */
 static char *default_outdir(const wgf_problem *p, const char *file)
@@ -210,33 +111,6 @@ static int resume_prepare(wgf_problem *p, const char *dir, wgf_checkpoint *ck, w
     return WGF_OK;
 }
 
-int wgf_problem_create(wgf_problem **out, const wgf_run_opts *opts, wgf_diag *diag, wgf_error *err)
-{
-    *out = NULL;
-    wgf_problem *p = calloc(1, sizeof *p);
-    if (!p)
-        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
-    int rc = wgf_problem_setup(p, opts, diag, err);
-    if (rc == WGF_OK && diag->n > 0)
-        rc = WGF_EINVAL;
-    if (rc != WGF_OK) {
-        wgf_problem_teardown(p);
-        free(p);
-        return rc;
-    }
-    set_threads(p->threads);
-    *out = p;
-    return WGF_OK;
-}
-
-void wgf_problem_free(wgf_problem *p)
-{
-    if (!p)
-        return;
-    wgf_problem_teardown(p);
-    free(p);
-}
-
 /* What a run refuses at configuration time, check refuses: the reference is created (on the
  * output samples' draws, as the run creates it) and freed, so that its own refusals (a law it
  * does not describe, a potential it cannot solve) come out of `wgf check` too. */
@@ -264,24 +138,18 @@ int wgf_run(const wgf_run_opts *opts, wgf_run_result *res, wgf_diag *diag, wgf_e
     if (!res)
         res = &local;
     memset(res, 0, sizeof *res);
-    wgf_problem *p = calloc(1, sizeof *p);
-    if (!p)
-        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
-    int rc = wgf_problem_setup(p, opts, diag, err);
-    if (rc == WGF_OK && diag->n > 0)
-        rc = WGF_EINVAL;
-    if (rc == WGF_OK && opts->check_only)
+    wgf_problem *p = NULL;
+    int rc = wgf_problem_create(&p, opts, diag, err);
+    if (rc != WGF_OK)
+        return rc;
+    if (opts->check_only) {
         rc = check_reference(p, err);
-    if (rc != WGF_OK || opts->check_only) {
-        wgf_problem_teardown(p);
-        free(p);
+        wgf_problem_free(p);
         return rc;
     }
-    set_threads(p->threads);
     char *outdir = opts->outdir ? strdup(opts->outdir) : default_outdir(p, opts->file);
     if (!outdir) {
-        wgf_problem_teardown(p);
-        free(p);
+        wgf_problem_free(p);
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     }
     p->interrupt = opts->interrupt;
@@ -289,8 +157,7 @@ int wgf_run(const wgf_run_opts *opts, wgf_run_result *res, wgf_diag *diag, wgf_e
     if (opts->resume && (rc = resume_prepare(p, outdir, &ck, diag, err)) != WGF_OK) {
         wgf_checkpoint_free(&ck);
         free(outdir);
-        wgf_problem_teardown(p);
-        free(p);
+        wgf_problem_free(p);
         return rc;
     }
     /* The outputs first, then the caller's monitor, which so sees the
@@ -326,7 +193,6 @@ int wgf_run(const wgf_run_opts *opts, wgf_run_result *res, wgf_diag *diag, wgf_e
         }
     }
     free(outdir);
-    wgf_problem_teardown(p);
-    free(p);
+    wgf_problem_free(p);
     return rc;
 }

@@ -354,26 +354,14 @@ static double *alloc_rows(size_t n, size_t d)
     return malloc(bytes);
 }
 
-/* Resolve a path relative to the directory of the experiment file. */
-static char *relative_to(const char *base_file, const char *path)
-{
-    if (path[0] == '/' || !base_file || !strchr(base_file, '/'))
-        return strdup(path);
-    size_t dir = (size_t)(strrchr(base_file, '/') - base_file);
-    size_t n = dir + 1 + strlen(path) + 1;
-    char *out = malloc(n);
-    if (out)
-        snprintf(out, n, "%.*s/%s", (int)dir, base_file, path);
-    return out;
-}
-
 /* A file: read, shuffle with the target's seed, hold out the first rows. */
 static int file_target(wgf_target *t, const wgf_section *sec, wgf_error *err)
 {
     if (!wgf_section_has(sec, "target_file"))
         return wgf_section_error(sec, "target", err, "target = file needs the key target_file (a CSV "
                                                      "of samples)");
-    char *path = relative_to(wgf_section_file(sec), wgf_section_string(sec, "target_file"));
+    char *path = wgf_path_beside(wgf_section_file(sec), wgf_section_string(sec, "target_file"),
+                                 strlen(wgf_section_string(sec, "target_file")));
     if (!path)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     double *rows;

@@ -24,8 +24,10 @@ same() {
     cut -d, -f9 --complement "$a/history.csv" >"$tmp/ha"
     cut -d, -f9 --complement "$b/history.csv" >"$tmp/hb"
     cmp -s "$tmp/ha" "$tmp/hb" || { bad "$what: history.csv differs"; diff "$tmp/ha" "$tmp/hb" | head -4; }
-    grep -v '^wall_seconds' "$a/summary.ini" >"$tmp/sa"
-    grep -v '^wall_seconds' "$b/summary.ini" 2>/dev/null >"$tmp/sb"
+    # (the wall time, and the thread count a default run takes from how busy the machine is, are
+    # the run's circumstances, not its results)
+    grep -v '^wall_seconds\|^threads' "$a/summary.ini" >"$tmp/sa"
+    grep -v '^wall_seconds\|^threads' "$b/summary.ini" 2>/dev/null >"$tmp/sb"
     cmp -s "$tmp/sa" "$tmp/sb" || { bad "$what: summary.ini differs"; diff "$tmp/sa" "$tmp/sb" | head -4; }
     for sub in samples theta; do
         (cd "$a/$sub" && ls) >"$tmp/la"

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "../core/internal.h" /* wgf_path_join, wgf_path_beside */
 
 /* ------------------------------------------------------------ helpers */
 
@@ -1213,6 +1214,34 @@ START_TEST(test_schemas_concatenated)
 }
 END_TEST
 
+/* The one path resolver: a path in an experiment file is taken relative to
+ * that file's directory, also for a file in "/" (plugin_path used to drop
+ * the '/' there and look in the working directory), and an absolute path or
+ * a file given without a directory leave the path as written. */
+START_TEST(test_path_beside_and_join)
+{
+    const struct {
+        const char *file, *path, *want;
+    } c[] = {
+        {"exp/a.ini", "data.csv", "exp/data.csv"}, {"/x.ini", "plugins", "/plugins"},
+        {"a.ini", "data.csv", "data.csv"},         {"exp/a.ini", "/abs/p", "/abs/p"},
+        {NULL, "data.csv", "data.csv"},            {"/d/e/a.ini", "../p", "/d/e/../p"},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        char *got = wgf_path_beside(c[i].file, c[i].path, strlen(c[i].path));
+        ck_assert_ptr_nonnull(got);
+        ck_assert_str_eq(got, c[i].want);
+        free(got);
+    }
+    char *part = wgf_path_beside("exp/a.ini", "one:two", 3); /* an entry of a ':' list */
+    ck_assert_str_eq(part, "exp/one");
+    free(part);
+    char *j = wgf_path_join("runs/x", "history.csv");
+    ck_assert_str_eq(j, "runs/x/history.csv");
+    free(j);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -1252,6 +1281,7 @@ static Suite *config_suite(void)
     tc = tcase_create("writing");
     tcase_add_test(tc, test_write_round_trip);
     tcase_add_test(tc, test_param_print);
+    tcase_add_test(tc, test_path_beside_and_join);
     suite_add_tcase(s, tc);
     return s;
 }

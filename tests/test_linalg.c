@@ -490,6 +490,21 @@ START_TEST(matmul_hand)
 }
 END_TEST
 
+/* The one 2-norm: exact on a 3-4-5 triangle, of a difference, and with
+ * entries whose squares overflow or underflow a double. */
+START_TEST(nrm2_scaled)
+{
+    const double a[2] = {3, 4}, b[2] = {1, 1}, big[2] = {3e200, 4e200}, tiny[2] = {3e-200, 4e-200};
+    ck_assert_double_eq(wgf_nrm2(2, a, NULL), 5.0);
+    ck_assert_double_eq_tol(wgf_nrm2(2, a, b), sqrt(13.0), 1e-15);
+    ck_assert_double_eq_tol(wgf_nrm2(2, big, NULL) / 5e200, 1.0, 1e-15);
+    ck_assert_double_eq_tol(wgf_nrm2(2, tiny, NULL) / 5e-200, 1.0, 1e-15);
+    ck_assert_double_eq(wgf_nrm2(0, a, NULL), 0.0);
+    const double bad[2] = {1, NAN};
+    ck_assert(isnan(wgf_nrm2(2, bad, NULL)));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("linalg");
@@ -506,6 +521,7 @@ int main(void)
     tcase_add_test(tc, sym_eigen_hand_and_random);
     tcase_add_test(tc, sym_fun_hand);
     tcase_add_test(tc, cholesky_hand_and_errors);
+    tcase_add_test(tc, nrm2_scaled);
     tcase_add_test(tc, matmul_hand);
     suite_add_tcase(s, tc);
     return test_main(s);

@@ -33,6 +33,10 @@ int wgf_cholesky(size_t d, const double *A, double *L, wgf_error *err);
 /* C = A B for d x d matrices. */
 void wgf_matmul(size_t d, const double *A, const double *B, double *C);
 
+/* |a - b|_2 over n entries (b NULL: |a|_2), scaled as BLAS dnrm2 so that no
+ * square overflows or underflows; inf or NaN when an entry is. */
+double wgf_nrm2(size_t n, const double *a, const double *b);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,5 +17,6 @@
 #include "run.h"
 #include "selftest.h"
 #include "samples.h"
+#include "parallel.h"
 
 #endif

@@ -21,22 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
+#include <wgf/parallel.h>
 #include <wgf/plugin.h>
 
 #include "kernel.h"
 
 WGF_EXPORT const wgf_plugin *wgf_plugin_entry(unsigned index);
-
-/* OpenMP pragmas, and nothing without OpenMP. */
-#ifdef _OPENMP
-#define OMP(x) _Pragma(#x)
-#else
-#define OMP(x)
-#endif
 
 /* Below this many pair-coordinates (N^2 d, about a tenth of a millisecond)
  * one thread does the batch: starting a parallel region costs more. */
@@ -132,80 +122,9 @@ typedef struct pass {
     double *H;        /* N x d: sum_k Hess W(y_nk)(gbar_n - gbar_k), or NULL */
 } pass;
 
-/* Tile length: the tile buffers of one thread ((2d + 5) T doubles) in about
- * 64 KiB, a multiple of 8 in [16, 512]. A function of d only. */
-static size_t tile_len(size_t d)
-{
-    size_t T = 8192 / (2 * d + 5);
-    T = T < 16 ? 16 : (T > 512 ? 512 : T);
-    return T & ~(size_t)7;
-}
-
 static double *tile_buffers(size_t d, size_t T, int nthreads)
 {
     return malloc((size_t)nthreads * (2 * d + 5) * T * sizeof(double));
-}
-
-/* Partial sums by lane: element k goes to lane k mod LANES, whatever the
- * thread or the vector width, and the lanes are added in a fixed order. */
-#define LANES 8
-
-static double lanes_total(const double *s)
-{
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-}
-
-/* sum_k a[k] b[k] */
-static double dot_lanes(const double *restrict a, const double *restrict b, size_t n)
-{
-    double s[LANES] = {0};
-    size_t k = 0;
-    for (; k + LANES <= n; k += LANES) {
-        OMP(omp simd)
-        for (size_t j = 0; j < LANES; j++)
-            s[j] += a[k + j] * b[k + j];
-    }
-    for (size_t j = 0; k < n; k++, j++)
-        s[j] += a[k] * b[k];
-    return lanes_total(s);
-}
-
-/* sum_k a[k] b[k] + c[k] e[k] */
-static double dot2_lanes(const double *restrict a, const double *restrict b, const double *restrict c,
-                         const double *restrict e, size_t n)
-{
-    double s[LANES] = {0};
-    size_t k = 0;
-    for (; k + LANES <= n; k += LANES) {
-        OMP(omp simd)
-        for (size_t j = 0; j < LANES; j++)
-            s[j] += a[k + j] * b[k + j] + c[k + j] * e[k + j];
-    }
-    for (size_t j = 0; k < n; k++, j++)
-        s[j] += a[k] * b[k] + c[k] * e[k];
-    return lanes_total(s);
-}
-
-/* Row n against columns [k0, k0+len): y = x_n - x_k (d rows of T) and
- * r2 = |y|^2. */
-static void tile_y(const pass *P, size_t n, size_t k0, size_t len, double *restrict y,
-                   double *restrict r2)
-{
-    size_t N = P->N, d = P->d, T = P->T;
-    OMP(omp simd)
-    for (size_t kk = 0; kk < len; kk++)
-        r2[kk] = 0.0;
-    for (size_t i = 0; i < d; i++) {
-        const double xi = P->x[n * d + i];
-        const double *restrict col = P->xt + i * N + k0;
-        double *restrict yi = y + i * T;
-        OMP(omp simd)
-        for (size_t kk = 0; kk < len; kk++) {
-            double v = xi - col[kk];
-            yi[kk] = v;
-            r2[kk] += v * v;
-        }
-    }
 }
 
 /* u = gbar_n - gbar_k (d rows of T) and t = chi (y . u), for Hess W u =
@@ -214,7 +133,7 @@ static void tile_u(const pass *P, size_t n, size_t k0, size_t len, const double 
                    const double *restrict chi, double *restrict u, double *restrict t)
 {
     size_t N = P->N, d = P->d, T = P->T;
-    OMP(omp simd)
+    WGF_OMP(omp simd)
     for (size_t kk = 0; kk < len; kk++)
         t[kk] = 0.0;
     for (size_t i = 0; i < d; i++) {
@@ -222,14 +141,14 @@ static void tile_u(const pass *P, size_t n, size_t k0, size_t len, const double 
         const double *restrict col = P->gt + i * N + k0;
         const double *restrict yi = y + i * T;
         double *restrict ui = u + i * T;
-        OMP(omp simd)
+        WGF_OMP(omp simd)
         for (size_t kk = 0; kk < len; kk++) {
             double v = gi - col[kk];
             ui[kk] = v;
             t[kk] += yi[kk] * v;
         }
     }
-    OMP(omp simd)
+    WGF_OMP(omp simd)
     for (size_t kk = 0; kk < len; kk++)
         t[kk] *= chi[kk];
 }
@@ -252,7 +171,7 @@ static void row(const pass *P, size_t n, double *buf)
     size_t start = (G || H) ? 0 : n + 1;
     for (size_t k0 = start; k0 < N; k0 += T) {
         size_t len = N - k0 < T ? N - k0 : T;
-        tile_y(P, n, k0, len, y, r2);
+        wgf_tile_diff(P->x + n * d, d, P->xt, N, k0, len, T, y, r2);
         agg_kernel_radial(P->K, len, r2, P->R ? w : NULL, (G || H) ? psi : NULL, H ? chi : NULL);
         if (P->R)
             for (size_t kk = (n + 1 > k0 ? n + 1 - k0 : 0); kk < len; kk++)
@@ -264,48 +183,23 @@ static void row(const pass *P, size_t n, double *buf)
         }
         if (G)
             for (size_t i = 0; i < d; i++)
-                G[i] += dot_lanes(psi, y + i * T, len);
+                G[i] += wgf_dot_lanes(psi, y + i * T, len);
         if (H) {
             tile_u(P, n, k0, len, y, chi, u, t);
             for (size_t i = 0; i < d; i++)
-                H[i] += dot2_lanes(psi, u + i * T, t, y + i * T, len);
+                H[i] += wgf_dot2_lanes(psi, u + i * T, t, y + i * T, len);
         }
     }
     if (P->R)
         P->R[n] = Rn;
 }
 
-static void transpose(size_t N, size_t d, const double *a, double *at)
-{
-    for (size_t n = 0; n < N; n++)
-        for (size_t i = 0; i < d; i++)
-            at[i * N + n] = a[n * d + i];
-}
-
-static int max_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-static int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 /* Every row of the pass, rows spread over threads. */
 static int run_rows(pass *P, wgf_error *err)
 {
     size_t N = P->N, d = P->d;
-    int nt = max_threads();
-    P->T = tile_len(d);
+    int nt = wgf_omp_max_threads();
+    P->T = wgf_tile_len(d);
     double *xt = malloc(N * d * sizeof *xt);
     double *gt = P->g ? malloc(N * d * sizeof *gt) : NULL;
     double *buf = tile_buffers(d, P->T, nt);
@@ -315,16 +209,16 @@ static int run_rows(pass *P, wgf_error *err)
         free(buf);
         return wgf_error_set(err, WGF_ENOMEM, "out of memory for %zu samples", N);
     }
-    transpose(N, d, P->x, xt);
+    wgf_transpose(N, d, P->x, xt);
     if (gt)
-        transpose(N, d, P->g, gt);
+        wgf_transpose(N, d, P->g, gt);
     P->xt = xt;
     P->gt = gt;
     size_t per = (2 * d + 5) * P->T;
     const pass *Q = P;
-    OMP(omp parallel for schedule(dynamic, 4) if (N * N * d >= PAR_MIN))
+    WGF_OMP(omp parallel for schedule(dynamic, 4) if (N * N * d >= PAR_MIN))
     for (size_t n = 0; n < N; n++)
-        row(Q, n, buf + (size_t)thread_id() * per);
+        row(Q, n, buf + (size_t)wgf_omp_thread_id() * per);
     free(xt);
     free(gt);
     free(buf);

@@ -12,22 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
+#include <wgf/parallel.h>
 #include <wgf/plugin.h>
 
 #include "potential.h"
 
 WGF_EXPORT const wgf_plugin *wgf_plugin_entry(unsigned index);
-
-/* OpenMP pragmas, and nothing without OpenMP. */
-#ifdef _OPENMP
-#define OMP(x) _Pragma(#x)
-#else
-#define OMP(x)
-#endif
 
 /* Below this much work (operations, fpe_potential_cost per sample) a batch
  * is done by one thread: starting a parallel region costs more. */
@@ -61,27 +51,9 @@ static const wgf_param fpe_params[] = {
      .doc = "factor on the whole energy (a term of a sum)"},
     {0}};
 
-static int max_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-static int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 static int parallel(const fpe *st, size_t N)
 {
-    return max_threads() > 1 && N * fpe_potential_cost(st->V) >= PAR_MIN;
+    return wgf_omp_max_threads() > 1 && N * fpe_potential_cost(st->V) >= PAR_MIN;
 }
 
 /* A potential's own message as the section's error on key. */
@@ -209,7 +181,7 @@ static double *alloc_work(const fpe *st, size_t extra, size_t *stride, wgf_error
     *stride = fpe_potential_worksize(st->V) + extra;
     if (*stride == 0)
         return NULL;
-    double *w = malloc((size_t)max_threads() * *stride * sizeof *w);
+    double *w = malloc((size_t)wgf_omp_max_threads() * *stride * sizeof *w);
     if (!w)
         wgf_error_set(err, WGF_ENOMEM, "out of memory for workspace");
     return w;
@@ -234,9 +206,9 @@ static int fpe_eval(void *state, const wgf_batch *b, double *F, double *a, doubl
     int par = parallel(st, N);
     (void)par; /* unused without OpenMP */
     const double *x = b->x;
-    OMP(omp parallel for schedule(static) if (par))
+    WGF_OMP(omp parallel for schedule(static) if (par))
     for (size_t n = 0; n < N; n++) {
-        double *w = work ? work + (size_t)thread_id() * stride : NULL;
+        double *w = work ? work + (size_t)wgf_omp_thread_id() * stride : NULL;
         if (a) {
             double *arow = a + n * d;
             val[n] = fpe_potential_grad(V, x + n * d, arow, w);
@@ -292,10 +264,10 @@ static int fpe_wgrad(void *state, const wgf_batch *b, double *g, wgf_error *err)
     const double *s = st->D != 0.0 ? b->s : NULL;
     int par = parallel(st, N);
     (void)par; /* unused without OpenMP */
-    OMP(omp parallel for schedule(static) if (par))
+    WGF_OMP(omp parallel for schedule(static) if (par))
     for (size_t n = 0; n < N; n++) {
         double *gn = g + n * d;
-        fpe_potential_grad(st->V, b->x + n * d, gn, work ? work + (size_t)thread_id() * stride : NULL);
+        fpe_potential_grad(st->V, b->x + n * d, gn, work ? work + (size_t)wgf_omp_thread_id() * stride : NULL);
         for (size_t i = 0; i < d; i++)
             gn[i] = s ? w * gn[i] + wD * s[n * d + i] : w * gn[i];
     }
@@ -321,9 +293,9 @@ static int fpe_wgrad_vjp(void *state, const wgf_batch *b, const double *gbar, do
         double w = st->weight;
         int par = parallel(st, N);
         (void)par; /* unused without OpenMP */
-    OMP(omp parallel for schedule(static) if (par))
+    WGF_OMP(omp parallel for schedule(static) if (par))
         for (size_t n = 0; n < N; n++) {
-            double *hv = work + (size_t)thread_id() * stride, *pw = ws ? hv + d : NULL;
+            double *hv = work + (size_t)wgf_omp_thread_id() * stride, *pw = ws ? hv + d : NULL;
             fpe_potential_hvp(st->V, b->x + n * d, gbar + n * d, hv, pw);
             for (size_t i = 0; i < d; i++)
                 xbar[n * d + i] += w * hv[i];

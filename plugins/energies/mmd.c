@@ -33,23 +33,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include <gsl/gsl_eigen.h>
 #include <gsl/gsl_sort.h>
 #include <gsl/gsl_statistics_double.h>
+#include <wgf/parallel.h>
 #include <wgf/plugin.h>
 #include <wgf/samples.h>
 
 WGF_EXPORT const wgf_plugin *wgf_plugin_entry(unsigned index);
-
-#ifdef _OPENMP
-#define OMP(x) _Pragma(#x)
-#else
-#define OMP(x)
-#endif
 
 /* Below this many pair-coordinates one thread does the batch. */
 #define PAR_MIN 131072
@@ -167,69 +158,6 @@ typedef struct pass {
     double *H;        /* N x d: sum H(y) u, u = gbar_n - gbar_k (self) or gbar_n, or NULL */
 } pass;
 
-static size_t tile_len(size_t d)
-{
-    size_t T = 8192 / (2 * d + 5);
-    T = T < 16 ? 16 : (T > 512 ? 512 : T);
-    return T & ~(size_t)7;
-}
-
-#define LANES 8
-
-static double lanes_total(const double *s)
-{
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-}
-
-static double dot_lanes(const double *restrict a, const double *restrict b, size_t n)
-{
-    double s[LANES] = {0};
-    size_t k = 0;
-    for (; k + LANES <= n; k += LANES) {
-        OMP(omp simd)
-        for (size_t j = 0; j < LANES; j++)
-            s[j] += a[k + j] * b[k + j];
-    }
-    for (size_t j = 0; k < n; k++, j++)
-        s[j] += a[k] * b[k];
-    return lanes_total(s);
-}
-
-static double dot2_lanes(const double *restrict a, const double *restrict b, const double *restrict c,
-                         const double *restrict e, size_t n)
-{
-    double s[LANES] = {0};
-    size_t k = 0;
-    for (; k + LANES <= n; k += LANES) {
-        OMP(omp simd)
-        for (size_t j = 0; j < LANES; j++)
-            s[j] += a[k + j] * b[k + j] + c[k + j] * e[k + j];
-    }
-    for (size_t j = 0; k < n; k++, j++)
-        s[j] += a[k] * b[k] + c[k] * e[k];
-    return lanes_total(s);
-}
-
-/* y = x_n - c_k (d rows of T) and r2 = |y|^2 for columns [k0, k0+len). */
-static void tile_y(const pass *P, size_t n, size_t k0, size_t len, double *restrict y,
-                   double *restrict r2)
-{
-    size_t d = P->d, T = P->T;
-    for (size_t kk = 0; kk < len; kk++)
-        r2[kk] = 0.0;
-    for (size_t i = 0; i < d; i++) {
-        const double xi = P->x[n * d + i];
-        const double *restrict col = P->ct + i * P->ncol + k0;
-        double *restrict yi = y + i * T;
-        OMP(omp simd)
-        for (size_t kk = 0; kk < len; kk++) {
-            double v = xi - col[kk];
-            yi[kk] = v;
-            r2[kk] += v * v;
-        }
-    }
-}
-
 /* u = gbar_n - gbar_k (self) or gbar_n (d rows of T), t = chi (y . u). */
 static void tile_u(const pass *P, size_t n, size_t k0, size_t len, const double *restrict y,
                    const double *restrict chi, double *restrict u, double *restrict t)
@@ -271,7 +199,7 @@ static void row(const pass *P, size_t n, double *buf)
     size_t start = (P->self && !G && !H) ? n + 1 : 0;
     for (size_t k0 = start; k0 < C; k0 += T) {
         size_t len = C - k0 < T ? C - k0 : T;
-        tile_y(P, n, k0, len, y, r2);
+        wgf_tile_diff(P->x + n * d, d, P->ct, P->ncol, k0, len, T, y, r2);
         kern_radial(P->K, len, r2, P->R ? w : NULL, (G || H) ? psi : NULL, H ? chi : NULL);
         if (P->R) {
             size_t from = P->self ? (n + 1 > k0 ? n + 1 - k0 : 0) : 0;
@@ -284,40 +212,15 @@ static void row(const pass *P, size_t n, double *buf)
         }
         if (G)
             for (size_t i = 0; i < d; i++)
-                G[i] += dot_lanes(psi, y + i * T, len);
+                G[i] += wgf_dot_lanes(psi, y + i * T, len);
         if (H) {
             tile_u(P, n, k0, len, y, chi, u, t);
             for (size_t i = 0; i < d; i++)
-                H[i] += dot2_lanes(psi, u + i * T, t, y + i * T, len);
+                H[i] += wgf_dot2_lanes(psi, u + i * T, t, y + i * T, len);
         }
     }
     if (P->R)
         P->R[n] = Rn;
-}
-
-static void transpose(size_t N, size_t d, const double *a, double *at)
-{
-    for (size_t n = 0; n < N; n++)
-        for (size_t i = 0; i < d; i++)
-            at[i * N + n] = a[n * d + i];
-}
-
-static int max_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-static int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
 }
 
 /* Every row of the pass. ct: the columns transposed, or NULL for the rows
@@ -325,8 +228,8 @@ static int thread_id(void)
 static int run_rows(pass *P, wgf_error *err)
 {
     size_t N = P->N, d = P->d;
-    int nt = max_threads();
-    P->T = tile_len(d);
+    int nt = wgf_omp_max_threads();
+    P->T = wgf_tile_len(d);
     double *xt = P->self ? malloc(N * d * sizeof *xt) : NULL;
     double *gt = (P->self && P->g) ? malloc(N * d * sizeof *gt) : NULL;
     double *buf = malloc((size_t)nt * (2 * d + 5) * P->T * sizeof *buf);
@@ -337,18 +240,18 @@ static int run_rows(pass *P, wgf_error *err)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory for %zu samples", N);
     }
     if (P->self) {
-        transpose(N, d, P->x, xt);
+        wgf_transpose(N, d, P->x, xt);
         P->ct = xt;
         P->ncol = N;
         if (gt)
-            transpose(N, d, P->g, gt);
+            wgf_transpose(N, d, P->g, gt);
         P->gt = gt;
     }
     size_t per = (2 * d + 5) * P->T;
     const pass *Q = P;
-    OMP(omp parallel for schedule(dynamic, 4) if (N * P->ncol * d >= PAR_MIN))
+    WGF_OMP(omp parallel for schedule(dynamic, 4) if (N * P->ncol * d >= PAR_MIN))
     for (size_t n = 0; n < N; n++)
-        row(Q, n, buf + (size_t)thread_id() * per);
+        row(Q, n, buf + (size_t)wgf_omp_thread_id() * per);
     free(xt);
     free(gt);
     free(buf);
@@ -480,7 +383,7 @@ static int mmd_create(const wgf_section *sec, const wgf_problem_info *info, void
         mmd_destroy(st);
         return rc;
     }
-    transpose(st->M, st->d, st->y, st->yt);
+    wgf_transpose(st->M, st->d, st->y, st->yt);
     /* The constant E k(y,y'): a self pass over the target samples. */
     double *R = malloc(st->M * sizeof *R);
     if (!R) {

@@ -1,4 +1,7 @@
-/* output.c: directories, atomic files, text buffers and plots. */
+/* plot.c: the figures of a run directory (wgf_plot, `wgf plot DIR`): a
+ * gnuplot script written from history.csv's columns and the latest samples,
+ * with every string that reaches gnuplot quoted as data, then gnuplot run on
+ * it when it is installed. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -11,196 +14,6 @@
 
 #include "internal.h"
 
-int wgf_mkdir_p(const char *path, wgf_error *err)
-{
-    size_t n = strlen(path);
-    char *buf = malloc(n + 1);
-    if (!buf)
-        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != '\0')
-            continue;
-        char c = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
-            int rc = wgf_error_set(err, WGF_EIO, "cannot create directory %s: %s", buf, strerror(errno));
-            free(buf);
-            return rc;
-        }
-        buf[i] = c;
-    }
-    free(buf);
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-        return wgf_error_set(err, WGF_EIO, "%s is not a directory", path);
-    return WGF_OK;
-}
-
-int wgf_write_atomic(const char *path, const char *data, size_t len, wgf_error *err)
-{
-    size_t n = strlen(path) + 32;
-    char *tmp = malloc(n);
-    if (!tmp)
-        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
-    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        int rc = wgf_error_set(err, WGF_EIO, "cannot write %s: %s", tmp, strerror(errno));
-        free(tmp);
-        return rc;
-    }
-    size_t w = len ? fwrite(data, 1, len, f) : 0;
-    int bad = w != len;
-    bad |= fflush(f) != 0;
-    bad |= fsync(fileno(f)) != 0 && errno != EINVAL;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        int rc = wgf_error_set(err, WGF_EIO, "cannot write %s: %s", path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return rc;
-    }
-    free(tmp);
-    return WGF_OK;
-}
-
-/* ------------------------------------------------------------ a reused run directory */
-
-/* 1 when name is "<prefix>NNNNNN<suffix>" with at least one digit. */
-static int numbered(const char *name, const char *prefix, const char *suffix)
-{
-    size_t np = strlen(prefix), ns = strlen(suffix), n = strlen(name);
-    if (n <= np + ns || strncmp(name, prefix, np) != 0 || strcmp(name + n - ns, suffix) != 0)
-        return 0;
-    for (size_t i = np; i < n - ns; i++)
-        if (name[i] < '0' || name[i] > '9')
-            return 0;
-    return 1;
-}
-
-/* A temporary file that wgf_write_atomic left for a file keep() selects: "<name>.tmp.<pid>". */
-static int atomic_leftover(const char *name, int (*keep)(const char *name))
-{
-    size_t n = strlen(name), k = n;
-    while (k > 0 && name[k - 1] >= '0' && name[k - 1] <= '9')
-        k--;
-    if (k == n || k < 6 || strncmp(name + k - 5, ".tmp.", 5) != 0)
-        return 0;
-    char *base = strdup(name);
-    if (!base)
-        return 0;
-    base[k - 5] = '\0';
-    int yes = keep(base);
-    free(base);
-    return yes;
-}
-
-/* Remove dir/name when it is a file (a directory or a missing file is left alone). */
-static int remove_file(const char *dir, const char *name, wgf_error *err)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *path = malloc(n);
-    if (!path)
-        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
-    snprintf(path, n, "%s/%s", dir, name);
-    struct stat st;
-    int rc = WGF_OK;
-    if (lstat(path, &st) == 0 && !S_ISDIR(st.st_mode) && unlink(path) != 0 && errno != ENOENT)
-        rc = wgf_error_set(err, WGF_EIO, "cannot remove %s, left by an earlier run: %s", path,
-                           strerror(errno));
-    free(path);
-    return rc;
-}
-
-/* Remove the files of dir that keep(name) selects, and every leftover temporary file. */
-static int remove_matching(const char *dir, int (*keep)(const char *name), wgf_error *err)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return WGF_OK; /* not there yet: nothing to clear */
-    int rc = WGF_OK;
-    struct dirent *e;
-    while (rc == WGF_OK && (e = readdir(d)))
-        if (keep(e->d_name) || atomic_leftover(e->d_name, keep))
-            rc = remove_file(dir, e->d_name, err);
-    closedir(d);
-    return rc;
-}
-
-static int top_file(const char *name)
-{
-    static const char *const own[] = {"summary.ini", "config.ini", "history.csv", "reference.csv"};
-    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
-        if (strcmp(name, own[i]) == 0)
-            return 1;
-    return 0;
-}
-static int samples_file(const char *name) { return numbered(name, "step-", ".csv"); }
-static int theta_file(const char *name) { return numbered(name, "step-", ".bin"); }
-static int plots_file(const char *name)
-{
-    size_t n = strlen(name);
-    return strcmp(name, "plot.gp") == 0 || (n > 4 && strcmp(name + n - 4, ".png") == 0);
-}
-
-int wgf_outdir_clear(const char *dir, wgf_error *err)
-{
-    /* summary.ini first: from here on the directory claims no finished run */
-    int rc = remove_file(dir, "summary.ini", err);
-    static const char *const sub[] = {"", "/samples", "/theta", "/plots"};
-    int (*const keep[])(const char *) = {top_file, samples_file, theta_file, plots_file};
-    for (size_t i = 0; rc == WGF_OK && i < sizeof sub / sizeof sub[0]; i++) {
-        size_t n = strlen(dir) + strlen(sub[i]) + 1;
-        char *path = malloc(n);
-        if (!path)
-            return wgf_error_set(err, WGF_ENOMEM, "out of memory");
-        snprintf(path, n, "%s%s", dir, sub[i]);
-        rc = remove_matching(path, keep[i], err);
-        free(path);
-    }
-    return rc;
-}
-
-void wgf_strbuf_printf(wgf_strbuf *b, const char *fmt, ...)
-{
-    if (b->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        size_t room = b->cap - b->len;
-        int k = vsnprintf(b->s ? b->s + b->len : NULL, room, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            b->failed = 1;
-            return;
-        }
-        if ((size_t)k < room) {
-            b->len += (size_t)k;
-            return;
-        }
-        size_t ncap = b->cap ? b->cap : 256;
-        while (ncap - b->len <= (size_t)k)
-            ncap *= 2;
-        char *ns = realloc(b->s, ncap);
-        if (!ns) {
-            b->failed = 1;
-            return;
-        }
-        b->s = ns;
-        b->cap = ncap;
-    }
-}
-
-void wgf_strbuf_free(wgf_strbuf *b)
-{
-    free(b->s);
-    memset(b, 0, sizeof *b);
-}
-
-/* ------------------------------------------------------------ plots */
-
 static int have_gnuplot(void)
 {
     const char *path = getenv("PATH");
@@ -210,10 +23,13 @@ static int have_gnuplot(void)
     while (*s) {
         const char *e = strchr(s, ':');
         size_t n = e ? (size_t)(e - s) : strlen(s);
-        char buf[4096];
-        if (n > 0 && n < sizeof buf - 10) {
-            snprintf(buf, sizeof buf, "%.*s/gnuplot", (int)n, s);
-            if (access(buf, X_OK) == 0)
+        if (n > 0) {
+            wgf_strbuf exe = {0};
+            wgf_strbuf_addn(&exe, s, n);
+            wgf_strbuf_add(&exe, "/gnuplot");
+            int found = !exe.failed && access(exe.s, X_OK) == 0;
+            wgf_strbuf_free(&exe);
+            if (found)
                 return 1;
         }
         if (!e)
@@ -226,9 +42,9 @@ static int have_gnuplot(void)
 /* The header of history.csv, split into column names. */
 static int history_columns(const char *dir, char ***cols, size_t *ncols)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/history.csv", dir);
-    FILE *f = fopen(path, "r");
+    char *path = wgf_path_join(dir, "history.csv");
+    FILE *f = path ? fopen(path, "r") : NULL;
+    free(path);
     if (!f)
         return -1;
     char *line = NULL;
@@ -285,9 +101,9 @@ static int reference_kind(const char *path)
 
 static long last_samples_step(const char *dir)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/samples", dir);
-    DIR *d = opendir(path);
+    char *path = wgf_path_join(dir, "samples");
+    DIR *d = path ? opendir(path) : NULL;
+    free(path);
     if (!d)
         return -1;
     long best = -1;
@@ -448,9 +264,11 @@ static void plot_script(const char *dir, char **cols, size_t ncols, gp_strings *
         wgf_strbuf_printf(gp, "\n");
     long last = last_samples_step(dir);
     if (last >= 0) {
-        char ref[4096];
-        snprintf(ref, sizeof ref, "%s/reference.csv", dir);
-        int kind = reference_kind(ref); /* 0 none, 1 curve, 2 density */
+        char *ref = wgf_path_join(dir, "reference.csv");
+        int kind = ref ? reference_kind(ref) : 0; /* 0 none, 1 curve, 2 density */
+        if (!ref)
+            g->nomem = 1;
+        free(ref);
         char rel[64];
         snprintf(rel, sizeof rel, "/samples/step-%06ld.csv", last);
         const char *samples = gp_path(g, dir, rel), *qref = gp_path(g, dir, "/reference.csv");
@@ -473,9 +291,12 @@ static void plot_script(const char *dir, char **cols, size_t ncols, gp_strings *
     }
     /* A path scheme's path.csv: energy and the reference's errors per stage
      * (the same diagnostics columns as history.csv). */
-    char pathcsv[4096];
-    snprintf(pathcsv, sizeof pathcsv, "%s/path.csv", dir);
-    if (access(pathcsv, R_OK) == 0) {
+    char *pathcsv = wgf_path_join(dir, "path.csv");
+    int have_path = pathcsv && access(pathcsv, R_OK) == 0;
+    if (!pathcsv)
+        g->nomem = 1;
+    free(pathcsv);
+    if (have_path) {
         const char *path = gp_path(g, dir, "/path.csv");
         wgf_strbuf_printf(gp, "set output %s\nset key outside right\nset size noratio\n"
                               "set xlabel 't (path)'\nset ylabel 'energy'\nset y2label 'distance to the reference'\n"
@@ -499,9 +320,9 @@ int wgf_plot(const char *dir, wgf_error *err)
     size_t ncols = 0;
     if (history_columns(dir, &cols, &ncols) != 0)
         return wgf_error_set(err, WGF_EIO, "%s/history.csv: cannot read", dir);
-    char plots[4096];
-    snprintf(plots, sizeof plots, "%s/plots", dir);
-    int rc = wgf_mkdir_p(plots, err);
+    char *plots = wgf_path_join(dir, "plots");
+    int rc = plots ? wgf_mkdir_p(plots, err) : wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    free(plots);
     wgf_strbuf gp = {0};
     gp_strings g = {0};
     plot_script(dir, cols, ncols, &g, &gp);
@@ -520,15 +341,18 @@ int wgf_plot(const char *dir, wgf_error *err)
         return rc != WGF_OK ? rc : wgf_error_set(err, WGF_ENOMEM, "out of memory");
     }
     /* gnuplot takes a script named '<cmd' for a command, and one named '-x' for an option */
-    char script[4096];
-    snprintf(script, sizeof script, "%s%s/plots/plot.gp", dir[0] == '/' ? "" : "./", dir);
-    rc = wgf_write_atomic(script, gp.s, gp.len, err);
+    wgf_strbuf name = {0};
+    wgf_strbuf_printf(&name, "%s%s/plots/plot.gp", dir[0] == '/' ? "" : "./", dir);
+    char *script = wgf_strbuf_take(&name);
+    rc = script ? wgf_write_atomic(script, gp.s, gp.len, err) : wgf_error_set(err, WGF_ENOMEM, "out of memory");
     wgf_strbuf_free(&gp);
-    if (rc != WGF_OK)
+    pid_t pid = rc == WGF_OK ? fork() : 0;
+    if (rc == WGF_OK && pid < 0)
+        rc = wgf_error_set(err, WGF_EIO, "cannot run gnuplot: %s", strerror(errno));
+    if (rc != WGF_OK) {
+        free(script);
         return rc;
-    pid_t pid = fork();
-    if (pid < 0)
-        return wgf_error_set(err, WGF_EIO, "cannot run gnuplot: %s", strerror(errno));
+    }
     if (pid == 0) {
         /* gnuplot's chatter goes nowhere; its exit status says it all */
         if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
@@ -540,7 +364,8 @@ int wgf_plot(const char *dir, wgf_error *err)
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return wgf_error_set(err, WGF_EIO, "gnuplot failed on %s (exit %d)", script,
-                             WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-    return WGF_OK;
+        rc = wgf_error_set(err, WGF_EIO, "gnuplot failed on %s (exit %d)", script,
+                           WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    free(script);
+    return rc;
 }
