@@ -93,7 +93,8 @@ static int euler_run(void *state, wgf_problem *p, wgf_error *err)
     const char *why = NULL;
     int misfit = e->misfit != 0 && misfit_possible(p, &why);
     if (e->misfit == 1 && !misfit)
-        return wgf_error_set(err, WGF_EINVAL, "euler: misfit = on, but %s (misfit = off or auto)", why);
+        return wgf_section_error(wgf_problem_section(p, "scheme"), "misfit", err,
+                                 "on, but %s (auto or off)", why);
     unsigned flags = misfit && (wgf_problem_energy_needs(p) & WGF_WGRAD_NEEDS_S) ? WGF_EVAL_SCORE : 0;
     double *grad = calloc(2 * P, sizeof(double));
     double *g = misfit && N <= SIZE_MAX / (2 * d) ? calloc(2 * N * d, sizeof(double)) : NULL;

@@ -418,7 +418,8 @@ static int jko_run(void *state, wgf_problem *p, wgf_error *err)
     const char *why = NULL;
     int misfit = j->misfit != 0 && misfit_possible(p, &why);
     if (j->misfit == 1 && !misfit)
-        return wgf_error_set(err, WGF_EINVAL, "jko: misfit = on, but %s (misfit = off or auto)", why);
+        return wgf_section_error(wgf_problem_section(p, "scheme"), "misfit", err,
+                                 "on, but %s (auto or off)", why);
     unsigned flags = misfit && (wgf_problem_energy_needs(p) & WGF_WGRAD_NEEDS_S) ? WGF_EVAL_SCORE : 0;
     jko_solve c = {.p = p, .j = j, .P = P, .N = N, .d = d, .S = wgf_problem_nstages(p),
                    .theta_k = theta, .eps = wgf_problem_tikhonov(p)};
