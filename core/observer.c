@@ -53,6 +53,9 @@ struct wgf_observer {
     unsigned long last_step;
     double last_t, last_energy, first_energy;
     unsigned long steps_seen;
+    /* the a posteriori bound B(t) on W2 (MATH.md 7): [scheme] lambda, B at
+     * the last step, and the misfit r and time it was accumulated to */
+    double lambda, bound, bound_r, bound_t;
 
     /* checkpoints (resumable schemes only) */
     int resumable;
@@ -287,6 +290,7 @@ static int write_config(wgf_observer *o, wgf_error *err)
 }
 
 static int diagnostics_monitor(void *ctx, wgf_step_info *info, wgf_error *err);
+static void restore_bound(wgf_observer *o, const char *history, size_t len);
 static int history_monitor(void *ctx, wgf_step_info *info, wgf_error *err);
 static int files_monitor(void *ctx, wgf_step_info *info, wgf_error *err);
 static int path_monitor(void *ctx, const wgf_path_info *path, wgf_error *err);
@@ -324,6 +328,7 @@ static int observer_restore(wgf_observer *o, const wgf_checkpoint *ck, wgf_error
     if (ck->history_len > INT_MAX)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory for the history");
     wgf_strbuf_printf(&o->history, "%.*s", (int)ck->history_len, ck->history);
+    restore_bound(o, ck->history, ck->history_len);
     memcpy(o->theta, ck->theta, o->P * sizeof(double));
     o->forwarded = 0;
     const wgf_batch *b = NULL;
@@ -376,6 +381,9 @@ static int observer_setup(wgf_observer *o, wgf_problem *p, const char *outdir, c
     if (rc != WGF_OK)
         return rc;
     size_t ncols = wgf_refrun_ncols(o->ref);
+    const wgf_section *ssec = wgf_problem_section(p, "scheme");
+    o->lambda = ssec && wgf_section_has(ssec, "lambda") ? wgf_section_double(ssec, "lambda") : NAN;
+    o->bound = o->bound_r = o->bound_t = NAN;
     o->nan_diag = calloc(ncols + 1, sizeof *o->nan_diag);
     if (!o->nan_diag)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
@@ -411,7 +419,8 @@ static int observer_setup(wgf_observer *o, wgf_problem *p, const char *outdir, c
     if ((rc = write_config(o, err)) != WGF_OK)
         return rc;
 
-    wgf_strbuf_printf(&o->history, "step,t,energy,dissipation,step_norm,iterations,residual,products,wall_s");
+    wgf_strbuf_printf(&o->history, "step,t,energy,dissipation,step_norm,iterations,residual,products,wall_s,"
+                                   "misfit,misfit_abs,bound");
     for (size_t i = 0; i < ncols; i++)
         wgf_strbuf_printf(&o->history, ",%s", wgf_refrun_cols(o->ref)[i]);
     wgf_strbuf_printf(&o->history, "\n");
@@ -606,13 +615,69 @@ static int diagnostics_monitor(void *ctx, wgf_step_info *info, wgf_error *err)
     return WGF_OK;
 }
 
+/* x as history.csv prints it (%.10g), read back: the bound's state is
+ * what the history holds, so that a resumed run continues it exactly. */
+static double as_printed(double x)
+{
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.10g", x);
+    return strtod(buf, NULL);
+}
+
+/* B(t) = e^(-lambda t) B(0) + int_0^t e^(-lambda (t - s)) r(s) ds with
+ * B(0) = 0 (the map starts at the initial law), by the trapezoid rule over
+ * the reported steps; a step without a misfit (the last) holds the one
+ * before. NaN where lambda is unknown or the first step had no misfit. */
+static void advance_bound(wgf_observer *o, const wgf_step_info *info)
+{
+    double r = info->misfit;
+    if (isnan(o->lambda)) {
+        o->bound = NAN;
+    } else if (o->steps_seen == 0) {
+        o->bound = isnan(r) ? NAN : 0.0;
+    } else if (!isnan(o->bound)) {
+        double dt = info->t - o->bound_t, e = exp(-o->lambda * dt);
+        if (isnan(r))
+            r = o->bound_r;
+        o->bound = e * o->bound + 0.5 * dt * (e * o->bound_r + r);
+    }
+    o->bound = as_printed(o->bound);
+    o->bound_r = as_printed(r);
+    o->bound_t = as_printed(info->t);
+}
+
+/* A resumed run's bound: from the last row of the history it keeps (t is
+ * the 2nd column, misfit_abs and bound the 11th and 12th). */
+static void restore_bound(wgf_observer *o, const char *history, size_t len)
+{
+    size_t i = len;
+    while (i > 0 && history[i - 1] == '\n')
+        i--;
+    while (i > 0 && history[i - 1] != '\n')
+        i--;
+    const char *row = history + i;
+    double v[12];
+    for (int c = 0; c < 12; c++) {
+        char *end;
+        v[c] = strtod(row, &end);
+        if (end == row || (*end != ',' && c < 11))
+            return; /* the header, or not a row of this form: NaN as created */
+        row = end + 1;
+    }
+    o->bound_t = v[1];
+    o->bound_r = v[10];
+    o->bound = v[11];
+}
+
 static int history_monitor(void *ctx, wgf_step_info *info, wgf_error *err)
 {
     wgf_observer *o = ctx;
     double wall = wall_now() - o->t0_wall;
-    wgf_strbuf_printf(&o->history, "%lu,%.10g,%.12g,%.6g,%.6g,%u,%.3g,%lu,%.4f", info->step, info->t,
-                      info->energy, info->dissipation, info->step_norm, info->solve.iterations,
-                      info->solve.residual, info->solve.products, wall);
+    advance_bound(o, info);
+    wgf_strbuf_printf(&o->history, "%lu,%.10g,%.12g,%.6g,%.6g,%u,%.3g,%lu,%.4f,%.6g,%.10g,%.10g", info->step,
+                      info->t, info->energy, info->dissipation, info->step_norm, info->solve.iterations,
+                      info->solve.residual, info->solve.products, wall, info->misfit_rel, info->misfit,
+                      o->bound);
     if (o->diag_now)
         wgf_refrun_row(o->ref, &o->history);
     else

@@ -297,6 +297,8 @@ int wgf_problem_observe(wgf_problem *p, const wgf_step_info *info, wgf_error *er
     memcpy(&s, info, step_info_size(p));
     if (!s.theta)
         s.theta = p->theta;
+    if (!s.has_misfit)
+        s.misfit = s.misfit_rel = NAN;
     s.ndiag = 0;
     s.diag_names = NULL;
     s.diag = NULL;

@@ -147,6 +147,19 @@ needs = wgrad
 EOF
 expect 2 "needs.ini:9: scheme.plugin: scheme 'needyscheme' needs the energy's Wasserstein gradient (wgrad)" \
     "$WGF" check "$tmp/needs.ini"
+# the misfit needs it too: misfit = on is refused where the energy has none, auto runs without
+grep -v '^needs\|^plugin = needyscheme' "$tmp/needs.ini" >"$tmp/misfit.ini"
+for sch in euler jko; do
+    if "$WGF" plugins $sch >/dev/null 2>&1; then
+        expect 2 "scheme.misfit: on, but an energy term has no Wasserstein gradient (auto or off)" \
+            "$WGF" run "$tmp/misfit.ini" -o "$tmp/misfit_$sch" --quiet --set scheme.plugin=$sch \
+            --set scheme.t_end=0.02 --set scheme.step=0.01 --set output.plots=false --set scheme.misfit=on
+        expect 0 "" "$WGF" run "$tmp/misfit.ini" -o "$tmp/misfit_$sch" --quiet --set scheme.plugin=$sch \
+            --set scheme.t_end=0.02 --set scheme.step=0.01 --set output.plots=false
+        awk -F, 'NR > 1 && $10 != "nan" { bad = 1 } END { exit bad }' "$tmp/misfit_$sch/history.csv" && ok ||
+            bad "$sch: a misfit without the Wasserstein gradient"
+    fi
+done
 # the jko scheme (built when liblbfgs is found): every key documented; a step whose inner
 # solve accepts nothing (one trial per line search, beyond the planar bound) exits 3 naming it
 if "$WGF" plugins jko >/dev/null 2>&1; then

@@ -98,13 +98,15 @@ affine="$SRC/experiments/fpe_ou_10d_affine.ini"
 planar="$SRC/experiments/fpe_ou_10d.ini"
 quiet_sets="--set output.plots=false"
 
-# the affine OU experiment (Euler steps), three pairs of kill points
+# the affine OU experiment (Euler steps), three pairs of kill points; with
+# lambda, history.csv's bound B(t) goes on from the row before the checkpoint
 for seed in 1 2 3; do
-    trial "affine$seed" "$affine" 150 $seed $quiet_sets --set scheme.t_end=0.75 --set output.every=10
+    trial "affine$seed" "$affine" 150 $seed $quiet_sets --set scheme.t_end=0.75 --set output.every=10 \
+        --set scheme.lambda=1
 done
 # a planar flow, short
 trial planar "$planar" 40 4 $quiet_sets --set scheme.t_end=0.2 --set map.layers=4 --set run.samples=200 \
-    --set output.samples=1000 --set output.every=5 --set output.diagnostics_every=2
+    --set output.samples=1000 --set output.every=5 --set output.diagnostics_every=2 --set scheme.lambda=1
 # diagnostics that cannot be computed (one output sample): summary.ini's count
 # and first failure carry over
 trial diagfail "$planar" 80 7 $quiet_sets --set scheme.t_end=0.4 --set map.layers=4 --set run.samples=200 \
@@ -117,12 +119,13 @@ trial particles "$affine" 80 5 $quiet_sets --set scheme.t_end=0.4 --set output.e
     --set reference.type=particles --set reference.particles=300 --set reference.particle_dt=0.003
 # implicit steps (jko), when built
 if [ -f "${WGF_PLUGIN_PATH%%:*}/jko.so" ] || "$WGF" plugins jko >/dev/null 2>&1; then
-    trial jko "$SRC/experiments/fpe_ou_10d_jko.ini" 16 6 $quiet_sets --set scheme.t_end=1
+    trial jko "$SRC/experiments/fpe_ou_10d_jko.ini" 16 6 $quiet_sets --set scheme.t_end=1 --set scheme.lambda=1
 fi
 
 # Ctrl-C: the checkpoint is the interrupted step's; resuming ends as the uninterrupted run
 dir="$tmp/int"
-killat 60 INT "$dir" -- "$WGF" run "$affine" -o "$dir" --quiet $quiet_sets --set scheme.t_end=0.75 --set output.every=10
+killat 60 INT "$dir" -- "$WGF" run "$affine" -o "$dir" --quiet $quiet_sets --set scheme.t_end=0.75 --set output.every=10 \
+    --set scheme.lambda=1
 st=$?
 [ $st -eq 130 ] && ok || bad "interrupted run exited $st, expected 130"
 grep -q "status = interrupted" "$dir/summary.ini" && ok || bad "no interrupted summary"

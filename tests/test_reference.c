@@ -1012,7 +1012,7 @@ START_TEST(user_reference_plugin)
     ck_assert_close(figure(&res, "gap"), expect, 1e-6);
     ck_assert_close(figure(&res, "m2_ref"), exp(-2.0) * figure(&res, "m2") / pow(0.99, 200), 1e-6);
     char *h = read_text(dir, "history.csv");
-    ck_assert_msg(strstr(h, ",wall_s,m2,m2_ref,m2_gap\n") != NULL, "header: %.120s", h);
+    ck_assert_msg(strstr(h, ",wall_s,misfit,misfit_abs,bound,m2,m2_ref,m2_gap\n") != NULL, "header: %.120s", h);
     free(h);
     char *sum = read_text(dir, "summary.ini");
     ck_assert_msg(strstr(sum, "[error]\nreference = goodref\nm2 = ") != NULL, "%s", sum);

@@ -266,6 +266,160 @@ static char *slurp_in(const char *dir, const char *file)
     return slurp(path);
 }
 
+/* ------------------------------------------------ misfit and bound */
+
+/* Column named col of history.csv (NaN in empty cells), one entry per row. */
+static double *history_column(const char *hist, const char *col, size_t *nrows)
+{
+    const char *eol = strchr(hist, '\n');
+    ck_assert(eol != NULL);
+    int c = -1, i = 0;
+    size_t len = strlen(col);
+    for (const char *h = hist; h < eol; i++) {
+        const char *e = h + strcspn(h, ",\n");
+        if ((size_t)(e - h) == len && strncmp(h, col, len) == 0)
+            c = i;
+        h = *e == ',' ? e + 1 : e;
+    }
+    ck_assert_msg(c >= 0, "history.csv has no column %s", col);
+    size_t n = 0, cap = 64;
+    double *v = malloc(cap * sizeof *v);
+    ck_assert(v != NULL);
+    for (const char *r = eol + 1; *r; r = strchr(r, '\n') + 1) {
+        const char *cell = r;
+        for (int k = 0; k < c; k++)
+            cell += strcspn(cell, ",\n") + 1;
+        char *end;
+        double x = strtod(cell, &end);
+        if (n == cap) {
+            cap *= 2;
+            v = realloc(v, cap * sizeof *v);
+            ck_assert(v != NULL);
+        }
+        v[n++] = end == cell ? NAN : x;
+    }
+    *nrows = n;
+    return v;
+}
+
+/* For the affine map on a Gaussian OU problem the Wasserstein gradient
+ * g = Sigma^-1 (x - mu) + D C^-1 (x - m) is an affine field, which the
+ * tangent space J zeta holds exactly; the misfit is only the training
+ * batch's (grad F = E[J^T g] to sampling, here 4000 fixed samples:
+ * sqrt(P / N) ~ 0.04) and the Tikhonov term's. An 8-layer planar flow at
+ * the identity moves samples along few directions: most of g is not in
+ * its tangent space (r / |g| ~ 1). Without lambda the bound is NaN. */
+START_TEST(test_misfit_affine_planar)
+{
+    const char *sa[] = {"scheme.t_end=0.2", "output.every=10"};
+    const char *sp[] = {"scheme.t_end=0.2", "output.every=10", "map.plugin=planar", "map.layers=8",
+                        "metric.tikhonov=1e-3"};
+    char *da = temp_dir(), *dp = temp_dir();
+    wgf_run_result ra, rp;
+    wgf_error err = {0};
+    ck_assert_msg(run(ou2_ini, da, sa, 2, 0, &ra, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_msg(run(ou2_ini, dp, sp, 5, 0, &rp, &err) == WGF_OK, "%s", err.msg);
+    char *ha = slurp_in(da, "history.csv"), *hp = slurp_in(dp, "history.csv");
+    size_t na, np, nb;
+    double *ma = history_column(ha, "misfit", &na), *mp = history_column(hp, "misfit", &np);
+    double *ba = history_column(ha, "bound", &nb);
+    ck_assert_uint_eq(na, 21);
+    ck_assert_uint_eq(np, 21);
+    for (size_t k = 0; k < 20; k++) {
+        ck_assert_msg(ma[k] > 0 && ma[k] < 0.03, "affine: misfit %g at step %zu", ma[k], k);
+        ck_assert_msg(isnan(ba[k]), "bound %g at step %zu without lambda", ba[k], k);
+    }
+    ck_assert_msg(isnan(ma[20]), "the last step has no solve: misfit %g", ma[20]);
+    ck_assert_msg(mp[0] > 0.5, "planar: misfit %g at step 0", mp[0]);
+    /* the same fixed batch: the planar misfit is the affine one's and the model's (runs: 2x) */
+    for (size_t k = 0; k < 20; k++)
+        ck_assert_msg(mp[k] > 1.5 * ma[k], "planar: misfit %g at step %zu, affine %g", mp[k], k, ma[k]);
+    free(ma);
+    free(mp);
+    free(ba);
+    free(ha);
+    free(hp);
+    test_remove_tree(da);
+    test_remove_tree(dp);
+    free(da);
+    free(dp);
+}
+END_TEST
+
+/* A scheme that does not set the misfit (tests/plugins/ownscheme.c) gets
+ * NaN in history.csv, not the 0 its initialiser left. */
+START_TEST(test_misfit_off_and_unset)
+{
+    const char *so[] = {"scheme.t_end=0.1", "output.every=10", "scheme.plugin=ownscheme"};
+    char *d = temp_dir();
+    wgf_run_result r;
+    wgf_error err = {0};
+    ck_assert_msg(run_with(ou2_ini, d, so, 3, NULL, NULL, &r, &err) == WGF_OK, "%s", err.msg);
+    char *h = slurp_in(d, "history.csv");
+    size_t n;
+    double *m = history_column(h, "misfit", &n);
+    ck_assert_uint_eq(n, 11);
+    for (size_t k = 0; k < n; k++)
+        ck_assert_msg(isnan(m[k]), "misfit %g at step %zu of a scheme that does not set it", m[k], k);
+    free(m);
+    free(h);
+    test_remove_tree(d);
+    free(d);
+}
+END_TEST
+
+/* MATH.md 7: for a lambda-convex energy B(t) bounds W2(rho_theta(t), rho(t))
+ * up to the time-step error. On the 10-D OU problem of the experiments
+ * (lambda = 1, the smallest eigenvalue of Sigma^-1), shortened, with the
+ * affine map and with a planar flow, and with JKO steps ten times as long
+ * (40 steps to t = 2): B >= the exact W2 (the ou reference's
+ * closed form on moment-matched output samples) at every output step, and
+ * B > 0 once the run moves. */
+static void check_bound_10d(const char *experiment, const char *t_end)
+{
+    char file[4096];
+    test_srcpath(experiment, file, sizeof file);
+    const char *sets[] = {t_end, "scheme.lambda=1", "output.every=10",
+                          "output.diagnostics_every=10", "output.samples=4000", "output.write_count=10",
+                          "output.plots=false"};
+    char *d = temp_dir();
+    wgf_run_opts opts = {.file = file, .outdir = d, .sets = sets, .nsets = 7, .quiet = 1};
+    wgf_run_result res;
+    wgf_error err = {0};
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    int rc = wgf_run(&opts, &res, &diag, &err);
+    if (diag.n)
+        wgf_diag_print(&diag, stderr, "diag: ");
+    wgf_diag_free(&diag);
+    ck_assert_msg(rc == WGF_OK, "%s", err.msg);
+    char *h = slurp_in(d, "history.csv");
+    size_t n, nw;
+    double *b = history_column(h, "bound", &n), *w = history_column(h, "w2", &nw);
+    ck_assert_uint_eq(n, 41);
+    ck_assert_uint_eq(nw, 41);
+    ck_assert_msg(b[0] == 0.0, "B(0) = %g", b[0]);
+    for (size_t k = 10; k < n; k += 10) {
+        ck_assert_msg(!isnan(w[k]) && w[k] > 0, "%s: w2 %g at step %zu", experiment, w[k], k);
+        ck_assert_msg(b[k] >= w[k], "%s: bound %g < W2 %g at step %zu", experiment, b[k], w[k],
+                      k);
+    }
+    free(b);
+    free(w);
+    free(h);
+    test_remove_tree(d);
+    free(d);
+}
+
+START_TEST(test_bound_above_w2)
+{
+    check_bound_10d("experiments/fpe_ou_10d_affine.ini", "scheme.t_end=0.2");
+    check_bound_10d("experiments/fpe_ou_10d.ini", "scheme.t_end=0.2");
+    /* jko's misfit holds its O(h) step error too (h = 0.05: r / |g| ~ 0.2) */
+    check_bound_10d("experiments/fpe_ou_10d_jko.ini", "scheme.t_end=2");
+}
+END_TEST
+
 /* A scheme that keeps its iterate in a vector of its own and leaves the
  * problem's theta at the initial parameters (tests/plugins/ownscheme.c)
  * takes euler's steps on euler's streams: its run must write the same
@@ -274,12 +428,12 @@ static char *slurp_in(const char *dir, const char *file)
  * every step (err_mean ~ 1 instead of ~ 0.1 at t = 0.2). */
 START_TEST(test_own_iterate_outputs)
 {
-    const char *se[] = {"scheme.t_end=0.2", "output.every=10"};
+    const char *se[] = {"scheme.t_end=0.2", "output.every=10", "scheme.misfit=off"};
     const char *so[] = {"scheme.t_end=0.2", "output.every=10", "scheme.plugin=ownscheme"};
     char *de = temp_dir(), *dn = temp_dir();
     wgf_run_result re, rn;
     wgf_error err = {0};
-    ck_assert_msg(run_with(ou2_ini, de, se, 2, NULL, NULL, &re, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_msg(run_with(ou2_ini, de, se, 3, NULL, NULL, &re, &err) == WGF_OK, "%s", err.msg);
     ck_assert_msg(run_with(ou2_ini, dn, so, 3, NULL, NULL, &rn, &err) == WGF_OK, "%s", err.msg);
     const char *files[] = {"history.csv", "theta/step-000000.bin", "theta/step-000010.bin",
                            "theta/step-000020.bin", "samples/step-000010.csv", "samples/step-000020.csv"};
@@ -551,6 +705,9 @@ static Suite *runs_suite(void)
     tcase_add_test(tc, test_run_monitor_sees_diagnostics);
     tcase_add_test(tc, test_path_observation);
     tcase_add_test(tc, test_path_stage_count);
+    tcase_add_test(tc, test_misfit_affine_planar);
+    tcase_add_test(tc, test_misfit_off_and_unset);
+    tcase_add_test(tc, test_bound_above_w2);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -152,6 +152,13 @@ typedef struct wgf_step_info {
     size_t ndiag;
     const char *const *diag_names;
     const double *diag;
+    /* The velocity misfit of the step (MATH.md 7), set by schemes that
+     * compute it (has_misfit nonzero): r = sqrt(E|g - J zeta|^2) on the
+     * step's batch, and r / sqrt(E|g|^2). The core makes both NaN when
+     * has_misfit is zero (and for schemes built before these members). */
+    int has_misfit;
+    double misfit;
+    double misfit_rel;
 } wgf_step_info;
 
 /* Report a step: calls every monitor in the order of registration (outputs,

@@ -2,15 +2,18 @@
  *     M(theta_k) zeta_k = grad F(theta_k),   theta_{k+1} = theta_k - h zeta_k.
  * Fresh training samples every step (default) or one fixed batch. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <wgf/dist.h>
 #include <wgf/plugin.h>
 #include <wgf/problem.h>
 
 typedef struct {
     double h, t_end;
     int fixed;
+    int misfit; /* 0 off, 1 on, -1 auto */
     unsigned long steps;
 } euler;
 
@@ -23,6 +26,8 @@ static int euler_create(const wgf_section *sec, const wgf_problem_info *info, vo
     e->h = wgf_section_double(sec, "step");
     e->t_end = wgf_section_double(sec, "t_end");
     e->fixed = strcmp(wgf_section_string(sec, "samples"), "fixed") == 0;
+    const char *m = wgf_section_string(sec, "misfit");
+    e->misfit = strcmp(m, "on") == 0 ? 1 : strcmp(m, "off") == 0 ? 0 : -1;
     double k = e->t_end / e->h;
     e->steps = (unsigned long)llround(k);
     if (e->steps == 0 || fabs(k - (double)e->steps) > 1e-9 * fmax(1.0, k)) {
@@ -36,15 +41,67 @@ static int euler_create(const wgf_section *sec, const wgf_problem_info *info, vo
 
 static void euler_destroy(void *state) { free(state); }
 
+/* Whether the misfit can be computed: every energy term has a Wasserstein
+ * gradient, and the initial law has a score when that gradient reads one.
+ * 0 when it cannot, with the reason in why. */
+static int misfit_possible(const wgf_problem *p, const char **why)
+{
+    for (size_t i = 0; i < wgf_problem_nterms(p); i++) {
+        const wgf_energy_vt *vt = NULL;
+        if (wgf_problem_term(p, i, NULL, NULL, &vt, NULL) != WGF_OK || !vt || !vt->wgrad) {
+            *why = "an energy term has no Wasserstein gradient";
+            return 0;
+        }
+    }
+    if ((wgf_problem_energy_needs(p) & WGF_WGRAD_NEEDS_S) &&
+        !(wgf_dist_provides(wgf_problem_get_info(p)->initial) & WGF_DIST_SCORE)) {
+        *why = "the Wasserstein gradient reads scores and the initial law has none";
+        return 0;
+    }
+    return 1;
+}
+
+/* The velocity misfit (MATH.md 7) on ev's batch (forward done): the model
+ * moves its samples with -J zeta, the flow with -g; r^2 = E|g - J zeta|^2,
+ * reported with r / sqrt(E|g|^2). g and jx are n x d scratch. */
+static int velocity_misfit(wgf_problem *p, wgf_eval *ev, const double *zeta, double *g, double *jx,
+                           wgf_step_info *info, wgf_error *err)
+{
+    size_t n = wgf_eval_n(ev), d = wgf_eval_dim(ev);
+    int rc = wgf_problem_wgrad(p, ev, wgf_eval_nstages(ev), g, err);
+    if (rc == WGF_OK)
+        rc = wgf_eval_jvp(ev, zeta, jx, err);
+    if (rc != WGF_OK)
+        return rc;
+    double r2 = 0, g2 = 0;
+    for (size_t i = 0; i < n * d; i++) {
+        r2 += (g[i] - jx[i]) * (g[i] - jx[i]);
+        g2 += g[i] * g[i];
+    }
+    info->has_misfit = 1;
+    info->misfit = sqrt(r2 / (double)n);
+    info->misfit_rel = g2 > 0 ? sqrt(r2 / g2) : NAN;
+    return WGF_OK;
+}
+
 static int euler_run(void *state, wgf_problem *p, wgf_error *err)
 {
     euler *e = state;
     size_t P = wgf_problem_nparams(p), N = wgf_problem_get_info(p)->samples;
+    size_t d = wgf_problem_get_info(p)->dim;
     double *theta = wgf_problem_theta(p);
+    const char *why = NULL;
+    int misfit = e->misfit != 0 && misfit_possible(p, &why);
+    if (e->misfit == 1 && !misfit)
+        return wgf_section_error(wgf_problem_section(p, "scheme"), "misfit", err,
+                                 "on, but %s (auto or off)", why);
+    unsigned flags = misfit && (wgf_problem_energy_needs(p) & WGF_WGRAD_NEEDS_S) ? WGF_EVAL_SCORE : 0;
     double *grad = calloc(2 * P, sizeof(double));
-    wgf_eval *ev = wgf_eval_create(p, N, 0, err);
-    if (!grad || !ev) {
+    double *g = misfit && N <= SIZE_MAX / (2 * d) ? calloc(2 * N * d, sizeof(double)) : NULL;
+    wgf_eval *ev = wgf_eval_create(p, N, flags, err);
+    if (!grad || !ev || (misfit && !g)) {
         free(grad);
+        free(g);
         wgf_eval_free(ev);
         return err && err->code ? err->code : wgf_error_set(err, WGF_ENOMEM, "out of memory");
     }
@@ -83,6 +140,8 @@ static int euler_run(void *state, wgf_problem *p, wgf_error *err)
         info.energy = F;
         info.dissipation = dis;
         info.step_norm = e->h * sqrt(nz);
+        if (misfit && (rc = velocity_misfit(p, ev, zeta, g, g + N * d, &info, err)) != WGF_OK)
+            break;
         /* Report the state at t_k with the solve that leaves it. */
         if ((rc = wgf_problem_observe(p, &info, err)) != WGF_OK)
             break;
@@ -98,6 +157,7 @@ static int euler_run(void *state, wgf_problem *p, wgf_error *err)
         wgf_error_prefix(err, "euler, step %lu (t = %g)", k, (double)k * e->h);
     wgf_eval_free(ev);
     free(grad);
+    free(g);
     return rc;
 }
 
@@ -122,6 +182,11 @@ static const wgf_param euler_params[] = {
      "final time (a whole number of steps)"},
     {"samples", WGF_PARAM_CHOICE, "fresh", 0, 0, 0, "fresh|fixed",
      "fresh training samples every step, or one fixed batch"},
+    {"misfit", WGF_PARAM_CHOICE, "auto", 0, 0, 0, "auto|on|off",
+     "the velocity misfit r / sqrt(E|g|^2) per step in history.csv (one jvp and one Wasserstein "
+     "gradient a step); auto: on when the energy has a Wasserstein gradient"},
+    {"lambda", WGF_PARAM_DOUBLE, NULL, 0, 0, 0, NULL,
+     "convexity modulus of the energy, when known: history.csv's bound column B(t) on W2"},
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
 
 static const wgf_plugin euler_plugin = {

@@ -46,11 +46,13 @@
 #include <float.h>
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <lbfgs.h>
 
+#include <wgf/dist.h>
 #include <wgf/plugin.h>
 #include <wgf/problem.h>
 
@@ -60,6 +62,7 @@ typedef struct {
     double h, t_end, epsilon;
     unsigned long steps;
     int fixed, proximal;
+    int misfit; /* 0 off, 1 on, -1 auto */
     int m, max_iterations, max_linesearch;
 } jko;
 
@@ -99,6 +102,8 @@ static int jko_create(const wgf_section *sec, const wgf_problem_info *info, void
     j->h = wgf_section_double(sec, "step");
     j->t_end = wgf_section_double(sec, "t_end");
     j->fixed = strcmp(wgf_section_string(sec, "samples"), "fixed") == 0;
+    const char *mf = wgf_section_string(sec, "misfit");
+    j->misfit = strcmp(mf, "on") == 0 ? 1 : strcmp(mf, "off") == 0 ? 0 : -1;
     j->proximal = strcmp(wgf_section_string(sec, "proximal"), "map") == 0 ? JKO_MAP : JKO_METRIC;
     j->epsilon = wgf_section_double(sec, "epsilon");
     j->m = (int)wgf_section_int(sec, "m");
@@ -357,6 +362,50 @@ static int jko_inner(jko_solve *c, lbfgsfloatval_t *x, wgf_solve_stats *stats, w
                          rc, lbfgs_reason(rc), c->iterations, stats->residual, c->refused);
 }
 
+/* Whether the misfit can be computed: every energy term has a Wasserstein
+ * gradient, and the initial law has a score when that gradient reads one.
+ * 0 when it cannot, with the reason in why. */
+static int misfit_possible(const wgf_problem *p, const char **why)
+{
+    for (size_t i = 0; i < wgf_problem_nterms(p); i++) {
+        const wgf_energy_vt *vt = NULL;
+        if (wgf_problem_term(p, i, NULL, NULL, &vt, NULL) != WGF_OK || !vt || !vt->wgrad) {
+            *why = "an energy term has no Wasserstein gradient";
+            return 0;
+        }
+    }
+    if ((wgf_problem_energy_needs(p) & WGF_WGRAD_NEEDS_S) &&
+        !(wgf_dist_provides(wgf_problem_get_info(p)->initial) & WGF_DIST_SCORE)) {
+        *why = "the Wasserstein gradient reads scores and the initial law has none";
+        return 0;
+    }
+    return 1;
+}
+
+/* The velocity misfit (MATH.md 7) on ev's batch at theta_k (forward done),
+ * with the step's zeta = (theta_k - theta_{k+1}) / h: the model moves its
+ * samples with -J zeta, the flow with -g; r^2 = E|g - J zeta|^2, reported
+ * with r / sqrt(E|g|^2). g and jx are n x d scratch. */
+static int velocity_misfit(wgf_problem *p, wgf_eval *ev, const double *zeta, double *g, double *jx,
+                           wgf_step_info *info, wgf_error *err)
+{
+    size_t n = wgf_eval_n(ev), d = wgf_eval_dim(ev);
+    int rc = wgf_problem_wgrad(p, ev, wgf_eval_nstages(ev), g, err);
+    if (rc == WGF_OK)
+        rc = wgf_eval_jvp(ev, zeta, jx, err);
+    if (rc != WGF_OK)
+        return rc;
+    double r2 = 0, g2 = 0;
+    for (size_t i = 0; i < n * d; i++) {
+        r2 += (g[i] - jx[i]) * (g[i] - jx[i]);
+        g2 += g[i] * g[i];
+    }
+    info->has_misfit = 1;
+    info->misfit = sqrt(r2 / (double)n);
+    info->misfit_rel = g2 > 0 ? sqrt(r2 / g2) : NAN;
+    return WGF_OK;
+}
+
 static int jko_run(void *state, wgf_problem *p, wgf_error *err)
 {
     jko *j = state;
@@ -366,15 +415,22 @@ static int jko_run(void *state, wgf_problem *p, wgf_error *err)
     unsigned long k0 = wgf_problem_start_step(p);
     if (P > (size_t)INT_MAX)
         return wgf_error_set(err, WGF_EINVAL, "jko: %zu parameters are more than liblbfgs takes", P);
+    const char *why = NULL;
+    int misfit = j->misfit != 0 && misfit_possible(p, &why);
+    if (j->misfit == 1 && !misfit)
+        return wgf_section_error(wgf_problem_section(p, "scheme"), "misfit", err,
+                                 "on, but %s (auto or off)", why);
+    unsigned flags = misfit && (wgf_problem_energy_needs(p) & WGF_WGRAD_NEEDS_S) ? WGF_EVAL_SCORE : 0;
     jko_solve c = {.p = p, .j = j, .P = P, .N = N, .d = d, .S = wgf_problem_nstages(p),
                    .theta_k = theta, .eps = wgf_problem_tikhonov(p)};
-    double *work = calloc(8 * P, sizeof(double));
+    double *work = calloc(9 * P, sizeof(double));
+    double *g = misfit && N <= SIZE_MAX / (2 * d) ? calloc(2 * N * d, sizeof(double)) : NULL;
     double *xbar = j->proximal == JKO_MAP ? calloc(N * d, sizeof(double)) : NULL;
     lbfgsfloatval_t *x = lbfgs_malloc((int)P);
-    wgf_eval *evk = wgf_eval_create(p, N, 0, err);
+    wgf_eval *evk = wgf_eval_create(p, N, flags, err);
     wgf_eval *evt = evk ? wgf_eval_create(p, N, 0, err) : NULL;
     int rc = WGF_OK;
-    if (!work || !x || !evk || !evt || (j->proximal == JKO_MAP && !xbar))
+    if (!work || !x || !evk || !evt || (j->proximal == JKO_MAP && !xbar) || (misfit && !g))
         rc = err && err->code ? err->code : wgf_error_set(err, WGF_ENOMEM, "out of memory");
     double *gk = work;
     if (rc == WGF_OK) {
@@ -428,6 +484,13 @@ static int jko_run(void *state, wgf_problem *p, wgf_error *err)
         info.energy = F;
         info.dissipation = dis / j->h;
         info.step_norm = sqrt(nd);
+        if (misfit) {
+            double *zeta = work + 8 * P;
+            for (size_t i = 0; i < P; i++)
+                zeta[i] = (theta[i] - x[i]) / j->h;
+            if ((rc = velocity_misfit(p, evk, zeta, g, g + N * d, &info, err)) != WGF_OK)
+                break;
+        }
         /* Report the state at t_k with the solve that leaves it. */
         if ((rc = wgf_problem_observe(p, &info, err)) != WGF_OK)
             break;
@@ -445,6 +508,7 @@ static int jko_run(void *state, wgf_problem *p, wgf_error *err)
         lbfgs_free(x);
     free(xbar);
     free(work);
+    free(g);
     return rc;
 }
 
@@ -482,6 +546,12 @@ static const wgf_param jko_params[] = {
      "inner iteration cap; a step that reaches it is taken and reported not converged"},
     {"max_linesearch", WGF_PARAM_INT, "40", WGF_P_MIN | WGF_P_MAX, 1, INT_MAX, NULL,
      "trials per More-Thuente line search (refused, non-admissible trials included)"},
+    {"misfit", WGF_PARAM_CHOICE, "auto", 0, 0, 0, "auto|on|off",
+     "the velocity misfit r / sqrt(E|g|^2) per step in history.csv, zeta = (theta_k - theta_{k+1}) / h "
+     "at theta_k (one jvp and one Wasserstein gradient a step); auto: on when the energy has a "
+     "Wasserstein gradient"},
+    {"lambda", WGF_PARAM_DOUBLE, NULL, 0, 0, 0, NULL,
+     "convexity modulus of the energy, when known: history.csv's bound column B(t) on W2"},
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
 
 static const wgf_plugin jko_plugin = {
