@@ -191,6 +191,14 @@ START_TEST(test_output_times_exact)
     }
     for (size_t r = 1; r < rec.rows; r++)
         ck_assert(rec.t[r] > rec.t[r - 1]);
+    fprintf(stderr, "every_t 0.25: %zu rows, %lu rejected, steps in [%g, %g]\n", rec.rows, rec.rejected,
+            rec.hmin, rec.hmax);
+    /* no sliver of a step before an output time: the steps that get there are at least half
+     * of the one before (accepted steps do not shrink by more than safety otherwise) */
+    for (size_t r = 2; r + 1 < rec.rows; r++) {
+        double h = rec.t[r + 1] - rec.t[r], h0 = rec.t[r] - rec.t[r - 1];
+        ck_assert_msg(h >= 0.45 * h0, "step %g at t = %g after %g", h, rec.t[r], h0);
+    }
 }
 END_TEST
 
@@ -234,6 +242,8 @@ START_TEST(test_stiff)
     /* steps at the stability limit on average, none far beyond it (the last one is cut short) */
     ck_assert_msg(6.0 / (double)(rec.rows - 1) < 2.0 / 90, "mean step %g", 6.0 / (double)(rec.rows - 1));
     ck_assert_msg(rec.hmax < 3.0 / 90, "largest step %g", rec.hmax);
+    /* small steps where needed: the fast initial transient of the stiff component */
+    ck_assert_msg(rec.t[1] < 0.1 * rec.hmax, "first step %g, largest %g", rec.t[1], rec.hmax);
     ck_assert_msg(rec.t[rec.rows - 1] == 6.0, "last row at t = %.17g", rec.t[rec.rows - 1]);
     const double *A = theta, *b = theta + 4;
     double C[4] = {A[0] * A[0] + A[1] * A[1], A[0] * A[2] + A[1] * A[3], 0, A[2] * A[2] + A[3] * A[3]};

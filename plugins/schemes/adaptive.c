@@ -69,13 +69,10 @@ static void add_stats(wgf_solve_stats *s, const wgf_solve_stats *a)
     s->converged = s->converged && a->converged;
 }
 
-/* The next output time after t: the next multiple of every_t, or t_end. */
-static double next_output(const adaptive *a, double t)
+/* The output time after the j-th: (j + 1) every_t, or t_end. */
+static double next_output(const adaptive *a, unsigned long j)
 {
-    if (a->every_t <= 0)
-        return a->t_end;
-    double j = floor(t / a->every_t + 1e-9) + 1;
-    return fmin(a->t_end, j * a->every_t);
+    return a->every_t > 0 ? fmin(a->t_end, (double)(j + 1) * a->every_t) : a->t_end;
 }
 
 static int adaptive_run(void *state, wgf_problem *p, wgf_error *err)
@@ -97,7 +94,7 @@ static int adaptive_run(void *state, wgf_problem *p, wgf_error *err)
     }
     double *k1 = grad + P, *k2 = k1 + P, *pred = k2 + P, *md = pred + P;
     double t = 0, h = a->h0;
-    unsigned long k = 0;
+    unsigned long k = 0, outs = 0; /* outs: output times reached */
     int rc = wgf_problem_constrain(p, theta, err);
     for (; rc == WGF_OK; k++) {
         double F, F2;
@@ -123,7 +120,7 @@ static int adaptive_run(void *state, wgf_problem *p, wgf_error *err)
             dis += grad[j] * k1[j];
         wgf_solve_stats st = st1;
         st.iterations = 0;
-        double t_out = next_output(a, t);
+        double t_out = next_output(a, outs);
         for (;;) { /* tries of step k, from theta_k */
             if (h < a->step_min) {
                 rc = wgf_error_set(err, WGF_ENUMERIC,
@@ -132,9 +129,13 @@ static int adaptive_run(void *state, wgf_problem *p, wgf_error *err)
                 break;
             }
             double h_uncut = h;
-            int cut = t + h >= t_out - 1e-12 * fmax(1.0, fabs(t_out));
+            /* No sliver of a step before an output time: a step that would stop within 10% of
+             * itself short of it goes there; one that would leave less than a step is halved. */
+            int cut = t + 1.1 * h >= t_out;
             if (cut)
                 h = t_out - t;
+            else if (t + 2 * h > t_out)
+                h = 0.5 * (t_out - t);
             double e = INFINITY;
             wgf_solve_stats st2 = {0};
             for (size_t j = 0; j < P; j++)
@@ -186,6 +187,7 @@ static int adaptive_run(void *state, wgf_problem *p, wgf_error *err)
                 for (size_t j = 0; j < P; j++)
                     theta[j] -= h * k1[j];
                 t = cut ? t_out : t + h;
+                outs += cut;
                 if ((rc = wgf_problem_constrain(p, theta, err)) != WGF_OK) {
                     wgf_error_prefix(err, "adaptive: step %lu (t = %g)", k + 1, t);
                     break;
