@@ -76,10 +76,10 @@ int wgf_checkpoint_write(const char *dir, const wgf_checkpoint *c, wgf_error *er
     put_blob(&b, "config", c->config, c->config_len);
     put_blob(&b, "history", c->history, c->history_len);
     wgf_strbuf_printf(&b, "end\n");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/checkpoint", dir);
-    int rc = b.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory for the checkpoint")
-                      : wgf_write_atomic(path, b.s, b.len, err);
+    char *path = wgf_path_join(dir, "checkpoint");
+    int rc = b.failed || !path ? wgf_error_set(err, WGF_ENOMEM, "out of memory for the checkpoint")
+                               : wgf_write_atomic(path, b.s, b.len, err);
+    free(path);
     wgf_strbuf_free(&b);
     return rc;
 }
@@ -220,16 +220,21 @@ static int read_all(const char *path, char **data, size_t *len, wgf_error *err)
 int wgf_checkpoint_read(const char *dir, wgf_checkpoint *ck, wgf_error *err)
 {
     memset(ck, 0, sizeof *ck);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/checkpoint", dir);
+    char *path = wgf_path_join(dir, "checkpoint");
+    if (!path)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     char *data = NULL;
     size_t len = 0;
     int rc = read_all(path, &data, &len, err);
-    if (rc != WGF_OK)
+    if (rc != WGF_OK) {
+        free(path);
         return rc;
+    }
     if (memchr(data ? data : "", '\0', len)) { /* binary: not ours */
         free(data);
-        return wgf_error_set(err, WGF_EINVAL, "%s: not a wgf checkpoint", path);
+        rc = wgf_error_set(err, WGF_EINVAL, "%s: not a wgf checkpoint", path);
+        free(path);
+        return rc;
     }
     cursor c = {.s = data ? data : "", .end = (data ? data : "") + len, .path = path};
     const char *line;
@@ -287,6 +292,7 @@ int wgf_checkpoint_read(const char *dir, wgf_checkpoint *ck, wgf_error *err)
         rc = wgf_error_set(err, WGF_ENOMEM, "out of memory");
     if (rc != WGF_OK)
         wgf_checkpoint_free(ck);
+    free(path);
     return rc;
 }
 
@@ -441,11 +447,16 @@ int wgf_checkpoint_clear_after(const char *dir, unsigned long from, unsigned lon
     static const char *const sub[3] = {"", "/samples", "/theta"}, *const ext[3] = {"", ".csv", ".bin"};
     int (*const own[3])(const char *) = {top_own, samples_own, theta_own};
     for (int i = 0; i < 3 && rc == WGF_OK; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s%s", dir, sub[i]);
+        char *path = i == 0 ? strdup(dir) : wgf_path_join(dir, sub[i] + 1);
+        if (!path) {
+            rc = wgf_error_set(err, WGF_ENOMEM, "out of memory");
+            break;
+        }
         DIR *d = opendir(path);
-        if (!d)
+        if (!d) {
+            free(path);
             continue;
+        }
         struct dirent *e;
         unsigned long k;
         while (rc == WGF_OK && (e = readdir(d)))
@@ -453,15 +464,16 @@ int wgf_checkpoint_clear_after(const char *dir, unsigned long from, unsigned lon
                 (i > 0 && step_file(e->d_name, ext[i], &k) && (k >= from || (every > 0 && k % every != 0))))
                 rc = unlink_in(path, e->d_name, err);
         closedir(d);
+        free(path);
     }
     return rc;
 }
 
 int wgf_outdir_finished(const char *dir)
 {
-    char path[4096], line[256];
-    snprintf(path, sizeof path, "%s/summary.ini", dir);
-    FILE *f = fopen(path, "r");
+    char line[256], *path = wgf_path_join(dir, "summary.ini");
+    FILE *f = path ? fopen(path, "r") : NULL;
+    free(path);
     if (!f)
         return 0;
     int yes = 0;
