@@ -142,6 +142,40 @@ int wgf_problem_wgrad(wgf_problem *p, wgf_eval *ev, size_t stage, double *g, wgf
     return WGF_OK;
 }
 
+int wgf_problem_misfit_possible(const wgf_problem *p, const char **why)
+{
+    for (size_t i = 0; i < p->nterms; i++)
+        if (!p->terms[i].vt->wgrad) {
+            *why = "an energy term has no Wasserstein gradient";
+            return 0;
+        }
+    if ((p->energy_needs & WGF_WGRAD_NEEDS_S) && !(wgf_dist_provides(p->dist) & WGF_DIST_SCORE)) {
+        *why = "the Wasserstein gradient reads scores and the initial law has none";
+        return 0;
+    }
+    return 1;
+}
+
+int wgf_problem_misfit(wgf_problem *p, wgf_eval *ev, const double *zeta, double *g, double *jx,
+                       wgf_step_info *info, wgf_error *err)
+{
+    size_t n = wgf_eval_n(ev), d = wgf_eval_dim(ev);
+    int rc = wgf_problem_wgrad(p, ev, wgf_eval_nstages(ev), g, err);
+    if (rc == WGF_OK)
+        rc = wgf_eval_jvp(ev, zeta, jx, err);
+    if (rc != WGF_OK)
+        return rc;
+    double r2 = 0, g2 = 0;
+    for (size_t i = 0; i < n * d; i++) {
+        r2 += (g[i] - jx[i]) * (g[i] - jx[i]);
+        g2 += g[i] * g[i];
+    }
+    info->has_misfit = 1;
+    info->misfit = sqrt(r2 / (double)n);
+    info->misfit_rel = g2 > 0 ? sqrt(r2 / g2) : NAN;
+    return WGF_OK;
+}
+
 int wgf_problem_wgrad_vjp(wgf_problem *p, wgf_eval *ev, size_t stage, const double *gbar, double *xbar,
                           double *lbar, double *sbar, wgf_error *err)
 {

@@ -161,6 +161,18 @@ typedef struct wgf_step_info {
     double misfit_rel;
 } wgf_step_info;
 
+/* The a posteriori velocity misfit of a step (MATH.md 7), for schemes to
+ * report: possible when every energy term has a Wasserstein gradient and,
+ * where that gradient reads scores, the initial law has one (0 otherwise,
+ * with the reason in *why). */
+int wgf_problem_misfit_possible(const wgf_problem *p, const char **why);
+/* On ev's batch (forward done, scores on when the gradient reads them): the
+ * model moves its samples with -J zeta, the flow with -g; sets in info
+ * has_misfit = 1, misfit = r = sqrt(E|g - J zeta|^2) and misfit_rel =
+ * r / sqrt(E|g|^2). g and jx are n x d scratch of the caller's. */
+int wgf_problem_misfit(wgf_problem *p, wgf_eval *ev, const double *zeta, double *g, double *jx,
+                       wgf_step_info *info, wgf_error *err);
+
 /* Report a step: calls every monitor in the order of registration (outputs,
  * diagnostics, progress, the caller's), then checks for interruption.
  * Returns WGF_EINTR when the run must stop (SIGINT): the scheme returns it

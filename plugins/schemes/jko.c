@@ -362,50 +362,6 @@ static int jko_inner(jko_solve *c, lbfgsfloatval_t *x, wgf_solve_stats *stats, w
                          rc, lbfgs_reason(rc), c->iterations, stats->residual, c->refused);
 }
 
-/* Whether the misfit can be computed: every energy term has a Wasserstein
- * gradient, and the initial law has a score when that gradient reads one.
- * 0 when it cannot, with the reason in why. */
-static int misfit_possible(const wgf_problem *p, const char **why)
-{
-    for (size_t i = 0; i < wgf_problem_nterms(p); i++) {
-        const wgf_energy_vt *vt = NULL;
-        if (wgf_problem_term(p, i, NULL, NULL, &vt, NULL) != WGF_OK || !vt || !vt->wgrad) {
-            *why = "an energy term has no Wasserstein gradient";
-            return 0;
-        }
-    }
-    if ((wgf_problem_energy_needs(p) & WGF_WGRAD_NEEDS_S) &&
-        !(wgf_dist_provides(wgf_problem_get_info(p)->initial) & WGF_DIST_SCORE)) {
-        *why = "the Wasserstein gradient reads scores and the initial law has none";
-        return 0;
-    }
-    return 1;
-}
-
-/* The velocity misfit (MATH.md 7) on ev's batch at theta_k (forward done),
- * with the step's zeta = (theta_k - theta_{k+1}) / h: the model moves its
- * samples with -J zeta, the flow with -g; r^2 = E|g - J zeta|^2, reported
- * with r / sqrt(E|g|^2). g and jx are n x d scratch. */
-static int velocity_misfit(wgf_problem *p, wgf_eval *ev, const double *zeta, double *g, double *jx,
-                           wgf_step_info *info, wgf_error *err)
-{
-    size_t n = wgf_eval_n(ev), d = wgf_eval_dim(ev);
-    int rc = wgf_problem_wgrad(p, ev, wgf_eval_nstages(ev), g, err);
-    if (rc == WGF_OK)
-        rc = wgf_eval_jvp(ev, zeta, jx, err);
-    if (rc != WGF_OK)
-        return rc;
-    double r2 = 0, g2 = 0;
-    for (size_t i = 0; i < n * d; i++) {
-        r2 += (g[i] - jx[i]) * (g[i] - jx[i]);
-        g2 += g[i] * g[i];
-    }
-    info->has_misfit = 1;
-    info->misfit = sqrt(r2 / (double)n);
-    info->misfit_rel = g2 > 0 ? sqrt(r2 / g2) : NAN;
-    return WGF_OK;
-}
-
 static int jko_run(void *state, wgf_problem *p, wgf_error *err)
 {
     jko *j = state;
@@ -416,7 +372,7 @@ static int jko_run(void *state, wgf_problem *p, wgf_error *err)
     if (P > (size_t)INT_MAX)
         return wgf_error_set(err, WGF_EINVAL, "jko: %zu parameters are more than liblbfgs takes", P);
     const char *why = NULL;
-    int misfit = j->misfit != 0 && misfit_possible(p, &why);
+    int misfit = j->misfit != 0 && wgf_problem_misfit_possible(p, &why);
     if (j->misfit == 1 && !misfit)
         return wgf_section_error(wgf_problem_section(p, "scheme"), "misfit", err,
                                  "on, but %s (auto or off)", why);
@@ -488,7 +444,7 @@ static int jko_run(void *state, wgf_problem *p, wgf_error *err)
             double *zeta = work + 8 * P;
             for (size_t i = 0; i < P; i++)
                 zeta[i] = (theta[i] - x[i]) / j->h;
-            if ((rc = velocity_misfit(p, evk, zeta, g, g + N * d, &info, err)) != WGF_OK)
+            if ((rc = wgf_problem_misfit(p, evk, zeta, g, g + N * d, &info, err)) != WGF_OK)
                 break;
         }
         /* Report the state at t_k with the solve that leaves it. */
