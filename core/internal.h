@@ -44,6 +44,8 @@ struct wgf_problem {
     wgf_registry *reg;
 
     wgf_section *run_sec, *initial_sec, *output_sec, *reference_sec;
+    wgf_section *target_sec; /* [target], or NULL when the experiment has none */
+    wgf_target *target;      /* built from target_sec; info.target */
     wgf_dist *dist;
 
     size_t nterms;

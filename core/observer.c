@@ -240,6 +240,10 @@ int wgf_observer_config_text(const wgf_problem *p, char **text, size_t *len, wgf
         fputc('\n', f);
         wgf_section_write(secs[i], f);
     }
+    if (p->target_sec) {
+        fputc('\n', f);
+        wgf_section_write(p->target_sec, f);
+    }
     fputc('\n', f);
     wgf_section_write(p->reference_sec, f);
     if (fclose(f) != 0 || !mem) {

@@ -313,7 +313,42 @@ struct wgf_target {
     wgf_gmm *gmm;
     double *train, *held; /* the sets */
     size_t ntrain, nheld;
+    int held_fixed; /* the held-out set was drawn at create ([target] heldout) */
 };
+
+/* The names of a target's keys: in [target], or among an energy's keys
+ * (WGF_TARGET_PARAMS, the older form), where the type is `target` and
+ * `heldout` is a file's fraction. */
+typedef struct target_keys {
+    const char *type, *file, *samples, *seed;
+    int legacy;
+} target_keys;
+
+static const target_keys energy_keys = {"target", "target_file", "target_samples", "target_seed", 1};
+static const target_keys section_keys = {"generator", "file", "samples", "seed", 0};
+
+static const wgf_param target_schema[] = {
+    {"generator", WGF_PARAM_CHOICE, NULL, 0, 0, 0, "mixture|moons|8gaussians|rings|checkerboard",
+     "the target nu drawn by a generator: a Gaussian mixture (any dim) or a 2-D one (or give file)"},
+    {"file", WGF_PARAM_STRING, NULL, 0, 0, 0, NULL,
+     "the target nu as a CSV of samples, one a row (relative to the experiment file)"},
+    {"seed", WGF_PARAM_INT, "1", WGF_P_MIN, 0, 0, NULL,
+     "seed of the target's draws and of a file's split (independent of the run's seed)"},
+    {"samples", WGF_PARAM_INT, "1000", WGF_P_MIN, 2, 0, NULL,
+     "M, the training samples the energy sees (file: at most the rows not held out; default all)"},
+    {"heldout", WGF_PARAM_INT, NULL, WGF_P_MIN, 2, 0, NULL,
+     "held-out samples the reference compares with (default: 1000 draws; file: a fifth of the rows)"},
+    {"noise", WGF_PARAM_DOUBLE, "0.1", WGF_P_MIN, 0, 0, NULL,
+     "moons, 8gaussians, rings: standard deviation of the jitter"},
+    {"weights", WGF_PARAM_LIST, "1", WGF_P_MIN | WGF_P_MIN_OPEN, 0, 0, NULL,
+     "mixture: the k component weights (normalised)"},
+    {"means", WGF_PARAM_LIST, "0", 0, 0, 0, NULL,
+     "mixture: k x dim numbers, component after component (one number: every entry)"},
+    {"covs", WGF_PARAM_LIST, "1", 0, 0, 0, NULL,
+     "mixture: k variances, k x dim diagonals or k x dim x dim matrices (one number: every component)"},
+    {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
+
+const wgf_param *wgf_target_schema(void) { return target_schema; }
 
 void wgf_target_free(wgf_target *t)
 {
@@ -355,13 +390,13 @@ static double *alloc_rows(size_t n, size_t d)
 }
 
 /* A file: read, shuffle with the target's seed, hold out the first rows. */
-static int file_target(wgf_target *t, const wgf_section *sec, wgf_error *err)
+static int file_target(wgf_target *t, const wgf_section *sec, const target_keys *k, wgf_error *err)
 {
-    if (!wgf_section_has(sec, "target_file"))
+    if (!wgf_section_has(sec, k->file))
         return wgf_section_error(sec, "target", err, "target = file needs the key target_file (a CSV "
                                                      "of samples)");
-    char *path = wgf_path_beside(wgf_section_file(sec), wgf_section_string(sec, "target_file"),
-                                 strlen(wgf_section_string(sec, "target_file")));
+    const char *name = wgf_section_string(sec, k->file);
+    char *path = wgf_path_beside(wgf_section_file(sec), name, strlen(name));
     if (!path)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     double *rows;
@@ -371,20 +406,36 @@ static int file_target(wgf_target *t, const wgf_section *sec, wgf_error *err)
     if (rc == WGF_EIO) {
         char msg[WGF_ERROR_MSG_MAX];
         snprintf(msg, sizeof msg, "%s", err->msg);
-        return wgf_section_error(sec, "target_file", err, "%s", msg);
+        return wgf_section_error(sec, k->file, err, "%s", msg);
     }
     if (rc != WGF_OK)
         return rc;
-    size_t nh = (size_t)floor(wgf_section_double(sec, "heldout") * (double)n + 0.5);
-    if (nh < 2 || n - nh < 2) {
+    size_t nh, ntr;
+    if (k->legacy)
+        nh = (size_t)floor(wgf_section_double(sec, "heldout") * (double)n + 0.5);
+    else
+        nh = wgf_section_has(sec, "heldout") ? (size_t)wgf_section_int(sec, "heldout")
+                                             : (size_t)floor(0.2 * (double)n + 0.5);
+    if (nh < 2 || nh + 2 > n) {
         free(rows);
-        return wgf_section_error(sec, "target_file", err,
-                                 "%zu rows, %zu of them held out: both sets need at least 2", n, nh);
+        return wgf_section_error(sec, k->legacy || !wgf_section_has(sec, "heldout") ? k->file : "heldout",
+                                 err, "%zu rows, %zu of them held out: both sets need at least 2", n, nh);
+    }
+    ntr = n - nh;
+    if (!k->legacy && wgf_section_given(sec, k->samples)) {
+        size_t want = (size_t)wgf_section_int(sec, k->samples);
+        if (want > ntr) {
+            free(rows);
+            return wgf_section_error(sec, k->samples, err,
+                                     "%zu training samples asked for, and the file has %zu rows not held "
+                                     "out (at most %zu)", want, ntr, ntr);
+        }
+        ntr = want;
     }
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
     double *tmp = malloc(d * sizeof *tmp);
     t->held = alloc_rows(nh, d);
-    t->train = alloc_rows(n - nh, d);
+    t->train = alloc_rows(ntr, d);
     if (!r || !tmp || !t->held || !t->train) {
         if (r)
             gsl_rng_free(r);
@@ -400,15 +451,15 @@ static int file_target(wgf_target *t, const wgf_section *sec, wgf_error *err)
         memcpy(rows + j * d, tmp, d * sizeof *tmp);
     }
     memcpy(t->held, rows, nh * d * sizeof *rows);
-    memcpy(t->train, rows + nh * d, (n - nh) * d * sizeof *rows);
+    memcpy(t->train, rows + nh * d, ntr * d * sizeof *rows);
     t->nheld = nh;
-    t->ntrain = n - nh;
+    t->ntrain = ntr;
+    t->held_fixed = 1;
     gsl_rng_free(r);
     free(tmp);
     free(rows);
     return WGF_OK;
 }
-
 /* A gmm from the keys weights, means, covs (one number fills a list). */
 static int gmm_target(wgf_target *t, const wgf_section *sec, wgf_error *err)
 {
@@ -446,40 +497,113 @@ static int gmm_target(wgf_target *t, const wgf_section *sec, wgf_error *err)
     return rc;
 }
 
-int wgf_target_create(wgf_target **out, const wgf_section *sec, wgf_error *err)
+/* The target's type from its keys: `target` among an energy's keys;
+ * `generator` or `file` (one of them) in [target]. */
+static int target_type_of(const wgf_section *sec, const target_keys *k, target_type *type, wgf_error *err)
+{
+    static const char *const names[] = {"gmm", "moons", "8gaussians", "rings", "checkerboard", "file"};
+    const char *name = NULL;
+    if (k->legacy)
+        name = wgf_section_string(sec, k->type);
+    else if (wgf_section_has(sec, k->file) && wgf_section_has(sec, k->type))
+        return wgf_section_error(sec, k->file, err, "a target is a file or a generator: give file or "
+                                 "generator = %s, not both", wgf_section_string(sec, k->type));
+    else if (wgf_section_has(sec, k->file))
+        name = "file";
+    else if (!wgf_section_has(sec, k->type))
+        return wgf_section_error(sec, k->type, err, "the target needs generator = mixture | moons | "
+                                 "8gaussians | rings | checkerboard, or file = a CSV of samples");
+    else {
+        name = wgf_section_string(sec, k->type);
+        if (strcmp(name, "mixture") == 0)
+            name = "gmm";
+    }
+    for (int i = 0; i < 6; i++)
+        if (strcmp(name, names[i]) == 0) {
+            *type = (target_type)i;
+            return WGF_OK;
+        }
+    /* the schema's choices: unreachable from a validated section */
+    return wgf_section_error(sec, k->type, err, "unknown target '%s'", name);
+}
+
+static int target_build(wgf_target **out, const wgf_section *sec, const target_keys *k, wgf_error *err)
 {
     *out = NULL;
     wgf_target *t = calloc(1, sizeof *t);
     if (!t)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
-    static const char *const names[] = {"gmm", "moons", "8gaussians", "rings", "checkerboard", "file"};
-    const char *type = wgf_section_string(sec, "target");
-    for (int i = 0; i < 6; i++)
-        if (strcmp(type, names[i]) == 0)
-            t->type = (target_type)i;
     t->d = wgf_section_dim(sec);
     t->noise = wgf_section_double(sec, "noise");
-    t->seed = (unsigned long)wgf_section_int(sec, "target_seed");
-    int rc = WGF_OK;
-    if (t->type == T_FILE)
-        rc = file_target(t, sec, err);
-    else if (t->type == T_GMM)
+    t->seed = (unsigned long)wgf_section_int(sec, k->seed);
+    int rc = target_type_of(sec, k, &t->type, err);
+    if (rc == WGF_OK && t->type == T_FILE)
+        rc = file_target(t, sec, k, err);
+    else if (rc == WGF_OK && t->type == T_GMM)
         rc = gmm_target(t, sec, err);
-    else if (t->d != 2)
-        rc = wgf_section_error(sec, "target", err, "%s is a 2-D target and the run has dim = %zu "
-                               "(in any dimension: gmm or file)", type, t->d);
+    else if (rc == WGF_OK && t->d != 2)
+        rc = wgf_section_error(sec, k->type, err, "%s is a 2-D target and the run has dim = %zu "
+                               "(in any dimension: %s)", wgf_section_string(sec, k->type), t->d,
+                               k->legacy ? "gmm or file" : "mixture, or file");
     if (rc == WGF_OK && t->type != T_FILE) {
-        t->ntrain = (size_t)wgf_section_int(sec, "target_samples");
+        t->ntrain = (size_t)wgf_section_int(sec, k->samples);
         if (!(t->train = alloc_rows(t->ntrain, t->d)))
             rc = wgf_error_set(err, WGF_ENOMEM, "out of memory for %zu target samples", t->ntrain);
         else
             rc = draw(t, WGF_TARGET_TRAIN, t->ntrain, t->train, err);
+        /* [target]: the held-out set now, of the size asked for, so that every
+         * component reads the same samples whatever it asks for */
+        if (rc == WGF_OK && !k->legacy) {
+            t->nheld = wgf_section_has(sec, "heldout") ? (size_t)wgf_section_int(sec, "heldout") : 1000;
+            t->held_fixed = 1;
+            if (!(t->held = alloc_rows(t->nheld, t->d)))
+                rc = wgf_error_set(err, WGF_ENOMEM, "out of memory for %zu held-out samples", t->nheld);
+            else
+                rc = draw(t, WGF_TARGET_HELDOUT, t->nheld, t->held, err);
+        }
     }
     if (rc != WGF_OK) {
         wgf_target_free(t);
         return rc;
     }
     *out = t;
+    return WGF_OK;
+}
+
+int wgf_target_create(wgf_target **out, const wgf_section *sec, wgf_error *err)
+{
+    return target_build(out, sec, &energy_keys, err);
+}
+
+int wgf_target_create_section(wgf_target **out, const wgf_section *sec, wgf_error *err)
+{
+    return target_build(out, sec, &section_keys, err);
+}
+
+/* The keys of WGF_TARGET_PARAMS. */
+static const char *const energy_target_keys[] = {"target", "target_samples", "target_seed", "noise", "weights",
+                                                 "means", "covs", "target_file", "heldout"};
+
+int wgf_target_open(wgf_target **t, wgf_target **owned, wgf_target *given, const wgf_section *sec,
+                    wgf_error *err)
+{
+    *t = *owned = NULL;
+    if (!given) {
+        int rc = wgf_target_create(owned, sec, err);
+        *t = *owned;
+        return rc;
+    }
+    /* one target: a key of the older form beside [target] would be ignored */
+    for (size_t i = 0; i < sizeof energy_target_keys / sizeof energy_target_keys[0]; i++)
+        if (wgf_section_given(sec, energy_target_keys[i]))
+            return wgf_section_error(sec, energy_target_keys[i], err,
+                                     "the target is the [target] section's: give its keys there (the "
+                                     "keys target, target_samples, target_seed, noise, weights, means, "
+                                     "covs, target_file and heldout of an energy are its older form)");
+    if (wgf_target_dim(given) != wgf_section_dim(sec))
+        return wgf_section_error(sec, NULL, err, "the target has dimension %zu and this section %zu",
+                                 wgf_target_dim(given), wgf_section_dim(sec));
+    *t = given;
     return WGF_OK;
 }
 
@@ -490,7 +614,7 @@ int wgf_target_set(wgf_target *t, int set, size_t nheld, const double **x, size_
         *n = t->ntrain;
         return WGF_OK;
     }
-    if (t->type != T_FILE && nheld > t->nheld) {
+    if (!t->held_fixed && nheld > t->nheld) {
         double *h = alloc_rows(nheld, t->d);
         if (!h)
             return wgf_error_set(err, WGF_ENOMEM, "out of memory for %zu held-out samples", nheld);

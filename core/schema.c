@@ -40,6 +40,12 @@ int wgf_section_has(const wgf_section *s, const char *key)
     return e && e->has;
 }
 
+int wgf_section_given(const wgf_section *s, const char *key)
+{
+    const sec_entry *e = entry(s, key);
+    return e && e->has && (e->line > 0 || e->from_set);
+}
+
 int wgf_section_line(const wgf_section *s, const char *key)
 {
     const sec_entry *e = entry(s, key);

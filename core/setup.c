@@ -93,6 +93,8 @@ const wgf_param *wgf_core_schema(const char *section)
         return output_schema;
     if (strcmp(section, "reference") == 0)
         return reference_schema;
+    if (strcmp(section, "target") == 0)
+        return wgf_target_schema();
     if (strcmp(section, "map") == 0 || strncmp(section, "energy", 6) == 0)
         return plugin_key_required;
     return NULL;
@@ -491,6 +493,20 @@ static int problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *dia
                      8.0 * 8.0 * (double)wgf_section_int(p->output_sec, "samples") * (double)p->info.dim,
                      "output batches of this many samples", diag);
     reference_section(p, diag);
+    /* [target]: only when the experiment has one (or --set adds one); an energy
+     * with a target then reads it, and its own target keys are refused */
+    for (size_t i = 0; i < wgf_config_nsections(p->cfg) && !p->target_sec; i++)
+        if (strcmp(wgf_config_section_name(p->cfg, i), "target") == 0) {
+            const wgf_param *ts[2] = {wgf_target_schema(), NULL};
+            p->target_sec = wgf_config_section(p->cfg, "target", ts, p->info.dim, diag);
+            if (p->target_sec) {
+                long n = wgf_section_int(p->target_sec, "samples"), nh = wgf_section_int(p->target_sec, "heldout");
+                size_refused(p, "target", "samples", 8.0 * (double)n * (double)p->info.dim,
+                             "this many target samples", diag);
+                size_refused(p, "target", "heldout", 8.0 * (double)nh * (double)p->info.dim,
+                             "this many held-out samples", diag);
+            }
+        }
 
     /* Energy terms: [energy] and every [energy.NAME], in file order. */
     size_t ns = wgf_config_nsections(p->cfg);
@@ -524,6 +540,12 @@ static int problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *dia
     if (rc != WGF_OK)
         return rc;
     p->info.initial = p->dist;
+    if (p->target_sec) {
+        wgf_error_clear(err);
+        if ((rc = wgf_target_create_section(&p->target, p->target_sec, err)) != WGF_OK)
+            return rc;
+        p->info.target = p->target;
+    }
     for (size_t i = 0; i < p->nterms; i++) {
         wgf_energy_term *t = &p->terms[i];
         wgf_error_clear(err);
@@ -665,12 +687,14 @@ static void problem_teardown(wgf_problem *p)
     }
     free(p->terms);
     wgf_dist_free(p->dist);
+    wgf_target_free(p->target); /* after the terms, which may borrow it */
     wgf_free(p->theta);
     wgf_problem_scratch_free(p);
     wgf_section_free(p->run_sec);
     wgf_section_free(p->initial_sec);
     wgf_section_free(p->output_sec);
     wgf_section_free(p->reference_sec);
+    wgf_section_free(p->target_sec);
     wgf_section_free(p->map_sec);
     wgf_section_free(p->metric_sec);
     wgf_section_free(p->scheme_sec);
@@ -813,7 +837,7 @@ const wgf_section *wgf_problem_section(const wgf_problem *p, const char *name)
         {"run", offsetof(wgf_problem, run_sec)},       {"initial", offsetof(wgf_problem, initial_sec)},
         {"output", offsetof(wgf_problem, output_sec)}, {"reference", offsetof(wgf_problem, reference_sec)},
         {"map", offsetof(wgf_problem, map_sec)},       {"metric", offsetof(wgf_problem, metric_sec)},
-        {"scheme", offsetof(wgf_problem, scheme_sec)},
+        {"scheme", offsetof(wgf_problem, scheme_sec)}, {"target", offsetof(wgf_problem, target_sec)},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (strcmp(name, fixed[i].name) == 0)

@@ -62,6 +62,8 @@ size_t wgf_section_dim(const wgf_section *s);       /* the run's dimension */
 
 /* 1 if the key has a value (given, or a default), else 0. */
 int wgf_section_has(const wgf_section *s, const char *key);
+/* 1 if the key was given (in the file or by --set), not defaulted, else 0. */
+int wgf_section_given(const wgf_section *s, const char *key);
 /* Line of the key in the file; 0 when it came from a default or --set. */
 int wgf_section_line(const wgf_section *s, const char *key);
 

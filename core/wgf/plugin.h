@@ -52,7 +52,9 @@ extern "C" {
  *
  * Version 1: the first.
  * Version 2: energy eval_s and stiffness; map vjp_many; scheme needs; the
- * reference kind. */
+ * reference kind; wgf_problem_info output_samples and target (the core fills
+ * the struct, so members appended to it need no layout line: a plugin built
+ * without them does not read them). */
 #define WGF_ABI_VERSION 2u
 
 #define WGF_PLUGIN_ENTRY "wgf_plugin_entry"
@@ -93,6 +95,10 @@ typedef struct wgf_problem_info {
     const wgf_dist *initial; /* lambda: the reference law of the map */
     /* ---- ABI 2 ---- */
     size_t output_samples;   /* the output batch ([output] samples): a map's tapes hold it too */
+    /* The run's target ([target], wgf/samples.h), owned by the core, or NULL
+     * when the experiment has no [target]: an energy reads its training set,
+     * a reference its held-out set (wgf_target_set). Appended in ABI 2. */
+    struct wgf_target *target;
 } wgf_problem_info;
 
 /* ---------------------------------------------------------------- energy */

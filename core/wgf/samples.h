@@ -60,31 +60,41 @@ void wgf_gmm_sample(const wgf_gmm *g, gsl_rng *rng, size_t n, double *x);
 void wgf_gmm_assign(const wgf_gmm *g, size_t n, const double *x, double *frac);
 
 /* ---- A target from a section's keys ----
- * An energy (or any component) that has a target puts WGF_TARGET_PARAMS in
- * its schema; wgf_target_create reads those keys. The training set and the
- * held-out set never share a sample: generators draw them from two streams
- * seeded from (target_seed, WGF_TARGET_FAMILY, set, 0); a file is split
- * once, by a seeded shuffle, into held-out rows (the fraction `heldout`) and
- * training rows. */
+ * The target of a run is the core's [target] section (wgf_target_schema):
+ * generator = mixture | moons | 8gaussians | rings | checkerboard with its
+ * keys, or file = a CSV; seed; samples (training) and heldout. The core
+ * builds it once (wgf_target_create_section) and hands it to every
+ * component through wgf_problem_info.target: an energy reads the training
+ * set, a reference the held-out one.
+ *
+ * The older form, still read: the keys WGF_TARGET_PARAMS in an energy's
+ * own schema (target = gmm is generator = mixture, target = file with
+ * target_file is file, target_samples is samples, target_seed is seed, and
+ * heldout a file's fraction), read by wgf_target_create. The same keys give
+ * the same samples in both forms. The training set and the held-out set
+ * never share a sample: generators draw them from two streams seeded from
+ * (seed, WGF_TARGET_FAMILY, set, 0); a file is split once, by a seeded
+ * shuffle, into held-out rows and training rows. */
 #define WGF_TARGET_FAMILY 0x7a26e7ul
 
 #define WGF_TARGET_PARAMS                                                                           \
     {"target", WGF_PARAM_CHOICE, "gmm", 0, 0, 0, "gmm|moons|8gaussians|rings|checkerboard|file",    \
-     "the target nu: a Gaussian mixture (any dim), a 2-D generator, or a CSV file"},                 \
+     "the target nu (older form of [target] generator/file): a Gaussian mixture (any dim), a 2-D "    \
+     "generator, or a CSV file"},                                                                    \
     {"target_samples", WGF_PARAM_INT, "1000", WGF_P_MIN, 2, 0, NULL,                                \
-     "M, the training samples of the target"},                                                       \
+     "M, the training samples of the target ([target] samples)"},                                    \
     {"target_seed", WGF_PARAM_INT, "1", WGF_P_MIN, 0, 0, NULL,                                      \
-     "seed of the target's draws (independent of the run's seed)"},                                  \
+     "seed of the target's draws, independent of the run's ([target] seed)"},                        \
     {"noise", WGF_PARAM_DOUBLE, "0.1", WGF_P_MIN, 0, 0, NULL,                                       \
-     "2-D generators: standard deviation of the jitter"},                                            \
+     "2-D generators: standard deviation of the jitter ([target] noise)"},                           \
     {"weights", WGF_PARAM_LIST, "1", WGF_P_MIN | WGF_P_MIN_OPEN, 0, 0, NULL,                        \
-     "gmm: the k component weights (normalised)"},                                                   \
+     "gmm: the k component weights, normalised ([target] weights)"},                                 \
     {"means", WGF_PARAM_LIST, "0", 0, 0, 0, NULL,                                                   \
-     "gmm: k x dim numbers, component after component (one number: every entry)"},                   \
+     "gmm: k x dim numbers, component after component; one number: every entry ([target] means)"},  \
     {"covs", WGF_PARAM_LIST, "1", 0, 0, 0, NULL,                                                    \
-     "gmm: k variances, k x dim diagonals or k x dim x dim matrices (one number: every component)"}, \
+     "gmm: k variances, k x dim diagonals or k x dim x dim matrices ([target] covs)"},               \
     {"target_file", WGF_PARAM_STRING, NULL, 0, 0, 0, NULL,                                          \
-     "file: CSV of target samples (relative to the experiment file)"},                               \
+     "file: CSV of target samples, relative to the experiment file ([target] file)"},                \
     {"heldout", WGF_PARAM_DOUBLE, "0.2", WGF_P_MIN | WGF_P_MIN_OPEN | WGF_P_MAX | WGF_P_MAX_OPEN, 0, \
      1, NULL, "file: the fraction of rows held out for diagnostics"}
 
@@ -92,14 +102,29 @@ typedef struct wgf_target wgf_target;
 
 enum { WGF_TARGET_TRAIN = 0, WGF_TARGET_HELDOUT = 1 };
 
-/* From a section whose schema has WGF_TARGET_PARAMS; errors name the key. */
+/* The schema of [target]. */
+const wgf_param *wgf_target_schema(void);
+/* From [target] (the core does this); errors name the key. Both sets are
+ * drawn here: heldout samples (default 1000) for a generator. */
+int wgf_target_create_section(wgf_target **t, const wgf_section *sec, wgf_error *err);
+/* From a section whose schema has WGF_TARGET_PARAMS (the older form);
+ * errors name the key. */
 int wgf_target_create(wgf_target **t, const wgf_section *sec, wgf_error *err);
+/* The target of a component whose section has WGF_TARGET_PARAMS: given
+ * (wgf_problem_info.target, the run's [target]) when not NULL, and then a
+ * target key in sec is refused, naming it; else built from sec's keys into
+ * *owned, which the component frees (*owned is NULL when borrowed). */
+int wgf_target_open(wgf_target **t, wgf_target **owned, wgf_target *given, const wgf_section *sec,
+                    wgf_error *err);
 void wgf_target_free(wgf_target *t);
 size_t wgf_target_dim(const wgf_target *t);
-/* The set's samples (WGF_TARGET_TRAIN: target_samples of them; or
+/* The set's samples (WGF_TARGET_TRAIN: the training samples; or
  * WGF_TARGET_HELDOUT): *n and a borrowed array, valid until
- * wgf_target_free. Held-out sets of generators have `nheld` samples, drawn
- * when first asked for (the largest number asked for so far). */
+ * wgf_target_free. A generator's held-out set from the older form has
+ * `nheld` samples, drawn when first asked for (the largest number asked for
+ * so far); from [target] it has its heldout samples, whatever nheld. The
+ * first n draws of a stream are the same whatever the count, so both forms
+ * give the same first samples. */
 int wgf_target_set(wgf_target *t, int set, size_t nheld, const double **x, size_t *n,
                    wgf_error *err);
 /* The mixture of a gmm target, else NULL. */

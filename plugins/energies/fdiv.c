@@ -50,7 +50,7 @@ typedef struct fdiv {
     int type;
     double weight, ridge, tol;
     long maxit;
-    wgf_target *target;
+    wgf_target *target, *owned; /* owned: built from the section's keys (no [target]) */
     const double *y;
     double *omega, *phase, amp; /* fourier: D x d, D */
     double *phiy;               /* M x P */
@@ -68,8 +68,9 @@ static const wgf_param fdiv_params[] = {
      .doc = "the critic's features: random Fourier features, or monomials of degree <= 2"},
     {.key = "count", .type = WGF_PARAM_INT, .def = "64", .flags = WGF_P_MIN | WGF_P_MAX, .min = 1,
      .max = 4096, .doc = "fourier: the number D of features (a constant is added)"},
-    {.key = "bandwidth", .type = WGF_PARAM_DOUBLE, .def = "1", .flags = WGF_P_MIN | WGF_P_MIN_OPEN,
-     .min = 0.0, .doc = "fourier: s, frequencies omega ~ N(0, I/s^2)"},
+    {.key = "bandwidth", .type = WGF_PARAM_LIST, .def = "1", .flags = WGF_P_MIN | WGF_P_MIN_OPEN,
+     .min = 0.0, .doc = "fourier: s, frequencies omega ~ N(0, I/s^2); several: feature j has the "
+                        "(j mod count)-th (a multi-scale set)"},
     {.key = "feature_seed", .type = WGF_PARAM_INT, .def = "1", .flags = WGF_P_MIN, .min = 0,
      .doc = "fourier: seed of the frequencies and phases"},
     {.key = "ridge", .type = WGF_PARAM_DOUBLE, .def = "1e-4", .flags = WGF_P_MIN | WGF_P_MIN_OPEN,
@@ -339,7 +340,7 @@ static void fdiv_destroy(void *state)
     fdiv *st = state;
     if (!st)
         return;
-    wgf_target_free(st->target);
+    wgf_target_free(st->owned);
     free(st->omega);
     free(st->phase);
     free(st->phiy);
@@ -371,7 +372,7 @@ static int fdiv_create(const wgf_section *sec, const wgf_problem_info *info, voi
                                         : D_KL;
     size_t D = (size_t)wgf_section_int(sec, "count");
     st->P = st->type == F_FOURIER ? 1 + D : (d + 1) * (d + 2) / 2;
-    int rc = wgf_target_create(&st->target, sec, err);
+    int rc = wgf_target_open(&st->target, &st->owned, info ? info->target : NULL, sec, err);
     if (rc == WGF_OK)
         rc = wgf_target_set(st->target, WGF_TARGET_TRAIN, 0, &st->y, &st->M, err);
     size_t P = st->P, M = st->M;
@@ -396,10 +397,11 @@ static int fdiv_create(const wgf_section *sec, const wgf_problem_info *info, voi
         if (!r)
             rc = wgf_error_set(err, WGF_ENOMEM, "out of memory");
         else {
-            double s = wgf_section_double(sec, "bandwidth");
+            size_t nb;
+            const double *s = wgf_section_vector(sec, "bandwidth", &nb);
             wgf_rng_set(r, (unsigned long)wgf_section_int(sec, "feature_seed"), FDIV_FAMILY, 0, 0);
             for (size_t k = 0; k < D * d; k++)
-                st->omega[k] = gsl_ran_gaussian_ziggurat(r, 1.0) / s;
+                st->omega[k] = gsl_ran_gaussian_ziggurat(r, 1.0) / s[(k / d) % nb];
             for (size_t k = 0; k < D; k++)
                 st->phase[k] = 2.0 * M_PI * gsl_rng_uniform(r);
             gsl_rng_free(r);

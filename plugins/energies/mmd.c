@@ -62,7 +62,7 @@ typedef struct kern {
 typedef struct mmd {
     size_t d, M;
     double weight;
-    wgf_target *target;
+    wgf_target *target, *owned; /* owned: built from the section's keys (no [target]) */
     const double *y; /* M x d, the target's training samples (borrowed from target) */
     double *yt;      /* d x M */
     double cyy;      /* 1/(M(M-1)) sum_{m != m'} k(y_m, y_m') */
@@ -265,7 +265,7 @@ static void mmd_destroy(void *state)
     mmd *st = state;
     if (!st)
         return;
-    wgf_target_free(st->target);
+    wgf_target_free(st->owned);
     free(st->yt);
     free(st->K.inv2);
     free(st->K.ps);
@@ -370,7 +370,7 @@ static int mmd_create(const wgf_section *sec, const wgf_problem_info *info, void
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     st->d = info ? info->dim : wgf_section_dim(sec);
     st->weight = wgf_section_double(sec, "weight");
-    int rc = wgf_target_create(&st->target, sec, err);
+    int rc = wgf_target_open(&st->target, &st->owned, info ? info->target : NULL, sec, err);
     if (rc == WGF_OK)
         rc = wgf_target_set(st->target, WGF_TARGET_TRAIN, 0, &st->y, &st->M, err);
     if (rc == WGF_OK && st->M < 2)

@@ -1,7 +1,8 @@
 /* target.c: the reference of a generative run (doc/math.md 2.1 and 7): the
- * target of the problem's mmd (or fdiv) energy, built from that term's keys
- * with the same public helpers (wgf/samples.h), compared with the model on
- * held-out target samples, never the training ones. Columns:
+ * run's [target] (or, in the older form, the target of the problem's mmd or
+ * fdiv energy, built from that term's keys with the same public helpers,
+ * wgf/samples.h), compared with the model on held-out target samples, never
+ * the training ones. Columns:
  *
  *   sw2    sliced W2 between nd model samples and nd held-out samples (every
  *          observation; nd = min(samples, output samples, held-out rows));
@@ -27,7 +28,7 @@
 typedef struct {
     size_t d, nd, k; /* k: mixture components (0: not a mixture) */
     unsigned long seed;
-    wgf_target *target;
+    wgf_target *target, *owned; /* owned: built from an energy's keys (no [target]) */
     const double *y; /* nd held-out samples (borrowed from target) */
     double *s2;      /* bandwidths squared */
     size_t nb;
@@ -43,7 +44,7 @@ static void tref_destroy(void *state)
     tref *r = state;
     if (!r)
         return;
-    wgf_target_free(r->target);
+    wgf_target_free(r->owned);
     free(r->s2);
     free(r->frac);
     if (r->names)
@@ -76,8 +77,10 @@ static int tref_create(const wgf_section *sec, const wgf_reference_setup *setup,
                        wgf_error *err)
 {
     const wgf_problem *p = setup->problem;
+    const wgf_problem_info *info = wgf_problem_get_info(p);
     const wgf_section *ts = NULL;
-    for (size_t i = 0; i < wgf_problem_nterms(p); i++) {
+    /* the run's [target]; else (the older form) the target keys of its mmd or fdiv term */
+    for (size_t i = 0; i < wgf_problem_nterms(p) && !info->target; i++) {
         const char *name;
         const wgf_section *s;
         wgf_problem_term(p, i, &name, &s, NULL, NULL);
@@ -88,18 +91,24 @@ static int tref_create(const wgf_section *sec, const wgf_reference_setup *setup,
             ts = s;
         }
     }
-    if (!ts)
-        return ref_refuse(sec, err, "target needs an energy with a target (mmd or fdiv)");
+    if (!ts && !info->target)
+        return ref_refuse(sec, err, "target needs a [target] section (or an energy with a target: mmd "
+                                    "or fdiv)");
     tref *r = calloc(1, sizeof *r);
     if (!r)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
-    const wgf_problem_info *info = wgf_problem_get_info(p);
     r->d = info->dim;
     r->seed = info->seed;
     size_t want = (size_t)wgf_section_int(sec, "samples");
     if (want > setup->nout)
         want = setup->nout;
-    int rc = wgf_target_create(&r->target, ts, err);
+    int rc = WGF_OK;
+    if (info->target)
+        r->target = info->target;
+    else
+        rc = wgf_target_create(&r->owned, ts, err);
+    if (!info->target)
+        r->target = r->owned;
     size_t nh = 0;
     if (rc == WGF_OK)
         rc = wgf_target_set(r->target, WGF_TARGET_HELDOUT, want, &r->y, &nh, err);
