@@ -595,6 +595,37 @@ if [ -x "$bdir/cli/.libs/wgf" ] && [ -f "$bdir/core/.libs/libwgf.so.0" ]; then
         bad "the uninstalled command does not search the build tree's plugins"
 fi
 
+# [target]: a missing file, a file of another dimension, a bad generator, a 2-D generator in
+# 3-D, neither or both of generator and file, more training samples than a file's rows, a target
+# key of the energy beside [target]: exit 2, each at FILE:LINE: target.KEY (or energy.KEY)
+gen="$SRC/experiments/generative_moons.ini"
+expect 0 ": ok" "$WGF" check "$gen"
+# the moons file with `generator = moons` replaced by the line $1
+target_ini() { sed "s|^generator = moons\$|$1|" "$gen" >"$tmp/target.ini"; }
+target_ini "file = no-such.csv"
+expect 2 "target.ini:29: target.file: cannot open .*no-such.csv" "$WGF" check "$tmp/target.ini"
+printf 'x1,x2,x3\n1,2,3\n4,5,6\n' >"$tmp/three.csv"
+target_ini "file = three.csv"
+expect 2 "three.csv:2: expected 2 numbers .* found more" "$WGF" check "$tmp/target.ini"
+awk 'BEGIN { for (i = 0; i < 50; i++) print i / 50, 1 - i / 50 }' >"$tmp/two.csv"
+target_ini "file = two.csv"
+expect 2 "target.ini:[0-9]*: target.samples: 1000 training samples asked for, and the file has 40" \
+    "$WGF" check "$tmp/target.ini"
+expect 0 ": ok" "$WGF" check "$tmp/target.ini" --set target.samples=40
+expect 2 "\-\-set target.heldout: 50 rows, 49 of them held out" \
+    "$WGF" check "$tmp/target.ini" --set target.samples=40 --set target.heldout=49
+target_ini "; no generator"
+expect 2 "target.ini:[0-9]*: target.generator: the target needs generator = mixture" \
+    "$WGF" check "$tmp/target.ini"
+expect 2 "target.file: a target is a file or a generator" \
+    "$WGF" check "$gen" --set target.file=two.csv
+expect 2 "\-\-set target.generator: 'spirals' is not allowed" \
+    "$WGF" check "$gen" --set target.generator=spirals
+expect 2 "generative_moons.ini:[0-9]*: target.generator: moons is a 2-D target and the run has dim = 3" \
+    "$WGF" check "$gen" --set run.dim=3
+expect 2 "energy.noise: the target is the \[target\] section's" \
+    "$WGF" check "$gen" --set energy.noise=0.1
+
 # a busy machine: with every core taken by another process, a run with the
 # default thread count takes one thread (two threads sharing two cores with a
 # busy process ran 15 times slower than one, each region waiting for a turn)
