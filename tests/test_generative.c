@@ -378,6 +378,92 @@ START_TEST(target_sets)
 }
 END_TEST
 
+/* [target] and the older form (an energy's keys) give the same samples for the same keys: the
+ * training sets, and the held-out sets as far as both go (a generator's first draws do not depend
+ * on how many are drawn), for a 2-D generator, a mixture and a file. */
+static wgf_target *target_from_section(const char *body, size_t d, const char *file)
+{
+    wgf_config *cfg = NULL;
+    wgf_error err = {0};
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    char text[1024];
+    snprintf(text, sizeof text, "[target]\n%s\n", body);
+    ck_assert_msg(wgf_config_load_string(&cfg, text, file, &diag, &err) == WGF_OK, "%s", err.msg);
+    const wgf_param *const schemas[] = {wgf_target_schema(), NULL};
+    wgf_section *sec = wgf_config_section(cfg, "target", schemas, d, &diag);
+    ck_assert_msg(sec != NULL && diag.n == 0, "%s", diag.n ? diag.msg[0] : "no section");
+    wgf_diag_free(&diag);
+    wgf_target *t = NULL;
+    ck_assert_msg(wgf_target_create_section(&t, sec, &err) == WGF_OK, "%s", err.msg);
+    wgf_section_free(sec);
+    wgf_config_free(cfg);
+    return t;
+}
+
+static void same_target(const char *older, const char *section, size_t d, const char *file,
+                        size_t ntrain, size_t nheld)
+{
+    energy e;
+    wgf_target *a, *b;
+    wgf_error err = {0};
+    mmd_section(&e, older, d, file);
+    ck_assert_msg(wgf_target_create(&a, e.sec, &err) == WGF_OK, "%s", err.msg);
+    b = target_from_section(section, d, file);
+    const double *ta, *tb, *ha, *hb;
+    size_t na, nb, ma, mb;
+    ck_assert_int_eq(wgf_target_set(a, WGF_TARGET_TRAIN, 0, &ta, &na, &err), WGF_OK);
+    ck_assert_int_eq(wgf_target_set(b, WGF_TARGET_TRAIN, 0, &tb, &nb, &err), WGF_OK);
+    ck_assert_uint_eq(na, ntrain);
+    ck_assert_uint_eq(nb, ntrain);
+    ck_assert_msg(memcmp(ta, tb, ntrain * d * sizeof *ta) == 0, "%s: other training samples", section);
+    /* the older form draws a generator's held-out set as large as asked; [target] its heldout */
+    ck_assert_int_eq(wgf_target_set(a, WGF_TARGET_HELDOUT, 300, &ha, &ma, &err), WGF_OK);
+    ck_assert_int_eq(wgf_target_set(b, WGF_TARGET_HELDOUT, 300, &hb, &mb, &err), WGF_OK);
+    ck_assert_uint_eq(mb, nheld);
+    size_t n = ma < mb ? ma : mb;
+    ck_assert(n >= 2);
+    ck_assert_msg(memcmp(ha, hb, n * d * sizeof *ha) == 0, "%s: other held-out samples", section);
+    ck_assert(!shares_a_row(tb, nb, hb, mb, d));
+    wgf_target_free(a);
+    wgf_target_free(b);
+    energy_close(&e);
+}
+
+START_TEST(target_section_same_samples)
+{
+    same_target("target = moons\nnoise = 0.05\ntarget_samples = 200\ntarget_seed = 3",
+                "generator = moons\nnoise = 0.05\nsamples = 200\nseed = 3\nheldout = 500", 2, "test.ini",
+                200, 500);
+    same_target("target = gmm\nweights = 1 3\nmeans = 1 0 0  -1 2 0\ncovs = 0.5 0.1\ntarget_samples = 150",
+                "generator = mixture\nweights = 1 3\nmeans = 1 0 0  -1 2 0\ncovs = 0.5 0.1\nsamples = 150"
+                "\nheldout = 100", 3, "test.ini", 150, 100);
+    /* a file: 20 rows, a fifth held out in both forms */
+    make_tmpdir();
+    char csv[512] = "", ini[256];
+    for (int k = 0; k < 20; k++) {
+        size_t len = strlen(csv);
+        snprintf(csv + len, sizeof csv - len, "%d %d\n", k, k * k);
+    }
+    write_file("target.csv", csv);
+    snprintf(ini, sizeof ini, "%s/exp.ini", tmpdir);
+    same_target("target = file\ntarget_file = target.csv\ntarget_seed = 5", "file = target.csv\nseed = 5",
+                2, ini, 16, 4);
+    /* the training rows asked for: the first of the same shuffle */
+    wgf_target *t = target_from_section("file = target.csv\nseed = 5\nsamples = 10\nheldout = 5", 2, ini);
+    const double *x;
+    size_t n;
+    wgf_error err = {0};
+    ck_assert_int_eq(wgf_target_set(t, WGF_TARGET_TRAIN, 0, &x, &n, &err), WGF_OK);
+    ck_assert_uint_eq(n, 10);
+    wgf_target_free(t);
+    char path[256];
+    snprintf(path, sizeof path, "%s/target.csv", tmpdir);
+    remove(path);
+    rmdir(tmpdir);
+}
+END_TEST
+
 START_TEST(target_errors)
 {
     expect_error("target = moons", 3, "energy.target: moons is a 2-D target and the run has dim = 3");
@@ -782,7 +868,7 @@ START_TEST(ref_target_refuses)
     wgf_diag_init(&diag);
     ck_assert_int_eq(wgf_run(&opts, &res, &diag, &err), WGF_EINVAL);
     const char *msg = diag.n ? diag.msg[0] : err.msg;
-    ck_assert_msg(strstr(msg, ":14: reference.plugin: target needs an energy with a target (mmd or fdiv)"),
+    ck_assert_msg(strstr(msg, ":14: reference.plugin: target needs a [target] section (or an energy with a target"),
                   "%s", msg);
     wgf_diag_free(&diag);
     test_remove_tree(dir);
@@ -904,6 +990,10 @@ START_TEST(fdiv_kl_gaussians)
            dv = fdiv_kl("divergence = dv\nfeatures = quadratic");
     ck_assert_msg(fabs(q - kl) < 0.02, "quadratic critic: KL %g, exact %g", q, kl);
     ck_assert_msg(fabs(f - kl) < 0.05, "fourier critic: KL %g, exact %g", f, kl);
+    /* the multi-scale set of the moons run: features of bandwidths 0.3 and 1 in turn (far finer
+     * than these Gaussians), ridge 1e-8 as above */
+    double fm = fdiv_kl("features = fourier\ncount = 128\nbandwidth = 0.3 1");
+    ck_assert_msg(fabs(fm - kl) < 0.02, "multi-scale fourier critic: KL %g, exact %g", fm, kl);
     ck_assert_msg(fabs(dv - kl) < 0.02, "Donsker-Varadhan, quadratic critic: KL %g, exact %g", dv, kl);
     /* chi^2 = int rho^2/nu - 1 = 1.5/sqrt(2 pi) sqrt(pi/a) exp(b^2/(4a) + c) - 1 with
      * a = 1 - 1/4.5, b = -2/4.5, c = 1/4.5; its optimal critic 2 (rho/nu - 1) is in
@@ -976,6 +1066,7 @@ static Suite *generative_suite(void)
     tcase_add_test(tc, gmm_moments);
     tcase_add_test(tc, target_sets);
     tcase_add_test(tc, target_errors);
+    tcase_add_test(tc, target_section_same_samples);
     suite_add_tcase(s, tc);
     tc = tcase_create("mmd");
     tcase_add_test(tc, mmd_brute_force);
