@@ -337,8 +337,8 @@ static int print_schema_but_plugin(const wgf_param *schema)
  * component section's other keys are its plugin's (wgf plugins NAME). */
 static int print_core_sections(void)
 {
-    static const char *const sections[] = {"run",    "initial", "energy", "map",
-                                           "metric", "scheme",  "output", "reference"};
+    static const char *const sections[] = {"run",    "initial", "energy", "map",      "metric",
+                                           "scheme", "output",  "target", "reference"};
     static const char *const notes[] = {
         "the run as a whole",
         "the initial law lambda; type chooses which of the other keys apply",
@@ -348,6 +348,8 @@ static int print_core_sections(void)
         "plugin solves itself",
         "the scheme, which owns the time loop (the rest: wgf plugins NAME)",
         "what a run writes",
+        "the target nu of a generative run, known by samples (optional): the energy reads its "
+        "training samples, the reference its held-out ones",
         "what a run is compared with (the rest: wgf plugins NAME)"};
     printf("sections of an experiment file and the keys the core reads in each\n");
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {

@@ -848,6 +848,10 @@ START_TEST(selftest_energies)
     static const char *const nodiffusion[] = {"energy.potential=quartic", "energy.diffusion=0"};
     static const char *const pme[] = {"energy.m=1.7", "energy.weight=0.5"};
     static const char *const power[] = {"energy.kernel=power", "energy.a=3", "energy.b=1.5"};
+    /* the multi-scale critic with its frequency ridge: the reverse pass goes through w*(x), whose
+     * Hessian must be that of the objective with every feature's own ridge */
+    static const char *const fdiv[] = {"energy.bandwidth=0.5 1", "energy.ridge_frequency=0.1",
+                                       "energy.target_samples=50", "energy.count=16"};
     static const struct {
         const char *name;
         const char *const *sets;
@@ -863,6 +867,7 @@ START_TEST(selftest_energies)
         {"pme", pme, 2},
         {"aggregation", NULL, 0},
         {"aggregation", power, 3},
+        {"fdiv", fdiv, 4},
     };
     wgf_registry *reg = test_registry();
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {

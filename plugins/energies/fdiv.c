@@ -12,7 +12,10 @@
  * sqrt(2/D) cos(omega_j . x + b_j), omega_j ~ N(0, I/s^2), b_j ~ U[0, 2 pi),
  * or the quadratic monomials (1, x_i, x_i x_k), in which the optimal KL
  * critic 1 + log(rho/nu) of two Gaussians lies exactly. On a batch, with a
- * ridge lambda |w|^2/2 that keeps the inner problem strictly concave,
+ * ridge sum_j lambda_j w_j^2/2 that keeps the inner problem strictly concave
+ * (lambda_j = lambda + mu |omega_j|^2 for a Fourier feature: mu/2 sum_j
+ * |omega_j|^2 w_j^2 is about E |grad h|^2 / amp^2, an H^1 penalty that
+ * leaves fine features to where the samples call for them),
  *
  *     J(w; x) = 1/N sum_n w.phi(x_n) - Psi(h(y_1), .., h(y_M)) - lambda/2 |w|^2,
  *     Fhat = J(w*; x) = max_w J(w; x)    (Newton's method, warm-started),
@@ -49,6 +52,7 @@ typedef struct fdiv {
     size_t d, M, P; /* P features, the constant first */
     int type;
     double weight, ridge, tol;
+    double *lam; /* P: lambda_j, the ridge of feature j */
     long maxit;
     wgf_target *target, *owned; /* owned: built from the section's keys (no [target]) */
     const double *y;
@@ -75,6 +79,9 @@ static const wgf_param fdiv_params[] = {
      .doc = "fourier: seed of the frequencies and phases"},
     {.key = "ridge", .type = WGF_PARAM_DOUBLE, .def = "1e-4", .flags = WGF_P_MIN | WGF_P_MIN_OPEN,
      .min = 0.0, .doc = "lambda of the critic's ridge term lambda |w|^2 / 2"},
+    {.key = "ridge_frequency", .type = WGF_PARAM_DOUBLE, .def = "0", .flags = WGF_P_MIN, .min = 0.0,
+     .doc = "fourier: mu, a ridge mu |omega_j|^2 w_j^2 / 2 more on feature j (penalises |grad h|: fine "
+            "features only where the samples call for them)"},
     {.key = "tol", .type = WGF_PARAM_DOUBLE, .def = "1e-11", .flags = WGF_P_MIN | WGF_P_MIN_OPEN,
      .min = 0.0, .doc = "the critic's fit: stop when |grad_w J| <= tol times the size of its terms"},
     {.key = "max_newton", .type = WGF_PARAM_INT, .def = "100", .flags = WGF_P_MIN, .min = 1,
@@ -166,7 +173,7 @@ static double objective(fdiv *st, const double *w, const double *mx)
     double lin = 0.0, ww = 0.0, psi = 0.0, dM = (double)M;
     for (size_t j = 0; j < P; j++) {
         lin += w[j] * mx[j];
-        ww += w[j] * w[j];
+        ww += st->lam[j] * w[j] * w[j];
     }
     double hmax = -INFINITY;
     for (size_t m = 0; m < M; m++) {
@@ -212,7 +219,7 @@ static double objective(fdiv *st, const double *w, const double *mx)
             st->r[m] = 0.5 / dM;
         }
     }
-    return lin - psi - 0.5 * st->ridge * ww;
+    return lin - psi - 0.5 * ww;
 }
 
 /* Hn = sum r_m phi phi^T (- s s^T, s = sum p_m phi, for dv) + lambda I from
@@ -239,7 +246,7 @@ static int hessian(fdiv *st, wgf_error *err)
                 st->H[a * P + b] -= sv[a] * sv[b];
     }
     for (size_t a = 0; a < P; a++) {
-        st->H[a * P + a] += st->ridge;
+        st->H[a * P + a] += st->lam[a];
         for (size_t b = 0; b < a; b++)
             st->H[b * P + a] = st->H[a * P + b];
     }
@@ -275,8 +282,8 @@ static int fit(fdiv *st, const double *mx, double *J, wgf_error *err)
         /* grad = mx - 1/M sum e_m phi(y_m) - lambda w, and the scale s */
         double gn = 0.0, scale = 0.0;
         for (size_t j = 0; j < P; j++) {
-            st->grad[j] = mx[j] - st->ridge * st->w[j];
-            st->step[j] = fabs(mx[j]) + st->ridge * fabs(st->w[j]);
+            st->grad[j] = mx[j] - st->lam[j] * st->w[j];
+            st->step[j] = fabs(mx[j]) + st->lam[j] * fabs(st->w[j]);
         }
         for (size_t m = 0; m < M; m++)
             for (size_t j = 0; j < P; j++) {
@@ -345,6 +352,7 @@ static void fdiv_destroy(void *state)
     free(st->phase);
     free(st->phiy);
     free(st->w);
+    free(st->lam);
     free(st->q);
     free(st->r);
     free(st->grad);
@@ -379,6 +387,7 @@ static int fdiv_create(const wgf_section *sec, const wgf_problem_info *info, voi
     if (rc == WGF_OK) {
         st->phiy = malloc(M * P * sizeof *st->phiy);
         st->w = calloc(P, sizeof *st->w);
+        st->lam = malloc(P * sizeof *st->lam);
         st->q = malloc(M * sizeof *st->q);
         st->r = malloc(M * sizeof *st->r);
         st->grad = malloc(P * sizeof *st->grad);
@@ -388,7 +397,7 @@ static int fdiv_create(const wgf_section *sec, const wgf_problem_info *info, voi
             st->omega = malloc(D * d * sizeof *st->omega);
             st->phase = malloc(D * sizeof *st->phase);
         }
-        if (!st->phiy || !st->w || !st->q || !st->r || !st->grad || !st->H || !st->step ||
+        if (!st->phiy || !st->w || !st->lam || !st->q || !st->r || !st->grad || !st->H || !st->step ||
             (st->type == F_FOURIER && (!st->omega || !st->phase)))
             rc = wgf_error_set(err, WGF_ENOMEM, "out of memory for %zu features", P);
     }
@@ -411,6 +420,13 @@ static int fdiv_create(const wgf_section *sec, const wgf_problem_info *info, voi
     if (rc != WGF_OK) {
         fdiv_destroy(st);
         return rc;
+    }
+    double mu = st->type == F_FOURIER ? wgf_section_double(sec, "ridge_frequency") : 0.0;
+    for (size_t j = 0; j < P; j++) {
+        double o2 = 0.0;
+        for (size_t i = 0; j > 0 && mu > 0.0 && i < d; i++)
+            o2 += st->omega[(j - 1) * d + i] * st->omega[(j - 1) * d + i];
+        st->lam[j] = st->ridge + mu * o2;
     }
     for (size_t m = 0; m < M; m++)
         features(st, st->y + m * d, st->phiy + m * P, NULL);
