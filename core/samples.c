@@ -327,6 +327,28 @@ typedef struct target_keys {
 static const target_keys energy_keys = {"target", "target_file", "target_samples", "target_seed", 1};
 static const target_keys section_keys = {"generator", "file", "samples", "seed", 0};
 
+/* A key's value, or the default when absent: the energy's target keys
+ * (WGF_TARGET_PARAMS) have no defaults in the schema, so that a section
+ * written back (a run's config.ini) holds only those given, and a run
+ * resumed with [target] does not find them beside it. */
+static double key_double(const wgf_section *sec, const char *key, double def)
+{
+    return wgf_section_has(sec, key) ? wgf_section_double(sec, key) : def;
+}
+
+static long key_int(const wgf_section *sec, const char *key, long def)
+{
+    return wgf_section_has(sec, key) ? wgf_section_int(sec, key) : def;
+}
+
+static const double *key_vector(const wgf_section *sec, const char *key, const double *def, size_t *n)
+{
+    if (wgf_section_has(sec, key))
+        return wgf_section_vector(sec, key, n);
+    *n = 1;
+    return def;
+}
+
 static const wgf_param target_schema[] = {
     {"generator", WGF_PARAM_CHOICE, NULL, 0, 0, 0, "mixture|moons|8gaussians|rings|checkerboard",
      "the target nu drawn by a generator: a Gaussian mixture (any dim) or a 2-D one (or give file)"},
@@ -412,7 +434,7 @@ static int file_target(wgf_target *t, const wgf_section *sec, const target_keys 
         return rc;
     size_t nh, ntr;
     if (k->legacy)
-        nh = (size_t)floor(wgf_section_double(sec, "heldout") * (double)n + 0.5);
+        nh = (size_t)floor(key_double(sec, "heldout", 0.2) * (double)n + 0.5);
     else
         nh = wgf_section_has(sec, "heldout") ? (size_t)wgf_section_int(sec, "heldout")
                                              : (size_t)floor(0.2 * (double)n + 0.5);
@@ -423,7 +445,7 @@ static int file_target(wgf_target *t, const wgf_section *sec, const target_keys 
     }
     ntr = n - nh;
     if (!k->legacy && wgf_section_given(sec, k->samples)) {
-        size_t want = (size_t)wgf_section_int(sec, k->samples);
+        size_t want = (size_t)key_int(sec, k->samples, 1000);
         if (want > ntr) {
             free(rows);
             return wgf_section_error(sec, k->samples, err,
@@ -464,9 +486,10 @@ static int file_target(wgf_target *t, const wgf_section *sec, const target_keys 
 static int gmm_target(wgf_target *t, const wgf_section *sec, wgf_error *err)
 {
     size_t d = t->d, k, nm, nc;
-    const double *w = wgf_section_vector(sec, "weights", &k);
-    const double *m = wgf_section_vector(sec, "means", &nm);
-    const double *c = wgf_section_vector(sec, "covs", &nc);
+    static const double one = 1.0, zero = 0.0;
+    const double *w = key_vector(sec, "weights", &one, &k);
+    const double *m = key_vector(sec, "means", &zero, &nm);
+    const double *c = key_vector(sec, "covs", &one, &nc);
     if (nm != 1 && nm != k * d)
         return wgf_section_error(sec, "means", err,
                                  "%zu numbers for %zu components in dimension %zu (allowed: 1 or %zu)",
@@ -504,7 +527,7 @@ static int target_type_of(const wgf_section *sec, const target_keys *k, target_t
     static const char *const names[] = {"gmm", "moons", "8gaussians", "rings", "checkerboard", "file"};
     const char *name = NULL;
     if (k->legacy)
-        name = wgf_section_string(sec, k->type);
+        name = wgf_section_has(sec, k->type) ? wgf_section_string(sec, k->type) : "gmm";
     else if (wgf_section_has(sec, k->file) && wgf_section_has(sec, k->type))
         return wgf_section_error(sec, k->file, err, "a target is a file or a generator: give file or "
                                  "generator = %s, not both", wgf_section_string(sec, k->type));
@@ -534,8 +557,8 @@ static int target_build(wgf_target **out, const wgf_section *sec, const target_k
     if (!t)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     t->d = wgf_section_dim(sec);
-    t->noise = wgf_section_double(sec, "noise");
-    t->seed = (unsigned long)wgf_section_int(sec, k->seed);
+    t->noise = key_double(sec, "noise", 0.1);
+    t->seed = (unsigned long)key_int(sec, k->seed, 1);
     int rc = target_type_of(sec, k, &t->type, err);
     if (rc == WGF_OK && t->type == T_FILE)
         rc = file_target(t, sec, k, err);
@@ -546,7 +569,7 @@ static int target_build(wgf_target **out, const wgf_section *sec, const target_k
                                "(in any dimension: %s)", wgf_section_string(sec, k->type), t->d,
                                k->legacy ? "gmm or file" : "mixture, or file");
     if (rc == WGF_OK && t->type != T_FILE) {
-        t->ntrain = (size_t)wgf_section_int(sec, k->samples);
+        t->ntrain = (size_t)key_int(sec, k->samples, 1000);
         if (!(t->train = alloc_rows(t->ntrain, t->d)))
             rc = wgf_error_set(err, WGF_ENOMEM, "out of memory for %zu target samples", t->ntrain);
         else
@@ -554,7 +577,7 @@ static int target_build(wgf_target **out, const wgf_section *sec, const target_k
         /* [target]: the held-out set now, of the size asked for, so that every
          * component reads the same samples whatever it asks for */
         if (rc == WGF_OK && !k->legacy) {
-            t->nheld = wgf_section_has(sec, "heldout") ? (size_t)wgf_section_int(sec, "heldout") : 1000;
+            t->nheld = (size_t)key_int(sec, "heldout", 1000);
             t->held_fixed = 1;
             if (!(t->held = alloc_rows(t->nheld, t->d)))
                 rc = wgf_error_set(err, WGF_ENOMEM, "out of memory for %zu held-out samples", t->nheld);
@@ -595,7 +618,7 @@ int wgf_target_open(wgf_target **t, wgf_target **owned, wgf_target *given, const
     }
     /* one target: a key of the older form beside [target] would be ignored */
     for (size_t i = 0; i < sizeof energy_target_keys / sizeof energy_target_keys[0]; i++)
-        if (wgf_section_given(sec, energy_target_keys[i]))
+        if (wgf_section_has(sec, energy_target_keys[i]))
             return wgf_section_error(sec, energy_target_keys[i], err,
                                      "the target is the [target] section's: give its keys there (the "
                                      "keys target, target_samples, target_seed, noise, weights, means, "

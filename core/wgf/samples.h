@@ -67,8 +67,9 @@ void wgf_gmm_assign(const wgf_gmm *g, size_t n, const double *x, double *frac);
  * component through wgf_problem_info.target: an energy reads the training
  * set, a reference the held-out one.
  *
- * The older form, still read: the keys WGF_TARGET_PARAMS in an energy's
- * own schema (target = gmm is generator = mixture, target = file with
+ * The older form, still read: the keys WGF_TARGET_PARAMS (no defaults in
+ * the schema: the code's apply when a key is absent) in an energy's own
+ * schema (target = gmm is generator = mixture, target = file with
  * target_file is file, target_samples is samples, target_seed is seed, and
  * heldout a file's fraction), read by wgf_target_create. The same keys give
  * the same samples in both forms. The training set and the held-out set
@@ -78,25 +79,26 @@ void wgf_gmm_assign(const wgf_gmm *g, size_t n, const double *x, double *frac);
 #define WGF_TARGET_FAMILY 0x7a26e7ul
 
 #define WGF_TARGET_PARAMS                                                                           \
-    {"target", WGF_PARAM_CHOICE, "gmm", 0, 0, 0, "gmm|moons|8gaussians|rings|checkerboard|file",    \
-     "the target nu (older form of [target] generator/file): a Gaussian mixture (any dim), a 2-D "    \
-     "generator, or a CSV file"},                                                                    \
-    {"target_samples", WGF_PARAM_INT, "1000", WGF_P_MIN, 2, 0, NULL,                                \
-     "M, the training samples of the target ([target] samples)"},                                    \
-    {"target_seed", WGF_PARAM_INT, "1", WGF_P_MIN, 0, 0, NULL,                                      \
-     "seed of the target's draws, independent of the run's ([target] seed)"},                        \
-    {"noise", WGF_PARAM_DOUBLE, "0.1", WGF_P_MIN, 0, 0, NULL,                                       \
-     "2-D generators: standard deviation of the jitter ([target] noise)"},                           \
-    {"weights", WGF_PARAM_LIST, "1", WGF_P_MIN | WGF_P_MIN_OPEN, 0, 0, NULL,                        \
-     "gmm: the k component weights, normalised ([target] weights)"},                                 \
-    {"means", WGF_PARAM_LIST, "0", 0, 0, 0, NULL,                                                   \
-     "gmm: k x dim numbers, component after component; one number: every entry ([target] means)"},  \
-    {"covs", WGF_PARAM_LIST, "1", 0, 0, 0, NULL,                                                    \
-     "gmm: k variances, k x dim diagonals or k x dim x dim matrices ([target] covs)"},               \
+    {"target", WGF_PARAM_CHOICE, NULL, 0, 0, 0, "gmm|moons|8gaussians|rings|checkerboard|file",     \
+     "the target nu (older form of [target] generator/file; default gmm): a Gaussian mixture (any "  \
+     "dim), a 2-D generator, or a CSV file"},                                                        \
+    {"target_samples", WGF_PARAM_INT, NULL, WGF_P_MIN, 2, 0, NULL,                                  \
+     "M, the training samples of the target (default 1000; [target] samples)"},                      \
+    {"target_seed", WGF_PARAM_INT, NULL, WGF_P_MIN, 0, 0, NULL,                                     \
+     "seed of the target's draws, independent of the run's (default 1; [target] seed)"},             \
+    {"noise", WGF_PARAM_DOUBLE, NULL, WGF_P_MIN, 0, 0, NULL,                                        \
+     "2-D generators: standard deviation of the jitter (default 0.1; [target] noise)"},              \
+    {"weights", WGF_PARAM_LIST, NULL, WGF_P_MIN | WGF_P_MIN_OPEN, 0, 0, NULL,                       \
+     "gmm: the k component weights, normalised (default 1; [target] weights)"},                      \
+    {"means", WGF_PARAM_LIST, NULL, 0, 0, 0, NULL,                                                  \
+     "gmm: k x dim numbers, component after component; one number: every entry (default 0; "        \
+     "[target] means)"},                                                                             \
+    {"covs", WGF_PARAM_LIST, NULL, 0, 0, 0, NULL,                                                   \
+     "gmm: k variances, k x dim diagonals or k x dim x dim matrices (default 1; [target] covs)"},    \
     {"target_file", WGF_PARAM_STRING, NULL, 0, 0, 0, NULL,                                          \
      "file: CSV of target samples, relative to the experiment file ([target] file)"},                \
-    {"heldout", WGF_PARAM_DOUBLE, "0.2", WGF_P_MIN | WGF_P_MIN_OPEN | WGF_P_MAX | WGF_P_MAX_OPEN, 0, \
-     1, NULL, "file: the fraction of rows held out for diagnostics"}
+    {"heldout", WGF_PARAM_DOUBLE, NULL, WGF_P_MIN | WGF_P_MIN_OPEN | WGF_P_MAX | WGF_P_MAX_OPEN, 0,  \
+     1, NULL, "file: the fraction of rows held out for diagnostics (default 0.2)"}
 
 typedef struct wgf_target wgf_target;
 
