@@ -9,15 +9,16 @@
  *            Jensen-Shannon divergence with 1/2 weights, as in f-GAN),
  *
  * phi: a constant and D seeded random Fourier features
- * sqrt(2/D) cos(omega_j . x + b_j), omega_j ~ N(0, I/s^2), b_j ~ U[0, 2 pi),
+ * sqrt(2/D) cos(omega_j . x + b_j), omega_j ~ N(0, I/s^2), b_j ~ U[0, 2 pi)
+ * (several bandwidths: feature j has s_(j mod B), a multi-scale set),
  * or the quadratic monomials (1, x_i, x_i x_k), in which the optimal KL
  * critic 1 + log(rho/nu) of two Gaussians lies exactly. On a batch, with a
  * ridge sum_j lambda_j w_j^2/2 that keeps the inner problem strictly concave
- * (lambda_j = lambda + mu |omega_j|^2 for a Fourier feature: mu/2 sum_j
- * |omega_j|^2 w_j^2 is about E |grad h|^2 / amp^2, an H^1 penalty that
- * leaves fine features to where the samples call for them),
+ * (lambda_j = lambda + mu |omega_j|^2 for a Fourier feature: over a wide
+ * region mu/2 sum_j |omega_j|^2 w_j^2 is about mu E |grad h|^2 / amp^2, an
+ * H^1 penalty that leaves fine features to where the samples call for them),
  *
- *     J(w; x) = 1/N sum_n w.phi(x_n) - Psi(h(y_1), .., h(y_M)) - lambda/2 |w|^2,
+ *     J(w; x) = 1/N sum_n w.phi(x_n) - Psi(h(y_1), .., h(y_M)) - 1/2 sum_j lambda_j w_j^2,
  *     Fhat = J(w*; x) = max_w J(w; x)    (Newton's method, warm-started),
  *
  * (Psi in objective()) and by the envelope theorem (dJ/dw = 0 at w*)
@@ -73,8 +74,8 @@ static const wgf_param fdiv_params[] = {
     {.key = "count", .type = WGF_PARAM_INT, .def = "64", .flags = WGF_P_MIN | WGF_P_MAX, .min = 1,
      .max = 4096, .doc = "fourier: the number D of features (a constant is added)"},
     {.key = "bandwidth", .type = WGF_PARAM_LIST, .def = "1", .flags = WGF_P_MIN | WGF_P_MIN_OPEN,
-     .min = 0.0, .doc = "fourier: s, frequencies omega ~ N(0, I/s^2); several: feature j has the "
-                        "(j mod count)-th (a multi-scale set)"},
+     .min = 0.0, .doc = "fourier: s, frequencies omega ~ N(0, I/s^2); several (B): feature j has "
+                        "the (j mod B)-th, a multi-scale set"},
     {.key = "feature_seed", .type = WGF_PARAM_INT, .def = "1", .flags = WGF_P_MIN, .min = 0,
      .doc = "fourier: seed of the frequencies and phases"},
     {.key = "ridge", .type = WGF_PARAM_DOUBLE, .def = "1e-4", .flags = WGF_P_MIN | WGF_P_MIN_OPEN,
