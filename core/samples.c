@@ -482,6 +482,7 @@ static int file_target(wgf_target *t, const wgf_section *sec, const target_keys 
     free(rows);
     return WGF_OK;
 }
+
 /* A gmm from the keys weights, means, covs (one number fills a list). */
 static int gmm_target(wgf_target *t, const wgf_section *sec, wgf_error *err)
 {
@@ -604,8 +605,9 @@ int wgf_target_create_section(wgf_target **out, const wgf_section *sec, wgf_erro
 }
 
 /* The keys of WGF_TARGET_PARAMS. */
-static const char *const energy_target_keys[] = {"target", "target_samples", "target_seed", "noise", "weights",
-                                                 "means", "covs", "target_file", "heldout"};
+static const char *const energy_target_keys[] = {"target", "target_samples", "target_seed",
+                                                 "noise",  "weights",        "means",
+                                                 "covs",   "target_file",    "heldout"};
 
 int wgf_target_open(wgf_target **t, wgf_target **owned, wgf_target *given, const wgf_section *sec,
                     wgf_error *err)

@@ -500,11 +500,10 @@ static int problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *dia
             const wgf_param *ts[2] = {wgf_target_schema(), NULL};
             p->target_sec = wgf_config_section(p->cfg, "target", ts, p->info.dim, diag);
             if (p->target_sec) {
-                long n = wgf_section_int(p->target_sec, "samples"), nh = wgf_section_int(p->target_sec, "heldout");
-                size_refused(p, "target", "samples", 8.0 * (double)n * (double)p->info.dim,
-                             "this many target samples", diag);
-                size_refused(p, "target", "heldout", 8.0 * (double)nh * (double)p->info.dim,
-                             "this many held-out samples", diag);
+                double d = (double)p->info.dim, n = (double)wgf_section_int(p->target_sec, "samples"),
+                       nh = (double)wgf_section_int(p->target_sec, "heldout");
+                size_refused(p, "target", "samples", 8.0 * n * d, "this many target samples", diag);
+                size_refused(p, "target", "heldout", 8.0 * nh * d, "this many held-out samples", diag);
             }
         }
 

@@ -868,7 +868,8 @@ START_TEST(ref_target_refuses)
     wgf_diag_init(&diag);
     ck_assert_int_eq(wgf_run(&opts, &res, &diag, &err), WGF_EINVAL);
     const char *msg = diag.n ? diag.msg[0] : err.msg;
-    ck_assert_msg(strstr(msg, ":14: reference.plugin: target needs a [target] section (or an energy with a target"),
+    ck_assert_msg(strstr(msg, ":14: reference.plugin: target needs a [target] section (or an energy "
+                              "with a target"),
                   "%s", msg);
     wgf_diag_free(&diag);
     test_remove_tree(dir);

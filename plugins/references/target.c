@@ -105,9 +105,7 @@ static int tref_create(const wgf_section *sec, const wgf_reference_setup *setup,
     int rc = WGF_OK;
     if (info->target)
         r->target = info->target;
-    else
-        rc = wgf_target_create(&r->owned, ts, err);
-    if (!info->target)
+    else if ((rc = wgf_target_create(&r->owned, ts, err)) == WGF_OK)
         r->target = r->owned;
     size_t nh = 0;
     if (rc == WGF_OK)
