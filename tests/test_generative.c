@@ -769,14 +769,14 @@ static double figure(const wgf_run_result *res, const char *name)
 }
 
 /* A run that does not move (weight 0): the model stays N(0, I) in 2-D, its
- * output samples moment-matched, and the target is a mixture of
- * N((-3, 0), I) and N((3, 0), I) with weights 0.3, 0.7. */
+ * output samples moment-matched, toward the target given by `target`: keys
+ * of the energy (the older form) or a [target] section after it. */
 static void run_static(const char *target, wgf_run_result *res)
 {
     char ini[1024];
     snprintf(ini, sizeof ini,
              "[run]\ndim = 2\nsamples = 50\nseed = 3\n[initial]\ntype = gaussian\n"
-             "[energy]\nplugin = mmd\nweight = 0\ntarget_samples = 10\n%s\n"
+             "[energy]\nplugin = mmd\nweight = 0\n%s\n"
              "[map]\nplugin = affine\n[metric]\nplugin = lagrangian\ntikhonov = 1e-3\n"
              "[scheme]\nplugin = euler\nstep = 0.01\nt_end = 0.01\n"
              "[output]\nevery = 1\nsamples = 4000\nplots = false\nwrite_samples = false\n"
@@ -829,7 +829,7 @@ static double rice_mean(double mu, double s)
 START_TEST(ref_target_closed_forms)
 {
     wgf_run_result res;
-    run_static("means = 3 0\n", &res);
+    run_static("target_samples = 10\nmeans = 3 0\n", &res);
     double mmd = 0;
     for (double s = 1; s <= 2; s += 1)
         mmd += 2 * s * s / (s * s + 2) * (1 - exp(-9 / (2 * (s * s + 2))));
@@ -840,13 +840,20 @@ START_TEST(ref_target_closed_forms)
     ck_assert_msg(fabs(figure(&res, "edist") - ed) < 0.02 * ed, "edist %g, exact %g", figure(&res, "edist"),
                   ed);
     ck_assert_msg(fabs(figure(&res, "mode_w1") - 1.0) < 1e-12, "mode_w1 %g", figure(&res, "mode_w1"));
+    /* the same target as a [target] section: the same held-out samples, the same figures */
+    wgf_run_result sec;
+    run_static("[target]\ngenerator = mixture\nsamples = 10\nheldout = 4000\nmeans = 3 0\n", &sec);
+    const char *names[] = {"sw2", "mmd", "edist", "mode_err"};
+    for (int i = 0; i < 4; i++)
+        ck_assert_msg(figure(&sec, names[i]) == figure(&res, names[i]), "[target]: %s %.17g, older form %.17g",
+                      names[i], figure(&sec, names[i]), figure(&res, names[i]));
     /* the target itself: every distance near 0 */
-    run_static("", &res);
+    run_static("target_samples = 10\n", &res);
     ck_assert_msg(figure(&res, "sw2") < 0.05 && fabs(figure(&res, "mmd")) < 2e-3 &&
                       fabs(figure(&res, "edist")) < 5e-3,
                   "sw2 %g, mmd %g, edist %g", figure(&res, "sw2"), figure(&res, "mmd"), figure(&res, "edist"));
     /* mode weights: N(0, I) splits evenly between means at -3 and 3 */
-    run_static("weights = 0.3 0.7\nmeans = -3 0 3 0\n", &res);
+    run_static("target_samples = 10\nweights = 0.3 0.7\nmeans = -3 0 3 0\n", &res);
     double w1 = figure(&res, "mode_w1"), w2 = figure(&res, "mode_w2");
     ck_assert_msg(fabs(w1 - 0.5) < 0.04 && fabs(w1 + w2 - 1) < 1e-12, "mode weights %g %g", w1, w2);
     ck_assert_msg(fabs(figure(&res, "mode_err") - fmax(fabs(w1 - 0.3), fabs(w2 - 0.7))) < 1e-12, "mode_err %g",
