@@ -3,13 +3,15 @@
  * DIR/checkpoint is text, one item a line, numbers exact (doubles as C99
  * hexadecimal floats, "%a"), blobs length-prefixed:
  *
- *     wgf checkpoint 1
+ *     wgf checkpoint 2
  *     step K                      the step computed next (its state: theta_K)
  *     t T  wall W  metric_products M  steps_seen S  first_energy F
  *     diag_failed N  diag_first K1  diag_msg TEXT
  *     guard SEEN F0 FMIN NORM_PREV NORM_START RISES E_PREV E_START  (or: guard none)
  *     theta P, then P lines       the parameters at the start of step K
  *     diag_times N, then N lines  the times the reference was evaluated at
+ *     state N, then N lines       the scheme's own state at the start of step K
+ *                                 (wgf_problem_save_state; version 1 has none)
  *     config BYTES, then BYTES    the resolved configuration (config.ini's sections)
  *     history BYTES, then BYTES   history.csv's header and rows before step K
  *     end
@@ -20,6 +22,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -34,7 +37,8 @@ void wgf_checkpoint_free(wgf_checkpoint *c)
     free(c->diag_times);
     free(c->config);
     free(c->history);
-    c->theta = c->diag_times = NULL;
+    free(c->state);
+    c->theta = c->diag_times = c->state = NULL;
     c->config = c->history = NULL;
 }
 
@@ -58,7 +62,7 @@ int wgf_checkpoint_write(const char *dir, const wgf_checkpoint *c, wgf_error *er
     if (c->config_len > INT_MAX || c->history_len > INT_MAX)
         return wgf_error_set(err, WGF_ENOMEM, "checkpoint: the history is too long to save");
     wgf_strbuf b = {0};
-    wgf_strbuf_printf(&b, "wgf checkpoint 1\nstep %lu\nt %a\nwall %a\nmetric_products %lu\nsteps_seen %lu\n",
+    wgf_strbuf_printf(&b, "wgf checkpoint 2\nstep %lu\nt %a\nwall %a\nmetric_products %lu\nsteps_seen %lu\n",
                       c->step, c->t, c->wall, c->metric_products, c->steps_seen);
     wgf_strbuf_printf(&b, "first_energy %a\ndiag_failed %lu\ndiag_first %lu\ndiag_msg ", c->first_energy,
                       c->diag_failed, c->diag_first);
@@ -73,6 +77,7 @@ int wgf_checkpoint_write(const char *dir, const wgf_checkpoint *c, wgf_error *er
         wgf_strbuf_printf(&b, "guard none\n");
     put_doubles(&b, "theta", c->nparams, c->theta);
     put_doubles(&b, "diag_times", c->ntimes, c->diag_times);
+    put_doubles(&b, "state", c->nstate, c->state);
     put_blob(&b, "config", c->config, c->config_len);
     put_blob(&b, "history", c->history, c->history_len);
     wgf_strbuf_printf(&b, "end\n");
@@ -239,7 +244,9 @@ int wgf_checkpoint_read(const char *dir, wgf_checkpoint *ck, wgf_error *err)
     cursor c = {.s = data ? data : "", .end = (data ? data : "") + len, .path = path};
     const char *line;
     size_t n;
-    if (!next_line(&c, &line, &n) || n != 16 || memcmp(line, "wgf checkpoint 1", 16) != 0)
+    int version = 0;
+    if (!next_line(&c, &line, &n) || n != 16 || memcmp(line, "wgf checkpoint ", 15) != 0 ||
+        (version = line[15] - '0') < 1 || version > 2)
         c.bad = 1;
     ck->step = field_ulong(&c, "step");
     ck->t = field_double(&c, "t");
@@ -278,7 +285,9 @@ int wgf_checkpoint_read(const char *dir, wgf_checkpoint *ck, wgf_error *err)
         ck->theta = field_doubles(&c, "theta", &ck->nparams);
     if (!c.bad && ck->theta)
         ck->diag_times = field_doubles(&c, "diag_times", &ck->ntimes);
-    if (!c.bad && ck->diag_times)
+    if (!c.bad && ck->diag_times && version >= 2)
+        ck->state = field_doubles(&c, "state", &ck->nstate);
+    if (!c.bad && ck->diag_times && (version < 2 || ck->state))
         ck->config = field_blob(&c, "config", &ck->config_len);
     if (!c.bad && ck->config)
         ck->history = field_blob(&c, "history", &ck->history_len);
@@ -484,3 +493,24 @@ int wgf_outdir_finished(const char *dir)
 }
 
 unsigned long wgf_problem_start_step(const wgf_problem *p) { return p->start_step; }
+
+int wgf_problem_save_state(wgf_problem *p, const double *v, size_t n, wgf_error *err)
+{
+    if (n > p->step_capstate) {
+        double *s = n <= SIZE_MAX / sizeof *s ? realloc(p->step_state, n * sizeof *s) : NULL;
+        if (!s)
+            return wgf_error_set(err, WGF_ENOMEM, "out of memory for the scheme's state");
+        p->step_state = s;
+        p->step_capstate = n;
+    }
+    if (n > 0)
+        memcpy(p->step_state, v, n * sizeof *v);
+    p->step_nstate = n;
+    return WGF_OK;
+}
+
+const double *wgf_problem_resume_state(const wgf_problem *p, size_t *n)
+{
+    *n = p->resume_nstate;
+    return p->resume_nstate ? p->resume_state : NULL;
+}

@@ -70,6 +70,8 @@ struct wgf_observer {
     unsigned long ck_step, ck_products, ck_steps_seen, ck_diag_failed;
     double ck_t;
     wgf_guard ck_guard;
+    double *ck_state; /* the scheme's own state (wgf_problem_save_state) */
+    size_t ck_nstate, ck_capstate;
     int ck_seen;    /* a step was reported */
     int ck_written; /* the checkpoint is ck_step's */
 };
@@ -94,6 +96,7 @@ static void observer_free(void *ctx)
     free(o->dir);
     free(o->config);
     free(o->times);
+    free(o->ck_state);
     wgf_strbuf_free(&o->history);
     wgf_strbuf_free(&o->path);
     free(o);
@@ -490,6 +493,8 @@ static int write_checkpoint(wgf_observer *o, wgf_error *err)
         .config_len = o->config_len,
         .history = o->history.s,
         .history_len = o->ck_history_len,
+        .nstate = o->ck_nstate,
+        .state = o->ck_state,
     };
     if (o->ck_diag_failed)
         snprintf(ck.diag_msg, sizeof ck.diag_msg, "%s", o->diag_msg);
@@ -597,6 +602,19 @@ static int diagnostics_monitor(void *ctx, wgf_step_info *info, wgf_error *err)
     o->ck_diag_failed = o->diag_failed;
     o->ck_step = info->step;
     o->ck_t = info->t;
+    if (o->resumable) { /* what the scheme handed on for this step: the next step's may follow */
+        wgf_problem *p = o->p;
+        if (p->step_nstate > o->ck_capstate) {
+            double *s = realloc(o->ck_state, p->step_nstate * sizeof *s);
+            if (!s)
+                return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+            o->ck_state = s;
+            o->ck_capstate = p->step_nstate;
+        }
+        if (p->step_nstate > 0)
+            memcpy(o->ck_state, p->step_state, p->step_nstate * sizeof(double));
+        o->ck_nstate = p->step_nstate;
+    }
     if (o->guard) /* the monitors after this one include the guard */
         o->ck_guard = *o->guard;
     o->ck_seen = 1;

@@ -3,7 +3,7 @@
 # ends with the uninterrupted run's outputs, byte for byte (history.csv but
 # its wall_s column, samples, theta, summary.ini but wall_seconds). Runs are
 # killed with SIGKILL at pseudo-random steps (a fixed seed), resumed, killed
-# again, and resumed to the end; a changed configuration, a finished run and
+# again, and resumed to the end (Euler, JKO and adaptive steps); a changed configuration, a finished run and
 # a scheme that cannot resume are refused.
 # Run by make check (WGF_CLI, WGF_SRCDIR and WGF_PLUGIN_PATH set there).
 set -u
@@ -121,6 +121,15 @@ trial particles "$affine" 80 5 $quiet_sets --set scheme.t_end=0.4 --set output.e
 if [ -f "${WGF_PLUGIN_PATH%%:*}/jko.so" ] || "$WGF" plugins jko >/dev/null 2>&1; then
     trial jko "$SRC/experiments/fpe_ou_10d_jko.ini" 16 6 $quiet_sets --set scheme.t_end=1 --set scheme.lambda=1
 fi
+
+# controlled steps (adaptive): t, the size tried first and the output times
+# reached go on from the checkpoint; a first try of 0.3 and safety = 1 make
+# rejected tries (history.csv's iterations), also of steps cut to an output time
+for s in fresh fixed; do
+    trial "adaptive-$s" "$affine" 75 8 $quiet_sets --set scheme.plugin=adaptive --set scheme.tol=1e-3 \
+        --set scheme.t_end=0.75 --set scheme.every_t=0.25 --set output.every=3 --set scheme.samples=$s \
+        --set scheme.step=0.3 --set scheme.safety=1 --set scheme.fac_max=3
+done
 
 # Ctrl-C: the checkpoint is the interrupted step's; resuming ends as the uninterrupted run
 dir="$tmp/int"

@@ -255,8 +255,10 @@ typedef struct wgf_scheme_vt {
  * stiffness before the run (a warning, not an error). */
 #define WGF_SCHEME_EXPLICIT 0x10u
 /* A property too: the scheme can continue a run from a checkpoint (`wgf run
- * --resume`). Its state between steps is the problem's theta and the step
- * number only (an optimiser's memory, if any, starts afresh every step), and
+ * --resume`). Its state between steps is the problem's theta, the step
+ * number and what it hands on with every step (wgf_problem_save_state: a
+ * step size, counters; an optimiser's memory, if any, starts afresh every
+ * step), and
  * it starts at wgf_problem_start_step(p) with theta as the problem holds it,
  * already constrained: a run that starts at step K > 0 computes steps K, K+1,
  * ... exactly as a run from step 0 would. A scheme without it is refused. */

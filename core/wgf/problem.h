@@ -217,6 +217,16 @@ int wgf_problem_path_monitor_add(wgf_problem *p, wgf_path_monitor_fn fn, void *c
  * step when the run is resumed (theta is then that step's, constrained). */
 unsigned long wgf_problem_start_step(const wgf_problem *p);
 
+/* A resumable scheme whose state between steps is more than theta and the
+ * step number (a controlled step size, counters of its own) hands it to the
+ * core before it reports each step: the n values as they stood at the START
+ * of that step, which is what a run resumed there must start from. They are
+ * saved with the checkpoint written at that step; a resumed run gets them
+ * back from wgf_problem_resume_state (NULL and *n = 0 when the run starts at
+ * step 0, or the checkpoint holds none). The values are copied. */
+int wgf_problem_save_state(wgf_problem *p, const double *v, size_t n, wgf_error *err);
+const double *wgf_problem_resume_state(const wgf_problem *p, size_t *n);
+
 /* Run the scheme on the problem with the monitors added so far (none: no
  * outputs at all). wgf_run does this after adding the run's outputs. */
 int wgf_problem_run(wgf_problem *p, wgf_error *err);
