@@ -52,8 +52,9 @@ extern "C" {
  *
  * Version 1: the first.
  * Version 2: energy eval_s and stiffness; map vjp_many; scheme needs; the
- * reference kind. */
-#define WGF_ABI_VERSION 2u
+ * reference kind.
+ * Version 3: metric velocity. */
+#define WGF_ABI_VERSION 3u
 
 #define WGF_PLUGIN_ENTRY "wgf_plugin_entry"
 
@@ -225,6 +226,13 @@ typedef struct wgf_metric_vt {
      * NULL the core runs MINRES on apply with the section's tol, maxiter and
      * tikhonov. */
     int (*solve)(void *state, const double *rhs, double *zeta, wgf_solve_stats *stats, wgf_error *err);
+    /* ---- ABI 3 ---- */
+    /* Optional (NULL: J zeta): out (n x d) = the velocity field, at the
+     * samples of the batch of the last prepare, that moves the law when
+     * theta moves with velocity zeta, as this metric measures it: for G the
+     * projection of J zeta on the gradient fields it spans. The velocity
+     * misfit (wgf_problem_misfit) is measured against it. */
+    int (*velocity)(void *state, const double *zeta, double *out, wgf_error *err);
 } wgf_metric_vt;
 
 /* ---------------------------------------------------------------- scheme */
