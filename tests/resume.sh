@@ -170,6 +170,16 @@ expect 2 "no checkpoint: nothing to resume" "$WGF" run --resume "$tmp/empty"
 printf 'wgf checkpoint 1\nstep 3\n' >"$tmp/empty/checkpoint"
 expect 2 "not a complete wgf checkpoint" "$WGF" run --resume "$tmp/empty"
 expect 2 "does not apply" "$WGF" run "$affine" --resume "$tmp/int"
+# GenWGP's optimiser state (Adam's moments, L-BFGS's memory) and its path.csv are not in a
+# checkpoint: it writes none, and a killed run is refused, when built
+if "$WGF" plugins genwgp >/dev/null 2>&1; then
+    dir="$tmp/genwgp"
+    "$WGF" run "$SRC/experiments/genwgp_ou_2d.ini" -o "$dir" --quiet $quiet_sets --set scheme.iterations=20 \
+        >/dev/null 2>&1
+    rm -f "$dir/summary.ini" # as if killed
+    [ -f "$dir/checkpoint" ] && bad "genwgp wrote a checkpoint" || ok
+    expect 2 "scheme.plugin: scheme 'genwgp' cannot resume a run" "$WGF" run --resume "$dir"
+fi
 if [ -n "${WGF_TEST_PLUGINS:-}" ] && [ -f "$WGF_TEST_PLUGINS/ownscheme.so" ]; then
     dir="$tmp/own"
     "$WGF" run "$affine" -o "$dir" --quiet --plugin-path "$WGF_TEST_PLUGINS" $quiet_sets \
