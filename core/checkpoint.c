@@ -14,6 +14,7 @@
  *                                 (wgf_problem_save_state; version 1 has none)
  *     config BYTES, then BYTES    the resolved configuration (config.ini's sections)
  *     history BYTES, then BYTES   history.csv's header and rows before step K
+ *     path BYTES, then BYTES      path.csv as it stood before step K (version 2)
  *     end
  *
  * It is written atomically (wgf_write_atomic), so a killed run leaves the
@@ -37,9 +38,10 @@ void wgf_checkpoint_free(wgf_checkpoint *c)
     free(c->diag_times);
     free(c->config);
     free(c->history);
+    free(c->path);
     free(c->state);
     c->theta = c->diag_times = c->state = NULL;
-    c->config = c->history = NULL;
+    c->config = c->history = c->path = NULL;
 }
 
 static void put_doubles(wgf_strbuf *b, const char *name, size_t n, const double *v)
@@ -59,7 +61,7 @@ static void put_blob(wgf_strbuf *b, const char *name, const char *s, size_t n)
 
 int wgf_checkpoint_write(const char *dir, const wgf_checkpoint *c, wgf_error *err)
 {
-    if (c->config_len > INT_MAX || c->history_len > INT_MAX)
+    if (c->config_len > INT_MAX || c->history_len > INT_MAX || c->path_len > INT_MAX)
         return wgf_error_set(err, WGF_ENOMEM, "checkpoint: the history is too long to save");
     wgf_strbuf b = {0};
     wgf_strbuf_printf(&b, "wgf checkpoint 2\nstep %lu\nt %a\nwall %a\nmetric_products %lu\nsteps_seen %lu\n",
@@ -80,6 +82,7 @@ int wgf_checkpoint_write(const char *dir, const wgf_checkpoint *c, wgf_error *er
     put_doubles(&b, "state", c->nstate, c->state);
     put_blob(&b, "config", c->config, c->config_len);
     put_blob(&b, "history", c->history, c->history_len);
+    put_blob(&b, "path", c->path, c->path_len);
     wgf_strbuf_printf(&b, "end\n");
     char *path = wgf_path_join(dir, "checkpoint");
     int rc = b.failed || !path ? wgf_error_set(err, WGF_ENOMEM, "out of memory for the checkpoint")
@@ -291,13 +294,15 @@ int wgf_checkpoint_read(const char *dir, wgf_checkpoint *ck, wgf_error *err)
         ck->config = field_blob(&c, "config", &ck->config_len);
     if (!c.bad && ck->config)
         ck->history = field_blob(&c, "history", &ck->history_len);
-    if (!c.bad && ck->history && (!next_line(&c, &line, &n) || n != 3 || memcmp(line, "end", 3) != 0))
+    if (!c.bad && ck->history && version >= 2)
+        ck->path = field_blob(&c, "path", &ck->path_len);
+    if (!c.bad && ck->history && (version < 2 || ck->path) && (!next_line(&c, &line, &n) || n != 3 || memcmp(line, "end", 3) != 0))
         c.bad = 1;
     free(data);
     if (c.bad)
         rc = wgf_error_set(err, WGF_EINVAL, "%s: not a complete wgf checkpoint (written by another version?)",
                            path);
-    else if (!ck->history)
+    else if (!ck->history || (version >= 2 && !ck->path))
         rc = wgf_error_set(err, WGF_ENOMEM, "out of memory");
     if (rc != WGF_OK)
         wgf_checkpoint_free(ck);

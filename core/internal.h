@@ -133,6 +133,8 @@ typedef struct wgf_checkpoint {
     size_t config_len;
     char *history;      /* history.csv's header and rows before the step */
     size_t history_len;
+    char *path;         /* path.csv as it stood before the step (path schemes) */
+    size_t path_len;
     size_t nstate;
     double *state; /* the scheme's own state at the start of the step (wgf_problem_save_state) */
 } wgf_checkpoint;

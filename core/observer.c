@@ -66,7 +66,7 @@ struct wgf_observer {
     size_t ntimes, cap_times;
     unsigned long products_prev;   /* metric products when the last step was reported */
     /* the step being reported, as it stood before it: what a checkpoint saves */
-    size_t ck_history_len, ck_ntimes;
+    size_t ck_history_len, ck_path_len, ck_ntimes;
     unsigned long ck_step, ck_products, ck_steps_seen, ck_diag_failed;
     double ck_t;
     wgf_guard ck_guard;
@@ -331,6 +331,10 @@ static int observer_restore(wgf_observer *o, const wgf_checkpoint *ck, wgf_error
     if (ck->history_len > INT_MAX)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory for the history");
     wgf_strbuf_printf(&o->history, "%.*s", (int)ck->history_len, ck->history);
+    if (ck->path_len > INT_MAX)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory for the path");
+    if (ck->path_len > 0) /* a path scheme's path.csv goes on from it */
+        wgf_strbuf_printf(&o->path, "%.*s", (int)ck->path_len, ck->path);
     restore_bound(o, ck->history, ck->history_len);
     memcpy(o->theta, ck->theta, o->P * sizeof(double));
     o->forwarded = 0;
@@ -473,7 +477,7 @@ void wgf_observer_set_guard(wgf_observer *o, wgf_guard *g) { o->guard = g; }
  * parameters it reports. */
 static int write_checkpoint(wgf_observer *o, wgf_error *err)
 {
-    if (o->history.failed)
+    if (o->history.failed || o->path.failed)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory for the history");
     wgf_checkpoint ck = {
         .step = o->ck_step,
@@ -493,6 +497,8 @@ static int write_checkpoint(wgf_observer *o, wgf_error *err)
         .config_len = o->config_len,
         .history = o->history.s,
         .history_len = o->ck_history_len,
+        .path = o->path.s,
+        .path_len = o->ck_path_len,
         .nstate = o->ck_nstate,
         .state = o->ck_state,
     };
@@ -595,6 +601,7 @@ static int diagnostics_monitor(void *ctx, wgf_step_info *info, wgf_error *err)
 {
     wgf_observer *o = ctx;
     o->ck_history_len = o->history.len;
+    o->ck_path_len = o->path.len;
     o->ck_ntimes = o->ntimes;
     o->ck_products = o->products_prev;
     o->products_prev = o->p->metric_products;

@@ -84,7 +84,7 @@ static int resume_prepare(wgf_problem *p, const char *dir, wgf_checkpoint *ck, w
         int line = 0;
         wgf_config_get(p->cfg, "scheme", "plugin", &line);
         wgf_diag_add(diag, "%s:%d: scheme.plugin: scheme '%s' cannot resume a run (schemes that declare "
-                     "WGF_SCHEME_RESUMABLE can: euler, jko, adaptive)", wgf_config_file(p->cfg), line,
+                     "WGF_SCHEME_RESUMABLE can: euler, jko, adaptive, genwgp with Adam)", wgf_config_file(p->cfg), line,
                      p->scheme_plugin->name);
         return WGF_EINVAL;
     }

@@ -41,12 +41,13 @@ START_TEST(test_round_trip_exact)
     double state[2] = {0.1 + 0.2, 1.0 / 3.0}; /* a scheme's own (wgf_problem_save_state) */
     static const char config[] = "\n[run]\ndim = 2\n\n[energy.a]\nplugin = fpe\n";
     static const char hist[] = "step,t\n0,0\n1,0.005\n";
+    static const char path[] = "step,stage,t,energy\n0,0,0,1.5\n";
     wgf_checkpoint ck = {.step = 2, .t = 0.01, .wall = 1.5, .metric_products = 77, .steps_seen = 2,
                          .first_energy = -3.25, .diag_failed = 1, .diag_first = 1, .has_guard = 1,
                          .nparams = 5, .theta = theta, .ntimes = 3, .diag_times = times,
                          .config = (char *)config, .config_len = sizeof config - 1,
                          .history = (char *)hist, .history_len = sizeof hist - 1, .nstate = 2,
-                         .state = state};
+                         .state = state, .path = (char *)path, .path_len = sizeof path - 1};
     snprintf(ck.diag_msg, sizeof ck.diag_msg, "two\nlines");
     wgf_guard_init(&ck.guard, NULL);
     ck.guard.seen = 2;
@@ -73,6 +74,8 @@ START_TEST(test_round_trip_exact)
     ck_assert(signbit(r.theta[1]) && isnan(r.theta[4]));
     ck_assert_uint_eq(r.ntimes, 3);
     ck_assert(memcmp(r.diag_times, times, sizeof times) == 0);
+    ck_assert_uint_eq(r.path_len, sizeof path - 1);
+    ck_assert(memcmp(r.path, path, sizeof path - 1) == 0);
     ck_assert_uint_eq(r.nstate, 2);
     ck_assert(memcmp(r.state, state, sizeof state) == 0);
     ck_assert_uint_eq(r.config_len, sizeof config - 1);
@@ -124,15 +127,21 @@ START_TEST(test_bad_files_refused)
     ck_assert_int_eq(wgf_checkpoint_read(dir, &r, &err), WGF_OK);
     ck_assert(r.theta[0] == 1.0 && r.nparams == 1 && r.config_len == 0 && r.nstate == 0);
     wgf_checkpoint_free(&r);
-    /* version 2 holds the scheme's state after the times; without it, it is torn */
+    /* version 2 holds the scheme's state after the times and path.csv after the history;
+     * without them, it is torn */
     head2[15] = '2';
-    snprintf(text, sizeof text, "%stheta 1\n0x1p+0\ndiag_times 0\nstate 1\n0x1.8p+1\nconfig 0\n\nhistory 0\n\nend\n",
+    snprintf(text, sizeof text, "%stheta 1\n0x1p+0\ndiag_times 0\nstate 1\n0x1.8p+1\nconfig 0\n\nhistory 0\n\npath 0\n\nend\n",
              head2);
     write_text(dir, "checkpoint", text);
     ck_assert_int_eq(wgf_checkpoint_read(dir, &r, &err), WGF_OK);
     ck_assert(r.nstate == 1 && r.state[0] == 3.0);
     wgf_checkpoint_free(&r);
-    snprintf(text, sizeof text, "%stheta 1\n0x1p+0\ndiag_times 0\nconfig 0\n\nhistory 0\n\nend\n", head2);
+    snprintf(text, sizeof text, "%stheta 1\n0x1p+0\ndiag_times 0\nconfig 0\n\nhistory 0\n\npath 0\n\nend\n",
+             head2);
+    write_text(dir, "checkpoint", text);
+    ck_assert_int_eq(wgf_checkpoint_read(dir, &r, &err), WGF_EINVAL);
+    snprintf(text, sizeof text, "%stheta 1\n0x1p+0\ndiag_times 0\nstate 0\nconfig 0\n\nhistory 0\n\nend\n",
+             head2);
     write_text(dir, "checkpoint", text);
     ck_assert_int_eq(wgf_checkpoint_read(dir, &r, &err), WGF_EINVAL);
     test_remove_tree(dir);
