@@ -420,16 +420,22 @@ static int leftover(const char *name, int (*own)(const char *name))
 
 static int top_own(const char *name)
 {
-    static const char *const own[] = {"summary.ini", "config.ini", "history.csv", "reference.csv", "checkpoint"};
+    static const char *const own[] = {"summary.ini", "config.ini", "history.csv", "reference.csv", "checkpoint",
+                                      "path.csv"};
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
         if (strcmp(name, own[i]) == 0)
             return 1;
     return 0;
 }
 
+/* step-NNNNNN.csv, and a path scheme's stage-KK.csv */
 static int samples_own(const char *name)
 {
     unsigned long k;
+    size_t n = strlen(name);
+    if (n > 10 && strncmp(name, "stage-", 6) == 0 && strcmp(name + n - 4, ".csv") == 0 &&
+        strspn(name + 6, "0123456789") == n - 10)
+        return 1;
     return step_file(name, ".csv", &k);
 }
 

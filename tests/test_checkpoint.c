@@ -194,16 +194,20 @@ START_TEST(test_clear_after)
                            "history.csv.tmp.123", "samples/step-000000.csv", "samples/step-000005.csv",
                            "samples/step-000010.csv", "samples/step-000020.csv",
                            "samples/step-000010.csv.tmp.9", "theta/step-000000.bin", "theta/step-000007.bin",
-                           "theta/step-000030.bin", "theta/mine.bin"};
+                           "theta/step-000030.bin", "theta/mine.bin", "path.csv", "path.csv.tmp.77",
+                           "samples/stage-03.csv", "samples/stage-03.csv.tmp.5", "samples/stage-x.csv.tmp.5"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         write_text(dir, files[i], "x");
     wgf_error err = {0};
     ck_assert_int_eq(wgf_checkpoint_clear_after(dir, 10, 10, &err), WGF_OK);
+    /* (a path scheme's path.csv and stage files stay: the next path rewrites them) */
     const char *kept[] = {"history.csv", "config.ini", "notes.txt", "samples/step-000000.csv",
-                          "theta/step-000000.bin", "theta/mine.bin"};
+                          "theta/step-000000.bin", "theta/mine.bin", "path.csv", "samples/stage-03.csv",
+                          "samples/stage-x.csv.tmp.5"};
     const char *gone[] = {"summary.ini", "reference.csv", "history.csv.tmp.123", "samples/step-000005.csv",
                           "samples/step-000010.csv", "samples/step-000020.csv", "samples/step-000010.csv.tmp.9",
-                          "theta/step-000007.bin", "theta/step-000030.bin"};
+                          "theta/step-000007.bin", "theta/step-000030.bin", "path.csv.tmp.77",
+                          "samples/stage-03.csv.tmp.5"};
     for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
         ck_assert_msg(exists(dir, kept[i]), "%s was removed", kept[i]);
     for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++)
