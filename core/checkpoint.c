@@ -3,15 +3,18 @@
  * DIR/checkpoint is text, one item a line, numbers exact (doubles as C99
  * hexadecimal floats, "%a"), blobs length-prefixed:
  *
- *     wgf checkpoint 1
+ *     wgf checkpoint 2
  *     step K                      the step computed next (its state: theta_K)
  *     t T  wall W  metric_products M  steps_seen S  first_energy F
  *     diag_failed N  diag_first K1  diag_msg TEXT
  *     guard SEEN F0 FMIN NORM_PREV NORM_START RISES E_PREV E_START  (or: guard none)
  *     theta P, then P lines       the parameters at the start of step K
  *     diag_times N, then N lines  the times the reference was evaluated at
+ *     state N, then N lines       the scheme's own state at the start of step K
+ *                                 (wgf_problem_save_state; version 1 has none)
  *     config BYTES, then BYTES    the resolved configuration (config.ini's sections)
  *     history BYTES, then BYTES   history.csv's header and rows before step K
+ *     path BYTES, then BYTES      path.csv as it stood before step K (version 2)
  *     end
  *
  * It is written atomically (wgf_write_atomic), so a killed run leaves the
@@ -20,6 +23,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -34,8 +38,10 @@ void wgf_checkpoint_free(wgf_checkpoint *c)
     free(c->diag_times);
     free(c->config);
     free(c->history);
-    c->theta = c->diag_times = NULL;
-    c->config = c->history = NULL;
+    free(c->path);
+    free(c->state);
+    c->theta = c->diag_times = c->state = NULL;
+    c->config = c->history = c->path = NULL;
 }
 
 static void put_doubles(wgf_strbuf *b, const char *name, size_t n, const double *v)
@@ -55,10 +61,10 @@ static void put_blob(wgf_strbuf *b, const char *name, const char *s, size_t n)
 
 int wgf_checkpoint_write(const char *dir, const wgf_checkpoint *c, wgf_error *err)
 {
-    if (c->config_len > INT_MAX || c->history_len > INT_MAX)
+    if (c->config_len > INT_MAX || c->history_len > INT_MAX || c->path_len > INT_MAX)
         return wgf_error_set(err, WGF_ENOMEM, "checkpoint: the history is too long to save");
     wgf_strbuf b = {0};
-    wgf_strbuf_printf(&b, "wgf checkpoint 1\nstep %lu\nt %a\nwall %a\nmetric_products %lu\nsteps_seen %lu\n",
+    wgf_strbuf_printf(&b, "wgf checkpoint 2\nstep %lu\nt %a\nwall %a\nmetric_products %lu\nsteps_seen %lu\n",
                       c->step, c->t, c->wall, c->metric_products, c->steps_seen);
     wgf_strbuf_printf(&b, "first_energy %a\ndiag_failed %lu\ndiag_first %lu\ndiag_msg ", c->first_energy,
                       c->diag_failed, c->diag_first);
@@ -73,8 +79,10 @@ int wgf_checkpoint_write(const char *dir, const wgf_checkpoint *c, wgf_error *er
         wgf_strbuf_printf(&b, "guard none\n");
     put_doubles(&b, "theta", c->nparams, c->theta);
     put_doubles(&b, "diag_times", c->ntimes, c->diag_times);
+    put_doubles(&b, "state", c->nstate, c->state);
     put_blob(&b, "config", c->config, c->config_len);
     put_blob(&b, "history", c->history, c->history_len);
+    put_blob(&b, "path", c->path, c->path_len);
     wgf_strbuf_printf(&b, "end\n");
     char *path = wgf_path_join(dir, "checkpoint");
     int rc = b.failed || !path ? wgf_error_set(err, WGF_ENOMEM, "out of memory for the checkpoint")
@@ -239,7 +247,9 @@ int wgf_checkpoint_read(const char *dir, wgf_checkpoint *ck, wgf_error *err)
     cursor c = {.s = data ? data : "", .end = (data ? data : "") + len, .path = path};
     const char *line;
     size_t n;
-    if (!next_line(&c, &line, &n) || n != 16 || memcmp(line, "wgf checkpoint 1", 16) != 0)
+    int version = 0;
+    if (!next_line(&c, &line, &n) || n != 16 || memcmp(line, "wgf checkpoint ", 15) != 0 ||
+        (version = line[15] - '0') < 1 || version > 2)
         c.bad = 1;
     ck->step = field_ulong(&c, "step");
     ck->t = field_double(&c, "t");
@@ -278,17 +288,21 @@ int wgf_checkpoint_read(const char *dir, wgf_checkpoint *ck, wgf_error *err)
         ck->theta = field_doubles(&c, "theta", &ck->nparams);
     if (!c.bad && ck->theta)
         ck->diag_times = field_doubles(&c, "diag_times", &ck->ntimes);
-    if (!c.bad && ck->diag_times)
+    if (!c.bad && ck->diag_times && version >= 2)
+        ck->state = field_doubles(&c, "state", &ck->nstate);
+    if (!c.bad && ck->diag_times && (version < 2 || ck->state))
         ck->config = field_blob(&c, "config", &ck->config_len);
     if (!c.bad && ck->config)
         ck->history = field_blob(&c, "history", &ck->history_len);
-    if (!c.bad && ck->history && (!next_line(&c, &line, &n) || n != 3 || memcmp(line, "end", 3) != 0))
+    if (!c.bad && ck->history && version >= 2)
+        ck->path = field_blob(&c, "path", &ck->path_len);
+    if (!c.bad && ck->history && (version < 2 || ck->path) && (!next_line(&c, &line, &n) || n != 3 || memcmp(line, "end", 3) != 0))
         c.bad = 1;
     free(data);
     if (c.bad)
         rc = wgf_error_set(err, WGF_EINVAL, "%s: not a complete wgf checkpoint (written by another version?)",
                            path);
-    else if (!ck->history)
+    else if (!ck->history || (version >= 2 && !ck->path))
         rc = wgf_error_set(err, WGF_ENOMEM, "out of memory");
     if (rc != WGF_OK)
         wgf_checkpoint_free(ck);
@@ -406,16 +420,22 @@ static int leftover(const char *name, int (*own)(const char *name))
 
 static int top_own(const char *name)
 {
-    static const char *const own[] = {"summary.ini", "config.ini", "history.csv", "reference.csv", "checkpoint"};
+    static const char *const own[] = {"summary.ini", "config.ini", "history.csv", "reference.csv", "checkpoint",
+                                      "path.csv"};
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
         if (strcmp(name, own[i]) == 0)
             return 1;
     return 0;
 }
 
+/* step-NNNNNN.csv, and a path scheme's stage-KK.csv */
 static int samples_own(const char *name)
 {
     unsigned long k;
+    size_t n = strlen(name);
+    if (n > 10 && strncmp(name, "stage-", 6) == 0 && strcmp(name + n - 4, ".csv") == 0 &&
+        strspn(name + 6, "0123456789") == n - 10)
+        return 1;
     return step_file(name, ".csv", &k);
 }
 
@@ -484,3 +504,24 @@ int wgf_outdir_finished(const char *dir)
 }
 
 unsigned long wgf_problem_start_step(const wgf_problem *p) { return p->start_step; }
+
+int wgf_problem_save_state(wgf_problem *p, const double *v, size_t n, wgf_error *err)
+{
+    if (n > p->step_capstate) {
+        double *s = n <= SIZE_MAX / sizeof *s ? realloc(p->step_state, n * sizeof *s) : NULL;
+        if (!s)
+            return wgf_error_set(err, WGF_ENOMEM, "out of memory for the scheme's state");
+        p->step_state = s;
+        p->step_capstate = n;
+    }
+    if (n > 0)
+        memcpy(p->step_state, v, n * sizeof *v);
+    p->step_nstate = n;
+    return WGF_OK;
+}
+
+const double *wgf_problem_resume_state(const wgf_problem *p, size_t *n)
+{
+    *n = p->resume_nstate;
+    return p->resume_nstate ? p->resume_state : NULL;
+}

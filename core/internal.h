@@ -88,6 +88,10 @@ struct wgf_problem {
     volatile sig_atomic_t *interrupt;
     int threads;
     unsigned long start_step; /* the first step the scheme computes: > 0 when resuming */
+    /* a resumable scheme's own state (wgf_problem_save_state): the values
+     * it handed on with the step it reports next, and those it resumes from */
+    double *step_state, *resume_state;
+    size_t step_nstate, step_capstate, resume_nstate;
 };
 
 /* problem.c: the energy partials' scratch freed (setup.c's teardown). */
@@ -131,6 +135,10 @@ typedef struct wgf_checkpoint {
     size_t config_len;
     char *history;      /* history.csv's header and rows before the step */
     size_t history_len;
+    char *path;         /* path.csv as it stood before the step (path schemes) */
+    size_t path_len;
+    size_t nstate;
+    double *state; /* the scheme's own state at the start of the step (wgf_problem_save_state) */
 } wgf_checkpoint;
 
 /* DIR/checkpoint, written atomically; read back into c (wgf_checkpoint_free

@@ -66,10 +66,12 @@ struct wgf_observer {
     size_t ntimes, cap_times;
     unsigned long products_prev;   /* metric products when the last step was reported */
     /* the step being reported, as it stood before it: what a checkpoint saves */
-    size_t ck_history_len, ck_ntimes;
+    size_t ck_history_len, ck_path_len, ck_ntimes;
     unsigned long ck_step, ck_products, ck_steps_seen, ck_diag_failed;
     double ck_t;
     wgf_guard ck_guard;
+    double *ck_state; /* the scheme's own state (wgf_problem_save_state) */
+    size_t ck_nstate, ck_capstate;
     int ck_seen;    /* a step was reported */
     int ck_written; /* the checkpoint is ck_step's */
 };
@@ -94,6 +96,7 @@ static void observer_free(void *ctx)
     free(o->dir);
     free(o->config);
     free(o->times);
+    free(o->ck_state);
     wgf_strbuf_free(&o->history);
     wgf_strbuf_free(&o->path);
     free(o);
@@ -332,6 +335,10 @@ static int observer_restore(wgf_observer *o, const wgf_checkpoint *ck, wgf_error
     if (ck->history_len > INT_MAX)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory for the history");
     wgf_strbuf_printf(&o->history, "%.*s", (int)ck->history_len, ck->history);
+    if (ck->path_len > INT_MAX)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory for the path");
+    if (ck->path_len > 0) /* a path scheme's path.csv goes on from it */
+        wgf_strbuf_printf(&o->path, "%.*s", (int)ck->path_len, ck->path);
     restore_bound(o, ck->history, ck->history_len);
     memcpy(o->theta, ck->theta, o->P * sizeof(double));
     o->forwarded = 0;
@@ -474,7 +481,7 @@ void wgf_observer_set_guard(wgf_observer *o, wgf_guard *g) { o->guard = g; }
  * parameters it reports. */
 static int write_checkpoint(wgf_observer *o, wgf_error *err)
 {
-    if (o->history.failed)
+    if (o->history.failed || o->path.failed)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory for the history");
     wgf_checkpoint ck = {
         .step = o->ck_step,
@@ -494,6 +501,10 @@ static int write_checkpoint(wgf_observer *o, wgf_error *err)
         .config_len = o->config_len,
         .history = o->history.s,
         .history_len = o->ck_history_len,
+        .path = o->path.s,
+        .path_len = o->ck_path_len,
+        .nstate = o->ck_nstate,
+        .state = o->ck_state,
     };
     if (o->ck_diag_failed)
         snprintf(ck.diag_msg, sizeof ck.diag_msg, "%s", o->diag_msg);
@@ -594,6 +605,7 @@ static int diagnostics_monitor(void *ctx, wgf_step_info *info, wgf_error *err)
 {
     wgf_observer *o = ctx;
     o->ck_history_len = o->history.len;
+    o->ck_path_len = o->path.len;
     o->ck_ntimes = o->ntimes;
     o->ck_products = o->products_prev;
     o->products_prev = o->p->metric_products;
@@ -601,6 +613,19 @@ static int diagnostics_monitor(void *ctx, wgf_step_info *info, wgf_error *err)
     o->ck_diag_failed = o->diag_failed;
     o->ck_step = info->step;
     o->ck_t = info->t;
+    if (o->resumable) { /* what the scheme handed on for this step: the next step's may follow */
+        wgf_problem *p = o->p;
+        if (p->step_nstate > o->ck_capstate) {
+            double *s = realloc(o->ck_state, p->step_nstate * sizeof *s);
+            if (!s)
+                return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+            o->ck_state = s;
+            o->ck_capstate = p->step_nstate;
+        }
+        if (p->step_nstate > 0)
+            memcpy(o->ck_state, p->step_state, p->step_nstate * sizeof(double));
+        o->ck_nstate = p->step_nstate;
+    }
     if (o->guard) /* the monitors after this one include the guard */
         o->ck_guard = *o->guard;
     o->ck_seen = 1;

@@ -161,8 +161,17 @@ int wgf_problem_misfit(wgf_problem *p, wgf_eval *ev, const double *zeta, double 
 {
     size_t n = wgf_eval_n(ev), d = wgf_eval_dim(ev);
     int rc = wgf_problem_wgrad(p, ev, wgf_eval_nstages(ev), g, err);
-    if (rc == WGF_OK)
+    if (rc != WGF_OK)
+        return rc;
+    if (!p->metric->velocity) {
         rc = wgf_eval_jvp(ev, zeta, jx, err);
+    } else { /* the metric's own field, on ev's samples: prepared there unless the solve was */
+        if (p->metric_ev != ev && (rc = wgf_problem_metric_prepare(p, ev, err)) != WGF_OK)
+            return rc;
+        wgf_error_clear(err);
+        rc = p->metric->velocity(p->metric_state, zeta, jx, err);
+        rc = wgf_error_forward(err, rc, "metric '%s': velocity", p->metric_plugin->name);
+    }
     if (rc != WGF_OK)
         return rc;
     double r2 = 0, g2 = 0;

@@ -93,6 +93,7 @@ static const struct vt_layout {
     {WGF_MAP, 1, VT_END(wgf_map_vt, gaussian_push)},
     {WGF_MAP, 2, VT_END(wgf_map_vt, vjp_many)},
     {WGF_METRIC, 1, VT_END(wgf_metric_vt, solve)},
+    {WGF_METRIC, 3, VT_END(wgf_metric_vt, velocity)},
     {WGF_SCHEME, 1, VT_END(wgf_scheme_vt, run)},
     {WGF_SCHEME, 2, VT_END(wgf_scheme_vt, needs)},
     {WGF_REFERENCE, 2, VT_END(wgf_reference_vt, summary_extra)},
@@ -449,7 +450,7 @@ static int lib_plugin(wgf_lib *lib, unsigned i, const wgf_plugin **plugin, wgf_e
 
 /* Name of the first mandatory function missing from p's vtable, or NULL. Optional functions
  * (energy needs, wgrad, wgrad_vjp, eval_s; map score, project, gaussian_push, vjp_many; metric
- * solve; scheme needs) are checked by whoever needs them, with a message saying what needed
+ * solve, velocity; scheme needs) are checked by whoever needs them, with a message saying what needed
  * them. Every member appended to the ABI is optional (plugin.h). */
 static const char *missing_function(const wgf_plugin *p)
 {

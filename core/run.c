@@ -84,7 +84,7 @@ static int resume_prepare(wgf_problem *p, const char *dir, wgf_checkpoint *ck, w
         int line = 0;
         wgf_config_get(p->cfg, "scheme", "plugin", &line);
         wgf_diag_add(diag, "%s:%d: scheme.plugin: scheme '%s' cannot resume a run (schemes that declare "
-                     "WGF_SCHEME_RESUMABLE can: euler, jko)", wgf_config_file(p->cfg), line,
+                     "WGF_SCHEME_RESUMABLE can: euler, jko, adaptive, genwgp with Adam)", wgf_config_file(p->cfg), line,
                      p->scheme_plugin->name);
         return WGF_EINVAL;
     }
@@ -108,6 +108,12 @@ static int resume_prepare(wgf_problem *p, const char *dir, wgf_checkpoint *ck, w
     }
     memcpy(p->theta, ck->theta, p->nparams * sizeof *p->theta);
     p->start_step = ck->step;
+    if (ck->nstate > 0) { /* the checkpoint's copy is freed before the run */
+        if (!(p->resume_state = malloc(ck->nstate * sizeof *p->resume_state)))
+            return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+        memcpy(p->resume_state, ck->state, ck->nstate * sizeof *p->resume_state);
+        p->resume_nstate = ck->nstate;
+    }
     return WGF_OK;
 }
 

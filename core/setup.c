@@ -673,6 +673,8 @@ static void problem_teardown(wgf_problem *p)
             p->monitors[i].destroy(p->monitors[i].ctx);
     free(p->monitors);
     free(p->reference_keys);
+    free(p->step_state);
+    free(p->resume_state);
     if (p->scheme_state)
         p->scheme->destroy(p->scheme_state);
     if (p->metric_state)

@@ -3,7 +3,7 @@
 # ends with the uninterrupted run's outputs, byte for byte (history.csv but
 # its wall_s column, samples, theta, summary.ini but wall_seconds). Runs are
 # killed with SIGKILL at pseudo-random steps (a fixed seed), resumed, killed
-# again, and resumed to the end; a changed configuration, a finished run and
+# again, and resumed to the end (Euler, JKO and adaptive steps, GenWGP with Adam); a changed configuration, a finished run and
 # a scheme that cannot resume are refused.
 # Run by make check (WGF_CLI, WGF_SRCDIR and WGF_PLUGIN_PATH set there).
 set -u
@@ -24,6 +24,9 @@ same() {
     cut -d, -f9 --complement "$a/history.csv" >"$tmp/ha"
     cut -d, -f9 --complement "$b/history.csv" >"$tmp/hb"
     cmp -s "$tmp/ha" "$tmp/hb" || { bad "$what: history.csv differs"; diff "$tmp/ha" "$tmp/hb" | head -4; }
+    if [ -f "$a/path.csv" ] || [ -f "$b/path.csv" ]; then
+        cmp -s "$a/path.csv" "$b/path.csv" || { bad "$what: path.csv differs"; diff "$a/path.csv" "$b/path.csv" | head -4; }
+    fi
     # (the wall time, and the thread count a default run takes from how busy the machine is, are
     # the run's circumstances, not its results)
     grep -v '^wall_seconds\|^threads' "$a/summary.ini" >"$tmp/sa"
@@ -122,6 +125,15 @@ if [ -f "${WGF_PLUGIN_PATH%%:*}/jko.so" ] || "$WGF" plugins jko >/dev/null 2>&1;
     trial jko "$SRC/experiments/fpe_ou_10d_jko.ini" 16 6 $quiet_sets --set scheme.t_end=1 --set scheme.lambda=1
 fi
 
+# controlled steps (adaptive): t, the size tried first and the output times
+# reached go on from the checkpoint; a first try of 0.3 and safety = 1 make
+# rejected tries (history.csv's iterations), also of steps cut to an output time
+for s in fresh fixed; do
+    trial "adaptive-$s" "$affine" 75 8 $quiet_sets --set scheme.plugin=adaptive --set scheme.tol=1e-3 \
+        --set scheme.t_end=0.75 --set scheme.every_t=0.25 --set output.every=3 --set scheme.samples=$s \
+        --set scheme.step=0.3 --set scheme.safety=1 --set scheme.fac_max=3
+done
+
 # Ctrl-C: the checkpoint is the interrupted step's; resuming ends as the uninterrupted run
 dir="$tmp/int"
 killat 60 INT "$dir" -- "$WGF" run "$affine" -o "$dir" --quiet $quiet_sets --set scheme.t_end=0.75 --set output.every=10 \
@@ -161,6 +173,21 @@ expect 2 "no checkpoint: nothing to resume" "$WGF" run --resume "$tmp/empty"
 printf 'wgf checkpoint 1\nstep 3\n' >"$tmp/empty/checkpoint"
 expect 2 "not a complete wgf checkpoint" "$WGF" run --resume "$tmp/empty"
 expect 2 "does not apply" "$WGF" run "$affine" --resume "$tmp/int"
+# GenWGP with Adam resumes (its moments, the betas' powers and the evaluation count go with the
+# checkpoint; path.csv goes on from the checkpoint's); with L-BFGS, whose memory lives in
+# liblbfgs, it writes no checkpoint and a killed run is refused; when built
+if "$WGF" plugins genwgp >/dev/null 2>&1; then
+    for s in fixed fresh; do
+        trial "genwgp-$s" "$SRC/experiments/genwgp_ou_2d.ini" 150 9 $quiet_sets --set scheme.iterations=150 \
+            --set output.every=10 --set scheme.samples=$s
+    done
+    dir="$tmp/genwgp"
+    "$WGF" run "$SRC/experiments/genwgp_ou_2d.ini" -o "$dir" --quiet $quiet_sets --set scheme.iterations=20 \
+        --set scheme.optimizer=lbfgs >/dev/null 2>&1
+    rm -f "$dir/summary.ini" # as if killed
+    [ -f "$dir/checkpoint" ] && bad "genwgp with L-BFGS wrote a checkpoint" || ok
+    expect 2 "scheme.plugin: scheme 'genwgp' cannot resume a run" "$WGF" run --resume "$dir"
+fi
 if [ -n "${WGF_TEST_PLUGINS:-}" ] && [ -f "$WGF_TEST_PLUGINS/ownscheme.so" ]; then
     dir="$tmp/own"
     "$WGF" run "$affine" -o "$dir" --quiet --plugin-path "$WGF_TEST_PLUGINS" $quiet_sets \

@@ -4,8 +4,11 @@
  * map, d = 1, degree >= 2); with an affine map and a quadratic basis, the
  * projection of each field J v is S (x - mu) + M mu + c with
  * S C + C S = M C + C M^T (empirical mu, C), to rounding; the solve is the
- * minimum-norm least-squares one; and the affine 10-D OU run with G ends at
- * the law the G-hat run ends at, to sampling error. */
+ * minimum-norm least-squares one; the velocity misfit of a G run is measured
+ * against that projection (equal to the J zeta one where G = G-hat, smaller
+ * by E|J zeta - Pi(J zeta)|^2 in square where the target is in the basis'
+ * span); and the affine 10-D OU run with G ends at the law the G-hat run
+ * ends at, to sampling error. */
 #include <string.h>
 #include <unistd.h>
 
@@ -59,11 +62,12 @@ static void perturb(wgf_problem *p, double scale)
     ck_assert_msg(wgf_problem_constrain(p, theta, &err) == WGF_OK, "%s", err.msg);
 }
 
-/* The map on n training samples, and the metric prepared there. */
+/* The map on n training samples (with scores, for the Wasserstein gradient
+ * of the entropy), and the metric prepared there. */
 static wgf_eval *prepared(wgf_problem *p, size_t n)
 {
     wgf_error err = {0};
-    wgf_eval *ev = wgf_eval_create(p, n, 0, &err);
+    wgf_eval *ev = wgf_eval_create(p, n, WGF_EVAL_SCORE, &err);
     ck_assert_msg(ev != NULL, "%s", err.msg);
     ck_assert_msg(wgf_eval_draw(ev, WGF_STREAM_TRAIN, 3, &err) == WGF_OK, "%s", err.msg);
     ck_assert_msg(wgf_eval_forward(ev, wgf_problem_theta(p), &err) == WGF_OK, "%s", err.msg);
@@ -198,6 +202,24 @@ static void check_1d_equal(const char *metric, unsigned rank)
     /* the vjps are spent once per prepare */
     ck_assert(wgf_problem_metric_solve(p, g, zeta, &st, &err) == WGF_OK);
     ck_assert_uint_eq(st.products, 0);
+    /* G's velocity field is J zeta itself here, so the misfit is the G-hat one */
+    double *w = calloc(4 * 500, sizeof *w), *jx = w + 500, *vel = w + 1000, *gw = w + 1500;
+    ck_assert(w != NULL);
+    wgf_step_info info = {0};
+    ck_assert_msg(wgf_problem_misfit(p, ev, zeta, gw, vel, &info, &err) == WGF_OK, "%s", err.msg);
+    ck_assert(wgf_eval_jvp(ev, zeta, jx, &err) == WGF_OK);
+    double r2 = 0.0, g2 = 0.0;
+    for (size_t n = 0; n < 500; n++) {
+        r2 += (gw[n] - jx[n]) * (gw[n] - jx[n]) / 500.0;
+        g2 += gw[n] * gw[n] / 500.0;
+    }
+    /* (to 4e-11 with the nearly dependent features of basis = both) */
+    ck_assert_msg(dist(vel, jx, 500) <= 1e-9 * sqrt(dotp(jx, jx, 500)), "%s: |G's velocity - J zeta| = %g of %g",
+                  metric, dist(vel, jx, 500), sqrt(dotp(jx, jx, 500)));
+    ck_assert_msg(fabs(info.misfit - sqrt(r2)) <= 1e-9 * sqrt(g2), "%s: misfit %.17g, with J zeta %.17g",
+                  metric, info.misfit, sqrt(r2));
+    ck_assert_msg(sqrt(r2) > 1e-3 * sqrt(g2), "a zero misfit: the test cannot fail");
+    free(w);
     wgf_eval_free(ev);
     wgf_problem_free(p);
 }
@@ -331,7 +353,8 @@ START_TEST(test_affine_projection_lyapunov)
                 C[i * d + j] += (x[n * d + i] - mu[i]) * (x[n * d + j] - mu[j]) / (double)N;
     double *v = calloc(4 * P, sizeof(double)), *gv = v + P, *expect = v + 2 * P, *hv = v + 3 * P;
     double *jx = calloc(N * d, sizeof(double)), *pi = calloc(N * d, sizeof(double));
-    ck_assert(v && jx && pi);
+    double *g = calloc(2 * N * d, sizeof(double)), *vel = g + N * d;
+    ck_assert(v && jx && pi && g);
     wgf_error err;
     for (unsigned k = 0; k < 3; k++) {
         test_vector(P, k, v);
@@ -380,6 +403,24 @@ START_TEST(test_affine_projection_lyapunov)
                     f += S[i * d + j] * (x[n * d + j] - mu[j]) + M[i * d + j] * mu[j];
                 pi[n * d + i] = f / (double)N;
             }
+        /* The misfit of a G run measures g against Pi(J v), the field that moves the law. Here g =
+         * grad V + grad log rho_theta is affine in x with a symmetric matrix, in the basis' span,
+         * so r(J v)^2 = r(Pi J v)^2 + E|J v - Pi(J v)|^2 (Pythagoras in the sample inner product). */
+        wgf_step_info info = {0};
+        ck_assert_msg(wgf_problem_misfit(p, ev, v, g, vel, &info, &err) == WGF_OK, "%s", err.msg);
+        double rg = 0.0, rj = 0.0, skew = 0.0, vmax = 0.0;
+        for (size_t q = 0; q < N * d; q++) {
+            vmax = fmax(vmax, fabs(vel[q] - (double)N * pi[q]));
+            rg += (g[q] - (double)N * pi[q]) * (g[q] - (double)N * pi[q]) / (double)N;
+            rj += (g[q] - jx[q]) * (g[q] - jx[q]) / (double)N;
+            skew += (jx[q] - (double)N * pi[q]) * (jx[q] - (double)N * pi[q]) / (double)N;
+        }
+        ck_assert_msg(vmax <= 1e-10 * size, "direction %u: G's velocity is %g from Pi(J v)", k, vmax);
+        ck_assert_msg(fabs(info.misfit * info.misfit - rg) <= 1e-9 * rj, "direction %u: misfit^2 %.17g, want %.17g",
+                      k, info.misfit * info.misfit, rg);
+        ck_assert_msg(fabs(rj - rg - skew) <= 1e-9 * rj, "direction %u: r(J v)^2 - r(Pi J v)^2 = %g, E|J v - Pi J v|^2 = %g",
+                      k, rj - rg, skew);
+        ck_assert_msg(skew > 1e-2 * rj, "direction %u: J v is nearly a gradient, the test cannot fail", k);
         ck_assert(wgf_eval_vjp(ev, pi, NULL, NULL, expect, &err) == WGF_OK);
         ck_assert(wgf_problem_metric_apply(p, v, gv, &err) == WGF_OK);
         double e = dist(gv, expect, P), s = sqrt(dotp(expect, expect, P));
@@ -391,6 +432,7 @@ START_TEST(test_affine_projection_lyapunov)
     free(v);
     free(jx);
     free(pi);
+    free(g);
     wgf_eval_free(ev);
     wgf_problem_free(p);
 }

@@ -52,10 +52,11 @@ extern "C" {
  *
  * Version 1: the first.
  * Version 2: energy eval_s and stiffness; map vjp_many; scheme needs; the
- * reference kind; wgf_problem_info output_samples and target (the core fills
- * the struct, so members appended to it need no layout line: a plugin built
- * without them does not read them). */
-#define WGF_ABI_VERSION 2u
+ * reference kind; wgf_problem_info output_samples (the core fills the
+ * struct, so members appended to it need no layout line: a plugin built
+ * without them does not read them).
+ * Version 3: metric velocity; wgf_problem_info target. */
+#define WGF_ABI_VERSION 3u
 
 #define WGF_PLUGIN_ENTRY "wgf_plugin_entry"
 
@@ -231,6 +232,13 @@ typedef struct wgf_metric_vt {
      * NULL the core runs MINRES on apply with the section's tol, maxiter and
      * tikhonov. */
     int (*solve)(void *state, const double *rhs, double *zeta, wgf_solve_stats *stats, wgf_error *err);
+    /* ---- ABI 3 ---- */
+    /* Optional (NULL: J zeta): out (n x d) = the velocity field, at the
+     * samples of the batch of the last prepare, that moves the law when
+     * theta moves with velocity zeta, as this metric measures it: for G the
+     * projection of J zeta on the gradient fields it spans. The velocity
+     * misfit (wgf_problem_misfit) is measured against it. */
+    int (*velocity)(void *state, const double *zeta, double *out, wgf_error *err);
 } wgf_metric_vt;
 
 /* ---------------------------------------------------------------- scheme */
@@ -261,8 +269,10 @@ typedef struct wgf_scheme_vt {
  * stiffness before the run (a warning, not an error). */
 #define WGF_SCHEME_EXPLICIT 0x10u
 /* A property too: the scheme can continue a run from a checkpoint (`wgf run
- * --resume`). Its state between steps is the problem's theta and the step
- * number only (an optimiser's memory, if any, starts afresh every step), and
+ * --resume`). Its state between steps is the problem's theta, the step
+ * number and what it hands on with every step (wgf_problem_save_state: a
+ * step size, counters; an optimiser's memory, if any, starts afresh every
+ * step), and
  * it starts at wgf_problem_start_step(p) with theta as the problem holds it,
  * already constrained: a run that starts at step K > 0 computes steps K, K+1,
  * ... exactly as a run from step 0 would. A scheme without it is refused. */

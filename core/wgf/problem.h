@@ -153,8 +153,9 @@ typedef struct wgf_step_info {
     const char *const *diag_names;
     const double *diag;
     /* The velocity misfit of the step (MATH.md 7), set by schemes that
-     * compute it (has_misfit nonzero): r = sqrt(E|g - J zeta|^2) on the
-     * step's batch, and r / sqrt(E|g|^2). The core makes both NaN when
+     * compute it (has_misfit nonzero): r = sqrt(E|g - v|^2) on the step's
+     * batch, v = J zeta or the metric's velocity field (G: its projection on
+     * gradient fields), and r / sqrt(E|g|^2). The core makes both NaN when
      * has_misfit is zero (and for schemes built before these members). */
     int has_misfit;
     double misfit;
@@ -167,9 +168,12 @@ typedef struct wgf_step_info {
  * with the reason in *why). */
 int wgf_problem_misfit_possible(const wgf_problem *p, const char **why);
 /* On ev's batch (forward done, scores on when the gradient reads them): the
- * model moves its samples with -J zeta, the flow with -g; sets in info
- * has_misfit = 1, misfit = r = sqrt(E|g - J zeta|^2) and misfit_rel =
- * r / sqrt(E|g|^2). g and jx are n x d scratch of the caller's. */
+ * model moves its law with -v, the flow with -g; sets in info has_misfit =
+ * 1, misfit = r = sqrt(E|g - v|^2) and misfit_rel = r / sqrt(E|g|^2). v is
+ * J zeta, or the metric's velocity field where it has one (the wasserstein
+ * metric's: J zeta projected on its basis gradients), with the metric
+ * prepared at ev (it is prepared there when the last prepare was on another
+ * batch). g and jx are n x d scratch of the caller's. */
 int wgf_problem_misfit(wgf_problem *p, wgf_eval *ev, const double *zeta, double *g, double *jx,
                        wgf_step_info *info, wgf_error *err);
 
@@ -216,6 +220,16 @@ int wgf_problem_path_monitor_add(wgf_problem *p, wgf_path_monitor_fn fn, void *c
 /* The step a WGF_SCHEME_RESUMABLE scheme starts at: 0, or the checkpoint's
  * step when the run is resumed (theta is then that step's, constrained). */
 unsigned long wgf_problem_start_step(const wgf_problem *p);
+
+/* A resumable scheme whose state between steps is more than theta and the
+ * step number (a controlled step size, counters of its own) hands it to the
+ * core before it reports each step: the n values as they stood at the START
+ * of that step, which is what a run resumed there must start from. They are
+ * saved with the checkpoint written at that step; a resumed run gets them
+ * back from wgf_problem_resume_state (NULL and *n = 0 when the run starts at
+ * step 0, or the checkpoint holds none). The values are copied. */
+int wgf_problem_save_state(wgf_problem *p, const double *v, size_t n, wgf_error *err);
+const double *wgf_problem_resume_state(const wgf_problem *p, size_t *n);
 
 /* Run the scheme on the problem with the monitors added so far (none: no
  * outputs at all). wgf_run does this after adding the run's outputs. */

@@ -39,6 +39,14 @@
  * shortens every field), with equality when the basis gradients span the
  * columns of J; both carry the same 1/N.
  *
+ * velocity(zeta) = the projected field at the samples, Phi_n Q (Btil zeta):
+ * Btil zeta holds the coefficients of J zeta on the orthonormal fields
+ * Phi_n Q, so this is the least-squares projection of J zeta on the span of
+ * the basis gradients in the sample inner product, the field that moves
+ * rho_theta (the rest of J zeta is, to the basis' accuracy, divergence-free
+ * against rho_theta). The basis gradients are evaluated again (the QR
+ * overwrote them): N d R operations, as in prepare.
+ *
  * The solve reports, in wgf_solve_stats: iterations = R' (the basis rank
  * used: there are no iterations), residual = |G zeta - rhs| / |rhs| (the part
  * of rhs outside range(G)), and products = R on the first solve after a
@@ -615,12 +623,50 @@ static int wass_solve(void *state, const double *rhs, double *zeta, wgf_solve_st
     return WGF_OK;
 }
 
+/* out = Phi_n Q Btil zeta at every sample n of the prepare's batch. */
+static int wass_velocity(void *state, const double *zeta, double *out, wgf_error *err)
+{
+    wass *m = state;
+    if (!m->ev)
+        return wgf_error_set(err, WGF_EINVAL, "wasserstein velocity before prepare");
+    size_t R = m->R, P = m->P, d = m->d, n = m->n, M = n * d;
+    double *c = calloc(R + m->rank, sizeof *c);
+    if (!c)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    double *a = c + R, sn = sqrt((double)n);
+    for (size_t k = 0; k < m->rank; k++) /* a = S_kept^-1 Btil zeta */
+        a[k] = dot(m->bt + k * P, zeta, P) / m->sv[k];
+    for (size_t r = 0; r < R; r++) { /* c = Q a, Q = sqrt(N) W_kept S_kept^-1 */
+        double s = 0.0;
+        for (size_t k = 0; k < m->rank; k++)
+            s += m->wv[r * R + k] * a[k];
+        c[r] = sn * s;
+    }
+    const double *x = wgf_eval_batch(m->ev, wgf_eval_nstages(m->ev))->x;
+    memset(m->at, 0, M * R * sizeof(double));
+    long ln = (long)n;
+#pragma omp parallel for schedule(static)
+    for (long j = 0; j < ln; j++) {
+        size_t s = (size_t)j;
+        basis_gradients(m, x, s, m->at);
+        for (size_t i = 0; i < d; i++) {
+            double v = 0.0;
+            for (size_t r = 0; r < R; r++)
+                v += c[r] * m->at[r * M + s * d + i];
+            out[s * d + i] = v;
+        }
+    }
+    free(c);
+    return WGF_OK;
+}
+
 static const wgf_metric_vt wass_vt = {
     .create = wass_create,
     .destroy = wass_destroy,
     .prepare = wass_prepare,
     .apply = wass_apply,
     .solve = wass_solve,
+    .velocity = wass_velocity,
 };
 
 static const wgf_param wass_params[] = {

@@ -11,7 +11,11 @@
  *
  * history.csv: one row per accepted step, at t_k, with the energy, -dF/dt and the step size;
  * its solve columns are the step's: iterations holds the number of rejected tries of the step
- * (0 when the first try was accepted), products the metric-vector products of every try. */
+ * (0 when the first try was accepted), products the metric-vector products of every try.
+ *
+ * Resumable: before it reports step k the scheme hands the core (wgf_problem_save_state) what step
+ * k started from besides theta_k: t_k, the first size tried and the output times reached, so that
+ * a run resumed at step k tries the same sizes and lands on the same times. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,15 +98,34 @@ static int adaptive_run(void *state, wgf_problem *p, wgf_error *err)
     }
     double *k1 = grad + P, *k2 = k1 + P, *pred = k2 + P, *md = pred + P;
     double t = 0, h = a->h0;
-    unsigned long k = 0, outs = 0; /* outs: output times reached */
-    int rc = wgf_problem_constrain(p, theta, err);
+    unsigned long k = wgf_problem_start_step(p), k0 = k, outs = 0; /* outs: output times reached */
+    int rc = WGF_OK;
+    if (k0 == 0) {
+        rc = wgf_problem_constrain(p, theta, err);
+    } else { /* resumed: theta_k0 constrained already, and the rest of step k0's start */
+        size_t ns;
+        const double *s = wgf_problem_resume_state(p, &ns);
+        if (ns != 3 || !(s[0] >= 0) || !(s[1] > 0) || !(s[2] >= 0))
+            rc = wgf_error_set(err, WGF_EINVAL, "adaptive: the checkpoint of step %lu does not hold this "
+                               "scheme's state (t, step size, output times reached)", k0);
+        else {
+            t = s[0];
+            h = s[1];
+            outs = (unsigned long)s[2];
+        }
+    }
     for (; rc == WGF_OK; k++) {
         double F, F2;
-        if (k == 0 || !a->fixed) {
-            if ((rc = wgf_eval_draw(ev, WGF_STREAM_TRAIN, k, err)) != WGF_OK ||
-                (rc = wgf_eval_draw(ev2, WGF_STREAM_TRAIN, k, err)) != WGF_OK)
+        /* the fixed batch is always step 0's */
+        if (k == k0 || !a->fixed) {
+            unsigned long draw = a->fixed ? 0 : k;
+            if ((rc = wgf_eval_draw(ev, WGF_STREAM_TRAIN, draw, err)) != WGF_OK ||
+                (rc = wgf_eval_draw(ev2, WGF_STREAM_TRAIN, draw, err)) != WGF_OK)
                 break;
         }
+        const double start[3] = {t, h, (double)outs};
+        if ((rc = wgf_problem_save_state(p, start, 3, err)) != WGF_OK)
+            break;
         wgf_step_info info = {.step = k, .t = t, .dissipation = NAN, .step_norm = NAN};
         if (t >= a->t_end) { /* the final state: observed, not stepped from */
             if ((rc = wgf_eval_forward(ev, theta, err)) == WGF_OK &&
@@ -121,6 +144,7 @@ static int adaptive_run(void *state, wgf_problem *p, wgf_error *err)
         wgf_solve_stats st = st1;
         st.iterations = 0;
         double t_out = next_output(a, outs);
+        double h_rejected = INFINITY; /* the last try's size, once one was rejected */
         for (;;) { /* tries of step k, from theta_k */
             if (h < a->step_min) {
                 rc = wgf_error_set(err, WGF_ENUMERIC,
@@ -130,8 +154,10 @@ static int adaptive_run(void *state, wgf_problem *p, wgf_error *err)
             }
             double h_uncut = h;
             /* No sliver of a step before an output time: a step that would stop within 10% of
-             * itself short of it goes there; one that would leave less than a step is halved. */
-            int cut = t + 1.1 * h >= t_out;
+             * itself short of it goes there; one that would leave less than a step is halved.
+             * Going there never brings back a size already rejected (with safety near 1 the
+             * next try could otherwise be stretched to the same size again, for ever). */
+            int cut = t + 1.1 * h >= t_out && t_out - t < h_rejected;
             if (cut)
                 h = t_out - t;
             else if (t + 2 * h > t_out)
@@ -140,9 +166,12 @@ static int adaptive_run(void *state, wgf_problem *p, wgf_error *err)
             wgf_solve_stats st2 = {0};
             for (size_t j = 0; j < P; j++)
                 pred[j] = theta[j] - h * k1[j];
-            /* a predictor the map refuses, or a failed slope there, is a rejected try */
+            /* The predictor is projected as every update is (wgf_problem_constrain): a planar
+             * layer on its invertibility bound would otherwise refuse every predictor that
+             * leans outwards, down to step_min. One the map still refuses, or a failed slope
+             * there, is a rejected try. */
             wgf_error e2 = {0};
-            int ok = wgf_problem_check(p, pred, &e2) == WGF_OK;
+            int ok = wgf_problem_constrain(p, pred, &e2) == WGF_OK;
             if (ok) {
                 rc = slope(p, ev2, pred, &F2, grad, k2, &st2, &e2);
                 if (rc == WGF_ENUMERIC) {
@@ -197,6 +226,7 @@ static int adaptive_run(void *state, wgf_problem *p, wgf_error *err)
                 break;
             }
             st.iterations++;
+            h_rejected = h;
             h = h_new;
         }
         if (rc != WGF_OK)
@@ -210,12 +240,11 @@ static int adaptive_run(void *state, wgf_problem *p, wgf_error *err)
     return rc;
 }
 
-/* Not WGF_SCHEME_EXPLICIT: the step is controlled, [scheme] step is only the first try. Not
- * resumable: h and the output times are state a checkpoint does not hold. */
+/* Not WGF_SCHEME_EXPLICIT: the step is controlled, [scheme] step is only the first try. */
 static unsigned adaptive_needs(void *state)
 {
     (void)state;
-    return 0;
+    return WGF_SCHEME_RESUMABLE;
 }
 
 static const wgf_scheme_vt adaptive_vt = {

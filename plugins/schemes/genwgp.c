@@ -31,7 +31,11 @@
  * (mu_s included), residual the equilibrium penalty (mu_eq included), iterations the optimiser's
  * iteration and products the loss evaluations so far; t is the recovered time of the last stage,
  * at which the reference judges it. The whole path (stage times t_k and energies) is reported
- * with wgf_problem_observe_path every [output] every iterations and at the end. */
+ * with wgf_problem_observe_path every [output] every iterations and at the end.
+ *
+ * With Adam a run can resume (`wgf run --resume`): the moments, the powers of beta1 and beta2
+ * and the evaluation count at the start of every iteration go with the checkpoint, and path.csv
+ * goes on from the checkpoint's. L-BFGS's memory lives inside liblbfgs: a run with it cannot. */
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -107,11 +111,12 @@ static void gw_destroy(void *state) { free(state); }
 
 static unsigned gw_needs(void *state)
 {
-    (void)state;
+    const genwgp *gw = state;
     /* an optimiser: the loss may rise on the way down (the speed penalty jumps to O(1) as soon
-     * as the stages move apart), which the divergence guard must not take for a diverging flow */
+     * as the stages move apart), which the divergence guard must not take for a diverging flow.
+     * Adam resumes (its moments go with the checkpoint); L-BFGS's memory lives in liblbfgs. */
     return WGF_SCHEME_NEEDS_STAGES | WGF_SCHEME_NEEDS_WGRAD | WGF_SCHEME_NEEDS_WGRAD_VJP |
-           WGF_SCHEME_OPTIMISER;
+           WGF_SCHEME_OPTIMISER | (gw->optimizer == GW_ADAM ? WGF_SCHEME_RESUMABLE : 0);
 }
 
 static void gw_loss_free(gw_loss *c)
@@ -356,21 +361,46 @@ static unsigned long output_every(wgf_problem *p)
 /* ------------------------------------------------------------ Adam */
 
 /* Adam for gw->iterations iterations from theta. warm: a warm-up before L-BFGS, which reports
- * the state it ends in itself (no last row, no path at the end). */
+ * the state it ends in itself (no last row, no path at the end). Otherwise resumable: before
+ * reporting iteration it, the state it started from besides theta (the moments, the powers of
+ * the betas, the evaluations so far) goes to the core (wgf_problem_save_state). */
 static int gw_adam(const genwgp *gw, gw_loss *c, double *theta, int warm, wgf_error *err)
 {
-    size_t P = c->P;
-    double *work = calloc(3 * P, sizeof(double));
+    size_t P = c->P, ns = 2 * P + 3;
+    double *work = calloc(3 * P + 3, sizeof(double));
     if (!work)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
-    double *grad = work, *m1 = work + P, *m2 = work + 2 * P;
+    /* the saved state is m1, m2, b1t, b2t, evals: contiguous after grad */
+    double *grad = work, *m1 = work + P, *m2 = work + 2 * P, *st = m1;
     unsigned long every = output_every(c->p), its = (unsigned long)gw->iterations;
+    unsigned long it0 = warm ? 0 : wgf_problem_start_step(c->p);
     double b1t = 1, b2t = 1;
-    int rc = wgf_problem_constrain(c->p, theta, err);
+    int rc = WGF_OK;
+    if (it0 == 0) {
+        rc = wgf_problem_constrain(c->p, theta, err);
+    } else { /* resumed: theta_it0 constrained already, the rest from the checkpoint */
+        size_t n;
+        const double *s = wgf_problem_resume_state(c->p, &n);
+        if (n != ns)
+            rc = wgf_error_set(err, WGF_EINVAL, "genwgp: the checkpoint of iteration %lu does not hold "
+                               "Adam's state for %zu parameters", it0, P);
+        else {
+            memcpy(st, s, ns * sizeof *s);
+            b1t = st[2 * P];
+            b2t = st[2 * P + 1];
+            c->evals = (unsigned long)st[2 * P + 2];
+        }
+    }
+    /* the fixed batch is always iteration 0's */
     if (rc == WGF_OK)
-        rc = wgf_eval_draw(c->ev, WGF_STREAM_TRAIN, 0, err);
-    for (unsigned long it = 0; rc == WGF_OK; it++) {
-        if (it > 0 && !gw->fixed && (rc = wgf_eval_draw(c->ev, WGF_STREAM_TRAIN, it, err)) != WGF_OK)
+        rc = wgf_eval_draw(c->ev, WGF_STREAM_TRAIN, gw->fixed ? 0 : it0, err);
+    for (unsigned long it = it0; rc == WGF_OK; it++) {
+        if (it > it0 && !gw->fixed && (rc = wgf_eval_draw(c->ev, WGF_STREAM_TRAIN, it, err)) != WGF_OK)
+            break;
+        st[2 * P] = b1t;
+        st[2 * P + 1] = b2t;
+        st[2 * P + 2] = (double)c->evals;
+        if (!warm && (rc = wgf_problem_save_state(c->p, st, ns, err)) != WGF_OK)
             break;
         if ((rc = gw_loss_eval(c, theta, it < its ? grad : NULL, err)) != WGF_OK) {
             wgf_error_prefix(err, "iteration %lu", it);
