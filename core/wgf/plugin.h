@@ -98,7 +98,7 @@ typedef struct wgf_problem_info {
     size_t output_samples;   /* the output batch ([output] samples): a map's tapes hold it too */
     /* The run's target ([target], wgf/samples.h), owned by the core, or NULL
      * when the experiment has no [target]: an energy reads its training set,
-     * a reference its held-out set (wgf_target_set). Appended in ABI 2. */
+     * a reference its held-out set (wgf_target_set). Appended in ABI 3. */
     struct wgf_target *target;
 } wgf_problem_info;
 
