@@ -28,6 +28,7 @@
 
 static int mpi_rank = 0, mpi_size = 1;
 
+#ifdef HAVE_MPI
 /* Whether an MPI launcher started this process: Open MPI's mpirun, Hydra (MPICH), PMI or PMIx
  * (srun). Without one a run is serial and MPI is not started at all (a singleton start costs
  * time and, with some MPIs, a daemon). */
@@ -39,6 +40,7 @@ static int launched(void)
             return 1;
     return 0;
 }
+#endif
 
 int wgf_mpi_init(int *argc, char ***argv)
 {
