@@ -19,9 +19,10 @@ if [ "$(id -u)" = 0 ]; then
     export OMPI_ALLOW_RUN_AS_ROOT OMPI_ALLOW_RUN_AS_ROOT_CONFIRM
 fi
 # Open MPI: a rank that waits in a collective yields its core rather than spin (the machine's
-# other work gets it), and ranks are not bound to cores (the system places them where it can)
-OMPI_MCA_mpi_yield_when_idle=1
-OMPI_MCA_hwloc_base_binding_policy=none
+# other work gets it), and ranks are not bound to cores (the system places them where it can),
+# unless the environment says otherwise
+OMPI_MCA_mpi_yield_when_idle=${OMPI_MCA_mpi_yield_when_idle:-1}
+OMPI_MCA_hwloc_base_binding_policy=${OMPI_MCA_hwloc_base_binding_policy:-none}
 export OMPI_MCA_mpi_yield_when_idle OMPI_MCA_hwloc_base_binding_policy
 # each rank's CPU time into its own file ($PMI_RANK under MPICH)
 cat >"$tmp/timed" <<'EOF'
