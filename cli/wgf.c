@@ -1,5 +1,6 @@
 /* wgf: the command. wgf run | check | plugins | selftest | plot. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -509,8 +510,11 @@ static int cmd_run_ranks(int argc, char **argv)
         tty = aside ? dup(STDERR_FILENO) : -1;
         if (tty >= 0)
             dup2(fileno(aside), STDERR_FILENO);
-        if (!freopen("/dev/null", "w", stdout))
-            fclose(stdout);
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) {
+            dup2(null, STDOUT_FILENO);
+            close(null);
+        }
     }
     int status = cmd_run(argc - 2, argv + 2, 0);
     if (status != 0 && wgf_mpi_size() > 1) {
