@@ -4,8 +4,8 @@
 # wall time): short runs of the affine and planar Ornstein-Uhlenbeck flows,
 # aggregation, a generative MMD flow, the Wasserstein metric G, JKO steps,
 # GenWGP and the particles reference, each serial (no launcher), on 1 and on
-# 2 ranks, and one on 3 ranks (blocks split unevenly); an error ends every
-# rank with one message. Skipped (77) unless wgf was built with --with-mpi.
+# 2 ranks, and one on 3 ranks (blocks split unevenly); a killed serial run
+# resumed on 2 ranks; an error ends every rank with one message. Skipped (77) unless wgf was built with --with-mpi.
 # Run by make check (WGF_CLI, WGF_SRCDIR, WGF_PLUGIN_PATH, WGF_HAVE_MPI set there).
 set -u
 WGF=${WGF_CLI:-./cli/wgf}
@@ -105,6 +105,27 @@ if "$WGF" plugins jko >/dev/null 2>&1; then
         --set output.every=1 --set output.samples=600
     trial genwgp "$E/genwgp_ou_2d.ini" 2 -- --set scheme.iterations=12 --set map.layers=8 \
         --set run.samples=600 --set output.every=4 --set output.samples=600 --set output.diagnostics_every=4
+fi
+
+# a serial run killed at step 20, resumed on 2 ranks (every rank reads the checkpoint, rank 0
+# clears what will be written again): the uninterrupted run's files
+sets="--quiet --threads 1 --set output.plots=false --set scheme.t_end=0.5 --set run.samples=600 --set output.every=10"
+"$WGF" run "$E/fpe_ou_10d_affine.ini" -o "$tmp/resume-serial" $sets >"$tmp/out" 2>&1 || bad "resume: the serial run failed"
+"$WGF" run "$E/fpe_ou_10d_affine.ini" -o "$tmp/resume-2" $sets >"$tmp/out" 2>&1 &
+pid=$!
+i=0
+while kill -0 $pid 2>/dev/null && [ "$(cat "$tmp/resume-2/history.csv" 2>/dev/null | wc -l)" -lt 21 ] &&
+    [ $i -lt 3000 ]; do
+    sleep 0.01
+    i=$((i + 1))
+done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+if mpirun $flags -np 2 "$WGF" run --resume "$tmp/resume-2" --quiet --threads 1 >"$tmp/out" 2>&1; then
+    same "$tmp/resume-serial" "$tmp/resume-2" "a serial run resumed on 2 ranks"
+else
+    bad "resume on 2 ranks failed"
+    cat "$tmp/out"
 fi
 
 # an error every rank meets: said once, exit status 2 (bad input), every rank ended
