@@ -498,7 +498,13 @@ static int cmd_plot(int argc, char **argv)
  * Any failure ends every rank, since the others would wait for it forever. */
 static int cmd_run_ranks(int argc, char **argv)
 {
-    if (wgf_mpi_init(&argc, &argv) != WGF_OK) {
+    int rc = wgf_mpi_init(&argc, &argv);
+    if (rc == WGF_EUNSUP) {
+        fprintf(stderr, "wgf: started by an MPI launcher on several processes, but this wgf was built "
+                        "without MPI (configure --with-mpi)\n");
+        return 2;
+    }
+    if (rc != WGF_OK) {
         fprintf(stderr, "wgf: MPI initialisation failed\n");
         return 1;
     }

@@ -56,6 +56,12 @@ int wgf_mpi_init(int *argc, char ***argv)
 #else
     (void)argc;
     (void)argv;
+    /* several copies of a serial wgf would each run the whole experiment into the same files */
+    const char *n = getenv("OMPI_COMM_WORLD_SIZE");
+    if (!n)
+        n = getenv("PMI_SIZE");
+    if (n && atol(n) > 1)
+        return WGF_EUNSUP;
 #endif
     return WGF_OK;
 }

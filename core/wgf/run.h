@@ -93,9 +93,11 @@ int wgf_plot(const char *dir, wgf_error *err);
  * batch's blocks and the results are gathered, so that every rank holds the
  * whole run and its results are those of the serial run, bit for bit; rank 0
  * alone writes the outputs. An error on one rank that the others did not see
- * must end them all: wgf_mpi_abort(status) after printing it. Without MPI in
- * the build, init and finalize do nothing, rank is 0, size 1 and abort
- * returns. Returns WGF_OK or WGF_EIO. */
+ * must end them all: wgf_mpi_abort(status) after printing it. Without a
+ * launcher (a serial run), or without MPI in the build, init and finalize do
+ * nothing, rank is 0, size 1 and abort returns. init returns WGF_OK,
+ * WGF_EIO when MPI does not start, or WGF_EUNSUP in a build without MPI
+ * started by a launcher on several processes. */
 int wgf_mpi_init(int *argc, char ***argv);
 void wgf_mpi_finalize(void);
 void wgf_mpi_abort(int status);
