@@ -2,8 +2,8 @@
 # mpi.sh: a run over MPI ranks writes the serial run's files, byte for byte
 # (history.csv but its wall_s column, samples, theta, summary.ini but its
 # wall time): short runs of the affine and planar Ornstein-Uhlenbeck flows,
-# aggregation, a generative MMD flow, the Wasserstein metric G, JKO steps,
-# GenWGP and the particles reference, each serial (no launcher), on 1 and on
+# aggregation, a generative MMD flow, the Wasserstein metric G, adaptive
+# steps, JKO steps, GenWGP and the particles reference, each serial (no launcher), on 1 and on
 # 2 ranks, and one on 3 ranks (blocks split unevenly); a killed serial run
 # resumed on 2 ranks; an error ends every rank with one message. Skipped (77) unless wgf was built with --with-mpi.
 # Run by make check (WGF_CLI, WGF_SRCDIR, WGF_PLUGIN_PATH, WGF_HAVE_MPI set there).
@@ -97,6 +97,9 @@ trial mmd "$E/generative_moons.ini" 2 -- --set scheme.t_end=0.5 --set map.layers
     --set reference.samples=300 --set energy.target_samples=500
 trial metric_g "$E/fpe_ou_10d_g.ini" 2 -- --set scheme.t_end=0.02 --set run.samples=700 \
     --set output.every=2 --set output.samples=600
+# step control: rejected tries are decided by sums, the same on every rank
+trial adaptive "$E/fpe_ou_10d_affine.ini" 2 -- --set scheme.plugin=adaptive --set scheme.t_end=0.1 \
+    --set scheme.tol=1e-3 --set scheme.step=0.05 --set run.samples=700 --set output.samples=600
 trial particles "$E/fpe_ou_10d_affine.ini" 2 -- --set scheme.t_end=0.03 --set run.samples=600 \
     --set output.every=3 --set output.samples=600 --set reference.type=particles \
     --set reference.particles=300 --set reference.particle_dt=0.005
