@@ -1,5 +1,6 @@
 /* wgf: the command. wgf run | check | plugins | selftest | plot. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -491,6 +492,58 @@ static int cmd_plot(int argc, char **argv)
     return 0;
 }
 
+/* wgf run under mpirun or srun: every rank runs the experiment and holds the same results,
+ * rank 0 prints and writes. The other ranks' messages are set aside in a temporary file and
+ * shown only when one of them fails: a failure that every rank meets (most are: the ranks
+ * compute the same things) is printed by rank 0, whose MPI_Abort ends the others before they
+ * print it again; one a rank meets alone (a file missing on its node) is printed by that rank.
+ * Any failure ends every rank, since the others would wait for it forever. */
+static int cmd_run_ranks(int argc, char **argv)
+{
+    int rc = wgf_mpi_init(&argc, &argv);
+    if (rc == WGF_EUNSUP) {
+        fprintf(stderr, "wgf: started by an MPI launcher on several processes, but this wgf was built "
+                        "without MPI (configure --with-mpi)\n");
+        return 2;
+    }
+    if (rc != WGF_OK) {
+        fprintf(stderr, "wgf: MPI initialisation failed\n");
+        return 1;
+    }
+    FILE *aside = NULL;
+    int tty = -1;
+    if (wgf_mpi_rank() > 0) {
+        fflush(NULL);
+        aside = tmpfile();
+        tty = aside ? dup(STDERR_FILENO) : -1;
+        if (tty >= 0)
+            dup2(fileno(aside), STDERR_FILENO);
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) {
+            dup2(null, STDOUT_FILENO);
+            close(null);
+        }
+    }
+    int status = cmd_run(argc - 2, argv + 2, 0);
+    if (status != 0 && wgf_mpi_size() > 1) {
+        if (tty >= 0) {
+            sleep(2); /* rank 0, if it failed too, ends this process meanwhile */
+            fflush(stderr);
+            rewind(aside);
+            char buf[4096];
+            size_t n;
+            while ((n = fread(buf, 1, sizeof buf, aside)) > 0)
+                if (write(tty, buf, n) < 0)
+                    break;
+        }
+        wgf_mpi_abort(status);
+    }
+    if (aside)
+        fclose(aside);
+    wgf_mpi_finalize();
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -515,7 +568,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "run") == 0)
-        return cmd_run(argc - 2, argv + 2, 0);
+        return cmd_run_ranks(argc, argv);
     if (strcmp(cmd, "check") == 0)
         return cmd_run(argc - 2, argv + 2, 1);
     if (strcmp(cmd, "plugins") == 0)

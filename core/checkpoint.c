@@ -461,6 +461,8 @@ static int unlink_in(const char *dir, const char *name, wgf_error *err)
 
 int wgf_checkpoint_clear_after(const char *dir, unsigned long from, unsigned long every, wgf_error *err)
 {
+    if (!wgf_mpi_writer()) /* rank 0 writes a run's files (mpi.c) */
+        return WGF_OK;
     int rc = unlink_in(dir, "summary.ini", err); /* first: the directory claims no finished run */
     if (rc == WGF_OK)
         rc = unlink_in(dir, "reference.csv", err);

@@ -4,7 +4,9 @@
  * tape and its own random stream; threads take whole blocks, and every sum
  * over samples is formed per block and then added in block order, so the
  * result does not depend on the number of threads (ARCHITECTURE.md,
- * Randomness). */
+ * Randomness). Under MPI each rank runs its own range of blocks [b0, b1)
+ * and their results are gathered (mpi.c), so it does not depend on the
+ * number of ranks either. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@ struct wgf_eval {
     const wgf_map_vt *map;
     void *map_state;
     size_t n, d, P, S, nblocks;
+    size_t b0, b1; /* this rank's blocks; their tapes alone are made */
     unsigned flags;
     int have_density, have_score;
 
@@ -57,16 +60,22 @@ static int stage_kept(const wgf_eval *ev, size_t k)
     return k == 0 || k == ev->S || (ev->flags & WGF_EVAL_STAGES);
 }
 
-/* The first failing block's error, in block order. */
+/* The first failing block's error, in block order (over every rank). */
 static int first_error(wgf_eval *ev, wgf_error *err)
 {
-    for (size_t b = 0; b < ev->nblocks; b++)
-        if (ev->berr[b].code != WGF_OK) {
-            if (err)
-                *err = ev->berr[b];
-            return ev->berr[b].code;
-        }
-    return WGF_OK;
+    return wgf_mpi_first_error(ev->berr, ev->nblocks, err);
+}
+
+/* Rows of n x width doubles, each rank having filled its blocks' rows, made whole. */
+static int gather_rows(wgf_eval *ev, double *buf, size_t width, wgf_error *err)
+{
+    return wgf_mpi_gather(buf, ev->n, width, WGF_BLOCK, ev->nblocks, err);
+}
+
+/* Per-block partial sums, per doubles each, made whole. */
+static int gather_partials(wgf_eval *ev, double *tbar, size_t per, wgf_error *err)
+{
+    return wgf_mpi_gather(tbar, ev->nblocks, per, 1, ev->nblocks, err);
 }
 
 /* A map's status for block b: a failure the map did not describe in the
@@ -151,6 +160,7 @@ wgf_eval *wgf_eval_create(wgf_problem *p, size_t n, unsigned flags, wgf_error *e
         flags |= WGF_EVAL_SCORE;
     ev->flags = flags;
     ev->nblocks = (n + WGF_BLOCK - 1) / WGF_BLOCK;
+    wgf_mpi_blocks(ev->nblocks, &ev->b0, &ev->b1);
     unsigned provides = wgf_dist_provides(p->dist);
     ev->have_density = (provides & WGF_DIST_DENSITY) != 0;
     ev->have_score = (provides & WGF_DIST_SCORE) != 0;
@@ -179,7 +189,7 @@ wgf_eval *wgf_eval_create(wgf_problem *p, size_t n, unsigned flags, wgf_error *e
         !ev->scratch_ld || !ev->berr || !ev->tapes || !ev->stage || !ev->ld || !ev->ptr_out ||
         !ev->ptr_in || !ev->ptr_last)
         goto nomem;
-    for (size_t b = 0; b < ev->nblocks; b++) {
+    for (size_t b = ev->b0; b < ev->b1; b++) {
         ev->tapes[b] = ev->map->tape_create(ev->map_state, block_len(ev, b));
         if (!ev->tapes[b])
             goto nomem;
@@ -229,9 +239,9 @@ int wgf_eval_draw(wgf_eval *ev, unsigned family, unsigned long step, wgf_error *
     clear_errors(ev);
     const wgf_dist *dist = ev->p->dist;
     unsigned long seed = ev->p->info.seed;
-    long nb = (long)ev->nblocks;
+    long b0 = (long)ev->b0, b1 = (long)ev->b1;
 #pragma omp parallel for schedule(static)
-    for (long b = 0; b < nb; b++) {
+    for (long b = b0; b < b1; b++) {
         gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
         if (!r) {
             wgf_error_set(&ev->berr[b], WGF_ENOMEM, "out of memory for a random stream");
@@ -243,6 +253,8 @@ int wgf_eval_draw(wgf_eval *ev, unsigned family, unsigned long step, wgf_error *
         gsl_rng_free(r);
     }
     int rc = first_error(ev, err);
+    if (rc == WGF_OK)
+        rc = gather_rows(ev, ev->z, ev->d, err);
     return rc != WGF_OK ? rc : reference_terms(ev, err);
 }
 
@@ -257,9 +269,9 @@ int wgf_eval_forward(wgf_eval *ev, const double *theta, wgf_error *err)
     size_t S = ev->S, d = ev->d;
     memcpy(ev->theta, theta, ev->P * sizeof(double));
     clear_errors(ev);
-    long nb = (long)ev->nblocks;
+    long b0 = (long)ev->b0, b1 = (long)ev->b1;
 #pragma omp parallel for schedule(static)
-    for (long bl = 0; bl < nb; bl++) {
+    for (long bl = b0; bl < b1; bl++) {
         size_t b = (size_t)bl, off = b * WGF_BLOCK, m = block_len(ev, b);
         double **xs = ev->ptr_out + b * 2 * (S + 1);
         double **lds = xs + S + 1;
@@ -289,6 +301,17 @@ int wgf_eval_forward(wgf_eval *ev, const double *theta, wgf_error *err)
         }
     }
     int rc = first_error(ev, err);
+    for (size_t k = 0; k <= S && rc == WGF_OK; k++) {
+        if (!stage_kept(ev, k))
+            continue;
+        rc = gather_rows(ev, ev->stage[k].l, 1, err);
+        if (rc == WGF_OK && k > 0)
+            rc = gather_rows(ev, ev->stage[k].x, d, err);
+        if (rc == WGF_OK && k > 0)
+            rc = gather_rows(ev, ev->ld[k], 1, err);
+        if (rc == WGF_OK && k > 0 && (ev->flags & WGF_EVAL_SCORE))
+            rc = gather_rows(ev, ev->stage[k].s, d, err);
+    }
     ev->forwarded = rc == WGF_OK;
     return rc;
 }
@@ -308,10 +331,13 @@ const wgf_batch *wgf_eval_batch(const wgf_eval *ev, size_t stage)
     return &ev->stage[stage];
 }
 
-/* Add the per-block partial sums in block order. */
-static void reduce_blocks(const wgf_eval *ev, double *out, double scale)
+/* Add the per-block partial sums in block order, every rank's gathered first. */
+static int reduce_blocks(wgf_eval *ev, double *out, double scale, wgf_error *err)
 {
     size_t P = ev->P;
+    int rc = gather_partials(ev, ev->tbar, P, err);
+    if (rc != WGF_OK)
+        return rc;
     memcpy(out, ev->tbar, P * sizeof(double));
     for (size_t b = 1; b < ev->nblocks; b++) {
         const double *t = ev->tbar + b * P;
@@ -321,19 +347,21 @@ static void reduce_blocks(const wgf_eval *ev, double *out, double scale)
     if (scale != 1.0)
         for (size_t j = 0; j < P; j++)
             out[j] *= scale;
+    return WGF_OK;
 }
 
 int wgf_eval_jvp(wgf_eval *ev, const double *v, double *jx, wgf_error *err)
 {
     clear_errors(ev);
-    long nb = (long)ev->nblocks;
+    long b0 = (long)ev->b0, b1 = (long)ev->b1;
 #pragma omp parallel for schedule(static)
-    for (long bl = 0; bl < nb; bl++) {
+    for (long bl = b0; bl < b1; bl++) {
         size_t b = (size_t)bl, off = b * WGF_BLOCK;
         block_rc(ev, b, ev->map->jvp(ev->map_state, ev->theta, block_len(ev, b), ev->tapes[b], v,
                                      jx + off * ev->d, NULL, &ev->berr[b]));
     }
-    return first_error(ev, err);
+    int rc = first_error(ev, err);
+    return rc != WGF_OK ? rc : gather_rows(ev, jx, ev->d, err);
 }
 
 int wgf_eval_path_vjp(wgf_eval *ev, const double *const *xbar, const double *const *lbar,
@@ -352,9 +380,9 @@ int wgf_eval_path_vjp(wgf_eval *ev, const double *const *xbar, const double *con
                 for (size_t i = 0; i < ev->n; i++)
                     ev->scratch_ld[k * ev->n + i] = -lbar[k][i];
     clear_errors(ev);
-    long nb = (long)ev->nblocks;
+    long b0 = (long)ev->b0, b1 = (long)ev->b1;
 #pragma omp parallel for schedule(static)
-    for (long bl = 0; bl < nb; bl++) {
+    for (long bl = b0; bl < b1; bl++) {
         size_t b = (size_t)bl, off = b * WGF_BLOCK;
         double *tb = ev->tbar + b * P;
         memset(tb, 0, P * sizeof(double));
@@ -369,9 +397,7 @@ int wgf_eval_path_vjp(wgf_eval *ev, const double *const *xbar, const double *con
                                           xb, lb, sbar ? sb : NULL, tb, &ev->berr[b]));
     }
     int rc = first_error(ev, err);
-    if (rc == WGF_OK)
-        reduce_blocks(ev, thetabar, 1.0);
-    return rc;
+    return rc != WGF_OK ? rc : reduce_blocks(ev, thetabar, 1.0, err);
 }
 
 int wgf_eval_vjp(wgf_eval *ev, const double *xbar, const double *lbar, const double *sbar,
@@ -389,9 +415,9 @@ int wgf_eval_gram(wgf_eval *ev, const double *v, double *out, wgf_error *err)
 {
     size_t S = ev->S, d = ev->d, P = ev->P;
     clear_errors(ev);
-    long nb = (long)ev->nblocks;
+    long b0 = (long)ev->b0, b1 = (long)ev->b1;
 #pragma omp parallel for schedule(static)
-    for (long bl = 0; bl < nb; bl++) {
+    for (long bl = b0; bl < b1; bl++) {
         size_t b = (size_t)bl, off = b * WGF_BLOCK, m = block_len(ev, b);
         double *tb = ev->tbar + b * P, *jx = ev->scratch + off * d;
         memset(tb, 0, P * sizeof(double));
@@ -408,9 +434,7 @@ int wgf_eval_gram(wgf_eval *ev, const double *v, double *out, wgf_error *err)
         }
     }
     int rc = first_error(ev, err);
-    if (rc == WGF_OK)
-        reduce_blocks(ev, out, 1.0 / (double)ev->n);
-    return rc;
+    return rc != WGF_OK ? rc : reduce_blocks(ev, out, 1.0 / (double)ev->n, err);
 }
 
 /* Room in the workspace for k cotangent sets. */
@@ -494,11 +518,13 @@ int wgf_eval_vjp_many(wgf_eval *ev, size_t k, const double *const *xbar, const d
                 for (size_t i = 0; i < n; i++)
                     ev->many_ld[j * n + i] = -lbar[j][i];
     clear_errors(ev);
-    long nb = (long)ev->nblocks;
+    long b0 = (long)ev->b0, b1 = (long)ev->b1;
 #pragma omp parallel for schedule(static)
-    for (long bl = 0; bl < nb; bl++)
+    for (long bl = b0; bl < b1; bl++)
         vjp_many_block(ev, (size_t)bl, k, xbar, lbar, sbar);
     rc = first_error(ev, err);
+    if (rc == WGF_OK)
+        rc = gather_partials(ev, ev->many_tbar, k * P, err);
     if (rc != WGF_OK)
         return rc;
     /* block partial sums in block order, as reduce_blocks */

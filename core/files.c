@@ -15,6 +15,8 @@
 #include "internal.h"
 int wgf_mkdir_p(const char *path, wgf_error *err)
 {
+    if (!wgf_mpi_writer()) /* rank 0 writes a run's files (mpi.c) */
+        return WGF_OK;
     size_t n = strlen(path);
     char *buf = malloc(n + 1);
     if (!buf)
@@ -41,6 +43,8 @@ int wgf_mkdir_p(const char *path, wgf_error *err)
 
 int wgf_write_atomic(const char *path, const char *data, size_t len, wgf_error *err)
 {
+    if (!wgf_mpi_writer())
+        return WGF_OK;
     size_t n = strlen(path) + 32;
     char *tmp = malloc(n);
     if (!tmp)
@@ -148,6 +152,8 @@ static int plots_file(const char *name)
 
 int wgf_outdir_clear(const char *dir, wgf_error *err)
 {
+    if (!wgf_mpi_writer())
+        return WGF_OK;
     /* summary.ini first: from here on the directory claims no finished run */
     int rc = remove_file(dir, "summary.ini", err);
     static const char *const sub[] = {"", "/samples", "/theta", "/plots"};

@@ -217,6 +217,19 @@ int wgf_mkdir_p(const char *path, wgf_error *err);
 int wgf_outdir_clear(const char *dir, wgf_error *err);
 /* Write the whole buffer to path via a temporary file and rename. */
 int wgf_write_atomic(const char *path, const char *data, size_t len, wgf_error *err);
+/* mpi.c: the blocks of a batch over MPI ranks (one rank, owning every block, without MPI) */
+/* Whether this rank writes the run's files: rank 0 (every rank holds the same results). */
+int wgf_mpi_writer(void);
+/* This rank's blocks of a batch of nblocks: [*b0, *b1). */
+void wgf_mpi_blocks(size_t nblocks, size_t *b0, size_t *b1);
+/* Every rank's share of buf made whole on every rank: buf holds nunits rows of unit doubles,
+ * per_block rows to a block (the last block may have fewer), and each rank has filled the
+ * rows of its own blocks. */
+int wgf_mpi_gather(double *buf, size_t nunits, size_t unit, size_t per_block, size_t nblocks, wgf_error *err);
+/* The first failing block's error in block order over all ranks (berr: per block, each rank
+ * having filled its own), the same on every rank; WGF_OK when none failed. */
+int wgf_mpi_first_error(wgf_error *berr, size_t nblocks, wgf_error *err);
+
 /* strbuf.h: wgf_strbuf, the growable text buffer */
 
 #endif

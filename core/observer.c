@@ -421,7 +421,7 @@ static int observer_setup(wgf_observer *o, wgf_problem *p, const char *outdir, c
     char *path = wgf_path_join(o->dir, "checkpoint"); /* an earlier run's */
     if (!path)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
-    if (unlink(path) != 0 && errno != ENOENT)
+    if (wgf_mpi_writer() && unlink(path) != 0 && errno != ENOENT)
         rc = wgf_error_set(err, WGF_EIO, "cannot remove %s, left by an earlier run: %s", path,
                            strerror(errno));
     free(path);
@@ -882,7 +882,7 @@ int wgf_observer_finish(wgf_observer *o, int status, const wgf_error *run_err, w
         res->err_mean = res->err_cov = res->err_w2 = NAN;
         res->nfigures = 0;
     }
-    if (o->plots && rc == WGF_OK) {
+    if (o->plots && rc == WGF_OK && wgf_mpi_writer()) {
         wgf_error perr;
         int prc = wgf_plot(o->dir, &perr);
         if (prc != WGF_OK && prc != WGF_EUNSUP && !res->warning[0])

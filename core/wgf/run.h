@@ -87,6 +87,23 @@ int wgf_run(const wgf_run_opts *opts, wgf_run_result *res, wgf_diag *diag, wgf_e
  * when gnuplot is not installed. */
 int wgf_plot(const char *dir, wgf_error *err);
 
+/* MPI (libwgf built with configure --with-mpi): a program started by mpirun
+ * or srun calls wgf_mpi_init before wgf_run, and every rank runs the same
+ * wgf_run. Each rank then computes the map's passes on its share of every
+ * batch's blocks and the results are gathered, so that every rank holds the
+ * whole run and its results are those of the serial run, bit for bit; rank 0
+ * alone writes the outputs. An error on one rank that the others did not see
+ * must end them all: wgf_mpi_abort(status) after printing it. Without a
+ * launcher (a serial run), or without MPI in the build, init and finalize do
+ * nothing, rank is 0, size 1 and abort returns. init returns WGF_OK,
+ * WGF_EIO when MPI does not start, or WGF_EUNSUP in a build without MPI
+ * started by a launcher on several processes. */
+int wgf_mpi_init(int *argc, char ***argv);
+void wgf_mpi_finalize(void);
+void wgf_mpi_abort(int status);
+int wgf_mpi_rank(void);
+int wgf_mpi_size(void);
+
 #ifdef __cplusplus
 }
 #endif
