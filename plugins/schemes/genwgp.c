@@ -20,8 +20,15 @@
  * scale m is then 0, is 0 with gradient 0, so the first step follows <D_k, g_{k-1}> down the
  * gradient.
  *
- * Physical time: along a geometric path t_k = sum_{j<=k} |D_j| (1/|g_{j-1}| + 1/|g_j|)/2 (the
- * trapezoid rule); along a finite-horizon path t_k = k tau.
+ * Physical time: along a geometric path t = int ds / |g| over the W2 arc length s, one stage
+ * at a time with ds = |D_k|. times = logmean takes |g| linear in s between the stages:
+ *
+ *     t_k - t_{k-1} = |D_k| ln(|g_{k-1}| / |g_k|) / (|g_{k-1}| - |g_k|)
+ *
+ * (|D_k| over the logarithmic mean of the two |g|), exact on an exponential approach to
+ * equilibrium (|g| proportional to the distance to it), where the trapezoid rule on 1/|g|
+ * (times = trapezoid: |D_k| (1/|g_{k-1}| + 1/|g_k|)/2) runs ahead, as sinh(lambda h) / lambda
+ * does of a true step h. Along a finite-horizon path t_k = k tau.
  *
  * Optimisers: Adam (lr, optionally decaying geometrically to lr_end, fresh or fixed samples) or
  * L-BFGS (liblbfgs, fixed samples, backtracking Armijo line search: a trial the map refuses, or
@@ -45,9 +52,10 @@
 
 enum { GW_GEOMETRIC, GW_FINITE_HORIZON };
 enum { GW_ADAM, GW_LBFGS };
+enum { GW_LOGMEAN, GW_TRAPEZOID };
 
 typedef struct {
-    int action, optimizer, fixed;
+    int action, optimizer, fixed, times;
     double t_end, mu_s, mu_eq;
     long iterations;
     double lr, lr_end, beta1, beta2;
@@ -81,6 +89,7 @@ static int gw_create(const wgf_section *sec, const wgf_problem_info *info, void 
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     g->action = strcmp(wgf_section_string(sec, "action"), "finite_horizon") == 0 ? GW_FINITE_HORIZON
                                                                                   : GW_GEOMETRIC;
+    g->times = strcmp(wgf_section_string(sec, "times"), "trapezoid") == 0 ? GW_TRAPEZOID : GW_LOGMEAN;
     g->optimizer = strcmp(wgf_section_string(sec, "optimizer"), "lbfgs") == 0 ? GW_LBFGS : GW_ADAM;
     g->fixed = strcmp(wgf_section_string(sec, "samples"), "fixed") == 0;
     g->t_end = wgf_section_double(sec, "t_end");
@@ -279,17 +288,23 @@ static int gw_loss_eval(gw_loss *c, const double *theta, double *grad, wgf_error
     return WGF_OK;
 }
 
-/* Stage times from the last evaluation: trapezoid rule along a geometric path, k tau along a
- * finite-horizon one. A stage where g vanishes (an exact equilibrium: the flow reaches it only as
- * t -> infinity) leaves the rule with the other end of its interval, so that every t_k is finite;
- * a step that does not move takes no time. */
+/* Stage times from the last evaluation (see the top of the file for the rules). A stage where g
+ * vanishes (an exact equilibrium: the flow reaches it only as t -> infinity) leaves the rule with
+ * the other end of its interval, |D_k| / |g|, so that every t_k is finite; a step that does not
+ * move takes no time. */
 static void gw_times(const gw_loss *c, double *t)
 {
     t[0] = 0;
     for (size_t k = 1; k <= c->S; k++) {
-        const double g0 = c->gn[k - 1], g1 = c->gn[k];
-        int ends = (g0 > 0) + (g1 > 0);
-        double dt = c->Dn[k] > 0 && ends ? c->Dn[k] * ((g0 > 0 ? 1 / g0 : 0) + (g1 > 0 ? 1 / g1 : 0)) / ends : 0;
+        const double g0 = c->gn[k - 1], g1 = c->gn[k], D = c->Dn[k];
+        double dt = 0;
+        if (D > 0 && g0 > 0 && g1 > 0) {
+            /* ln(g1/g0) / (g1 - g0) = log1p(q) / (q g0), q = g1/g0 - 1: no cancellation as g1 -> g0 */
+            double q = (g1 - g0) / g0;
+            dt = c->gw->times == GW_TRAPEZOID ? D * (1 / g0 + 1 / g1) / 2 : q == 0 ? D / g0 : D * log1p(q) / (q * g0);
+        } else if (D > 0 && (g0 > 0 || g1 > 0)) {
+            dt = D / (g0 > 0 ? g0 : g1);
+        }
         t[k] = c->gw->action == GW_FINITE_HORIZON ? c->gw->t_end * (double)k / (double)c->S : t[k - 1] + dt;
     }
 }
@@ -313,20 +328,24 @@ static int gw_stage_energy(const gw_loss *c, size_t k, double *F, wgf_error *err
     return WGF_OK;
 }
 
-/* Report the path of the last evaluation (at theta). */
+/* Report the path of the last evaluation (at theta), with its |D_k| and |g_k|: those of the
+ * loss's batch, from which the times come. */
 static int gw_report_path(gw_loss *c, unsigned long step, const double *theta, wgf_error *err)
 {
     size_t S = c->S;
-    double *t = malloc(2 * (S + 1) * sizeof(double));
+    double *t = malloc(3 * (S + 1) * sizeof(double));
     if (!t)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
-    double *energy = t + S + 1;
+    double *energy = t + S + 1, *Dn = t + 2 * (S + 1);
     gw_times(c, t);
+    memcpy(Dn, c->Dn, (S + 1) * sizeof *Dn);
+    Dn[0] = NAN; /* no step into stage 0 */
     int rc = WGF_OK;
     for (size_t k = 0; k <= S && rc == WGF_OK; k++)
         rc = gw_stage_energy(c, k, &energy[k], err);
     if (rc == WGF_OK) {
-        wgf_path_info path = {.step = step, .nstages = S + 1, .t = t, .energy = energy, .theta = theta};
+        wgf_path_info path = {.step = step, .nstages = S + 1, .t = t, .energy = energy, .theta = theta,
+                              .step_norm = Dn, .grad_norm = c->gn};
         rc = wgf_problem_observe_path(c->p, &path, err);
     }
     free(t);
@@ -542,8 +561,11 @@ static const wgf_scheme_vt gw_vt = {
 
 static const wgf_param gw_params[] = {
     {"action", WGF_PARAM_CHOICE, "geometric", 0, 0, 0, "geometric|finite_horizon",
-     "geometric: sum_k |D_k| |g_{k-1}| + <D_k, g_{k-1}> (time recovered by the trapezoid rule); "
+     "geometric: sum_k |D_k| |g_{k-1}| + <D_k, g_{k-1}> (stage times recovered from |D_k| and |g_k|); "
      "finite_horizon: sum_k |D_k + tau g_{k-1}|^2 / (4 tau), tau = t_end / S"},
+    {"times", WGF_PARAM_CHOICE, "logmean", 0, 0, 0, "logmean|trapezoid",
+     "geometric action: stage times t = int ds / |g| with |g| linear in the W2 arc length between "
+     "stages (logmean, exact on an exponential approach), or the trapezoid rule on 1/|g|"},
     {"t_end", WGF_PARAM_DOUBLE, "1", WGF_P_MIN | WGF_P_MIN_OPEN, 0, 0, NULL,
      "physical time of the last stage (finite_horizon only)"},
     {"mu_s", WGF_PARAM_DOUBLE, "1", WGF_P_MIN, 0, 0, NULL,
