@@ -57,10 +57,10 @@ static double loss_at(gw_loss *c, const double *theta)
 }
 
 /* The gradient against central differences in every parameter, for one energy and action. */
-static void gradient_case(const char *ini, int action, double mu_s, double mu_eq)
+static void gradient_case(const char *ini, int action, double mu_s, double mu_eq, double mu_f)
 {
     wgf_problem *p = make_problem(ini, NULL, 0);
-    genwgp gw = {.action = action, .t_end = 0.6, .mu_s = mu_s, .mu_eq = mu_eq};
+    genwgp gw = {.action = action, .t_end = 0.6, .mu_s = mu_s, .mu_eq = mu_eq, .mu_f = mu_f};
     gw_loss c;
     wgf_error err = {0};
     ck_assert_msg(gw_loss_init(&c, p, &gw, 64, &err) == WGF_OK, "%s", err.msg);
@@ -70,7 +70,8 @@ static void gradient_case(const char *ini, int action, double mu_s, double mu_eq
     double grad[15], th[15], gmax = 0;
     ck_assert_msg(gw_loss_eval(&c, theta3, grad, &err) == WGF_OK, "%s", err.msg);
     /* every term is present, so each one's derivative is checked */
-    ck_assert_msg(c.action != 0 && (mu_s == 0 || c.speed > 1e-4) && (mu_eq == 0 || c.equil > 1e-4),
+    ck_assert_msg(c.action != 0 && (mu_s == 0 || c.speed > 1e-4) && (mu_eq == 0 || c.equil > 1e-4) &&
+                      (mu_f == 0 || fabs(c.equil - mu_eq * c.gn[3] * c.gn[3]) > 1e-3),
                   "terms %g %g %g", c.action, c.speed, c.equil);
     for (size_t j = 0; j < 15; j++)
         gmax = fmax(gmax, fabs(grad[j]));
@@ -93,22 +94,25 @@ static void gradient_case(const char *ini, int action, double mu_s, double mu_eq
 
 START_TEST(test_gradient_fpe)
 {
-    gradient_case(fpe_ini, GW_GEOMETRIC, 0.7, 0.3);
-    gradient_case(fpe_ini, GW_FINITE_HORIZON, 0.7, 0.3);
+    gradient_case(fpe_ini, GW_GEOMETRIC, 0.7, 0.3, 0);
+    gradient_case(fpe_ini, GW_FINITE_HORIZON, 0.7, 0.3, 0);
 }
 END_TEST
 
 START_TEST(test_gradient_pme)
 {
-    gradient_case(pme_ini, GW_GEOMETRIC, 0.7, 0.3);
-    gradient_case(pme_ini, GW_FINITE_HORIZON, 0.7, 0.3);
+    gradient_case(pme_ini, GW_GEOMETRIC, 0.7, 0.3, 0);
+    gradient_case(pme_ini, GW_FINITE_HORIZON, 0.7, 0.3, 0);
 }
 END_TEST
 
 START_TEST(test_gradient_aggregation)
 {
-    gradient_case(agg_ini, GW_GEOMETRIC, 0.7, 0.3);
-    gradient_case(agg_ini, GW_FINITE_HORIZON, 0.7, 0.3);
+    gradient_case(agg_ini, GW_GEOMETRIC, 0.7, 0.3, 0);
+    gradient_case(agg_ini, GW_FINITE_HORIZON, 0.7, 0.3, 0);
+    /* the terminal energy: its gradient g_S / N on x^(S) is exact for an interaction energy */
+    gradient_case(agg_ini, GW_GEOMETRIC, 0.7, 0.3, 0.8);
+    gradient_case(agg_ini, GW_FINITE_HORIZON, 0, 0, 0.8);
 }
 END_TEST
 
