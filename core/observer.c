@@ -765,7 +765,7 @@ static int path_monitor(void *ctx, const wgf_path_info *path, wgf_error *err)
         return rc;
     size_t S = path->nstages - 1, ncols = wgf_refrun_ncols(ref);
     if (o->path.len == 0) {
-        wgf_strbuf_printf(&o->path, "step,stage,t,energy");
+        wgf_strbuf_printf(&o->path, "step,stage,t,energy,D_norm,g_norm");
         for (size_t i = 0; i < ncols; i++)
             wgf_strbuf_printf(&o->path, ",%s", wgf_refrun_cols(ref)[i]);
         wgf_strbuf_printf(&o->path, "\n");
@@ -779,7 +779,9 @@ static int path_monitor(void *ctx, const wgf_path_info *path, wgf_error *err)
         rc = wgf_refrun_eval(ref, path->t[k], e, k == S ? path->theta : NULL, b, 1, err);
         if (rc != WGF_OK)
             break;
-        wgf_strbuf_printf(&o->path, "%lu,%zu,%.10g,%.12g", path->step, k, path->t[k], e);
+        double Dn = path->step_norm && k > 0 ? path->step_norm[k] : NAN;
+        double gn = path->grad_norm ? path->grad_norm[k] : NAN;
+        wgf_strbuf_printf(&o->path, "%lu,%zu,%.10g,%.12g,%.10g,%.10g", path->step, k, path->t[k], e, Dn, gn);
         wgf_refrun_row(ref, &o->path);
         wgf_strbuf_printf(&o->path, "\n");
         if (o->write_samples) {

@@ -200,16 +200,21 @@ int wgf_problem_monitor_add(wgf_problem *p, wgf_monitor_fn fn, void *ctx, void (
  *
  * A path scheme (GenWGP, JKO over a path of stages) reports a whole path at
  * once: stage k = 0..S of the map at theta stands for time (or path
- * parameter) t[k], with energy[k] (NaN when unknown). The run's outputs
- * write path.csv (stage, t, energy, and the reference's diagnostics at t[k]
- * on the output samples of stage k) and samples/stage-KK.csv, and draw
- * plots/path.png. */
+ * parameter) t[k], with energy[k] (NaN when unknown), and optionally the
+ * L2(rho) norms of the step into it and of the energy's Wasserstein
+ * gradient there, as the scheme computed them. The run's outputs write
+ * path.csv (stage, t, energy, D_norm, g_norm, and the reference's
+ * diagnostics at t[k] on the output samples of stage k) and
+ * samples/stage-KK.csv, and draw plots/path.png. */
 typedef struct wgf_path_info {
     unsigned long step;   /* the scheme's step this path belongs to (0 for a single path) */
     size_t nstages;       /* S + 1: entries of t and energy; S = wgf_problem_nstages */
     const double *t;      /* time or path parameter of every stage */
     const double *energy; /* energy of every stage, NaN when unknown */
     const double *theta;  /* the parameters (P); NULL: the problem's own */
+    /* appended: NULL (designated initialisers) writes NaN in their columns */
+    const double *step_norm; /* |D_k| = sqrt(E|x_k - x_{k-1}|^2), k >= 1 (entry 0 unused) */
+    const double *grad_norm; /* |g_k| = sqrt(E|g_k|^2), g_k the energy's Wasserstein gradient */
 } wgf_path_info;
 
 typedef int (*wgf_path_monitor_fn)(void *ctx, const wgf_path_info *path, wgf_error *err);

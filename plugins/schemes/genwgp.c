@@ -1,7 +1,7 @@
 /* genwgp.c: generative path finding (GenWGP, doc/math.md 5.3). One flow whose S + 1 stage laws
  * rho_0 = lambda, ..., rho_S are the whole path to equilibrium, found at once by minimising
  *
- *     loss = action + mu_s speed + mu_eq |g_S|^2
+ *     loss = action + mu_s speed + mu_eq |g_S|^2 + mu_f F(rho_S)
  *
  * over all parameters, with D_k = x^(k) - x^(k-1), g_k the energy's Wasserstein gradient at stage
  * k, |D_k| = sqrt(E|D_k|^2), |g_k| = sqrt(E|g_k|^2), <.,.> = E[. . .]:
@@ -10,6 +10,13 @@
  *                             invariant; zero iff every step points down the gradient)
  *   action = finite_horizon:  sum_k |D_k + tau g_{k-1}|^2 / (4 tau),  tau = t_end / S
  *   speed = sum_k (|D_k| - m)^2 / m^2,  m = mean_j |D_j|   (constant intrinsic speed)
+ *
+ * The terminal energy F(rho_S) (mu_f > 0) asks for a minimiser at the end, not any stationary
+ * state: |g_S| = 0 at a Dirac mass of the aggregation energy as at its ring, but F is 0 there
+ * against -1/12. Its gradient is E[g_S . dx^(S)/dtheta] (the first variation along the
+ * push-forward), a cotangent g_S / N on x^(S): exact for potential and interaction energies on
+ * the batch, and for those with a density (entropy, pme) the usual unbiased estimator rather than
+ * the derivative of the batch's estimate of F.
  *
  * The gradient is one reverse pass: the loss's derivatives in D_k and g_k give cotangents on
  * every stage's x; the energy's wgrad_vjp carries those of g_k into x^(k), l^(k), s^(k); one
@@ -20,18 +27,26 @@
  * scale m is then 0, is 0 with gradient 0, so the first step follows <D_k, g_{k-1}> down the
  * gradient.
  *
- * Physical time: along a geometric path t_k = sum_{j<=k} |D_j| (1/|g_{j-1}| + 1/|g_j|)/2 (the
- * trapezoid rule); along a finite-horizon path t_k = k tau.
+ * Physical time: along a geometric path t = int ds / |g| over the W2 arc length s, one stage
+ * at a time with ds = |D_k|. times = logmean takes |g| linear in s between the stages:
+ *
+ *     t_k - t_{k-1} = |D_k| ln(|g_{k-1}| / |g_k|) / (|g_{k-1}| - |g_k|)
+ *
+ * (|D_k| over the logarithmic mean of the two |g|), exact on an exponential approach to
+ * equilibrium (|g| proportional to the distance to it), where the trapezoid rule on 1/|g|
+ * (times = trapezoid: |D_k| (1/|g_{k-1}| + 1/|g_k|)/2) runs ahead, as sinh(lambda h) / lambda
+ * does of a true step h. Along a finite-horizon path t_k = k tau.
  *
  * Optimisers: Adam (lr, optionally decaying geometrically to lr_end, fresh or fixed samples) or
  * L-BFGS (liblbfgs, fixed samples, backtracking Armijo line search: a trial the map refuses, or
  * where the loss is not finite, is +inf and the search backs off). Every iteration is reported
  * with wgf_problem_observe: history.csv's energy column is the total loss, and, for want of
  * columns of their own, its dissipation column holds the action, step_norm the speed penalty
- * (mu_s included), residual the equilibrium penalty (mu_eq included), iterations the optimiser's
- * iteration and products the loss evaluations so far; t is the recovered time of the last stage,
- * at which the reference judges it. The whole path (stage times t_k and energies) is reported
- * with wgf_problem_observe_path every [output] every iterations and at the end.
+ * (mu_s included), residual the terminal penalties (mu_eq |g_S|^2 + mu_f F(rho_S)), iterations
+ * the optimiser's iteration and products the loss evaluations so far; t is the recovered time of
+ * the last stage, at which the reference judges it. The whole path (stage times t_k, energies,
+ * |D_k| and |g_k|) is reported with wgf_problem_observe_path every [output] every iterations and
+ * at the end.
  *
  * With Adam a run can resume (`wgf run --resume`): the moments, the powers of beta1 and beta2
  * and the evaluation count at the start of every iteration go with the checkpoint, and path.csv
@@ -49,10 +64,11 @@
 
 enum { GW_GEOMETRIC, GW_FINITE_HORIZON };
 enum { GW_ADAM, GW_LBFGS };
+enum { GW_LOGMEAN, GW_TRAPEZOID };
 
 typedef struct {
-    int action, optimizer, fixed;
-    double t_end, mu_s, mu_eq;
+    int action, optimizer, fixed, times;
+    double t_end, mu_s, mu_eq, mu_f;
     long iterations;
     double lr, lr_end, beta1, beta2;
     int m;
@@ -85,11 +101,13 @@ static int gw_create(const wgf_section *sec, const wgf_problem_info *info, void 
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     g->action = strcmp(wgf_section_string(sec, "action"), "finite_horizon") == 0 ? GW_FINITE_HORIZON
                                                                                   : GW_GEOMETRIC;
+    g->times = strcmp(wgf_section_string(sec, "times"), "trapezoid") == 0 ? GW_TRAPEZOID : GW_LOGMEAN;
     g->optimizer = strcmp(wgf_section_string(sec, "optimizer"), "lbfgs") == 0 ? GW_LBFGS : GW_ADAM;
     g->fixed = strcmp(wgf_section_string(sec, "samples"), "fixed") == 0;
     g->t_end = wgf_section_double(sec, "t_end");
     g->mu_s = wgf_section_double(sec, "mu_s");
     g->mu_eq = wgf_section_double(sec, "mu_eq");
+    g->mu_f = wgf_section_double(sec, "mu_f");
     g->iterations = wgf_section_int(sec, "iterations");
     g->lr = wgf_section_double(sec, "lr");
     g->lr_end = wgf_section_has(sec, "lr_end") ? wgf_section_double(sec, "lr_end") : g->lr;
@@ -181,6 +199,25 @@ static int gw_loss_init(gw_loss *c, wgf_problem *p, const genwgp *gw, size_t N, 
     return WGF_OK;
 }
 
+/* Energy of stage k of the last evaluation: the terms' estimates on that stage's batch. */
+static int gw_stage_energy(const gw_loss *c, size_t k, double *F, wgf_error *err)
+{
+    const wgf_batch *b = wgf_eval_batch(c->ev, k);
+    *F = 0;
+    for (size_t i = 0; i < wgf_problem_nterms(c->p); i++) {
+        const wgf_energy_vt *vt;
+        void *st;
+        double Fi = NAN;
+        wgf_problem_term(c->p, i, NULL, NULL, &vt, &st);
+        int rc = vt->eval_s && b->s ? vt->eval_s(st, b, &Fi, NULL, NULL, NULL, err)
+                                    : vt->eval(st, b, &Fi, NULL, NULL, err);
+        if (rc != WGF_OK)
+            return rc;
+        *F += Fi;
+    }
+    return WGF_OK;
+}
+
 /* The loss at theta on the batch in c->ev, its terms, |D_k| and |g_k|; with grad not NULL its
  * gradient in theta (P, overwritten). WGF_ENUMERIC when the loss is not finite. */
 static int gw_loss_eval(gw_loss *c, const double *theta, double *grad, wgf_error *err)
@@ -224,10 +261,16 @@ static int gw_loss_eval(gw_loss *c, const double *theta, double *grad, wgf_error
     c->action = action;
     c->speed = mean > 0 ? gw->mu_s * Q / (mean * mean) : 0;
     c->equil = gw->mu_eq * c->gn[S] * c->gn[S];
+    if (gw->mu_f > 0) {
+        double F;
+        if ((rc = gw_stage_energy(c, S, &F, err)) != WGF_OK)
+            return rc;
+        c->equil += gw->mu_f * F;
+    }
     c->loss = c->action + c->speed + c->equil;
     if (!isfinite(c->loss))
         return wgf_error_set(err, WGF_ENUMERIC,
-                             "the loss is not finite (action %g, speed %g, equilibrium %g)", c->action,
+                             "the loss is not finite (action %g, speed %g, terminal %g)", c->action,
                              c->speed, c->equil);
     if (!grad)
         return WGF_OK;
@@ -271,6 +314,11 @@ static int gw_loss_eval(gw_loss *c, const double *theta, double *grad, wgf_error
     const double *gS = c->g + S * nd;
     for (size_t i = 0; i < nd; i++)
         gbS[i] += 2 * gw->mu_eq * gS[i] * invN;
+    if (gw->mu_f > 0) { /* dF/dx^(S) = g_S / N */
+        double *xbS = c->xbar + S * nd;
+        for (size_t i = 0; i < nd; i++)
+            xbS[i] += gw->mu_f * gS[i] * invN;
+    }
     for (size_t k = 1; k <= S && rc == WGF_OK; k++)
         rc = wgf_problem_wgrad_vjp(c->p, c->ev, k, c->gbar + k * nd, c->xbar + k * nd,
                                    c->lbar ? c->lbar + k * N : NULL, c->sbar ? c->sbar + k * nd : NULL, err);
@@ -284,54 +332,45 @@ static int gw_loss_eval(gw_loss *c, const double *theta, double *grad, wgf_error
     return WGF_OK;
 }
 
-/* Stage times from the last evaluation: trapezoid rule along a geometric path, k tau along a
- * finite-horizon one. A stage where g vanishes (an exact equilibrium: the flow reaches it only as
- * t -> infinity) leaves the rule with the other end of its interval, so that every t_k is finite;
- * a step that does not move takes no time. */
+/* Stage times from the last evaluation (see the top of the file for the rules). A stage where g
+ * vanishes (an exact equilibrium: the flow reaches it only as t -> infinity) leaves the rule with
+ * the other end of its interval, |D_k| / |g|, so that every t_k is finite; a step that does not
+ * move takes no time. */
 static void gw_times(const gw_loss *c, double *t)
 {
     t[0] = 0;
     for (size_t k = 1; k <= c->S; k++) {
-        const double g0 = c->gn[k - 1], g1 = c->gn[k];
-        int ends = (g0 > 0) + (g1 > 0);
-        double dt = c->Dn[k] > 0 && ends ? c->Dn[k] * ((g0 > 0 ? 1 / g0 : 0) + (g1 > 0 ? 1 / g1 : 0)) / ends : 0;
+        const double g0 = c->gn[k - 1], g1 = c->gn[k], D = c->Dn[k];
+        double dt = 0;
+        if (D > 0 && g0 > 0 && g1 > 0) {
+            /* ln(g1/g0) / (g1 - g0) = log1p(q) / (q g0), q = g1/g0 - 1: no cancellation as g1 -> g0 */
+            double q = (g1 - g0) / g0;
+            dt = c->gw->times == GW_TRAPEZOID ? D * (1 / g0 + 1 / g1) / 2 : q == 0 ? D / g0 : D * log1p(q) / (q * g0);
+        } else if (D > 0 && (g0 > 0 || g1 > 0)) {
+            dt = D / (g0 > 0 ? g0 : g1);
+        }
         t[k] = c->gw->action == GW_FINITE_HORIZON ? c->gw->t_end * (double)k / (double)c->S : t[k - 1] + dt;
     }
 }
 
-/* Energy of stage k of the last evaluation: the terms' estimates on that stage's batch. */
-static int gw_stage_energy(const gw_loss *c, size_t k, double *F, wgf_error *err)
-{
-    const wgf_batch *b = wgf_eval_batch(c->ev, k);
-    *F = 0;
-    for (size_t i = 0; i < wgf_problem_nterms(c->p); i++) {
-        const wgf_energy_vt *vt;
-        void *st;
-        double Fi = NAN;
-        wgf_problem_term(c->p, i, NULL, NULL, &vt, &st);
-        int rc = vt->eval_s && b->s ? vt->eval_s(st, b, &Fi, NULL, NULL, NULL, err)
-                                    : vt->eval(st, b, &Fi, NULL, NULL, err);
-        if (rc != WGF_OK)
-            return rc;
-        *F += Fi;
-    }
-    return WGF_OK;
-}
-
-/* Report the path of the last evaluation (at theta). */
+/* Report the path of the last evaluation (at theta), with its |D_k| and |g_k|: those of the
+ * loss's batch, from which the times come. */
 static int gw_report_path(gw_loss *c, unsigned long step, const double *theta, wgf_error *err)
 {
     size_t S = c->S;
-    double *t = malloc(2 * (S + 1) * sizeof(double));
+    double *t = malloc(3 * (S + 1) * sizeof(double));
     if (!t)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
-    double *energy = t + S + 1;
+    double *energy = t + S + 1, *Dn = t + 2 * (S + 1);
     gw_times(c, t);
+    memcpy(Dn, c->Dn, (S + 1) * sizeof *Dn);
+    Dn[0] = NAN; /* no step into stage 0 */
     int rc = WGF_OK;
     for (size_t k = 0; k <= S && rc == WGF_OK; k++)
         rc = gw_stage_energy(c, k, &energy[k], err);
     if (rc == WGF_OK) {
-        wgf_path_info path = {.step = step, .nstages = S + 1, .t = t, .energy = energy, .theta = theta};
+        wgf_path_info path = {.step = step, .nstages = S + 1, .t = t, .energy = energy, .theta = theta,
+                              .step_norm = Dn, .grad_norm = c->gn};
         rc = wgf_problem_observe_path(c->p, &path, err);
     }
     free(t);
@@ -572,14 +611,19 @@ static const wgf_scheme_vt gw_vt = {
 
 static const wgf_param gw_params[] = {
     {"action", WGF_PARAM_CHOICE, "geometric", 0, 0, 0, "geometric|finite_horizon",
-     "geometric: sum_k |D_k| |g_{k-1}| + <D_k, g_{k-1}> (time recovered by the trapezoid rule); "
+     "geometric: sum_k |D_k| |g_{k-1}| + <D_k, g_{k-1}> (stage times recovered from |D_k| and |g_k|); "
      "finite_horizon: sum_k |D_k + tau g_{k-1}|^2 / (4 tau), tau = t_end / S"},
+    {"times", WGF_PARAM_CHOICE, "logmean", 0, 0, 0, "logmean|trapezoid",
+     "geometric action: stage times t = int ds / |g| with |g| linear in the W2 arc length between "
+     "stages (logmean, exact on an exponential approach), or the trapezoid rule on 1/|g|"},
     {"t_end", WGF_PARAM_DOUBLE, "1", WGF_P_MIN | WGF_P_MIN_OPEN, 0, 0, NULL,
      "physical time of the last stage (finite_horizon only)"},
     {"mu_s", WGF_PARAM_DOUBLE, "1", WGF_P_MIN, 0, 0, NULL,
      "weight of the constant-speed penalty sum_k (|D_k| - mean |D|)^2 / mean |D|^2"},
     {"mu_eq", WGF_PARAM_DOUBLE, "1", WGF_P_MIN, 0, 0, NULL,
      "weight of the terminal equilibrium penalty |g_S|^2"},
+    {"mu_f", WGF_PARAM_DOUBLE, "0", WGF_P_MIN, 0, 0, NULL,
+     "weight of the last stage's energy F(rho_S): a minimiser at the end, not any stationary state"},
     {"optimizer", WGF_PARAM_CHOICE, "adam", 0, 0, 0, "adam|lbfgs",
      "Adam, or L-BFGS (liblbfgs, backtracking line search, fixed samples)"},
     {"iterations", WGF_PARAM_INT, "1000", WGF_P_MIN, 1, 0, NULL, "optimiser iterations"},
