@@ -94,7 +94,7 @@ trial aggregation "$E/aggregation_2d.ini" 2 -- --set scheme.t_end=0.03 --set map
     --set run.samples=600 --set output.every=3 --set output.samples=600 --set output.diagnostics_every=3
 trial mmd "$E/generative_moons.ini" 2 -- --set scheme.t_end=0.5 --set map.layers=8 --set run.samples=600 \
     --set output.every=2 --set output.samples=600 --set output.diagnostics_every=2 \
-    --set reference.samples=300 --set energy.target_samples=500
+    --set reference.samples=300 --set target.samples=500
 trial metric_g "$E/fpe_ou_10d_g.ini" 2 -- --set scheme.t_end=0.02 --set run.samples=700 \
     --set output.every=2 --set output.samples=600
 # step control: rejected tries are decided by sums, the same on every rank
