@@ -349,6 +349,13 @@ expect 0 "warning: step 0: diagnostics not computed" "$WGF" run "$SRC/experiment
 grep -q "^status = finished" "$tmp/diag/summary.ini" 2>/dev/null && ok || bad "the run did not finish"
 grep -q "^diagnostics = not computed 2 times, first at step 0: " "$tmp/diag/summary.ini" 2>/dev/null && ok ||
     bad "summary.ini does not report the diagnostics that failed"
+# the particle reference stops at its t_max rather than integrate for hours
+# toward a far stage time; the steps before are diagnosed
+expect 0 "" "$WGF" run "$SRC/experiments/aggregation_2d.ini" -o "$tmp/tmax" --quiet --threads 1 \
+    --set scheme.t_end=0.02 --set reference.type=particles --set reference.particles=50 \
+    --set reference.t_max=0.01 --set output.every=2 --set output.plots=false --set output.samples=100
+grep -q "^diagnostics = not computed 2 times, first at step 4: .*time 0.02 is beyond t_max = 0.01" \
+    "$tmp/tmax/summary.ini" 2>/dev/null && ok || bad "particles: no t_max message in summary.ini"
 # (an energy that overflows at the first step)
 expect 3 "numerical failure: euler, step 0 (t = 0): energy 'fpe': the potential is inf" "$WGF" run "$good" \
     -o "$tmp/inf" --quiet --set energy.mu=1e200 --set output.plots=false

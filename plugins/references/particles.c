@@ -22,7 +22,7 @@ typedef struct {
     const wgf_problem *p;
     size_t d, np, w2_samples;
     unsigned long seed;
-    double *px, *pa, *pterm, *pc, *pl, pt, pdt, noise;
+    double *px, *pa, *pterm, *pc, *pl, pt, pdt, tmax, noise;
     gsl_rng *prng;
 } particles;
 
@@ -77,6 +77,7 @@ static int part_create(const wgf_section *sec, const wgf_reference_setup *setup,
     size_t d = r->d = info->dim;
     r->np = (size_t)wgf_section_int(sec, "particles");
     r->pdt = wgf_section_double(sec, "particle_dt");
+    r->tmax = wgf_section_double(sec, "t_max");
     r->w2_samples = (size_t)wgf_section_int(sec, "w2_samples");
     r->px = wgf_alloc_doubles(r->np * d);
     r->pa = wgf_alloc_doubles(r->np * d);
@@ -146,6 +147,12 @@ static int part_eval(void *state, const wgf_reference_obs *obs, int full, double
     if (obs->t < r->pt - 1e-12)
         return wgf_error_set(err, WGF_EINVAL, "particles: time %g is before the particles' %g (they "
                              "only go forward)", obs->t, r->pt);
+    /* a path scheme's recovered stage times are not bounded by a t_end: one near
+     * equilibrium can be in the thousands, hours of particle steps */
+    if (obs->t > r->tmax)
+        return wgf_error_set(err, WGF_EINVAL, "particles: time %g is beyond t_max = %g (%.3g more steps of "
+                             "%g; raise reference.t_max to integrate that far)",
+                             obs->t, r->tmax, (obs->t - r->pt) / r->pdt, r->pdt);
     int rc = advance(r, obs->t, err);
     if (rc != WGF_OK)
         return rc;
@@ -188,6 +195,8 @@ static const wgf_param part_params[] = {
     {"particles", WGF_PARAM_INT, "2000", WGF_P_MIN, 2, 0, NULL, "how many particles"},
     {"particle_dt", WGF_PARAM_DOUBLE, "1e-3", WGF_P_MIN | WGF_P_MIN_OPEN, 0, 0, NULL,
      "time step (Euler-Maruyama)"},
+    {"t_max", WGF_PARAM_DOUBLE, "100", WGF_P_MIN | WGF_P_MIN_OPEN, 0, 0, NULL,
+     "latest time the particles are integrated to; later observations are not computed"},
     {"w2_samples", WGF_PARAM_INT, "1000", WGF_P_MIN, 2, 0, NULL,
      "samples in the exact-assignment W2 (at the output cadence)"},
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
