@@ -52,8 +52,9 @@ extern "C" {
  *
  * Version 1: the first.
  * Version 2: energy eval_s and stiffness; map vjp_many; scheme needs; the
- * reference kind. */
-#define WGF_ABI_VERSION 2u
+ * reference kind.
+ * Version 3: map gram_blocks; metric blocks (the MINRES preconditioner). */
+#define WGF_ABI_VERSION 3u
 
 #define WGF_PLUGIN_ENTRY "wgf_plugin_entry"
 
@@ -200,6 +201,17 @@ typedef struct wgf_map_vt {
     int (*vjp_many)(void *state, const double *theta, size_t n, void *tape, size_t k,
                     const double *const *xbar, const double *const *ldbar, const double *const *sbar,
                     double *const *thetabar, wgf_error *err);
+    /* ---- ABI 3 ---- */
+    /* Optional (NULL: no blocks, so no block preconditioner for this map):
+     * the diagonal blocks of the Gram matrix sum_n J_n^T J_n of the last
+     * stage (J_n = dx_n^(S)/dtheta, d x P) on the tape after forward. The
+     * blocks are the map's groups of `size` consecutive parameters (a layer),
+     * size dividing P; the map sets *size, and when G is not NULL
+     * ACCUMULATES block j's sums into G[j size^2 ..] (size x size,
+     * row-major, both triangles), j < P / size. With G NULL the tape is not
+     * read (the call only tells the size). doc/math.md section 4. */
+    int (*gram_blocks)(void *state, const double *theta, size_t n, void *tape, size_t *size,
+                       double *G, wgf_error *err);
 } wgf_map_vt;
 
 /* ---------------------------------------------------------------- metric */
@@ -225,6 +237,15 @@ typedef struct wgf_metric_vt {
      * NULL the core runs MINRES on apply with the section's tol, maxiter and
      * tikhonov. */
     int (*solve)(void *state, const double *rhs, double *zeta, wgf_solve_stats *stats, wgf_error *err);
+    /* ---- ABI 3 ---- */
+    /* Optional (NULL, or WGF_EUNSUP returned: the metric has none): the
+     * diagonal blocks of M as last prepared, for the core's MINRES
+     * preconditioner ([metric] preconditioner): groups of *size consecutive
+     * parameters, size dividing P; G (P size doubles, block j at
+     * G[j size^2 ..]) OVERWRITTEN when not NULL. Without them the core finds
+     * the diagonal of M by probing apply (jacobi) or runs without a
+     * preconditioner (block). */
+    int (*blocks)(void *state, size_t *size, double *G, wgf_error *err);
 } wgf_metric_vt;
 
 /* ---------------------------------------------------------------- scheme */

@@ -76,6 +76,11 @@ int wgf_eval_vjp_many(wgf_eval *ev, size_t k, const double *const *xbar, const d
 /* out = (1/n) sum_n J_n^T J_n v: the Lagrangian metric G-hat applied to v,
  * one fused jvp + vjp per block on the stored tapes. OVERWRITES out. */
 int wgf_eval_gram(wgf_eval *ev, const double *v, double *out, wgf_error *err);
+/* The diagonal blocks of G-hat, (1/n) sum_n J_n^T J_n, in the map's groups of consecutive
+ * parameters (a layer; wgf_map_vt gram_blocks): *size is set to the group size q, and when G is
+ * not NULL, G (P q doubles, block j at G[j q^2 ..], q x q row-major) is OVERWRITTEN.
+ * WGF_EUNSUP when the map cannot form them. */
+int wgf_eval_gram_blocks(wgf_eval *ev, size_t *size, double *G, wgf_error *err);
 
 /* ---- the problem ---- */
 
