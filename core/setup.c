@@ -48,9 +48,10 @@ static const wgf_param metric_schema[] = {
     {"maxiter", WGF_PARAM_INT, "200", WGF_P_MIN, 1, 0, NULL, "MINRES iteration cap"},
     {"tikhonov", WGF_PARAM_DOUBLE, "0", WGF_P_MIN, 0, 0, NULL,
      "Tikhonov term eps: solve (M + eps I) zeta = grad F"},
-    {"preconditioner", WGF_PARAM_CHOICE, "block", 0, 0, 0, "none|jacobi|block",
-     "MINRES preconditioner: the metric's diagonal blocks (a layer each) plus eps, Cholesky-"
-     "factored; their diagonal; or none (block without blocks from the metric and map: none)"},
+    {"preconditioner", WGF_PARAM_CHOICE, "none", 0, 0, 0, "none|jacobi|block",
+     "MINRES preconditioner: none; the metric's diagonal blocks (a layer each) plus eps, "
+     "Cholesky-factored (block; none when the metric and map have no blocks); or their diagonal "
+     "(jacobi; probed with P products without blocks)"},
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
 
 static const wgf_param scheme_schema[] = {
@@ -603,9 +604,9 @@ static int problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *dia
     p->tikhonov = wgf_section_double(p->metric_sec, "tikhonov");
     {
         const char *pc = wgf_section_string(p->metric_sec, "preconditioner");
-        p->precond = !pc || strcmp(pc, "block") == 0 ? WGF_PC_BLOCK
-                     : strcmp(pc, "jacobi") == 0   ? WGF_PC_JACOBI
-                                                   : WGF_PC_NONE;
+        p->precond = pc && strcmp(pc, "block") == 0    ? WGF_PC_BLOCK
+                     : pc && strcmp(pc, "jacobi") == 0 ? WGF_PC_JACOBI
+                                                       : WGF_PC_NONE;
     }
     wgf_error_clear(err);
     rc = p->metric->create(p->metric_sec, &p->info, &p->metric_state, err);
