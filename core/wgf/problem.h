@@ -111,7 +111,8 @@ int wgf_problem_wgrad_vjp(wgf_problem *p, wgf_eval *ev, size_t stage, const doub
                           double *lbar, double *sbar, wgf_error *err);
 
 /* Natural gradient: prepare the metric at ev and solve M zeta = rhs (the
- * metric's own solve, else MINRES with the [metric] tol, maxiter, tikhonov).
+ * metric's own solve, else MINRES with the [metric] tol, maxiter, tikhonov
+ * and preconditioner, the latter built at the first solve after a prepare).
  * A solve that breaks down returns WGF_ENUMERIC; one that only misses the
  * tolerance returns WGF_OK with stats->converged = 0. The same as
  * wgf_problem_metric_prepare then wgf_problem_metric_solve. */
