@@ -255,8 +255,9 @@ static int pc_reserve(wgf_problem *p, size_t n, wgf_error *err)
  * layer's w and b while its u = 0): a zero pivot's row and column are
  * dropped and its pivot set to the block's largest, and what is still not
  * numerically definite gets 1e-10 of that largest on the diagonal, then
- * only the diagonal. The factor only preconditions: the solve is of M
- * itself, so none of this changes the solution MINRES converges to. */
+ * only the diagonal. The factor only preconditions: the solve is of M + eps I
+ * itself, so none of this changes the solution MINRES converges to (for
+ * eps = 0 and a singular M, the one of least norm in the factor's metric). */
 static void pc_factor_block(size_t q, double *B, double *L)
 {
     double mx = 0.0;
