@@ -3,7 +3,8 @@
  * (jvp + vjp on the stored tapes), the forward pass with scores, and the
  * energy gradient; then the product's arithmetic rate and how its time grows
  * with N, L and d (the exponent of a least-squares fit of log time against
- * log size: 1 is linear). Run by `make bench`; not part of make check. */
+ * log size: 1 is linear); and one natural-gradient solve with each MINRES
+ * preconditioner. Run by `make bench`; not part of make check. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,66 @@ done:
     return rc;
 }
 
+/* One natural-gradient solve of the 10-D experiment's metric (G-hat + 1e-3 I) with the given
+ * [metric] preconditioner and tolerance: MINRES iterations, products, relative residual and time
+ * (the preconditioner's set-up included). */
+static int bench_solve(const char *pc, double tol)
+{
+    char text[512];
+    int len = snprintf(text, sizeof text,
+                       "%s[metric]\nplugin = lagrangian\ntikhonov = 1e-3\ntol = %g\nmaxiter = 200\n"
+                       "preconditioner = %s\n",
+                       ini, tol, pc);
+    char path[] = "/tmp/wgf-bench-XXXXXX.ini";
+    int fd = mkstemps(path, 4);
+    if (len < 0 || (size_t)len >= sizeof text || fd < 0 ||
+        write(fd, text, (size_t)len) != (ssize_t)len) {
+        if (fd >= 0) {
+            close(fd);
+            unlink(path);
+        }
+        return 1;
+    }
+    close(fd);
+    wgf_run_opts opts = {.file = path};
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    wgf_error err = {0};
+    wgf_problem *p = NULL;
+    int rc = wgf_problem_create(&p, &opts, &diag, &err);
+    unlink(path);
+    wgf_diag_free(&diag);
+    if (rc != WGF_OK)
+        return die("set-up", &err);
+    size_t P = wgf_problem_nparams(p);
+    double *theta = wgf_problem_theta(p);
+    for (size_t j = 0; j < P; j++)
+        theta[j] += 0.05 * ((double)((j * 7919) % 13) / 13.0 - 0.5);
+    wgf_eval *ev = NULL;
+    double *g = calloc(2 * P, sizeof(double)), F;
+    wgf_solve_stats st;
+    rc = 1;
+    if (!g || wgf_problem_constrain(p, theta, &err) != WGF_OK)
+        goto done;
+    ev = wgf_eval_create(p, 1000, WGF_EVAL_SCORE, &err);
+    if (!ev || wgf_eval_draw(ev, WGF_STREAM_TRAIN, 0, &err) != WGF_OK ||
+        wgf_eval_forward(ev, theta, &err) != WGF_OK || wgf_problem_energy(p, ev, &F, g, &err) != WGF_OK)
+        goto done;
+    double t0 = now();
+    if (wgf_problem_natgrad(p, ev, g, g + P, &st, &err) != WGF_OK)
+        goto done;
+    printf("  %-7s tol %-5g %4u iterations %4lu products, residual %.1e, %7.2f ms\n", pc, tol,
+           st.iterations, st.products, st.residual, 1e3 * (now() - t0));
+    rc = 0;
+done:
+    if (rc)
+        die("solve", &err);
+    free(g);
+    wgf_eval_free(ev);
+    wgf_problem_free(p);
+    return rc;
+}
+
 /* The slope of log ms against log size: the exponent of the cost in that size. */
 static int print_exponent(const char *what, const size_t *sizes, size_t count, const size_t *n,
                           const size_t *layers, const size_t *d, size_t *vary)
@@ -207,6 +268,13 @@ int main(void)
     free(out);
     wgf_eval_free(ev);
     wgf_problem_free(p);
+
+    printf("G-hat + 1e-3 I solve, MINRES with each preconditioner:\n");
+    static const char *pcs[] = {"none", "jacobi", "block"};
+    for (int t = 0; t < 2; t++)
+        for (int k = 0; k < 3; k++)
+            if (bench_solve(pcs[k], t == 0 ? 1e-8 : 1e-2))
+                return 1;
 
     /* Scaling, one size at a time about N = 1000, L = 20, d = 10. */
     printf("G-hat product scaling (median of 5 timings each):\n");

@@ -47,6 +47,9 @@ struct wgf_eval {
     double *many_tbar, *many_ld;
     const double **many_in;
     double **many_out;
+    /* wgf_eval_gram_blocks' per-block sums (nblocks x P x size), allocated by its first call */
+    size_t gram_size;
+    double *gram_buf;
 };
 
 static size_t block_len(const wgf_eval *ev, size_t b)
@@ -133,6 +136,7 @@ void wgf_eval_free(wgf_eval *ev)
     wgf_free(ev->many_ld);
     free(ev->many_in);
     free(ev->many_out);
+    wgf_free(ev->gram_buf);
     free(ev);
 }
 
@@ -537,5 +541,58 @@ int wgf_eval_vjp_many(wgf_eval *ev, size_t k, const double *const *xbar, const d
                 out[i] += t[i];
         }
     }
+    return WGF_OK;
+}
+
+int wgf_eval_gram_blocks(wgf_eval *ev, size_t *size, double *G, wgf_error *err)
+{
+    size_t P = ev->P, q = 0;
+    if (!ev->map->gram_blocks)
+        return wgf_error_set(err, WGF_EUNSUP, "the map has no Gram blocks (gram_blocks)");
+    wgf_error_clear(err);
+    int rc = ev->map->gram_blocks(ev->map_state, ev->theta, 0, NULL, &q, NULL, err);
+    if (rc != WGF_OK)
+        return wgf_error_forward(err, rc, "map: gram_blocks");
+    if (q == 0 || P % q != 0)
+        return wgf_error_set(err, WGF_EINVAL,
+                             "map: gram_blocks: blocks of %zu parameters do not divide the %zu "
+                             "parameters",
+                             q, P);
+    *size = q;
+    if (!G)
+        return WGF_OK;
+    if (ev->gram_size != q) {
+        wgf_free(ev->gram_buf);
+        ev->gram_size = 0;
+        ev->gram_buf = wgf_alloc_doubles(ev->nblocks * P * q);
+        if (!ev->gram_buf)
+            return wgf_error_set(err, WGF_ENOMEM, "out of memory for the Gram blocks");
+        ev->gram_size = q;
+    }
+    clear_errors(ev);
+    long b0 = (long)ev->b0, b1 = (long)ev->b1;
+#pragma omp parallel for schedule(static)
+    for (long bl = b0; bl < b1; bl++) {
+        size_t b = (size_t)bl, qb = q;
+        double *gb = ev->gram_buf + b * P * q;
+        memset(gb, 0, P * q * sizeof(double));
+        block_rc(ev, b, ev->map->gram_blocks(ev->map_state, ev->theta, block_len(ev, b), ev->tapes[b],
+                                             &qb, gb, &ev->berr[b]));
+    }
+    rc = first_error(ev, err);
+    if (rc == WGF_OK) /* each rank's blocks made whole (MPI) */
+        rc = gather_partials(ev, ev->gram_buf, P * q, err);
+    if (rc != WGF_OK)
+        return rc;
+    /* block partial sums in block order, as reduce_blocks */
+    double scale = 1.0 / (double)ev->n;
+    memcpy(G, ev->gram_buf, P * q * sizeof(double));
+    for (size_t b = 1; b < ev->nblocks; b++) {
+        const double *t = ev->gram_buf + b * P * q;
+        for (size_t i = 0; i < P * q; i++)
+            G[i] += t[i];
+    }
+    for (size_t i = 0; i < P * q; i++)
+        G[i] *= scale;
     return WGF_OK;
 }

@@ -68,6 +68,11 @@ struct wgf_problem {
     /* MINRES settings from [metric] */
     double tol, tikhonov;
     unsigned maxiter;
+    int precond;     /* WGF_PC_*: [metric] preconditioner */
+    int pc_ready;    /* pc is built for the metric as last prepared */
+    size_t pc_size;  /* its blocks' size: 0 none, 1 diagonal, q blocks of q */
+    size_t pc_cap;   /* doubles allocated in pc */
+    double *pc;      /* P q: the blocks' Cholesky factors, or the diagonal's inverse */
     unsigned long metric_products;
     wgf_eval *metric_ev; /* the eval the metric was last prepared on */
 
@@ -93,6 +98,9 @@ struct wgf_problem {
     double *step_state, *resume_state;
     size_t step_nstate, step_capstate, resume_nstate;
 };
+
+/* [metric] preconditioner */
+enum { WGF_PC_NONE, WGF_PC_JACOBI, WGF_PC_BLOCK };
 
 /* problem.c: the energy partials' scratch freed (setup.c's teardown). */
 void wgf_problem_scratch_free(wgf_problem *p);

@@ -90,6 +90,42 @@ static int apply_shifted(size_t n, wgf_linop_fn A, void *user, double shift, con
 int wgf_minres(size_t n, wgf_linop_fn A, void *user, double shift, const double *b, double *x,
                double rtol, unsigned maxiter, wgf_solve_stats *stats, wgf_error *err)
 {
+    return wgf_minres_prec(n, A, user, shift, NULL, NULL, b, x, rtol, maxiter, stats, err);
+}
+
+/* z = M^{-1} r and beta = sqrt(r . z), the M^{-1} norm of r (z = r and the
+ * Euclidean norm without a preconditioner). */
+static int precondition(size_t n, wgf_linop_fn Minv, void *muser, const double *r, double *z,
+                        double *beta, unsigned iter, wgf_error *err)
+{
+    if (!Minv) {
+        if (z != r)
+            memcpy(z, r, n * sizeof *z);
+        *beta = wgf_nrm2(n, r, NULL);
+        return WGF_OK;
+    }
+    int rc = Minv(muser, r, z, err);
+    if (rc != WGF_OK)
+        return wgf_error_prefix(err, "MINRES iteration %u: preconditioner", iter);
+    double rz = dot(n, r, z);
+    if (rz < 0.0)
+        return wgf_error_set(err, WGF_ENUMERIC,
+                             "MINRES iteration %u: the preconditioner is not positive definite "
+                             "(r . M^-1 r = %g)",
+                             iter, rz);
+    *beta = sqrt(rz);
+    return WGF_OK;
+}
+
+/* With a preconditioner (Paige and Saunders 1975, section 6; SciPy's minres)
+ * the Lanczos process runs on M^{-1/2} (A + shift I) M^{-1/2} without forming
+ * M^{-1/2}: r1, r2 hold unpreconditioned Lanczos vectors, y = M^{-1} r2, and
+ * every beta is an M^{-1} norm. The recurrences below are otherwise those
+ * without one. */
+int wgf_minres_prec(size_t n, wgf_linop_fn A, void *user, double shift, wgf_linop_fn Minv,
+                    void *muser, const double *b, double *x, double rtol, unsigned maxiter,
+                    wgf_solve_stats *stats, wgf_error *err)
+{
     wgf_solve_stats local;
     if (!stats)
         stats = &local;
@@ -102,10 +138,10 @@ int wgf_minres(size_t n, wgf_linop_fn A, void *user, double shift, const double 
     for (size_t i = 0; i < n; i++)
         x[i] = 0.0;
 
-    const double beta1 = wgf_nrm2(n, b, NULL);
-    if (!isfinite(beta1))
+    const double bnorm = wgf_nrm2(n, b, NULL);
+    if (!isfinite(bnorm))
         return wgf_error_set(err, WGF_ENUMERIC, "MINRES iteration 0: right-hand side is not finite");
-    if (beta1 == 0.0) {
+    if (bnorm == 0.0) {
         stats->converged = 1;
         return WGF_OK;
     }
@@ -122,14 +158,24 @@ int wgf_minres(size_t n, wgf_linop_fn A, void *user, double shift, const double 
     for (size_t i = 0; i < n; i++) {
         r1[i] = b[i];
         r2[i] = b[i];
-        y[i] = b[i];
         w[i] = w1[i] = w2[i] = 0.0;
+    }
+    double beta1;
+    int rc = precondition(n, Minv, muser, b, y, &beta1, 0, err);
+    if (rc == WGF_OK && !(beta1 > 0.0 && isfinite(beta1)))
+        rc = wgf_error_set(err, WGF_ENUMERIC,
+                           "MINRES iteration 0: the preconditioner gives |b|_M^-1 = %g for a nonzero "
+                           "right-hand side (not positive definite)",
+                           beta1);
+    if (rc != WGF_OK) {
+        free(work);
+        return rc;
     }
 
     const double eps = DBL_EPSILON;
     double oldb = 0.0, beta = beta1, dbar = 0.0, epsln = 0.0, phibar = beta1;
     double tnorm2 = 0.0, cs = -1.0, sn = 0.0;
-    int rc = WGF_OK, converged = 0;
+    int converged = 0;
     unsigned itn = 0;
 
     while (itn < maxiter) {
@@ -156,7 +202,9 @@ int wgf_minres(size_t n, wgf_linop_fn A, void *user, double shift, const double 
             r2[i] = y[i];
         }
         oldb = beta;
-        beta = wgf_nrm2(n, r2, NULL);
+        rc = precondition(n, Minv, muser, r2, y, &beta, itn, err);
+        if (rc != WGF_OK)
+            break;
         if (!isfinite(alfa) || !isfinite(beta)) {
             rc = wgf_error_set(err, WGF_ENUMERIC,
                                "MINRES iteration %u: Lanczos coefficients are not finite "
@@ -230,7 +278,7 @@ int wgf_minres(size_t n, wgf_linop_fn A, void *user, double shift, const double 
         if (rc == WGF_OK) {
             for (size_t i = 0; i < n; i++)
                 y[i] = b[i] - y[i];
-            stats->residual = wgf_nrm2(n, y, NULL) / beta1;
+            stats->residual = wgf_nrm2(n, y, NULL) / bnorm;
             stats->converged = converged;
             if (!isfinite(stats->residual))
                 rc = wgf_error_set(err, WGF_ENUMERIC,

@@ -227,6 +227,7 @@ double wgf_problem_tikhonov(const wgf_problem *p) { return p->tikhonov; }
 int wgf_problem_metric_prepare(wgf_problem *p, wgf_eval *ev, wgf_error *err)
 {
     p->metric_ev = NULL;
+    p->pc_ready = 0;
     wgf_error_clear(err);
     int rc = p->metric->prepare(p->metric_state, ev, err);
     if (rc != WGF_OK)
@@ -242,6 +243,160 @@ int wgf_problem_natgrad(wgf_problem *p, wgf_eval *ev, const double *rhs, double 
         memset(stats, 0, sizeof *stats);
     int rc = wgf_problem_metric_prepare(p, ev, err);
     return rc != WGF_OK ? rc : wgf_problem_metric_solve(p, rhs, zeta, stats, err);
+}
+
+static int pc_reserve(wgf_problem *p, size_t n, wgf_error *err)
+{
+    if (n <= p->pc_cap)
+        return WGF_OK;
+    wgf_free(p->pc);
+    p->pc_cap = 0;
+    p->pc = wgf_alloc_doubles(n);
+    if (!p->pc)
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory for the preconditioner (%zu doubles)", n);
+    p->pc_cap = n;
+    return WGF_OK;
+}
+
+/* One diagonal block B (q x q, shifted by eps) replaced in place by a lower
+ * Cholesky factor of an SPD matrix near it. B is positive semidefinite, and
+ * singular where the map cannot move its output along a parameter (a planar
+ * layer's w and b while its u = 0): a zero pivot's row and column are
+ * dropped and its pivot set to the block's largest, and what is still not
+ * numerically definite gets 1e-10 of that largest on the diagonal, then
+ * only the diagonal. The factor only preconditions: the solve is of M + eps I
+ * itself, so none of this changes the solution MINRES converges to (for
+ * eps = 0 and a singular M, the one of least norm in the factor's metric). */
+static void pc_factor_block(size_t q, double *B, double *L)
+{
+    double mx = 0.0;
+    for (size_t i = 0; i < q; i++)
+        if (B[i * q + i] > mx)
+            mx = B[i * q + i];
+    if (!(mx > 0.0) || !isfinite(mx)) {
+        for (size_t i = 0; i < q * q; i++)
+            L[i] = i % (q + 1) == 0 ? 1.0 : 0.0;
+        return;
+    }
+    for (size_t i = 0; i < q; i++)
+        if (!(B[i * q + i] > 1e-12 * mx)) {
+            for (size_t j = 0; j < q; j++)
+                B[i * q + j] = B[j * q + i] = 0.0;
+            B[i * q + i] = mx;
+        }
+    wgf_error e;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        wgf_error_clear(&e);
+        if (wgf_cholesky(q, B, L, &e) == WGF_OK)
+            return;
+        for (size_t i = 0; i < q; i++)
+            B[i * q + i] += 1e-10 * mx;
+    }
+    for (size_t i = 0; i < q * q; i++)
+        L[i] = i % (q + 1) == 0 ? sqrt(B[i]) : 0.0;
+}
+
+/* The preconditioner for the metric as last prepared (doc/math.md 4.1):
+ * block, the Cholesky factors of the metric's diagonal blocks plus eps I;
+ * jacobi, the inverse of their diagonal plus eps, or of M's own diagonal
+ * probed with unit vectors (P products) when the metric has no blocks.
+ * block without blocks runs without a preconditioner (probing the blocks
+ * would cost as much as forming M). */
+static int pc_build(wgf_problem *p, wgf_error *err)
+{
+    size_t P = p->nparams, q = 0;
+    int rc = WGF_EUNSUP;
+    p->pc_size = 0;
+    if (p->metric->blocks) {
+        wgf_error_clear(err);
+        rc = p->metric->blocks(p->metric_state, &q, NULL, err);
+        if (rc == WGF_OK && (q == 0 || P % q != 0))
+            rc = wgf_error_set(err, WGF_EINVAL, "blocks of %zu parameters do not divide the %zu "
+                               "parameters", q, P);
+        if (rc != WGF_OK && rc != WGF_EUNSUP)
+            return wgf_error_forward(err, rc, "metric '%s': blocks", p->metric_plugin->name);
+    }
+    const double eps = p->tikhonov;
+    if (rc == WGF_OK) {
+        /* blocks, then their factors in place of them, one block of scratch beside */
+        if ((rc = pc_reserve(p, P * q + q * q, err)) != WGF_OK)
+            return rc;
+        wgf_error_clear(err);
+        rc = p->metric->blocks(p->metric_state, &q, p->pc, err);
+        if (rc != WGF_OK)
+            return wgf_error_forward(err, rc, "metric '%s': blocks", p->metric_plugin->name);
+        if (p->precond == WGF_PC_BLOCK) {
+            double *B = p->pc + P * q;
+            for (size_t j = 0; j < P / q; j++) {
+                double *G = p->pc + j * q * q;
+                memcpy(B, G, q * q * sizeof *B);
+                for (size_t i = 0; i < q; i++)
+                    B[i * q + i] += eps;
+                pc_factor_block(q, B, G);
+            }
+            p->pc_size = q;
+            return WGF_OK;
+        }
+        for (size_t i = 0; i < P; i++)
+            p->pc[i] = p->pc[(i / q) * q * q + (i % q) * (q + 1)];
+    } else if (p->precond == WGF_PC_JACOBI) {
+        if ((rc = pc_reserve(p, 3 * P, err)) != WGF_OK)
+            return rc;
+        double *e = p->pc + P, *out = p->pc + 2 * P;
+        memset(e, 0, P * sizeof *e);
+        for (size_t i = 0; i < P; i++) {
+            e[i] = 1.0;
+            rc = metric_op(p, e, out, err);
+            e[i] = 0.0;
+            if (rc != WGF_OK)
+                return rc;
+            p->pc[i] = out[i];
+        }
+    } else {
+        return WGF_OK; /* block without blocks: none */
+    }
+    /* the diagonal's inverse; a zero entry (a parameter M does not see) gets the largest */
+    double mx = 0.0;
+    for (size_t i = 0; i < P; i++)
+        if (p->pc[i] + eps > mx)
+            mx = p->pc[i] + eps;
+    for (size_t i = 0; i < P; i++) {
+        double dii = p->pc[i] + eps;
+        p->pc[i] = dii > 1e-12 * mx && isfinite(dii) ? 1.0 / dii : mx > 0.0 && isfinite(mx) ? 1.0 / mx : 1.0;
+    }
+    p->pc_size = 1;
+    return WGF_OK;
+}
+
+/* z = M_pc^{-1} r: forward and back substitution in every block, or the diagonal. */
+static int pc_apply(void *user, const double *r, double *z, wgf_error *err)
+{
+    (void)err;
+    const wgf_problem *p = user;
+    size_t P = p->nparams, q = p->pc_size;
+    if (q == 1) {
+        for (size_t i = 0; i < P; i++)
+            z[i] = p->pc[i] * r[i];
+        return WGF_OK;
+    }
+    for (size_t j = 0; j < P / q; j++) {
+        const double *L = p->pc + j * q * q;
+        const double *rb = r + j * q;
+        double *zb = z + j * q;
+        for (size_t i = 0; i < q; i++) {
+            double s = rb[i];
+            for (size_t k = 0; k < i; k++)
+                s -= L[i * q + k] * zb[k];
+            zb[i] = s / L[i * q + i];
+        }
+        for (size_t i = q; i-- > 0;) {
+            double s = zb[i];
+            for (size_t k = i + 1; k < q; k++)
+                s -= L[k * q + i] * zb[k];
+            zb[i] = s / L[i * q + i];
+        }
+    }
+    return WGF_OK;
 }
 
 int wgf_problem_metric_solve(wgf_problem *p, const double *rhs, double *zeta, wgf_solve_stats *stats,
@@ -262,7 +417,15 @@ int wgf_problem_metric_solve(wgf_problem *p, const double *rhs, double *zeta, wg
         return wgf_error_forward(err, rc, "metric '%s'", p->metric_plugin->name);
     }
     unsigned long before = p->metric_products;
-    rc = wgf_minres(p->nparams, metric_op, p, p->tikhonov, rhs, zeta, p->tol, p->maxiter, stats, err);
+    if (p->precond != WGF_PC_NONE && !p->pc_ready) {
+        rc = pc_build(p, err);
+        if (rc != WGF_OK)
+            return wgf_error_prefix(err, "natural gradient: preconditioner");
+        p->pc_ready = 1;
+    }
+    int pc = p->precond != WGF_PC_NONE && p->pc_size > 0;
+    rc = wgf_minres_prec(p->nparams, metric_op, p, p->tikhonov, pc ? pc_apply : NULL, p, rhs, zeta,
+                         p->tol, p->maxiter, stats, err);
     stats->products = p->metric_products - before;
     if (rc != WGF_OK)
         return wgf_error_prefix(err, "natural gradient (MINRES)");

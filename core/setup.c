@@ -48,6 +48,10 @@ static const wgf_param metric_schema[] = {
     {"maxiter", WGF_PARAM_INT, "200", WGF_P_MIN, 1, 0, NULL, "MINRES iteration cap"},
     {"tikhonov", WGF_PARAM_DOUBLE, "0", WGF_P_MIN, 0, 0, NULL,
      "Tikhonov term eps: solve (M + eps I) zeta = grad F"},
+    {"preconditioner", WGF_PARAM_CHOICE, "none", 0, 0, 0, "none|jacobi|block",
+     "MINRES preconditioner: none; the metric's diagonal blocks (a layer each) plus eps, "
+     "Cholesky-factored (block; none when the metric and map have no blocks); or their diagonal "
+     "(jacobi; probed with P products without blocks)"},
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
 
 static const wgf_param scheme_schema[] = {
@@ -619,6 +623,12 @@ static int problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *dia
     p->tol = wgf_section_double(p->metric_sec, "tol");
     p->maxiter = (unsigned)wgf_section_int(p->metric_sec, "maxiter");
     p->tikhonov = wgf_section_double(p->metric_sec, "tikhonov");
+    {
+        const char *pc = wgf_section_string(p->metric_sec, "preconditioner");
+        p->precond = pc && strcmp(pc, "block") == 0    ? WGF_PC_BLOCK
+                     : pc && strcmp(pc, "jacobi") == 0 ? WGF_PC_JACOBI
+                                                       : WGF_PC_NONE;
+    }
     wgf_error_clear(err);
     rc = p->metric->create(p->metric_sec, &p->info, &p->metric_state, err);
     if (rc != WGF_OK)
@@ -690,6 +700,7 @@ static void problem_teardown(wgf_problem *p)
     wgf_dist_free(p->dist);
     wgf_target_free(p->target); /* after the terms, which may borrow it */
     wgf_free(p->theta);
+    wgf_free(p->pc);
     wgf_problem_scratch_free(p);
     wgf_section_free(p->run_sec);
     wgf_section_free(p->initial_sec);

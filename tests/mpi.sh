@@ -90,6 +90,10 @@ trial affine "$E/fpe_ou_10d_affine.ini" 1 2 -- --set scheme.t_end=0.05 --set run
     --set output.every=5 --set output.samples=600
 trial planar "$E/fpe_ou_10d.ini" 2 3 -- --set scheme.t_end=0.03 --set map.layers=4 --set run.samples=700 \
     --set output.every=3 --set output.samples=600 --set output.diagnostics_every=3
+# the per-layer Gram blocks of the MINRES preconditioner: per-block sums gathered
+trial precond "$E/fpe_ou_10d.ini" 2 3 -- --set scheme.t_end=0.03 --set map.layers=4 --set run.samples=700 \
+    --set metric.preconditioner=block --set metric.tol=1e-6 --set metric.maxiter=50 \
+    --set output.every=3 --set output.samples=600
 trial aggregation "$E/aggregation_2d.ini" 2 -- --set scheme.t_end=0.03 --set map.layers=8 \
     --set run.samples=600 --set output.every=3 --set output.samples=600 --set output.diagnostics_every=3
 trial mmd "$E/generative_moons.ini" 2 -- --set scheme.t_end=0.5 --set map.layers=8 --set run.samples=600 \

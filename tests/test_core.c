@@ -8,6 +8,8 @@
 #include <omp.h>
 #endif
 
+#include <gsl/gsl_linalg.h>
+
 #include "testutil.h"
 
 /* Allocation counting: this program's malloc and calloc count calls while `counting` is set, and
@@ -208,6 +210,110 @@ START_TEST(test_natgrad_residual)
     free(mz);
     wgf_eval_free(ev);
     wgf_problem_free(p);
+}
+END_TEST
+
+/* The dense (G-hat + eps I) of the metric as prepared, column by column from its products. */
+static double *dense_metric(wgf_problem *p, size_t P, double eps)
+{
+    double *M = calloc(P * P, sizeof(double)), *e = calloc(P, sizeof(double));
+    double *col = calloc(P, sizeof(double));
+    wgf_error err;
+    for (size_t j = 0; j < P; j++) {
+        e[j] = 1.0;
+        ck_assert(wgf_problem_metric_apply(p, e, col, &err) == WGF_OK);
+        e[j] = 0.0;
+        for (size_t i = 0; i < P; i++)
+            M[i * P + j] = col[i] + (i == j ? eps : 0.0);
+    }
+    free(e);
+    free(col);
+    return M;
+}
+
+/* wgf_eval_gram_blocks on a batch of three blocks (the last partial) against the diagonal blocks of
+ * the dense G-hat formed by products. */
+START_TEST(test_gram_blocks_dense)
+{
+    wgf_problem *p = make_problem(planar_ini);
+    perturb(p, 0.3);
+    size_t P = wgf_problem_nparams(p), q = 0;
+    wgf_eval *ev = forward_eval(p, 600);
+    wgf_error err;
+    ck_assert(wgf_problem_metric_prepare(p, ev, &err) == WGF_OK);
+    double *M = dense_metric(p, P, 0.0);
+    ck_assert_msg(wgf_eval_gram_blocks(ev, &q, NULL, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_uint_eq(q, 7); /* 2 d + 1 */
+    double *G = calloc(P * q, sizeof(double)), worst = 0.0, big = 0.0;
+    ck_assert_msg(wgf_eval_gram_blocks(ev, &q, G, &err) == WGF_OK, "%s", err.msg);
+    for (size_t b = 0; b < P / q; b++)
+        for (size_t i = 0; i < q; i++)
+            for (size_t j = 0; j < q; j++) {
+                double ref = M[(b * q + i) * P + b * q + j];
+                worst = fmax(worst, fabs(G[b * q * q + i * q + j] - ref));
+                big = fmax(big, fabs(ref));
+            }
+    ck_assert_msg(worst <= 1e-12 * big, "blocks off by %g (largest entry %g)", worst, big);
+    free(G);
+    free(M);
+    wgf_eval_free(ev);
+    wgf_problem_free(p);
+}
+END_TEST
+
+/* The natural-gradient solve with each [metric] preconditioner against GSL's LU solve of the dense
+ * (G-hat + eps I): the same zeta; the preconditioner is built once per prepare, and jacobi on a map
+ * without Gram blocks (affine) probes M's diagonal with P products, counted. */
+START_TEST(test_natgrad_preconditioned)
+{
+    static const char *pcs[] = {"none", "jacobi", "block"};
+    static const char *maps[] = {"planar\nlayers = 4\nblock = 2", "affine"};
+    char ini[2048];
+    for (size_t mi = 0; mi < 2; mi++)
+        for (size_t k = 0; k < 3; k++) {
+            const char *head = planar_ini, *cut = strstr(planar_ini, "[map]");
+            snprintf(ini, sizeof ini, "%.*s[map]\nplugin = %s\n[metric]\nplugin = lagrangian\n"
+                     "tol = 1e-12\nmaxiter = 500\ntikhonov = 1e-3\npreconditioner = %s\n",
+                     (int)(cut - head), head, maps[mi], pcs[k]);
+            wgf_problem *p = make_problem(ini);
+            perturb(p, 0.3);
+            size_t P = wgf_problem_nparams(p);
+            wgf_eval *ev = forward_eval(p, 600);
+            double F, *g = calloc(3 * P, sizeof(double)), *z = g + P, *zd = g + 2 * P;
+            wgf_error err;
+            wgf_solve_stats st;
+            ck_assert(wgf_problem_energy(p, ev, &F, g, &err) == WGF_OK);
+            ck_assert_msg(wgf_problem_natgrad(p, ev, g, z, &st, &err) == WGF_OK, "%s", err.msg);
+            ck_assert_msg(st.converged, "%s %s: %u iterations, residual %g", maps[mi], pcs[k],
+                          st.iterations, st.residual);
+            /* products: one per iteration and the final residual's, and P probes for the diagonal
+             * when the map has no blocks */
+            unsigned long probes = mi == 1 && k == 1 ? P : 0;
+            ck_assert_uint_eq(st.products, st.iterations + 1 + probes);
+            wgf_solve_stats again;
+            ck_assert(wgf_problem_metric_solve(p, g, zd, &again, &err) == WGF_OK);
+            ck_assert_uint_eq(again.products, again.iterations + 1);
+            double *M = dense_metric(p, P, 1e-3);
+            gsl_matrix_view Mv = gsl_matrix_view_array(M, P, P);
+            gsl_permutation *perm = gsl_permutation_alloc(P);
+            int sgn;
+            gsl_linalg_LU_decomp(&Mv.matrix, perm, &sgn);
+            gsl_vector_const_view gv = gsl_vector_const_view_array(g, P);
+            gsl_vector_view zv = gsl_vector_view_array(zd, P);
+            gsl_linalg_LU_solve(&Mv.matrix, perm, &gv.vector, &zv.vector);
+            double num = 0.0, den = 0.0;
+            for (size_t j = 0; j < P; j++) {
+                num += (z[j] - zd[j]) * (z[j] - zd[j]);
+                den += zd[j] * zd[j];
+            }
+            ck_assert_msg(sqrt(num / den) <= 1e-8, "%s %s: |zeta - direct| / |direct| = %g", maps[mi],
+                          pcs[k], sqrt(num / den));
+            gsl_permutation_free(perm);
+            free(M);
+            free(g);
+            wgf_eval_free(ev);
+            wgf_problem_free(p);
+        }
 }
 END_TEST
 
@@ -605,6 +711,8 @@ static Suite *core_suite(void)
     tcase_add_test(tc, test_energy_gradient_fd);
     tcase_add_test(tc, test_gram_explicit);
     tcase_add_test(tc, test_natgrad_residual);
+    tcase_add_test(tc, test_gram_blocks_dense);
+    tcase_add_test(tc, test_natgrad_preconditioned);
 #if WGF_COUNT_ALLOCATIONS
     tcase_add_test(tc, test_products_do_not_allocate);
 #endif

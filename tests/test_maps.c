@@ -857,6 +857,65 @@ START_TEST(test_selftest)
 }
 END_TEST
 
+/* gram_blocks against the explicit Jacobian: J's columns from jvp on unit vectors (jvp itself is
+ * checked by differences above), then every diagonal block of sum_n J_n^T J_n formed from them;
+ * the blocks accumulate, and a map without them (affine) leaves the member NULL. */
+START_TEST(test_gram_blocks)
+{
+    size_t c = (size_t)_i / 3, d = dims[_i % 3], n = 7;
+    tmap m;
+    tmap_open(&m, configs[c].name, configs[c].body, d);
+    if (!m.vt->gram_blocks) {
+        ck_assert_str_eq(configs[c].name, "affine");
+        tmap_close(&m);
+        return;
+    }
+    size_t P = m.P, nd = n * d, q = 0;
+    wgf_error err = {0};
+    ck_assert_int_eq(m.vt->gram_blocks(m.st, NULL, 0, NULL, &q, NULL, &err), WGF_OK);
+    ck_assert_uint_eq(q, 2 * d + 1);
+    ck_assert_uint_eq(P % q, 0);
+    gsl_rng *r = test_rng(300 + (unsigned long)_i);
+    double *theta = dalloc(P), *z = dalloc(nd), *e = dalloc(P), *J = dalloc(P * nd);
+    double *G = dalloc(P * q), *Gj = dalloc(P * q);
+    random_theta(&m, r, theta);
+    gauss(r, nd, 1.0, z);
+    void *tape = m.vt->tape_create(m.st, n);
+    ck_assert_ptr_nonnull(tape);
+    ck_assert_int_eq(m.vt->forward(m.st, theta, n, z, tape, NULL, NULL, &err), WGF_OK);
+    for (size_t i = 0; i < P; i++) { /* J[i]: column i, n x d */
+        e[i] = 1.0;
+        ck_assert_msg(m.vt->jvp(m.st, theta, n, tape, e, J + i * nd, NULL, &err) == WGF_OK, "%s",
+                      err.msg);
+        e[i] = 0.0;
+    }
+    for (size_t b = 0; b < P / q; b++)
+        for (size_t i = 0; i < q; i++)
+            for (size_t j = 0; j < q; j++)
+                Gj[b * q * q + i * q + j] = dot(nd, J + (b * q + i) * nd, J + (b * q + j) * nd);
+    for (size_t i = 0; i < P * q; i++)
+        G[i] = 1.0; /* accumulates: 1 + the blocks */
+    ck_assert_msg(m.vt->gram_blocks(m.st, theta, n, tape, &q, G, &err) == WGF_OK, "%s", err.msg);
+    for (size_t i = 0; i < P * q; i++)
+        G[i] -= 1.0;
+    ck_assert_msg(relerr(P * q, G, Gj) < 1e-12, "%s d = %zu: gram_blocks off by %g", configs[c].body, d,
+                  relerr(P * q, G, Gj));
+    double big = 0.0; /* not trivially zero */
+    for (size_t i = 0; i < P * q; i++)
+        big = fmax(big, fabs(Gj[i]));
+    ck_assert_double_gt(big, 1e-3);
+    m.vt->tape_destroy(m.st, tape);
+    free(theta);
+    free(z);
+    free(e);
+    free(J);
+    free(G);
+    free(Gj);
+    gsl_rng_free(r);
+    tmap_close(&m);
+}
+END_TEST
+
 static Suite *maps_suite(void)
 {
     Suite *s = suite_create("maps");
@@ -864,6 +923,7 @@ static Suite *maps_suite(void)
     tcase_add_loop_test(tc, test_fd_theta, 0, (int)(3 * NCONFIGS));
     tcase_add_loop_test(tc, test_fd_z, 0, (int)(3 * NCONFIGS));
     tcase_add_loop_test(tc, test_two_tapes, 0, (int)(3 * NCONFIGS));
+    tcase_add_loop_test(tc, test_gram_blocks, 0, (int)(3 * NCONFIGS));
     suite_add_tcase(s, tc);
     tc = tcase_create("planar");
     tcase_add_loop_test(tc, test_planar_identity, 0, 9);

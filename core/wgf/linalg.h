@@ -20,6 +20,16 @@ typedef int (*wgf_linop_fn)(void *user, const double *v, double *out, wgf_error 
  * breakdown; x is then left at the last finite iterate. */
 int wgf_minres(size_t n, wgf_linop_fn A, void *user, double shift, const double *b, double *x,
                double rtol, unsigned maxiter, wgf_solve_stats *stats, wgf_error *err);
+/* Preconditioned MINRES: the same with an SPD preconditioner M ~ (A + shift I)
+ * given as its inverse, Minv(muser, r, z) setting z = M^{-1} r (NULL: none,
+ * wgf_minres). The iterates minimise the residual in the M^{-1} norm, and the
+ * stopping test is |r|_{M^-1} <= rtol |b|_{M^-1} (as SciPy's minres with M);
+ * stats->residual is still the Euclidean |b - (A + shift I) x| / |b|.
+ * WGF_ENUMERIC when M^{-1} is found not positive definite. M^{-1} applications
+ * are not counted in stats->products. */
+int wgf_minres_prec(size_t n, wgf_linop_fn A, void *user, double shift, wgf_linop_fn Minv,
+                    void *muser, const double *b, double *x, double rtol, unsigned maxiter,
+                    wgf_solve_stats *stats, wgf_error *err);
 
 /* Small dense helpers on row-major d x d matrices (GSL underneath). */
 /* Symmetric eigendecomposition: A = V diag(w) V^T (V row-major, columns are

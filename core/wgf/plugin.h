@@ -55,7 +55,8 @@ extern "C" {
  * reference kind; wgf_problem_info output_samples (the core fills the
  * struct, so members appended to it need no layout line: a plugin built
  * without them does not read them).
- * Version 3: metric velocity; wgf_problem_info target. */
+ * Version 3: map gram_blocks; metric velocity and blocks (the MINRES
+ * preconditioner); wgf_problem_info target. */
 #define WGF_ABI_VERSION 3u
 
 #define WGF_PLUGIN_ENTRY "wgf_plugin_entry"
@@ -207,6 +208,17 @@ typedef struct wgf_map_vt {
     int (*vjp_many)(void *state, const double *theta, size_t n, void *tape, size_t k,
                     const double *const *xbar, const double *const *ldbar, const double *const *sbar,
                     double *const *thetabar, wgf_error *err);
+    /* ---- ABI 3 ---- */
+    /* Optional (NULL: no blocks, so no block preconditioner for this map):
+     * the diagonal blocks of the Gram matrix sum_n J_n^T J_n of the last
+     * stage (J_n = dx_n^(S)/dtheta, d x P) on the tape after forward. The
+     * blocks are the map's groups of `size` consecutive parameters (a layer),
+     * size dividing P; the map sets *size, and when G is not NULL
+     * ACCUMULATES block j's sums into G[j size^2 ..] (size x size,
+     * row-major, both triangles), j < P / size. With G NULL the tape is not
+     * read (the call only tells the size). doc/math.md section 4. */
+    int (*gram_blocks)(void *state, const double *theta, size_t n, void *tape, size_t *size,
+                       double *G, wgf_error *err);
 } wgf_map_vt;
 
 /* ---------------------------------------------------------------- metric */
@@ -239,6 +251,14 @@ typedef struct wgf_metric_vt {
      * projection of J zeta on the gradient fields it spans. The velocity
      * misfit (wgf_problem_misfit) is measured against it. */
     int (*velocity)(void *state, const double *zeta, double *out, wgf_error *err);
+    /* Optional (NULL, or WGF_EUNSUP returned: the metric has none): the
+     * diagonal blocks of M as last prepared, for the core's MINRES
+     * preconditioner ([metric] preconditioner): groups of *size consecutive
+     * parameters, size dividing P; G (P size doubles, block j at
+     * G[j size^2 ..]) OVERWRITTEN when not NULL. Without them the core finds
+     * the diagonal of M by probing apply (jacobi) or runs without a
+     * preconditioner (block). */
+    int (*blocks)(void *state, size_t *size, double *G, wgf_error *err);
 } wgf_metric_vt;
 
 /* ---------------------------------------------------------------- scheme */

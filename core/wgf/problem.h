@@ -76,6 +76,11 @@ int wgf_eval_vjp_many(wgf_eval *ev, size_t k, const double *const *xbar, const d
 /* out = (1/n) sum_n J_n^T J_n v: the Lagrangian metric G-hat applied to v,
  * one fused jvp + vjp per block on the stored tapes. OVERWRITES out. */
 int wgf_eval_gram(wgf_eval *ev, const double *v, double *out, wgf_error *err);
+/* The diagonal blocks of G-hat, (1/n) sum_n J_n^T J_n, in the map's groups of consecutive
+ * parameters (a layer; wgf_map_vt gram_blocks): *size is set to the group size q, and when G is
+ * not NULL, G (P q doubles, block j at G[j q^2 ..], q x q row-major) is OVERWRITTEN.
+ * WGF_EUNSUP when the map cannot form them. */
+int wgf_eval_gram_blocks(wgf_eval *ev, size_t *size, double *G, wgf_error *err);
 
 /* ---- the problem ---- */
 
@@ -106,7 +111,8 @@ int wgf_problem_wgrad_vjp(wgf_problem *p, wgf_eval *ev, size_t stage, const doub
                           double *lbar, double *sbar, wgf_error *err);
 
 /* Natural gradient: prepare the metric at ev and solve M zeta = rhs (the
- * metric's own solve, else MINRES with the [metric] tol, maxiter, tikhonov).
+ * metric's own solve, else MINRES with the [metric] tol, maxiter, tikhonov
+ * and preconditioner, the latter built at the first solve after a prepare).
  * A solve that breaks down returns WGF_ENUMERIC; one that only misses the
  * tolerance returns WGF_OK with stats->converged = 0. The same as
  * wgf_problem_metric_prepare then wgf_problem_metric_solve. */

@@ -90,6 +90,7 @@ typedef struct planar_tape {
     double *dlay;    /* L x (d + 1): forward-mode du and dsigma */
     double *many;    /* vjp_many: (2 d + 1) x cap per set, for up to nmany sets */
     size_t nmany;
+    double *gram;    /* gram_blocks: (d^2 + 3 d + 1) x cap + 3 (2 d + 1)^2, by its first call */
 } planar_tape;
 
 #define PLANAR_LAYER(theta, m, k) ((theta) + (k) * (2 * (m)->d + 1))
@@ -457,6 +458,7 @@ static void planar_tape_destroy(void *state, void *tape)
     wgf_free(t->lay.ops);
     wgf_free(t->dlay);
     wgf_free(t->many);
+    wgf_free(t->gram);
     free(t);
 }
 
@@ -966,6 +968,157 @@ static int planar_vjp_many(void *state, const double *theta, size_t n, void *tap
     return WGF_OK;
 }
 
+/* ------------------------------------------------------------ gram_blocks */
+
+/* y = a x */
+PLANAR_INLINE void planar_scale(size_t n, const double *restrict a, const double *restrict x,
+                                double *restrict y)
+{
+    PLANAR_SIMD
+    for (size_t s = 0; s < n; s++)
+        y[s] = a[s] * x[s];
+}
+
+/* Layer k's block of sum_n J_n^T J_n in the effective (u, w, b) (doc/math.md 4.1). With
+ * A = dx^(L)/dx^(k) (the layer's output to the map's, d x d per sample) and
+ * c = h' A u, the layer's Jacobian is J_k = [h A, c x^T, c] (x = x^(k-1), the layer's input), so
+ *   uu = sum h^2 A^T A,  uw = sum h (A^T c) x^T,  ub = sum h A^T c,
+ *   ww = sum |c|^2 x x^T,  wb = sum |c|^2 x,  bb = sum |c|^2.
+ * A is carried down the layers as A <- A (I + h' u w^T) = A + c w^T: O(d^2) per sample and
+ * layer, and the uu sums O(d^3). On return A has moved to layer k's input. */
+PLANAR_KERNEL
+static void planar_gram_layer(const planar *m, planar_tape *t, size_t k, size_t n,
+                              const double *theta, double *A, double *C, double *V, double *R,
+                              double *nc, double *G)
+{
+    size_t d = m->d, cap = t->cap, q = 2 * d + 1;
+    const double *w = PLANAR_LAYER(theta, m, k) + d;
+    const double *u = t->lay.u + k * d;
+    const double *Xp = t->X + k * d * cap;
+    const double *H = t->H + k * cap, *HP = t->HP + k * cap;
+    /* c = h' A u, |c|^2, V = A^T c */
+    memset(nc, 0, n * sizeof *nc);
+    for (size_t r = 0; r < d; r++) {
+        double *c = C + r * cap;
+        memset(c, 0, n * sizeof *c);
+        for (size_t j = 0; j < d; j++)
+            planar_axpy(n, u[j], A + (r * d + j) * cap, c);
+        PLANAR_SIMD
+        for (size_t s = 0; s < n; s++) {
+            c[s] *= HP[s];
+            nc[s] += c[s] * c[s];
+        }
+    }
+    for (size_t j = 0; j < d; j++) {
+        double *v = V + j * cap;
+        memset(v, 0, n * sizeof *v);
+        for (size_t r = 0; r < d; r++)
+            PLANAR_SIMD
+            for (size_t s = 0; s < n; s++)
+                v[s] += A[(r * d + j) * cap + s] * C[r * cap + s];
+    }
+    /* uu: row r of h A at a time */
+    for (size_t r = 0; r < d; r++) {
+        for (size_t i = 0; i < d; i++)
+            planar_scale(n, H, A + (r * d + i) * cap, R + i * cap);
+        for (size_t i = 0; i < d; i++)
+            for (size_t j = i; j < d; j++)
+                G[i * q + j] += planar_sumprod(n, R + i * cap, R + j * cap);
+    }
+    /* uw, ub */
+    for (size_t i = 0; i < d; i++) {
+        planar_scale(n, H, V + i * cap, R);
+        for (size_t j = 0; j < d; j++)
+            G[i * q + d + j] += planar_sumprod(n, R, Xp + j * cap);
+        G[i * q + 2 * d] += planar_sum(n, R);
+    }
+    /* ww, wb, bb */
+    for (size_t i = 0; i < d; i++) {
+        planar_scale(n, nc, Xp + i * cap, R);
+        for (size_t j = i; j < d; j++)
+            G[(d + i) * q + d + j] += planar_sumprod(n, R, Xp + j * cap);
+        G[(d + i) * q + 2 * d] += planar_sum(n, R);
+    }
+    G[2 * d * q + 2 * d] += planar_sum(n, nc);
+    for (size_t i = 0; i < q; i++) /* the lower triangle */
+        for (size_t j = 0; j < i; j++)
+            G[i * q + j] = G[j * q + i];
+    /* A to the layer's input */
+    for (size_t r = 0; r < d; r++)
+        for (size_t j = 0; j < d; j++)
+            planar_axpy(n, w[j], C + r * cap, A + (r * d + j) * cap);
+}
+
+/* The per-layer diagonal blocks of sum_n J_n^T J_n, (2 d + 1) x (2 d + 1) each, in one reverse
+ * sweep over the tape. Under reparam the effective block G is taken to the raw parameters as
+ * D^T G D, D = d(u_hat, w, b)/d(u, w, b) (the same for every sample). */
+static int planar_gram_blocks(void *state, const double *theta, size_t n, void *tape, size_t *size,
+                              double *Gout, wgf_error *err)
+{
+    const planar *m = state;
+    size_t d = m->d, q = 2 * d + 1;
+    *size = q;
+    if (!Gout)
+        return WGF_OK;
+    planar_tape *t = tape;
+    int rc = planar_tape_ready(t, n, err);
+    if (rc)
+        return rc;
+    size_t cap = t->cap;
+    if (!t->gram) {
+        t->gram = wgf_alloc_doubles((d * d + 3 * d + 1) * cap + 3 * q * q);
+        if (!t->gram)
+            return wgf_error_set(err, WGF_ENOMEM, "planar: out of memory for the Gram blocks");
+    }
+    rc = planar_effective(m, theta, &t->lay, err);
+    if (rc)
+        return rc;
+    double *A = t->gram, *C = A + d * d * cap, *V = C + d * cap, *R = V + d * cap, *nc = R + d * cap;
+    double *G = nc + cap, *D = G + q * q, *T = D + q * q;
+    for (size_t r = 0; r < d; r++)
+        for (size_t j = 0; j < d; j++)
+            for (size_t s = 0; s < n; s++)
+                A[(r * d + j) * cap + s] = r == j ? 1.0 : 0.0;
+    for (size_t k = m->L; k-- > 0;) {
+        memset(G, 0, q * q * sizeof *G);
+        planar_gram_layer(m, t, k, n, theta, A, C, V, R, nc, G);
+        double *out = Gout + k * q * q;
+        if (m->mode != PLANAR_REPARAM) {
+            for (size_t i = 0; i < q * q; i++)
+                out[i] += G[i];
+            continue;
+        }
+        /* D's columns: the forward mode of (u_hat, w, b) along each raw parameter */
+        const double *ru = PLANAR_LAYER(theta, m, k), *rw = ru + d;
+        memset(D, 0, q * q * sizeof *D);
+        double *e = T, *duh = T + q; /* T is free until D is complete */
+        for (size_t j = 0; j < 2 * d; j++) {
+            memset(e, 0, 2 * d * sizeof *e);
+            e[j] = 1.0;
+            planar_reparam_jvp(d, ru, rw, e, e + d, duh);
+            for (size_t i = 0; i < d; i++)
+                D[i * q + j] = duh[i];
+        }
+        for (size_t i = d; i < q; i++)
+            D[i * q + i] = 1.0;
+        for (size_t i = 0; i < q; i++) /* T = G D */
+            for (size_t j = 0; j < q; j++) {
+                double acc = 0.0;
+                for (size_t l = 0; l < q; l++)
+                    acc += G[i * q + l] * D[l * q + j];
+                T[i * q + j] = acc;
+            }
+        for (size_t i = 0; i < q; i++) /* out += D^T T */
+            for (size_t j = 0; j < q; j++) {
+                double acc = 0.0;
+                for (size_t l = 0; l < q; l++)
+                    acc += D[l * q + i] * T[l * q + j];
+                out[i * q + j] += acc;
+            }
+    }
+    return WGF_OK;
+}
+
 static const wgf_map_vt planar_vt = {
     .create = planar_create,
     .destroy = planar_destroy,
@@ -982,6 +1135,7 @@ static const wgf_map_vt planar_vt = {
     .path_vjp = planar_path_vjp,
     .gaussian_push = NULL,
     .vjp_many = planar_vjp_many,
+    .gram_blocks = planar_gram_blocks,
 };
 
 static const wgf_plugin planar_plugin = {

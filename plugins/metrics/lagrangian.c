@@ -2,7 +2,8 @@
  * relaxation used by relaxed PWGF. Applied matrix-free on the tapes of the
  * evaluation it was prepared on: one jvp and one vjp per block, no
  * recomputation of the forward pass. The core solves with MINRES (tol,
- * maxiter, tikhonov in [metric]). */
+ * maxiter, tikhonov, preconditioner in [metric]), preconditioned by the
+ * diagonal blocks of G-hat the map forms (blocks). */
 #include <stdlib.h>
 
 #include <wgf/plugin.h>
@@ -40,12 +41,23 @@ static int lag_apply(void *state, const double *v, double *out, wgf_error *err)
     return wgf_eval_gram(m->ev, v, out, err);
 }
 
+/* The diagonal blocks of G-hat, for the core's MINRES preconditioner: the map's
+ * per-layer blocks of E[J^T J] (WGF_EUNSUP from a map without them). */
+static int lag_blocks(void *state, size_t *size, double *G, wgf_error *err)
+{
+    lagrangian *m = state;
+    if (!m->ev)
+        return wgf_error_set(err, WGF_EINVAL, "lagrangian metric's blocks asked before prepare");
+    return wgf_eval_gram_blocks(m->ev, size, G, err);
+}
+
 static const wgf_metric_vt lag_vt = {
     .create = lag_create,
     .destroy = lag_destroy,
     .prepare = lag_prepare,
     .apply = lag_apply,
     .solve = NULL,
+    .blocks = lag_blocks,
 };
 
 static const wgf_param lag_params[] = {{NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
