@@ -415,6 +415,8 @@ START_TEST(test_bound_above_w2)
 {
     check_bound_10d("experiments/fpe_ou_10d_affine.ini", "scheme.t_end=0.2");
     check_bound_10d("experiments/fpe_ou_10d.ini", "scheme.t_end=0.2");
+    /* G: the misfit of its projected velocity */
+    check_bound_10d("experiments/fpe_ou_10d_g.ini", "scheme.t_end=0.2");
     /* jko's misfit holds its O(h) step error too (h = 0.05: r / |g| ~ 0.2) */
     check_bound_10d("experiments/fpe_ou_10d_jko.ini", "scheme.t_end=2");
 }
