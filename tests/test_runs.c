@@ -559,7 +559,7 @@ START_TEST(test_run_monitor_sees_diagnostics)
     wgf_error err = {0};
     ck_assert_msg(run_with(ou2_ini, dir, sets, 1, record_diag, &s, &res, &err) == WGF_OK, "%s", err.msg);
     ck_assert_uint_eq(s.steps, 11);
-    ck_assert_uint_eq(s.ndiag, 3);
+    ck_assert_uint_eq(s.ndiag, 4);
     ck_assert_str_eq(s.first, "err_mean");
     ck_assert(memcmp(&s.last, &res.err_mean, sizeof(double)) == 0);
     test_remove_tree(dir);
@@ -612,17 +612,17 @@ START_TEST(test_path_observation)
     wgf_error err = {0};
     ck_assert_msg(run_with(path_ini, dir, NULL, 0, NULL, NULL, &res, &err) == WGF_OK, "%s", err.msg);
     char *csv = slurp_in(dir, "path.csv");
-    ck_assert_msg(strncmp(csv, "step,stage,t,energy,err_mean,err_cov,w2\n", 40) == 0, "header: %.60s", csv);
+    ck_assert_msg(strncmp(csv, "step,stage,t,energy,err_mean,err_cov,w2,skl\n", 44) == 0, "header: %.60s", csv);
     free(csv);
     double v[64], mu[2] = {1, -1}, Sigma[4] = {1, 0.3, 0.3, 0.5}, m0[2] = {0, 0}, C0[4] = {1, 0, 0, 1};
     size_t cols;
-    ck_assert_uint_eq(read_csv(dir, "path.csv", v, 64, &cols), 3 * 7);
-    ck_assert_uint_eq(cols, 7);
+    ck_assert_uint_eq(read_csv(dir, "path.csv", v, 64, &cols), 3 * 8);
+    ck_assert_uint_eq(cols, 8);
     double shift = 0;
     double *stage0 = malloc(2 * 400 * sizeof(double));
     ck_assert_ptr_nonnull(stage0);
     for (size_t k = 0; k <= 2; k++) {
-        const double *row = v + 7 * k;
+        const double *row = v + 8 * k;
         if (k > 0) /* layers 2k - 2 and 2k - 1 */
             shift += 0.1 * (double)(2 * k - 1 + 2 * k) * tanh(0.5);
         ck_assert_close(row[0], 0, 0);
@@ -635,6 +635,12 @@ START_TEST(test_path_observation)
         double dC = sqrt((1 - C[0]) * (1 - C[0]) + 2 * C[1] * C[1] + (1 - C[3]) * (1 - C[3]));
         ck_assert_close(row[4], dm, 1e-7);
         ck_assert_close(row[5], dC, 1e-7);
+        /* the stage's law is N(shift (1, 1), I) exactly, and skl its estimate from the samples'
+         * log-densities: the closed form to its sampling error (relative standard deviation
+         * about sqrt(2 / 400), 7 %, for 400 output samples) */
+        double ms[2] = {shift, shift}, skl;
+        ck_assert(wgf_skl_gaussian(2, ms, C0, m, C, &skl, &err) == WGF_OK);
+        ck_assert_msg(fabs(row[7] - skl) < 0.2 * skl + 1e-12, "stage %zu: skl %g, closed form %g", k, row[7], skl);
         /* the stage's samples: stage 0's shifted */
         char name[64];
         snprintf(name, sizeof name, "samples/stage-%02zu.csv", k);
