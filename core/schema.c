@@ -332,7 +332,7 @@ static char *allowed_text(const wgf_param *p)
         wgf_strbuf_add(&b, p->choices ? p->choices : "");
         break;
     case WGF_PARAM_MATRIX:
-        wgf_strbuf_add(&b, "identity|<number>|diag|full|blocks");
+        wgf_strbuf_add(&b, "identity|<number>|diag|full|blocks|random");
         break;
     case WGF_PARAM_STRING:
         break;

@@ -1,7 +1,7 @@
 /* values.c: the typed values of experiment files (the forms listed in
  * wgf/config.h): integers, doubles, booleans, choices, vectors (a scalar
- * fills the vector), lists and matrices (identity, a number times I, diag,
- * full, blocks), each checked against its schema entry's range, and the
+ * fills the vector, or random), lists and matrices (identity, a number times
+ * I, diag, full, blocks, random), each checked against its schema entry's range, and the
  * messages that name a bad value's file, line, section and key. */
 #include <ctype.h>
 #include <errno.h>
@@ -13,8 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+
 #include "cfg.h"
 #include "suggest.h"
+#include "wgf/rng.h"
 
 /* n doubles, in bytes, when that fits in memory; 0 otherwise. */
 static size_t doubles_fit(size_t n)
@@ -354,10 +358,37 @@ static int check_elements(vctx *c, const char *text, const double *v, size_t n)
     return 0;
 }
 
+static int parse_random(vctx *c, const char *s, int matrix, double **out);
+
+static int is_random(const char *text, const char **rest)
+{
+    const char *s = skip_blank(text);
+    if (strncmp(s, "random", 6) != 0 || (s[6] && !is_blank(s[6]) && s[6] != ':'))
+        return 0;
+    *rest = s + 6;
+    return 1;
+}
+
 static int parse_vector(vctx *c, const char *text, sec_entry *e)
 {
     double *v;
     size_t n;
+    const char *rest;
+    if (c->p->type == WGF_PARAM_VECTOR && is_random(text, &rest)) {
+        int rc = parse_random(c, rest, 0, &v);
+        if (rc != 0)
+            return rc;
+        for (size_t i = 0; i < c->dim; i++)
+            if (!in_range(c->p, v[i])) {
+                wgf_cfg_verr(c, "random element %zu is %g, out of the key's range (give LO HI within it)",
+                             i + 1, v[i]);
+                free(v);
+                return 1;
+            }
+        e->v = v;
+        e->len = c->dim;
+        return 0;
+    }
     int rc = parse_numbers(c, text, text + strlen(text), "", &v, &n);
     if (rc != 0)
         return rc;
@@ -398,7 +429,7 @@ static int parse_vector(vctx *c, const char *text, sec_entry *e)
 }
 
 static const char matrix_forms[] = "identity, a number (times I), diag v1 .. vd, full a11 a12 .. add, "
-                                   "blocks K: b1, b2, ...";
+                                   "blocks K: b1, b2, ..., random SEED[: LO HI]";
 
 static void not_a_matrix(vctx *c, const char *text)
 {
@@ -465,6 +496,119 @@ static int parse_blocks(vctx *c, const char *s, double *m)
     return 0;
 }
 
+/* random SEED [: LO HI]: a problem drawn from its own seed, so that a sweep
+ * over random problems is one key (MATH.md 6.1). A vector has independent
+ * entries uniform in [LO, HI] (default [-1, 1]); a matrix is
+ * Q diag(e) Q^T with Q Haar-distributed (Gram-Schmidt on a standard Gaussian
+ * matrix, which is QR with R's diagonal positive) and e_i uniform in
+ * [LO, HI] (default [0.5, 2], 0 < LO <= HI): symmetric positive definite
+ * with its spectrum in the stated range. The generator is mt19937 seeded
+ * from (SEED, 7001 vector / 7002 matrix, 0, 0), so that a vector and a matrix
+ * of one seed are independent draws, and the same value reads as the same
+ * numbers everywhere it is read. */
+static int parse_random(vctx *c, const char *s, int matrix, double **out)
+{
+    static const char form[] = "random SEED or random SEED: LO HI";
+    size_t d = c->dim;
+    if (d == 0) {
+        wgf_cfg_verr(c, "'random' needs the dimension, which is not known here");
+        return 1;
+    }
+    s = skip_blank(s);
+    char *end;
+    errno = 0;
+    unsigned long long seed = isdigit((unsigned char)*s) ? strtoull(s, &end, 10) : 0;
+    if (!isdigit((unsigned char)*s) || errno == ERANGE || seed > ULONG_MAX) {
+        wgf_cfg_verr(c, "'random' needs a seed, a non-negative integer (allowed: %s)", form);
+        return 1;
+    }
+    double lo = matrix ? 0.5 : -1.0, hi = matrix ? 2.0 : 1.0;
+    s = skip_blank(end);
+    if (*s == ':') {
+        double *b;
+        size_t nb;
+        int rc = parse_numbers(c, s + 1, s + strlen(s), "'random' range, ", &b, &nb);
+        if (rc != 0)
+            return rc;
+        if (nb != 2) {
+            wgf_cfg_verr(c, "'random' needs two numbers after the colon, got %zu (allowed: %s)", nb, form);
+            free(b);
+            return 1;
+        }
+        lo = b[0];
+        hi = b[1];
+        free(b);
+    } else if (*s) {
+        wgf_cfg_verr(c, "'random %llu' is followed by '%s' (allowed: %s)", seed, s, form);
+        return 1;
+    }
+    if (!(lo <= hi) || (matrix && !(lo > 0.0))) {
+        wgf_cfg_verr(c, "'random' range %g %g is empty%s (allowed: LO <= HI%s)", lo, hi,
+                     matrix ? " or not positive" : "", matrix ? ", LO > 0" : "");
+        return 1;
+    }
+    size_t dd = matrix ? d * d : d;
+    if (!doubles_fit(2 * dd)) {
+        wgf_cfg_verr(c, "a random value of dim = %zu does not fit in memory", d);
+        return 1;
+    }
+    double *v = calloc(dd, sizeof *v), *q = matrix ? malloc(dd * sizeof *q) : NULL;
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!v || (matrix && !q) || !r) {
+        free(v);
+        free(q);
+        if (r)
+            gsl_rng_free(r);
+        return -1;
+    }
+    wgf_rng_set(r, (unsigned long)seed, matrix ? 7002 : 7001, 0, 0);
+    if (!matrix) {
+        for (size_t i = 0; i < d; i++)
+            v[i] = lo + (hi - lo) * gsl_rng_uniform(r);
+    } else {
+        /* columns of q: Gaussian, then orthonormalised in order (modified Gram-Schmidt; a
+         * Gaussian matrix has full rank with probability one) */
+        for (size_t i = 0; i < dd; i++)
+            q[i] = gsl_ran_gaussian(r, 1.0);
+        for (size_t j = 0; j < d; j++) {
+            for (size_t k = 0; k < j; k++) {
+                double dot = 0.0;
+                for (size_t i = 0; i < d; i++)
+                    dot += q[i * d + k] * q[i * d + j];
+                for (size_t i = 0; i < d; i++)
+                    q[i * d + j] -= dot * q[i * d + k];
+            }
+            double nn = 0.0;
+            for (size_t i = 0; i < d; i++)
+                nn += q[i * d + j] * q[i * d + j];
+            nn = sqrt(nn);
+            for (size_t i = 0; i < d; i++)
+                q[i * d + j] /= nn;
+        }
+        double *e = malloc(d * sizeof *e);
+        if (!e) {
+            free(v);
+            free(q);
+            gsl_rng_free(r);
+            return -1;
+        }
+        for (size_t k = 0; k < d; k++)
+            e[k] = lo + (hi - lo) * gsl_rng_uniform(r);
+        for (size_t i = 0; i < d; i++) /* exactly symmetric: the lower triangle, mirrored */
+            for (size_t j = 0; j <= i; j++) {
+                double acc = 0.0;
+                for (size_t k = 0; k < d; k++)
+                    acc += q[i * d + k] * e[k] * q[j * d + k];
+                v[i * d + j] = v[j * d + i] = acc;
+            }
+        free(e);
+    }
+    free(q);
+    gsl_rng_free(r);
+    *out = v;
+    return 0;
+}
+
 static int parse_matrix(vctx *c, const char *text, sec_entry *e)
 {
     size_t d = c->dim;
@@ -508,6 +652,12 @@ static int parse_matrix(vctx *c, const char *text, sec_entry *e)
             memcpy(m, v, d * d * sizeof *m);
     } else if (wl == 6 && memcmp(w, "blocks", 6) == 0) {
         rc = parse_blocks(c, s, m);
+    } else if (wl == 6 && memcmp(w, "random", 6) == 0) {
+        double *r = NULL;
+        rc = parse_random(c, s, 1, &r);
+        if (rc == 0)
+            memcpy(m, r, dd * sizeof *m);
+        free(r);
     } else {
         double x;
         const char *t = skip_blank(text);

@@ -314,6 +314,50 @@ START_TEST(test_matrix_forms)
 }
 END_TEST
 
+/* random SEED[: LO HI]: a matrix Q diag(e) Q^T with e in the range, exactly
+ * symmetric, with the stated spectrum, the same numbers for the same text and
+ * others for another seed; a vector uniform in its range. */
+START_TEST(test_random_forms)
+{
+    enum { D = 5 };
+    double first[D * D], eig[D];
+    for (int k = 0; k < 3; k++) {
+        const char *ini = k == 2 ? "[t]\nsigma = random 8: 0.25 4\nmu = random 8: 2 3\n"
+                                  : "[t]\nsigma = random 7: 0.25 4\nmu = random 7\n";
+        wgf_config *cfg = load(ini);
+        wgf_section *s = section_ok(cfg, "t", all_schema, D);
+        const double *m = wgf_section_matrix(s, "sigma");
+        size_t len;
+        const double *mu = wgf_section_vector(s, "mu", &len);
+        ck_assert_uint_eq(len, D);
+        double lo = k == 2 ? 2 : -1, hi = k == 2 ? 3 : 1;
+        for (int i = 0; i < D; i++)
+            ck_assert_msg(mu[i] >= lo && mu[i] <= hi, "mu[%d] = %g", i, mu[i]);
+        for (int i = 0; i < D; i++)
+            for (int j = 0; j < D; j++)
+                ck_assert(m[i * D + j] == m[j * D + i]);
+        wgf_error err = {0};
+        double V[D * D];
+        ck_assert_msg(wgf_sym_eigen(D, m, eig, V, &err) == WGF_OK, "%s", err.msg);
+        for (int i = 0; i < D; i++)
+            ck_assert_msg(eig[i] > 0.25 - 1e-12 && eig[i] < 4 + 1e-12, "eigenvalue %g", eig[i]);
+        ck_assert_msg(eig[D - 1] - eig[0] > 0.1, "spectrum %g .. %g", eig[0], eig[D - 1]);
+        /* not diagonal: the rotation is random */
+        ck_assert_double_gt(fabs(m[1]) + fabs(m[2]) + fabs(m[D + 2]), 1e-3);
+        if (k == 0)
+            memcpy(first, m, sizeof first);
+        else {
+            int same = 1;
+            for (int i = 0; i < D * D; i++)
+                same &= m[i] == first[i];
+            ck_assert_int_eq(same, k == 1);
+        }
+        wgf_section_free(s);
+        wgf_config_free(cfg);
+    }
+}
+END_TEST
+
 START_TEST(test_getters_wrong_use)
 {
     wgf_config *cfg = load("[t]\nx = 2\nmu = 1 2\n");
@@ -733,13 +777,13 @@ START_TEST(test_messages_values)
       "exp.ini:3: energy.weights: element 5: 0 is out of range (allowed: > 0)");
     E("sigma = foo", 2,
       "exp.ini:3: energy.sigma: 'foo' is not a matrix (allowed: identity, a number (times I), "
-      "diag v1 .. vd, full a11 a12 .. add, blocks K: b1, b2, ...)");
+      "diag v1 .. vd, full a11 a12 .. add, blocks K: b1, b2, ..., random SEED[: LO HI])");
     E("sigma = 1 2", 2,
       "exp.ini:3: energy.sigma: '1 2' is not a matrix (allowed: identity, a number (times I), "
-      "diag v1 .. vd, full a11 a12 .. add, blocks K: b1, b2, ...)");
+      "diag v1 .. vd, full a11 a12 .. add, blocks K: b1, b2, ..., random SEED[: LO HI])");
     E("sigma = identity 2", 2,
       "exp.ini:3: energy.sigma: 'identity 2' is not a matrix (allowed: identity, a number (times "
-      "I), diag v1 .. vd, full a11 a12 .. add, blocks K: b1, b2, ...)");
+      "I), diag v1 .. vd, full a11 a12 .. add, blocks K: b1, b2, ..., random SEED[: LO HI])");
     E("sigma = -inf", 2, "exp.ini:3: energy.sigma: '-inf' is not a finite number");
     E("sigma = diag 1 2 3", 4, "exp.ini:3: energy.sigma: 'diag' needs 4 numbers (dim), got 3");
     E("sigma = full 1 2 y 4", 2, "exp.ini:3: energy.sigma: element 3: 'y' is not a number");
@@ -754,6 +798,16 @@ START_TEST(test_messages_values)
       "exp.ini:3: energy.sigma: block 2 needs 4 numbers (2 x 2), got 3");
     E("sigma = blocks 2: 1 0 0 1, 1 0 z 1", 4,
       "exp.ini:3: energy.sigma: block 2, element 3: 'z' is not a number");
+    E("sigma = random", 3,
+      "exp.ini:3: energy.sigma: 'random' needs a seed, a non-negative integer (allowed: random SEED or "
+      "random SEED: LO HI)");
+    E("sigma = random 2: 0 1", 3,
+      "exp.ini:3: energy.sigma: 'random' range 0 1 is empty or not positive (allowed: LO <= HI, LO > 0)");
+    E("sigma = random 2: 1", 3,
+      "exp.ini:3: energy.sigma: 'random' needs two numbers after the colon, got 1 (allowed: random "
+      "SEED or random SEED: LO HI)");
+    E("mu = random 2 3", 3,
+      "exp.ini:3: energy.mu: 'random 2' is followed by '3' (allowed: random SEED or random SEED: LO HI)");
     E("sigma = blocks 2 1 0 0 1, 1 0 0 1", 4,
       "exp.ini:3: energy.sigma: 'blocks' needs a block size and a colon (allowed: blocks K: b1, "
       "b2, ..., each block K*K numbers)");
@@ -1178,14 +1232,14 @@ START_TEST(test_param_print)
     fclose(f);
     ck_assert_str_eq(
         out,
-        "  key            type    default     allowed                             description\n"
-        "  layers         int     20          >= 1                                number of layers\n"
-        "  invertibility  choice  check       check|project|reparam               how invertibility is kept\n"
-        "  potential      string  (required)  -                                   which potential V\n"
-        "  delta          double  0.1         > 0 and <= 1                        margin\n"
-        "  mu             vector  0           -                                   mean\n"
-        "  sigma          matrix  identity    identity|<number>|diag|full|blocks  covariance\n"
-        "  flag           bool    -           true|false                          a switch\n");
+        "  key            type    default     allowed                                    description\n"
+        "  layers         int     20          >= 1                                       number of layers\n"
+        "  invertibility  choice  check       check|project|reparam                      how invertibility is kept\n"
+        "  potential      string  (required)  -                                          which potential V\n"
+        "  delta          double  0.1         > 0 and <= 1                               margin\n"
+        "  mu             vector  0           -                                          mean\n"
+        "  sigma          matrix  identity    identity|<number>|diag|full|blocks|random  covariance\n"
+        "  flag           bool    -           true|false                                 a switch\n");
     free(out);
 }
 END_TEST
@@ -1251,6 +1305,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_bool_words);
     tcase_add_test(tc, test_vector_fill);
     tcase_add_test(tc, test_matrix_forms);
+    tcase_add_test(tc, test_random_forms);
     tcase_add_test(tc, test_getters_wrong_use);
     tcase_add_test(tc, test_schemas_concatenated);
     suite_add_tcase(s, tc);

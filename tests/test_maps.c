@@ -230,6 +230,8 @@ static const struct {
     {"planar", "layers = 4\nblock = 1\ninvertibility = reparam"},
     {"planar", "layers = 4\nblock = 2\ninvertibility = reparam"},
     {"planar", "layers = 3\ninvertibility = reparam\ninit_scale = 0.5"},
+    {"planar", "layers = 4\nblock = 2\ninvertibility = project\naffine = true"},
+    {"planar", "layers = 3\ninvertibility = reparam\naffine = true"},
 };
 #define NCONFIGS (sizeof configs / sizeof configs[0])
 static const size_t dims[] = {1, 3, 5};

@@ -821,6 +821,85 @@ START_TEST(w2_gaussian_cases)
 }
 END_TEST
 
+/* Symmetric KL: by hand in 1-D, as a sum over eigendirections for commuting
+ * covariances, and the sample estimate on exact draws of q with their exact
+ * log-densities against the closed form. */
+START_TEST(skl_gaussian_cases)
+{
+    double skl;
+    wgf_error err = {0};
+    /* 1-D: (v1/v2 + v2/v1 - 2)/2 + dm^2 (1/v1 + 1/v2)/2 */
+    const double m1 = 0.3, m2 = -1.2, v1 = 2.0, v2 = 0.5;
+    ck_assert_int_eq(wgf_skl_gaussian(1, &m1, &v1, &m2, &v2, &skl, &err), WGF_OK);
+    ck_assert_close(skl, (4.0 + 0.25 - 2.0) / 2 + 2.25 * (0.5 + 2.0) / 2, 1e-14);
+    /* Q diag(a) Q^T against Q diag(b) Q^T: the 1-D terms along Q's columns, dm = Q e */
+    const double c = cos(0.7), s = sin(0.7);
+    const double Q[9] = {c, -s, 0, s, c, 0, 0, 0, 1};
+    const double a[3] = {1.0, 4.0, 0.25}, bb[3] = {9.0, 1.0, 0.25}, e[3] = {0.5, -1.0, 2.0};
+    double C1[9], C2[9], mu1[3], mu2[3] = {0, 0, 0}, expect = 0.0;
+    for (int i = 0; i < 3; i++) {
+        mu1[i] = 0.0;
+        for (int j = 0; j < 3; j++) {
+            mu1[i] += Q[i * 3 + j] * e[j];
+            C1[i * 3 + j] = C2[i * 3 + j] = 0.0;
+            for (int k = 0; k < 3; k++) {
+                C1[i * 3 + j] += Q[i * 3 + k] * a[k] * Q[j * 3 + k];
+                C2[i * 3 + j] += Q[i * 3 + k] * bb[k] * Q[j * 3 + k];
+            }
+        }
+        expect += (a[i] / bb[i] + bb[i] / a[i] - 2.0) / 2 + e[i] * e[i] * (1 / a[i] + 1 / bb[i]) / 2;
+    }
+    ck_assert_int_eq(wgf_skl_gaussian(3, mu1, C1, mu2, C2, &skl, &err), WGF_OK);
+    ck_assert_close(skl, expect, 1e-13);
+    ck_assert_int_eq(wgf_skl_gaussian(3, mu1, C1, mu1, C1, &skl, &err), WGF_OK);
+    ck_assert_double_lt(fabs(skl), 1e-13);
+
+    /* The sample estimate: n draws x = m + L y of q = N(m, C1/4 + I) in 3-D, far (p = N(0, C/2),
+     * skl ~ 1) and near (p = q with a small shift of its mean: skl ~ 1e-3), against the closed
+     * form; the terms are ~ (log q/p)^2, so the relative error is ~ 1/sqrt(n) even when skl is
+     * small. (The weights p/q have a finite variance when p's tails are not much heavier than
+     * q's, as here; MATH.md 7.) */
+    enum { N = 200000 };
+    double *x = malloc(N * 3 * sizeof *x), *lq = malloc(N * sizeof *lq);
+    ck_assert(x && lq);
+    double Cq[9], L[9], mq[3] = {0.2, -0.1, 0.4};
+    for (int i = 0; i < 9; i++)
+        Cq[i] = C1[i] / 4 + (i % 4 == 0);
+    ck_assert_int_eq(wgf_cholesky(3, Cq, L, &err), WGF_OK);
+    double logdet = 2 * (log(L[0]) + log(L[4]) + log(L[8]));
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r, 11);
+    for (size_t n = 0; n < N; n++) {
+        double y[3], q2 = 0;
+        for (int i = 0; i < 3; i++) {
+            y[i] = gsl_ran_gaussian(r, 1.0);
+            q2 += y[i] * y[i];
+        }
+        for (int i = 0; i < 3; i++) {
+            x[n * 3 + i] = mq[i];
+            for (int j = 0; j <= i; j++)
+                x[n * 3 + i] += L[i * 3 + j] * y[j];
+        }
+        lq[n] = -0.5 * (3 * log(2 * M_PI) + logdet + q2);
+    }
+    gsl_rng_free(r);
+    const double near[3] = {0.23, -0.1, 0.4};
+    double Chalf[9];
+    for (int i = 0; i < 9; i++)
+        Chalf[i] = Cq[i] / 2;
+    for (int k = 0; k < 2; k++) {
+        const double *mp = k ? near : mu2, *Cp = k ? Cq : Chalf;
+        double est, exact;
+        ck_assert_int_eq(wgf_skl_gaussian(3, mq, Cq, mp, Cp, &exact, &err), WGF_OK);
+        ck_assert_int_eq(wgf_skl_samples(N, 3, x, lq, mp, Cp, &est, &err), WGF_OK);
+        ck_assert_msg(fabs(est - exact) < 0.03 * exact, "skl estimate %g, closed form %g", est, exact);
+        ck_assert(k == 0 ? exact > 0.5 : exact < 1e-2);
+    }
+    free(x);
+    free(lq);
+}
+END_TEST
+
 /* Brute force over all n! permutations (Heap's algorithm). */
 static double brute_w2(size_t n, size_t d, const double *x, const double *y)
 {
@@ -1145,6 +1224,7 @@ int main(void)
     tc = tcase_create("diagnostics");
     tcase_add_test(tc, moments_and_distances_by_hand);
     tcase_add_test(tc, w2_gaussian_cases);
+    tcase_add_test(tc, skl_gaussian_cases);
     tcase_add_test(tc, w2_assignment_exact);
     tcase_add_test(tc, w2_1d_and_sliced);
     suite_add_tcase(s, tc);

@@ -6,10 +6,13 @@
  *
  * Values:
  *   int, double, bool (true/false/yes/no/on/off/1/0), string, choice (one of
- *   a|b|c), vector (length dim; one number fills it), list (any length of
+ *   a|b|c), vector (length dim; one number fills it; random SEED[: LO HI]
+ *   draws entries uniform in [LO, HI], default [-1, 1]), list (any length of
  *   numbers), matrix (dim x dim, one of:
  *       identity | <scalar> (times I) | diag v1 .. vd | full a11 a12 .. add
  *       | blocks K: b1 (K*K numbers), b2, ...   (block diagonal, K x K blocks)
+ *       | random SEED[: LO HI]   (Q diag(e) Q^T, Q Haar, e_i uniform in
+ *                                 [LO, HI], default [0.5, 2])
  *   ).  Numbers in vectors and matrices are separated by spaces; a value may
  *   continue on following lines that start with white space. */
 #ifndef WGF_CONFIG_H

@@ -35,9 +35,11 @@ static const wgf_param fpe_params[] = {
      .choices = "quadratic|quartic|expression",
      .doc = "V: quadratic (mu, sigma), separable quartic (scale), or an expression (V or separable)"},
     {.key = "mu", .type = WGF_PARAM_VECTOR, .def = "0",
-     .doc = "quadratic: the centre of V = 1/2 (x-mu)^T Sigma^-1 (x-mu)"},
+     .doc = "quadratic: the centre of V = 1/2 (x-mu)^T Sigma^-1 (x-mu); random SEED[: LO HI] draws it "
+            "uniform in [LO, HI]^d (default [-1, 1])"},
     {.key = "sigma", .type = WGF_PARAM_MATRIX, .def = "identity",
-     .doc = "quadratic: Sigma, symmetric positive definite (the equilibrium is N(mu, D Sigma))"},
+     .doc = "quadratic: Sigma, symmetric positive definite (the equilibrium is N(mu, D Sigma)); random "
+            "SEED[: LO HI] draws Q diag(e) Q^T, Q Haar, e_i uniform in [LO, HI] (default [0.5, 2])"},
     {.key = "scale", .type = WGF_PARAM_DOUBLE, .def = "1",
      .doc = "quartic: V = scale * sum_i (x_i^4 - 16 x_i^2 + 5 x_i)"},
     {.key = "V", .type = WGF_PARAM_STRING,

@@ -4,6 +4,15 @@
  * [u (d), w (d), b (1)], P = L (2d + 1). Layers are grouped into S = L / B
  * stages of B layers (GenWGP's path, MATH.md 5).
  *
+ * With affine = true the layers act on y = A z + c instead of z: theta ends
+ * with [A row-major (d x d), c (d)], P = L (2d + 1) + d^2 + d, A = I and
+ * c = 0 at the start. A layer bends the samples along its own w only, and
+ * near the identity (small w, b = 0) it can make neither a constant field
+ * nor a general linear one; the affine part makes both exactly, so the
+ * Gaussian part of a flow is carried by A and c and the layers only add
+ * the rest (experiments/README.md, fpe_ou_random.ini). log|det A| and
+ * A^{-1} come from one LU factorisation per forward call, kept on the tape.
+ *
  * Invertibility (sigma_k = u_k . w_k >= -1) is enforced one of three ways:
  *   check    theta must satisfy sigma_k >= -1 + delta; check() refuses it
  *            otherwise;
@@ -25,6 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gsl/gsl_linalg.h>
+#include <gsl/gsl_matrix.h>
+#include <gsl/gsl_permutation.h>
 #include <gsl/gsl_randist.h>
 
 #include <wgf/plugin.h>
@@ -58,6 +70,7 @@ typedef struct planar {
     size_t B;     /* layers per stage */
     size_t S;     /* stages, L / B */
     int mode;     /* PLANAR_* */
+    int affine;   /* layers act on A z + c */
     double delta; /* margin: sigma >= -1 + delta */
     double init_scale, init_bias;
 } planar;
@@ -91,9 +104,17 @@ typedef struct planar_tape {
     double *many;    /* vjp_many: (2 d + 1) x cap per set, for up to nmany sets */
     size_t nmany;
     double *gram;    /* gram_blocks: (d^2 + 3 d + 1) x cap + 3 (2 d + 1)^2, by its first call */
+    /* affine = true only */
+    double *Z;       /* d x cap: the inputs z */
+    double *lu;      /* d x d: LU factors of A */
+    double *ainv;    /* d x d: A^{-1} */
+    double ldA;      /* log|det A| */
+    gsl_permutation *perm;
 } planar_tape;
 
 #define PLANAR_LAYER(theta, m, k) ((theta) + (k) * (2 * (m)->d + 1))
+/* A (d x d, row-major), then c (d), after the layers */
+#define PLANAR_AFFINE(theta, m) ((theta) + (m)->L * (2 * (m)->d + 1))
 
 /* ------------------------------------------------------------ scalar helpers */
 
@@ -265,6 +286,9 @@ static const wgf_param planar_params[] = {
      "initial w ~ N(0, init_scale^2 / d); u = 0 keeps the map the identity"},
     {"init_bias", WGF_PARAM_DOUBLE, "0", WGF_P_MIN, 0, 0, NULL,
      "initial b ~ N(0, init_bias^2): a nonzero bias lets the first steps translate"},
+    {"affine", WGF_PARAM_BOOL, "false", 0, 0, 0, NULL,
+     "layers act on A z + c (d^2 + d more parameters, A = I, c = 0 at the start): the "
+     "Gaussian part of the flow exactly, the layers the rest"},
     {0},
 };
 
@@ -321,6 +345,7 @@ static int planar_create(const wgf_section *sec, const wgf_problem_info *info, v
     m->delta = delta;
     m->init_scale = scale;
     m->init_bias = wgf_section_double(sec, "init_bias");
+    m->affine = wgf_section_bool(sec, "affine");
     *state = m;
     return WGF_OK;
 }
@@ -333,7 +358,7 @@ static void planar_destroy(void *state)
 static size_t planar_nparams(void *state)
 {
     const planar *m = state;
-    return m->L * (2 * m->d + 1);
+    return m->L * (2 * m->d + 1) + (m->affine ? m->d * m->d + m->d : 0);
 }
 
 static size_t planar_nstages(void *state)
@@ -361,6 +386,45 @@ static int planar_init(void *state, gsl_rng *rng, double *theta, wgf_error *err)
         for (size_t i = 0; i < d; i++)
             u[i] = c * w[i];
     }
+    if (m->affine) {
+        double *A = PLANAR_AFFINE(theta, m);
+        memset(A, 0, (d * d + d) * sizeof *A);
+        for (size_t i = 0; i < d; i++)
+            A[i * d + i] = 1.0;
+    }
+    return WGF_OK;
+}
+
+/* LU-factorise A into lu (with perm); *ld = log|det A|. WGF_ENUMERIC when
+ * A has a non-finite entry or a pivot of at most d u max|A_ij| (u the unit
+ * roundoff), what partial pivoting leaves of an exactly singular matrix. */
+static int planar_affine_factor(size_t d, const double *A, double *lu, gsl_permutation *perm,
+                                double *ld, wgf_error *err)
+{
+    double amax = 0.0;
+    for (size_t i = 0; i < d * d; i++) {
+        if (!isfinite(A[i]))
+            return wgf_error_set(err, WGF_ENUMERIC,
+                                 "planar affine part: A[%zu][%zu] = %g is not finite (the map is "
+                                 "undefined)",
+                                 i / d + 1, i % d + 1, A[i]);
+        amax = fmax(amax, fabs(A[i]));
+    }
+    memcpy(lu, A, d * d * sizeof *lu);
+    gsl_matrix_view mv = gsl_matrix_view_array(lu, d, d);
+    int signum = 0;
+    gsl_linalg_LU_decomp(&mv.matrix, perm, &signum);
+    double tiny = (double)d * DBL_EPSILON * amax, sum = 0.0;
+    for (size_t i = 0; i < d; i++) {
+        double p = lu[i * d + i];
+        if (!(fabs(p) > tiny))
+            return wgf_error_set(err, WGF_ENUMERIC,
+                                 "planar affine part: A is singular (pivot %zu of %zu is %.3g, "
+                                 "max|A_ij| = %.3g): the map is not invertible (take smaller steps)",
+                                 i + 1, d, p, amax);
+        sum += log(fabs(p));
+    }
+    *ld = sum;
     return WGF_OK;
 }
 
@@ -407,6 +471,23 @@ static int planar_check(void *state, const double *theta, wgf_error *err)
                                  "not invertible (use invertibility = project or reparam, or a "
                                  "smaller step)",
                                  k + 1, sig, bound);
+    }
+    if (m->affine) {
+        const double *A = PLANAR_AFFINE(theta, m);
+        for (size_t i = 0; i < d; i++)
+            if (!isfinite(A[d * d + i]))
+                return wgf_error_set(err, WGF_ENUMERIC,
+                                     "planar affine part: c[%zu] = %g is not finite (the map is "
+                                     "undefined)",
+                                     i + 1, A[d * d + i]);
+        double *lu = malloc(d * d * sizeof *lu), ld;
+        gsl_permutation *perm = gsl_permutation_alloc(d);
+        int rc = lu && perm ? planar_affine_factor(d, A, lu, perm, &ld, err)
+                            : wgf_error_set(err, WGF_ENOMEM, "planar: out of memory");
+        free(lu);
+        if (perm)
+            gsl_permutation_free(perm);
+        return rc;
     }
     return WGF_OK;
 }
@@ -459,6 +540,11 @@ static void planar_tape_destroy(void *state, void *tape)
     wgf_free(t->dlay);
     wgf_free(t->many);
     wgf_free(t->gram);
+    wgf_free(t->Z);
+    wgf_free(t->lu);
+    wgf_free(t->ainv);
+    if (t->perm)
+        gsl_permutation_free(t->perm);
     free(t);
 }
 
@@ -490,6 +576,16 @@ static void *planar_tape_create(void *state, size_t n)
         !t->lay.u || !t->lay.sig || !t->lay.ops || !t->dlay) {
         planar_tape_destroy(state, t);
         return NULL;
+    }
+    if (m->affine) {
+        t->Z = wgf_alloc_doubles(d * n);
+        t->lu = wgf_alloc_doubles(d * d);
+        t->ainv = wgf_alloc_doubles(d * d);
+        t->perm = gsl_permutation_alloc(d);
+        if (!t->Z || !t->lu || !t->ainv || !t->perm) {
+            planar_tape_destroy(state, t);
+            return NULL;
+        }
     }
     return t;
 }
@@ -546,8 +642,28 @@ static int planar_forward(void *state, const double *theta, size_t n, const doub
     int rc = planar_effective(m, theta, &t->lay, err);
     if (rc)
         return rc;
-    planar_to_rows(n, d, cap, z, t->X);
-    memset(t->ld, 0, n * sizeof *t->ld);
+    if (m->affine) {
+        /* x^(0) = A z + c, ld^(0) = log|det A| */
+        const double *A = PLANAR_AFFINE(theta, m), *c = A + d * d;
+        rc = planar_affine_factor(d, A, t->lu, t->perm, &t->ldA, err);
+        if (rc)
+            return rc;
+        gsl_matrix_view lu = gsl_matrix_view_array(t->lu, d, d), inv = gsl_matrix_view_array(t->ainv, d, d);
+        gsl_linalg_LU_invert(&lu.matrix, t->perm, &inv.matrix);
+        planar_to_rows(n, d, cap, z, t->Z);
+        for (size_t i = 0; i < d; i++) {
+            double *row = t->X + i * cap;
+            for (size_t s = 0; s < n; s++)
+                row[s] = c[i];
+            for (size_t j = 0; j < d; j++)
+                planar_axpy(n, A[i * d + j], t->Z + j * cap, row);
+        }
+        for (size_t s = 0; s < n; s++)
+            t->ld[s] = t->ldA;
+    } else {
+        planar_to_rows(n, d, cap, z, t->X);
+        memset(t->ld, 0, n * sizeof *t->ld);
+    }
     if (x && x[0])
         memcpy(x[0], z, n * d * sizeof *z);
     if (ld && ld[0])
@@ -623,7 +739,14 @@ static int planar_score(void *state, const double *theta, size_t n, void *tape, 
     rc = planar_effective(m, theta, &t->lay, err);
     if (rc)
         return rc;
-    planar_to_rows(n, d, cap, s0, t->Sc);
+    if (m->affine) { /* the score of y = A z + c: A^{-T} s0 */
+        planar_to_rows(n, d, cap, s0, t->sb);
+        memset(t->Sc, 0, d * cap * sizeof *t->Sc);
+        for (size_t i = 0; i < d; i++)
+            for (size_t j = 0; j < d; j++)
+                planar_axpy(n, t->ainv[j * d + i], t->sb + j * cap, t->Sc + i * cap);
+    } else
+        planar_to_rows(n, d, cap, s0, t->Sc);
     if (s && s[0])
         memcpy(s[0], s0, n * d * sizeof *s0);
     double *r = t->tmp, *beta = t->tmp + cap;
@@ -703,6 +826,22 @@ static int planar_jvp(void *state, const double *theta, size_t n, void *tape, co
     double *dX = t->xb, *dld = t->lb, *da = t->tmp;
     memset(dX, 0, d * cap * sizeof *dX);
     memset(dld, 0, n * sizeof *dld);
+    if (m->affine) {
+        /* dx^(0) = dA z + dc, dld^(0) = tr(A^{-1} dA) */
+        const double *dA = PLANAR_AFFINE(v, m), *dc = dA + d * d;
+        double tr = 0.0;
+        for (size_t i = 0; i < d; i++) {
+            double *row = dX + i * cap;
+            for (size_t s = 0; s < n; s++)
+                row[s] = dc[i];
+            for (size_t j = 0; j < d; j++) {
+                planar_axpy(n, dA[i * d + j], t->Z + j * cap, row);
+                tr += t->ainv[j * d + i] * dA[i * d + j];
+            }
+        }
+        for (size_t s = 0; s < n; s++)
+            dld[s] = tr;
+    }
     for (size_t k = 0; k < m->L; k++) {
         const double *w = PLANAR_LAYER(theta, m, k) + d;
         const double *dw = PLANAR_LAYER(v, m, k) + d;
@@ -884,6 +1023,40 @@ static void planar_rev_layer(const planar *m, planar_tape *t, size_t k, size_t n
     tw[d] += sum_ab;
 }
 
+/* The affine part's reverse step, after layer 1's: v holds the cotangents of
+ * y = A z + c, of ld^(0) = log|det A| and of s^(0) = A^{-T} s0, and
+ *   cbar = sum_n ybar_n,  Abar = sum_n ybar_n z_n^T + (sum_n ldbar_n) A^{-T}
+ *          - sum_n s^(0)_n (A^{-1} sbar_n)^T
+ * (from d(A^{-T} s0) = -A^{-T} dA^T A^{-T} s0). */
+static void planar_rev_affine(const planar *m, planar_tape *t, size_t n, planar_rev *v, double *thetabar)
+{
+    size_t d = m->d, cap = t->cap;
+    double *tA = PLANAR_AFFINE(thetabar, m), *tc = tA + d * d;
+    if (v->xact)
+        for (size_t i = 0; i < d; i++) {
+            const double *xb = v->XB + i * cap;
+            tc[i] += planar_sum(n, xb);
+            for (size_t j = 0; j < d; j++)
+                tA[i * d + j] += planar_sumprod(n, xb, t->Z + j * cap);
+        }
+    if (v->lact) {
+        double sl = planar_sum(n, v->LB);
+        for (size_t i = 0; i < d; i++)
+            for (size_t j = 0; j < d; j++)
+                tA[i * d + j] += sl * t->ainv[j * d + i];
+    }
+    if (v->sact) {
+        double *vj = t->tmp; /* (A^{-1} sbar)_j over the samples */
+        for (size_t j = 0; j < d; j++) {
+            memset(vj, 0, n * sizeof *vj);
+            for (size_t i = 0; i < d; i++)
+                planar_axpy(n, t->ainv[j * d + i], v->SB + i * cap, vj);
+            for (size_t i = 0; i < d; i++)
+                tA[i * d + j] -= planar_sumprod(n, t->Sc + i * cap, vj);
+        }
+    }
+}
+
 static int planar_path_vjp(void *state, const double *theta, size_t n, void *tape,
                            const double *const *xbar, const double *const *ldbar,
                            const double *const *sbar, double *thetabar, wgf_error *err)
@@ -913,6 +1086,8 @@ static int planar_path_vjp(void *state, const double *theta, size_t n, void *tap
         }
         planar_rev_layer(m, t, k, n, theta, &v, thetabar);
     }
+    if (m->affine)
+        planar_rev_affine(m, t, n, &v, thetabar);
     return WGF_OK;
 }
 
@@ -964,6 +1139,9 @@ static int planar_vjp_many(void *state, const double *theta, size_t n, void *tap
         for (size_t l = m->L; l-- > 0;)
             for (size_t j = 0; j < kk; j++)
                 planar_rev_layer(m, t, l, n, theta, &v[j], thetabar[j0 + j]);
+        if (m->affine)
+            for (size_t j = 0; j < kk; j++)
+                planar_rev_affine(m, t, n, &v[j], thetabar[j0 + j]);
     }
     return WGF_OK;
 }
@@ -1057,6 +1235,10 @@ static int planar_gram_blocks(void *state, const double *theta, size_t n, void *
 {
     const planar *m = state;
     size_t d = m->d, q = 2 * d + 1;
+    /* the affine part's d^2 + d parameters are not a layer's block: the
+     * core's fallback (jacobi probes, block runs unpreconditioned) */
+    if (m->affine)
+        return wgf_error_set(err, WGF_EUNSUP, "planar: no Gram blocks with affine = true");
     *size = q;
     if (!Gout)
         return WGF_OK;

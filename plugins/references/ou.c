@@ -1,9 +1,14 @@
 /* ou.c: the Ornstein-Uhlenbeck reference. The Fokker-Planck equation with
  * V = 1/2 (x - mu)^T Sigma^{-1} (x - mu) from a Gaussian stays Gaussian,
  * with closed-form moments (MATH.md 6): errors of the model's mean and
- * covariance, and W2 between the two Gaussians. For an affine map the
- * model's moments are exact (the map's Gaussian push-forward), otherwise
- * those of the output samples. */
+ * covariance, W2 between the two Gaussians, and the symmetric KL divergence
+ * between the model and the exact law. For an affine map the model is a
+ * Gaussian known exactly (the map's Gaussian push-forward) and all four are
+ * closed forms; otherwise the moments are those of the output samples and
+ * the symmetric KL is estimated on them from the model's exact
+ * log-density (wgf_skl_samples, MATH.md 7), which sees more than moments:
+ * a model with the right mean and covariance and the wrong shape has a
+ * positive skl. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +28,8 @@ typedef struct {
     double *m_model, *C_model, *m_ref, *C_ref;
 } ou;
 
-static const char *const ou_cols[] = {"err_mean", "err_cov", "w2"};
-static const char *const ou_keys[] = {"mean", "cov", "w2"}; /* summary.ini keeps these names */
+static const char *const ou_cols[] = {"err_mean", "err_cov", "w2", "skl"};
+static const char *const ou_keys[] = {"mean", "cov", "w2", "skl"}; /* summary.ini keeps these names */
 
 static void ou_destroy(void *state)
 {
@@ -76,7 +81,7 @@ static int ou_create(const wgf_section *sec, const wgf_reference_setup *setup, v
 static size_t ou_ncolumns(void *state)
 {
     (void)state;
-    return 3;
+    return 4;
 }
 
 static const char *ou_column(void *state, size_t i)
@@ -111,7 +116,13 @@ static int ou_eval(void *state, const wgf_reference_obs *obs, int full, double *
         return rc;
     values[0] = wgf_dist_l2(d, r->m_model, r->m_ref);
     values[1] = wgf_dist_l2(d * d, r->C_model, r->C_ref);
-    return wgf_w2_gaussian(d, r->m_model, r->C_model, r->m_ref, r->C_ref, &values[2], err);
+    rc = wgf_w2_gaussian(d, r->m_model, r->C_model, r->m_ref, r->C_ref, &values[2], err);
+    if (rc != WGF_OK)
+        return rc;
+    if (r->exact_moments && obs->theta)
+        return wgf_skl_gaussian(d, r->m_model, r->C_model, r->m_ref, r->C_ref, &values[3], err);
+    return wgf_skl_samples(obs->samples->n, d, obs->samples->x, obs->samples->l, r->m_ref, r->C_ref,
+                           &values[3], err);
 }
 
 /* 1-D: the reference density; otherwise the 2-sigma ellipse of (x1, x2). */
@@ -166,7 +177,8 @@ static const wgf_plugin ou_plugin = {
     .abi_version = WGF_ABI_VERSION,
     .kind = WGF_REFERENCE,
     .name = "ou",
-    .summary = "quadratic Fokker-Planck from a Gaussian: closed-form moments (err_mean, err_cov, w2)",
+    .summary = "quadratic Fokker-Planck from a Gaussian: closed-form moments (err_mean, err_cov, w2) and "
+               "the symmetric KL to the exact law (skl)",
     .params = ou_params,
     .vtable = &ou_vt,
 };
