@@ -288,6 +288,32 @@ START_TEST(test_failed_inner_solve)
 }
 END_TEST
 
+/* ------------------------------------------------------------ a start on the bound */
+
+/* The same problem with invertibility = project, from sigma = -0.5 on the bound (u = -0.5, w = 1):
+ * the energy's gradient points out of the admissible set, so every trial along it, however short,
+ * is past the bound, while moving along the bound (w smaller, u larger in magnitude: T nearer to
+ * z / 2) still lowers the energy. The trials are projected like every update, and the steps
+ * follow the bound down. Without the projection all trials were refused and the run failed. */
+START_TEST(test_start_on_the_bound)
+{
+    const double theta0[3] = {-0.5, 1.0, 0.0};
+    const char *modes[][2] = {{"map.invertibility=project", "scheme.proximal=metric"},
+                              {"map.invertibility=project", "scheme.proximal=map"}};
+    for (int i = 0; i < 2; i++) {
+        double theta[3];
+        wgf_problem *p = NULL;
+        wgf_error err = {0};
+        int rc = drive(bound_ini, modes[i], 2, theta0, theta, 3, &p, &err);
+        ck_assert_msg(rc == WGF_OK, "%s: %s", modes[i][1], err.msg);
+        double sig = theta[0] * theta[1];
+        ck_assert_msg(fabs(sig + 0.5) < 1e-12, "%s: sigma = %.17g is off the bound", modes[i][1], sig);
+        ck_assert_msg(theta[1] < 0.9, "%s: w = %.17g: the step stalled", modes[i][1], theta[1]);
+        wgf_problem_free(p);
+    }
+}
+END_TEST
+
 static Suite *jko_suite(void)
 {
     Suite *s = suite_create("jko");
@@ -298,6 +324,7 @@ static Suite *jko_suite(void)
     tcase_add_test(tc, test_stiff_stable);
     tcase_add_test(tc, test_refused_trials_back_off);
     tcase_add_test(tc, test_failed_inner_solve);
+    tcase_add_test(tc, test_start_on_the_bound);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -80,6 +80,10 @@ typedef struct {
     double scale;          /* theta = theta_k + scale y: L-BFGS works on y */
     double eps;            /* the [metric] Tikhonov term: D + eps |theta - theta_k|^2 */
     double *th, *dth, *mv, *xbar; /* P, P, P, N x d */
+    double *th2, *gk0;    /* P: a projected copy; grad F(theta_k) along the held bounds */
+    double *jrow, *nrm, *qv; /* P x P: J - I at theta_k; the nn held bounds' unit normals and
+                              * (outward) directions of projection */
+    size_t nn;
     /* the line search's base point: the last iterate (in y) */
     double *xbase, *gbase, fbase;
     /* the lowest admissible trial seen (in y), which a line search that ends without meeting
@@ -154,6 +158,115 @@ static double refuse(jko_solve *c, const double *x, double *g, double step)
     return c->fbase + fabs(dg0) * step;
 }
 
+/* Active bounds at theta_k (invertibility = project; see the top of the file). The normals of the
+ * bounds theta_k sits on are the rows of J - I, J the Jacobian of the projection on its projecting
+ * side, by forward differences (one projection of O(P) per parameter, no energy evaluation): the
+ * projection moves a parameter for one bound only (planar: u_k along w_k), so each nonzero row is
+ * parallel to one bound's normal, and bounds on disjoint parameters have orthogonal normals.
+ * Gram-Schmidt keeps one unit normal per bound. A bound is held (its normal kept in c->nrm) when
+ * -grad F(theta_k) points out of it: a short move along its normal part is projected. */
+static int active_bounds(jko_solve *c, wgf_error *err)
+{
+    size_t P = c->P;
+    wgf_error e = {0};
+    c->nn = 0;
+    for (size_t j = 0; j < P; j++) {
+        for (int side = 1; side >= -1; side -= 2) {
+            double h = side * sqrt(DBL_EPSILON) * fmax(1.0, fabs(c->theta_k[j]));
+            memcpy(c->th2, c->theta_k, P * sizeof *c->th2);
+            c->th2[j] += h;
+            if (wgf_problem_constrain(c->p, c->th2, &e) != WGF_OK)
+                break; /* past a bound the map does not project: nothing to hold */
+            int moved = c->th2[j] != c->theta_k[j] + h;
+            for (size_t i = 0; i < P && !moved; i++)
+                moved = i != j && c->th2[i] != c->theta_k[i];
+            if (!moved)
+                continue;
+            /* column j of J - I: rows i != j moved by the projection */
+            for (size_t i = 0; i < P; i++)
+                c->jrow[i * P + j] = (c->th2[i] - c->theta_k[i]) / h - (i == j);
+            break;
+        }
+    }
+    for (size_t i = 0; i < P; i++) {
+        double *n = c->nrm + c->nn * P;
+        memcpy(n, c->jrow + i * P, P * sizeof *n);
+        double n0 = sqrt(dot(P, n, n));
+        if (!(n0 > 0) || !isfinite(n0))
+            continue;
+        for (size_t l = 0; l < c->nn; l++) {
+            double a = dot(P, n, c->nrm + l * P);
+            for (size_t q = 0; q < P; q++)
+                n[q] -= a * c->nrm[l * P + q];
+        }
+        double n1 = sqrt(dot(P, n, n));
+        if (!(n1 > 1e-6 * n0)) /* another row of a bound already kept */
+            continue;
+        for (size_t q = 0; q < P; q++)
+            n[q] /= n1;
+        /* held when -grad F leaves through it */
+        double gn = dot(P, c->gk, n), xm = 1;
+        for (size_t q = 0; q < P; q++)
+            xm = fmax(xm, fabs(c->theta_k[q]));
+        double t = -copysign(1e-6 * xm, gn);
+        for (size_t q = 0; q < P; q++)
+            c->th2[q] = c->theta_k[q] + t * n[q];
+        memcpy(c->th, c->th2, P * sizeof *c->th);
+        if (gn == 0 || wgf_problem_constrain(c->p, c->th2, &e) != WGF_OK ||
+            memcmp(c->th, c->th2, P * sizeof *c->th) == 0)
+            continue;
+        /* the projection's direction for this bound: the column of J - I at the parameter
+         * where the normal is largest (every column of the bound's rows is along it), oriented
+         * outwards (against the projection's move) */
+        size_t jm = 0;
+        for (size_t q = 0; q < P; q++)
+            if (fabs(n[q]) > fabs(n[jm]))
+                jm = q;
+        double *qv = c->qv + c->nn * P, qq = 0, mv = 0;
+        for (size_t q = 0; q < P; q++) {
+            qv[q] = c->jrow[q * P + jm];
+            qq += qv[q] * qv[q];
+            mv += qv[q] * (c->th2[q] - c->th[q]);
+        }
+        double qn = dot(P, qv, n);
+        if (!(qq > 0) || !(fabs(qn) > 1e-6 * sqrt(qq)))
+            continue;
+        for (size_t q = 0; q < P; q++)
+            qv[q] *= (mv > 0 ? -1.0 : 1.0) / sqrt(qq);
+        c->nn++;
+    }
+    (void)err;
+    return WGF_OK;
+}
+
+/* A held bound is an equality: theta is moved outwards along the projection's direction q, by
+ * more than its distance to the bound, and projected back (the projection moves along q, so the
+ * point it lands on does not depend on how far). */
+static void onto_held(const jko_solve *c, double *th)
+{
+    double dt = 0;
+    for (size_t q = 0; q < c->P; q++)
+        dt = fmax(dt, fabs(th[q] - c->theta_k[q]));
+    for (size_t l = 0; l < c->nn; l++) {
+        const double *n = c->nrm + l * c->P, *qv = c->qv + l * c->P;
+        double T = (1e-3 + 10 * dt * sqrt((double)c->P)) / fabs(dot(c->P, n, qv));
+        for (size_t q = 0; q < c->P; q++)
+            th[q] += T * qv[q];
+    }
+}
+
+/* The gradient of Phi(Proj(theta)) with the held bounds as equalities, from grad Phi g (P):
+ * J^T g with J = I - q n^T / (n.q) per bound (theta_k's n and q). */
+static void hold(const jko_solve *c, double *g)
+{
+    for (size_t l = 0; l < c->nn; l++) {
+        const double *n = c->nrm + l * c->P, *qv = c->qv + l * c->P;
+        double a = dot(c->P, g, qv) / dot(c->P, n, qv);
+        for (size_t q = 0; q < c->P; q++)
+            g[q] -= a * n[q];
+    }
+}
+
 /* Phi and its gradient at a trial theta; a refused trial gets the surrogate. */
 static lbfgsfloatval_t jko_evaluate(void *inst, const lbfgsfloatval_t *x, lbfgsfloatval_t *g, const int n,
                                     const lbfgsfloatval_t step)
@@ -166,18 +279,20 @@ static lbfgsfloatval_t jko_evaluate(void *inst, const lbfgsfloatval_t *x, lbfgsf
         at_k = x[i] == 0;
     if (at_k) {
         for (size_t i = 0; i < P; i++)
-            g[i] = c->scale * c->gk[i];
+            g[i] = c->scale * c->gk0[i];
         return c->Fk;
     }
     if (c->hard)
         return refuse(c, x, g, step);
-    for (size_t i = 0; i < P; i++) {
-        c->dth[i] = c->scale * x[i];
-        c->th[i] = c->theta_k[i] + c->dth[i];
-    }
+    for (size_t i = 0; i < P; i++)
+        c->th[i] = c->theta_k[i] + c->scale * x[i];
+    onto_held(c, c->th);
     wgf_error e = {0};
     double F;
-    int rc = wgf_problem_check(c->p, c->th, &e);
+    /* projected like every update (invertibility = project), else checked */
+    int rc = wgf_problem_constrain(c->p, c->th, &e);
+    for (size_t i = 0; i < P; i++)
+        c->dth[i] = c->th[i] - c->theta_k[i];
     if (rc == WGF_OK)
         rc = wgf_eval_forward(c->evt, c->th, &e);
     if (rc == WGF_OK)
@@ -227,6 +342,7 @@ static lbfgsfloatval_t jko_evaluate(void *inst, const lbfgsfloatval_t *x, lbfgsf
     }
     if (!finite)
         return refuse(c, x, g, step);
+    hold(c, g);
     if (phi < c->fbest) {
         c->fbest = phi;
         memcpy(c->ybest, x, P * sizeof *x);
@@ -292,6 +408,7 @@ static int jko_inner(jko_solve *c, lbfgsfloatval_t *x, wgf_solve_stats *stats, w
     memset(x, 0, P * sizeof *x);
     double gg = dot(P, c->gk, c->gk);
     if (gg == 0) { /* theta_k is the minimiser */
+        memcpy(x, c->theta_k, P * sizeof *x);
         stats->converged = 1;
         return WGF_OK;
     }
@@ -308,9 +425,22 @@ static int jko_inner(jko_solve *c, lbfgsfloatval_t *x, wgf_solve_stats *stats, w
     c->scale = gmg > 0 && isfinite(gmg) ? j->h * gg * sqrt(gg) / gmg : 1.0;
     if (!(c->scale > 0) || !isfinite(c->scale))
         c->scale = 1.0;
+    c->nn = 0;
+    if (c->jrow) {
+        memset(c->jrow, 0, P * P * sizeof *c->jrow);
+        active_bounds(c, err);
+    }
+    memcpy(c->gk0, c->gk, P * sizeof *x);
+    hold(c, c->gk0);
+    gg = dot(P, c->gk0, c->gk0);
+    if (gg == 0) { /* theta_k is the minimiser on the bound */
+        memcpy(x, c->theta_k, P * sizeof *x);
+        stats->converged = 1;
+        return WGF_OK;
+    }
     memset(c->xbase, 0, P * sizeof *x);
     for (size_t i = 0; i < P; i++)
-        c->gbase[i] = c->scale * c->gk[i];
+        c->gbase[i] = c->scale * c->gk0[i];
     c->fbase = c->fbest = c->Fk;
     memcpy(c->ybest, c->xbase, P * sizeof *x);
     memcpy(c->gbest, c->gbase, P * sizeof *x);
@@ -333,6 +463,12 @@ static int jko_inner(jko_solve *c, lbfgsfloatval_t *x, wgf_solve_stats *stats, w
     }
     for (size_t i = 0; i < P; i++)
         x[i] = c->theta_k[i] + c->scale * y[i];
+    /* the point Phi was evaluated at: y's projection (theta_k, on its held bounds, to rounding) */
+    if (!c->hard)
+        onto_held(c, x);
+    int crc = c->hard ? WGF_OK : wgf_problem_constrain(c->p, x, err);
+    if (crc != WGF_OK)
+        return crc;
     stats->iterations = c->iterations;
     stats->residual = sqrt(dot(c->P, gy, gy)) / c->g0norm;
     stats->products = c->products;
@@ -379,7 +515,9 @@ static int jko_run(void *state, wgf_problem *p, wgf_error *err)
     unsigned flags = misfit && (wgf_problem_energy_needs(p) & WGF_WGRAD_NEEDS_S) ? WGF_EVAL_SCORE : 0;
     jko_solve c = {.p = p, .j = j, .P = P, .N = N, .d = d, .S = wgf_problem_nstages(p),
                    .theta_k = theta, .eps = wgf_problem_tikhonov(p)};
-    double *work = calloc(9 * P, sizeof(double));
+    double *work = calloc(11 * P, sizeof(double));
+    /* for the bounds to hold (P x P thrice; beyond 2048 parameters none are held) */
+    double *jrow = P <= 2048 ? calloc(3 * P * P, sizeof(double)) : NULL;
     double *g = misfit && N <= SIZE_MAX / (2 * d) ? calloc(2 * N * d, sizeof(double)) : NULL;
     double *xbar = j->proximal == JKO_MAP ? calloc(N * d, sizeof(double)) : NULL;
     lbfgsfloatval_t *x = lbfgs_malloc((int)P);
@@ -398,6 +536,11 @@ static int jko_run(void *state, wgf_problem *p, wgf_error *err)
         c.th = work + 5 * P;
         c.ybest = work + 6 * P;
         c.gbest = work + 7 * P;
+        c.th2 = work + 9 * P;
+        c.gk0 = work + 10 * P;
+        c.jrow = jrow;
+        c.nrm = jrow ? jrow + P * P : NULL;
+        c.qv = jrow ? jrow + 2 * P * P : NULL;
         c.xbar = xbar;
         c.evt = evt;
         c.evk = evk;
@@ -464,6 +607,7 @@ static int jko_run(void *state, wgf_problem *p, wgf_error *err)
         lbfgs_free(x);
     free(xbar);
     free(work);
+    free(jrow);
     free(g);
     return rc;
 }
