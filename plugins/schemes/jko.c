@@ -33,6 +33,14 @@
  * at a/4: f = f0 + |g0.s| a, slope 3 |g0.s|. It lies above f0, so the trial is never accepted,
  * and the search's interpolation, exact on a parabola, proposes a quarter of the step.
  *
+ * Projected trials, held bounds. Trials are constrained like every update (projected when the
+ * map projects, checked otherwise). A bound theta_k sits on that -grad F leaves through
+ * (invertibility = project, delta = 0) would still stop the solve: the projected path along -g
+ * can rise while g says it falls, and the search ends at its start. So such bounds are held as
+ * equalities for the step (active_bounds: normals and projection directions from forward
+ * differences of the projection at theta_k), trials are put on them (onto_held) and the gradient
+ * is the projected problem's (hold); doc/math.md 5.2.
+ *
  * Ends of the inner solve: converged (the test above); the iteration cap reached (the step is
  * taken, not converged, as a MINRES solve that misses its tolerance); a "no progress" end of the
  * line search (rounding, width, step bounds, too many trials, not a descent direction to
@@ -76,6 +84,8 @@ typedef struct {
     const double *theta_k; /* P */
     const double *xk;      /* N x d: T_theta_k(z) (map proximal) */
     double Fk;             /* F(theta_k) */
+    double f0;             /* Phi at the start: F(theta_k), or Phi at theta_k put on its held bounds */
+    int snap;              /* evaluate the start in full (held bounds) */
     const double *gk;      /* grad F(theta_k) */
     double scale;          /* theta = theta_k + scale y: L-BFGS works on y */
     double eps;            /* the [metric] Tikhonov term: D + eps |theta - theta_k|^2 */
@@ -274,13 +284,13 @@ static lbfgsfloatval_t jko_evaluate(void *inst, const lbfgsfloatval_t *x, lbfgsf
     (void)n;
     jko_solve *c = inst;
     size_t P = c->P;
-    int at_k = step == 0; /* lbfgs' first call is at y = 0, theta_k, where D = 0 */
+    int at_k = step == 0 && !c->snap; /* lbfgs' first call is at y = 0, theta_k, where D = 0 */
     for (size_t i = 0; i < P && at_k; i++)
         at_k = x[i] == 0;
     if (at_k) {
         for (size_t i = 0; i < P; i++)
             g[i] = c->scale * c->gk0[i];
-        return c->Fk;
+        return c->f0;
     }
     if (c->hard)
         return refuse(c, x, g, step);
@@ -432,6 +442,24 @@ static int jko_inner(jko_solve *c, lbfgsfloatval_t *x, wgf_solve_stats *stats, w
     }
     memcpy(c->gk0, c->gk, P * sizeof *x);
     hold(c, c->gk0);
+    c->f0 = c->Fk;
+    if (c->nn > 0) {
+        /* a layer held from just inside its bound starts on it: Phi and its gradient there, so
+         * that the start of the projected problem is continuous with its trials */
+        c->snap = 1;
+        double f0 = jko_evaluate(c, x, c->gbase, (int)P, 0);
+        c->snap = 0;
+        if (c->hard || c->refused) {
+            if (err && c->hard)
+                *err = c->herr;
+            return c->hard && c->herr.code ? c->herr.code
+                                           : wgf_error_set(err, WGF_ENUMERIC,
+                                                           "jko: theta_k put on its bounds is refused");
+        }
+        c->f0 = f0;
+        for (size_t i = 0; i < P; i++)
+            c->gk0[i] = c->gbase[i] / c->scale;
+    }
     gg = dot(P, c->gk0, c->gk0);
     if (gg == 0) { /* theta_k is the minimiser on the bound */
         memcpy(x, c->theta_k, P * sizeof *x);
@@ -441,7 +469,7 @@ static int jko_inner(jko_solve *c, lbfgsfloatval_t *x, wgf_solve_stats *stats, w
     memset(c->xbase, 0, P * sizeof *x);
     for (size_t i = 0; i < P; i++)
         c->gbase[i] = c->scale * c->gk0[i];
-    c->fbase = c->fbest = c->Fk;
+    c->fbase = c->fbest = c->f0;
     memcpy(c->ybest, c->xbase, P * sizeof *x);
     memcpy(c->gbest, c->gbase, P * sizeof *x);
     c->g0norm = c->scale * sqrt(gg);
@@ -452,7 +480,7 @@ static int jko_inner(jko_solve *c, lbfgsfloatval_t *x, wgf_solve_stats *stats, w
     par.max_iterations = j->max_iterations;
     par.max_linesearch = j->max_linesearch;
     par.linesearch = LBFGS_LINESEARCH_MORETHUENTE;
-    lbfgsfloatval_t fx = c->Fk;
+    lbfgsfloatval_t fx = c->f0;
     rc = lbfgs((int)P, x, &fx, jko_evaluate, jko_progress, c, &par);
     /* On any end x holds the last iterate, the progress callback's base point; a lower
      * admissible trial of a line search that then failed replaces it. */
@@ -485,7 +513,7 @@ static int jko_inner(jko_solve *c, lbfgsfloatval_t *x, wgf_solve_stats *stats, w
     if (rc == LBFGSERR_MAXIMUMITERATION)
         return WGF_OK;
     /* a decrease beyond the rounding of Phi (a trial at liblbfgs' minimum step 1e-20 "decreases") */
-    int decreased = c->iterations > 0 || c->Fk - c->fbest > 16 * DBL_EPSILON * fmax(1.0, fabs(c->Fk));
+    int decreased = c->iterations > 0 || c->f0 - c->fbest > 16 * DBL_EPSILON * fmax(1.0, fabs(c->f0));
     int rounding_level = c->g0norm / c->scale <= 1e-10 * fmax(1.0, fabs(c->Fk));
     if (no_progress(rc) && (decreased || rounding_level))
         return WGF_OK;
