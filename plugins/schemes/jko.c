@@ -90,9 +90,11 @@ typedef struct {
     double scale;          /* theta = theta_k + scale y: L-BFGS works on y */
     double eps;            /* the [metric] Tikhonov term: D + eps |theta - theta_k|^2 */
     double *th, *dth, *mv, *xbar; /* P, P, P, N x d */
-    double *th2, *gk0;    /* P: a projected copy; grad F(theta_k) along the held bounds */
+    double *th2, *th3, *th4, *gk0; /* P: projected copies; grad F(theta_k) along the held bounds */
     double *jrow, *nrm, *qv; /* P x P: J - I at theta_k; the nn held bounds' unit normals and
                               * (outward) directions of projection */
+    double *ncur, *qcur;     /* the same at the current trial */
+    size_t *hrow, *hcol;     /* the row and column of J - I each held bound's came from */
     size_t nn;
     /* the line search's base point: the last iterate (in y) */
     double *xbase, *gbase, fbase;
@@ -175,29 +177,37 @@ static double refuse(jko_solve *c, const double *x, double *g, double step)
  * parallel to one bound's normal, and bounds on disjoint parameters have orthogonal normals.
  * Gram-Schmidt keeps one unit normal per bound. A bound is held (its normal kept in c->nrm) when
  * -grad F(theta_k) points out of it: a short move along its normal part is projected. */
+/* J - I of the projection at base (on its projecting side, see active_bounds) into c->jrow. */
+static void jacobian(jko_solve *c, const double *base)
+{
+    size_t P = c->P;
+    wgf_error e = {0};
+    memset(c->jrow, 0, P * P * sizeof *c->jrow);
+    for (size_t j = 0; j < P; j++) {
+        for (int side = 1; side >= -1; side -= 2) {
+            double h = side * sqrt(DBL_EPSILON) * fmax(1.0, fabs(base[j]));
+            memcpy(c->th2, base, P * sizeof *c->th2);
+            c->th2[j] += h;
+            if (wgf_problem_constrain(c->p, c->th2, &e) != WGF_OK)
+                break; /* past a bound the map does not project: nothing to hold */
+            int moved = c->th2[j] != base[j] + h;
+            for (size_t i = 0; i < P && !moved; i++)
+                moved = i != j && c->th2[i] != base[i];
+            if (!moved)
+                continue;
+            for (size_t i = 0; i < P; i++)
+                c->jrow[i * P + j] = (c->th2[i] - base[i]) / h - (i == j);
+            break;
+        }
+    }
+}
+
 static int active_bounds(jko_solve *c, wgf_error *err)
 {
     size_t P = c->P;
     wgf_error e = {0};
     c->nn = 0;
-    for (size_t j = 0; j < P; j++) {
-        for (int side = 1; side >= -1; side -= 2) {
-            double h = side * sqrt(DBL_EPSILON) * fmax(1.0, fabs(c->theta_k[j]));
-            memcpy(c->th2, c->theta_k, P * sizeof *c->th2);
-            c->th2[j] += h;
-            if (wgf_problem_constrain(c->p, c->th2, &e) != WGF_OK)
-                break; /* past a bound the map does not project: nothing to hold */
-            int moved = c->th2[j] != c->theta_k[j] + h;
-            for (size_t i = 0; i < P && !moved; i++)
-                moved = i != j && c->th2[i] != c->theta_k[i];
-            if (!moved)
-                continue;
-            /* column j of J - I: rows i != j moved by the projection */
-            for (size_t i = 0; i < P; i++)
-                c->jrow[i * P + j] = (c->th2[i] - c->theta_k[i]) / h - (i == j);
-            break;
-        }
-    }
+    jacobian(c, c->theta_k);
     for (size_t i = 0; i < P; i++) {
         double *n = c->nrm + c->nn * P;
         memcpy(n, c->jrow + i * P, P * sizeof *n);
@@ -243,34 +253,90 @@ static int active_bounds(jko_solve *c, wgf_error *err)
             continue;
         for (size_t q = 0; q < P; q++)
             qv[q] *= (mv > 0 ? -1.0 : 1.0) / sqrt(qq);
+        c->hrow[c->nn] = i;
+        c->hcol[c->nn] = jm;
         c->nn++;
     }
     (void)err;
     return WGF_OK;
 }
 
-/* A held bound is an equality: theta is moved outwards along the projection's direction q, by
- * more than its distance to the bound, and projected back (the projection moves along q, so the
- * point it lands on does not depend on how far). */
+/* A held bound is an equality: theta is moved outwards along the projection's direction and
+ * projected back, which lands on the bound whatever the distance when the move is along the
+ * direction the projection takes at theta (planar: u_k along the current w_k). That direction
+ * is theta_k's q moved out and projected back (q moves u_k only, so w_k stays theta's). */
 static void onto_held(const jko_solve *c, double *th)
 {
+    size_t P = c->P;
+    wgf_error e = {0};
     double dt = 0;
-    for (size_t q = 0; q < c->P; q++)
+    for (size_t q = 0; q < P; q++)
         dt = fmax(dt, fabs(th[q] - c->theta_k[q]));
+    /* the other bounds first, so that a projection below is the held bound's */
+    if (c->nn > 0 && wgf_problem_constrain(c->p, th, &e) != WGF_OK)
+        return;
     for (size_t l = 0; l < c->nn; l++) {
-        const double *n = c->nrm + l * c->P, *qv = c->qv + l * c->P;
-        double T = (1e-3 + 10 * dt * sqrt((double)c->P)) / fabs(dot(c->P, n, qv));
-        for (size_t q = 0; q < c->P; q++)
-            th[q] += T * qv[q];
+        const double *n = c->nrm + l * P, *qv = c->qv + l * P;
+        double T = (1e-3 + 10 * dt * sqrt((double)P)) / fabs(dot(P, n, qv)), qq = 0;
+        for (size_t q = 0; q < P; q++)
+            c->th3[q] = th[q] + T * qv[q];
+        memcpy(c->th4, c->th3, P * sizeof *th);
+        if (wgf_problem_constrain(c->p, c->th4, &e) != WGF_OK)
+            continue;
+        for (size_t q = 0; q < P; q++) {
+            c->th4[q] -= c->th3[q]; /* inwards, along the current direction */
+            qq += c->th4[q] * c->th4[q];
+        }
+        if (!(qq > 0))
+            continue;
+        /* out along it as far as along q, with a margin, doubled until projected */
+        double rn = fabs(dot(P, n, c->th4)) / sqrt(qq), a = 2 * T * fabs(dot(P, n, qv)) / fmax(rn, 1e-12);
+        for (int tries = 0; tries < 30; tries++, a *= 2) {
+            for (size_t q = 0; q < P; q++)
+                c->th3[q] = th[q] - a * c->th4[q] / sqrt(qq);
+            memcpy(c->th2, c->th3, P * sizeof *th);
+            if (wgf_problem_constrain(c->p, c->th2, &e) != WGF_OK)
+                break;
+            if (memcmp(c->th2, c->th3, P * sizeof *th) != 0) {
+                memcpy(th, c->th2, P * sizeof *th);
+                break;
+            }
+        }
+    }
+}
+
+/* The held bounds' normals and directions at a trial on them (th, projected), into c->ncur and
+ * c->qcur: the rows and columns of J - I there that gave theta_k's (both turn with w_k). */
+static void held_at(jko_solve *c, const double *th)
+{
+    size_t P = c->P;
+    jacobian(c, th);
+    for (size_t l = 0; l < c->nn; l++) {
+        double *n = c->ncur + l * P, *qv = c->qcur + l * P, nn = 0, qq = 0;
+        for (size_t q = 0; q < P; q++) {
+            n[q] = c->jrow[c->hrow[l] * P + q];
+            qv[q] = c->jrow[q * P + c->hcol[l]];
+            nn += n[q] * n[q];
+            qq += qv[q] * qv[q];
+        }
+        if (!(nn > 0) || !(qq > 0) || !isfinite(nn + qq)) { /* not on it: theta_k's */
+            memcpy(n, c->nrm + l * P, P * sizeof *n);
+            memcpy(qv, c->qv + l * P, P * sizeof *qv);
+            continue;
+        }
+        for (size_t q = 0; q < P; q++) {
+            n[q] /= sqrt(nn);
+            qv[q] /= sqrt(qq);
+        }
     }
 }
 
 /* The gradient of Phi(Proj(theta)) with the held bounds as equalities, from grad Phi g (P):
  * J^T g with J = I - q n^T / (n.q) per bound (theta_k's n and q). */
-static void hold(const jko_solve *c, double *g)
+static void hold(const jko_solve *c, const double *nrm, const double *qvs, double *g)
 {
     for (size_t l = 0; l < c->nn; l++) {
-        const double *n = c->nrm + l * c->P, *qv = c->qv + l * c->P;
+        const double *n = nrm + l * c->P, *qv = qvs + l * c->P;
         double a = dot(c->P, g, qv) / dot(c->P, n, qv);
         for (size_t q = 0; q < c->P; q++)
             g[q] -= a * n[q];
@@ -352,7 +418,10 @@ static lbfgsfloatval_t jko_evaluate(void *inst, const lbfgsfloatval_t *x, lbfgsf
     }
     if (!finite)
         return refuse(c, x, g, step);
-    hold(c, g);
+    if (c->nn > 0) {
+        held_at(c, c->th);
+        hold(c, c->ncur, c->qcur, g);
+    }
     if (phi < c->fbest) {
         c->fbest = phi;
         memcpy(c->ybest, x, P * sizeof *x);
@@ -436,12 +505,10 @@ static int jko_inner(jko_solve *c, lbfgsfloatval_t *x, wgf_solve_stats *stats, w
     if (!(c->scale > 0) || !isfinite(c->scale))
         c->scale = 1.0;
     c->nn = 0;
-    if (c->jrow) {
-        memset(c->jrow, 0, P * P * sizeof *c->jrow);
+    if (c->jrow)
         active_bounds(c, err);
-    }
     memcpy(c->gk0, c->gk, P * sizeof *x);
-    hold(c, c->gk0);
+    hold(c, c->nrm, c->qv, c->gk0);
     c->f0 = c->Fk;
     if (c->nn > 0) {
         /* a layer held from just inside its bound starts on it: Phi and its gradient there, so
@@ -543,9 +610,10 @@ static int jko_run(void *state, wgf_problem *p, wgf_error *err)
     unsigned flags = misfit && (wgf_problem_energy_needs(p) & WGF_WGRAD_NEEDS_S) ? WGF_EVAL_SCORE : 0;
     jko_solve c = {.p = p, .j = j, .P = P, .N = N, .d = d, .S = wgf_problem_nstages(p),
                    .theta_k = theta, .eps = wgf_problem_tikhonov(p)};
-    double *work = calloc(11 * P, sizeof(double));
-    /* for the bounds to hold (P x P thrice; beyond 2048 parameters none are held) */
-    double *jrow = P <= 2048 ? calloc(3 * P * P, sizeof(double)) : NULL;
+    double *work = calloc(13 * P, sizeof(double));
+    /* for the bounds to hold (P x P five times; beyond 1024 parameters none are held) */
+    double *jrow = P <= 1024 ? calloc(5 * P * P, sizeof(double)) : NULL;
+    size_t *hidx = jrow ? calloc(2 * P, sizeof *hidx) : NULL;
     double *g = misfit && N <= SIZE_MAX / (2 * d) ? calloc(2 * N * d, sizeof(double)) : NULL;
     double *xbar = j->proximal == JKO_MAP ? calloc(N * d, sizeof(double)) : NULL;
     lbfgsfloatval_t *x = lbfgs_malloc((int)P);
@@ -566,9 +634,17 @@ static int jko_run(void *state, wgf_problem *p, wgf_error *err)
         c.gbest = work + 7 * P;
         c.th2 = work + 9 * P;
         c.gk0 = work + 10 * P;
+        c.th3 = work + 11 * P;
+        c.th4 = work + 12 * P;
         c.jrow = jrow;
         c.nrm = jrow ? jrow + P * P : NULL;
         c.qv = jrow ? jrow + 2 * P * P : NULL;
+        c.ncur = jrow ? jrow + 3 * P * P : NULL;
+        c.qcur = jrow ? jrow + 4 * P * P : NULL;
+        c.hrow = hidx;
+        c.hcol = hidx ? hidx + P : NULL;
+        if (!hidx)
+            c.jrow = NULL;
         c.xbar = xbar;
         c.evt = evt;
         c.evk = evk;
@@ -636,6 +712,7 @@ static int jko_run(void *state, wgf_problem *p, wgf_error *err)
     free(xbar);
     free(work);
     free(jrow);
+    free(hidx);
     free(g);
     return rc;
 }
