@@ -39,7 +39,7 @@
  * can rise while g says it falls, and the search ends at its start. So such bounds are held as
  * equalities for the step (active_bounds: normals and projection directions from forward
  * differences of the projection at theta_k), trials are put on them (onto_held) and the gradient
- * is the projected problem's (hold); doc/math.md 5.2.
+ * is the projected problem's, with the normals at the trial (held_at, hold); doc/math.md 5.2.
  *
  * Ends of the inner solve: converged (the test above); the iteration cap reached (the step is
  * taken, not converged, as a MINRES solve that misses its tolerance); a "no progress" end of the
@@ -170,13 +170,6 @@ static double refuse(jko_solve *c, const double *x, double *g, double step)
     return c->fbase + fabs(dg0) * step;
 }
 
-/* Active bounds at theta_k (invertibility = project; see the top of the file). The normals of the
- * bounds theta_k sits on are the rows of J - I, J the Jacobian of the projection on its projecting
- * side, by forward differences (one projection of O(P) per parameter, no energy evaluation): the
- * projection moves a parameter for one bound only (planar: u_k along w_k), so each nonzero row is
- * parallel to one bound's normal, and bounds on disjoint parameters have orthogonal normals.
- * Gram-Schmidt keeps one unit normal per bound. A bound is held (its normal kept in c->nrm) when
- * -grad F(theta_k) points out of it: a short move along its normal part is projected. */
 /* J - I of the projection at base (on its projecting side, see active_bounds) into c->jrow. */
 static void jacobian(jko_solve *c, const double *base)
 {
@@ -202,7 +195,14 @@ static void jacobian(jko_solve *c, const double *base)
     }
 }
 
-static int active_bounds(jko_solve *c, wgf_error *err)
+/* Active bounds at theta_k (invertibility = project; see the top of the file). The normals of the
+ * bounds theta_k sits on are the rows of J - I, J the Jacobian of the projection on its projecting
+ * side, by forward differences (one projection of O(P) per parameter, no energy evaluation): the
+ * projection moves a parameter for one bound only (planar: u_k along w_k), so each nonzero row is
+ * parallel to one bound's normal, and bounds on disjoint parameters have orthogonal normals.
+ * Gram-Schmidt keeps one unit normal per bound. A bound is held (its normal kept in c->nrm) when
+ * -grad F(theta_k) points out of it: a short move along its normal part is projected. */
+static void active_bounds(jko_solve *c)
 {
     size_t P = c->P;
     wgf_error e = {0};
@@ -257,8 +257,6 @@ static int active_bounds(jko_solve *c, wgf_error *err)
         c->hcol[c->nn] = jm;
         c->nn++;
     }
-    (void)err;
-    return WGF_OK;
 }
 
 /* A held bound is an equality: theta is moved outwards along the projection's direction and
@@ -312,27 +310,27 @@ static void held_at(jko_solve *c, const double *th)
     size_t P = c->P;
     jacobian(c, th);
     for (size_t l = 0; l < c->nn; l++) {
-        double *n = c->ncur + l * P, *qv = c->qcur + l * P, nn = 0, qq = 0;
+        double *n = c->ncur + l * P, *qv = c->qcur + l * P, n2 = 0, qq = 0;
         for (size_t q = 0; q < P; q++) {
             n[q] = c->jrow[c->hrow[l] * P + q];
             qv[q] = c->jrow[q * P + c->hcol[l]];
-            nn += n[q] * n[q];
+            n2 += n[q] * n[q];
             qq += qv[q] * qv[q];
         }
-        if (!(nn > 0) || !(qq > 0) || !isfinite(nn + qq)) { /* not on it: theta_k's */
+        if (!(n2 > 0) || !(qq > 0) || !isfinite(n2 + qq)) { /* not on it: theta_k's */
             memcpy(n, c->nrm + l * P, P * sizeof *n);
             memcpy(qv, c->qv + l * P, P * sizeof *qv);
             continue;
         }
         for (size_t q = 0; q < P; q++) {
-            n[q] /= sqrt(nn);
+            n[q] /= sqrt(n2);
             qv[q] /= sqrt(qq);
         }
     }
 }
 
 /* The gradient of Phi(Proj(theta)) with the held bounds as equalities, from grad Phi g (P):
- * J^T g with J = I - q n^T / (n.q) per bound (theta_k's n and q). */
+ * J^T g with J = I - q n^T / (n.q) per bound (nrm, qvs: theta_k's, or the trial's). */
 static void hold(const jko_solve *c, const double *nrm, const double *qvs, double *g)
 {
     for (size_t l = 0; l < c->nn; l++) {
@@ -506,7 +504,7 @@ static int jko_inner(jko_solve *c, lbfgsfloatval_t *x, wgf_solve_stats *stats, w
         c->scale = 1.0;
     c->nn = 0;
     if (c->jrow)
-        active_bounds(c, err);
+        active_bounds(c);
     memcpy(c->gk0, c->gk, P * sizeof *x);
     hold(c, c->nrm, c->qv, c->gk0);
     c->f0 = c->Fk;
