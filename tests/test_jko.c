@@ -288,6 +288,73 @@ START_TEST(test_failed_inner_solve)
 }
 END_TEST
 
+/* ------------------------------------------------------------ a start on the bound */
+
+/* Phi of the map proximal on the bound u w = -0.5, u = -0.5 / w, for bound_ini's problem from
+ * theta_0 = (-0.5, 1, 0), h = 1, on the step's samples z (N): F = E[T^2 / (2 0.04) - log T'] up to
+ * a constant, D = E|T - T_0|^2. */
+static double bound_phi(const double *z, size_t N, double w, double b)
+{
+    double u = -0.5 / w, s = 0;
+    for (size_t n = 0; n < N; n++) {
+        double th = tanh(w * z[n] + b), T = z[n] + u * th, T0 = z[n] - 0.5 * tanh(z[n]);
+        s += T * T / 0.08 - log(1 + u * w * (1 - th * th)) + (T - T0) * (T - T0) / 2;
+    }
+    return s / (double)N;
+}
+
+/* argmin over b by golden section, for a given w; *fb its value */
+static double bound_argmin_b(const double *z, size_t N, double w, double *fb)
+{
+    double lo = -1, hi = 1, r = (sqrt(5.0) - 1) / 2;
+    for (int it = 0; it < 80; it++) {
+        double m1 = hi - r * (hi - lo), m2 = lo + r * (hi - lo);
+        if (bound_phi(z, N, w, m1) < bound_phi(z, N, w, m2))
+            hi = m2;
+        else
+            lo = m1;
+    }
+    *fb = bound_phi(z, N, w, (lo + hi) / 2);
+    return (lo + hi) / 2;
+}
+
+/* The same problem with invertibility = project, from sigma = -0.5 on the bound (u = -0.5, w = 1):
+ * the energy's gradient points out of the admissible set, so every trial along it, however short,
+ * is past the bound (without the bound held, the run failed: liblbfgs rounding error after 0
+ * iterations), while moving along the bound (w smaller, u = -0.5 / w: T nearer to z / 2) lowers
+ * the energy. The step must end on the bound, well down Phi along it (map proximal: Phi
+ * computed independently on the same samples). */
+START_TEST(test_start_on_the_bound)
+{
+    const double theta0[3] = {-0.5, 1.0, 0.0};
+    const char *modes[][2] = {{"map.invertibility=project", "scheme.proximal=metric"},
+                              {"map.invertibility=project", "scheme.proximal=map"}};
+    for (int i = 0; i < 2; i++) {
+        double theta[3];
+        wgf_problem *p = NULL;
+        wgf_error err = {0};
+        int rc = drive(bound_ini, modes[i], 2, theta0, theta, 3, &p, &err);
+        ck_assert_msg(rc == WGF_OK, "%s: %s", modes[i][1], err.msg);
+        double sig = theta[0] * theta[1];
+        ck_assert_msg(fabs(sig + 0.5) < 1e-12, "%s: sigma = %.17g is off the bound", modes[i][1], sig);
+        ck_assert_msg(theta[1] < 0.9, "%s: w = %.17g: the step stalled", modes[i][1], theta[1]);
+        if (i == 1) {
+            /* Phi along the bound falls all the way to w -> 0 (T -> z / 2), so there is no
+             * minimiser to compare with; the step must go well down it: below the best Phi at
+             * w = 0.4, which a step held near theta_0 (or one that stalls after a few trials)
+             * does not reach */
+            size_t N = 300;
+            double *z = train_samples(p, N), f04, fj = bound_phi(z, N, theta[1], theta[2]);
+            bound_argmin_b(z, N, 0.4, &f04);
+            ck_assert_msg(fj < f04, "map: Phi = %.9g at jko's (w, b) = (%.9g, %.9g), %.9g at w = 0.4", fj,
+                          theta[1], theta[2], f04);
+            free(z);
+        }
+        wgf_problem_free(p);
+    }
+}
+END_TEST
+
 static Suite *jko_suite(void)
 {
     Suite *s = suite_create("jko");
@@ -298,6 +365,7 @@ static Suite *jko_suite(void)
     tcase_add_test(tc, test_stiff_stable);
     tcase_add_test(tc, test_refused_trials_back_off);
     tcase_add_test(tc, test_failed_inner_solve);
+    tcase_add_test(tc, test_start_on_the_bound);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -33,6 +33,14 @@
  * at a/4: f = f0 + |g0.s| a, slope 3 |g0.s|. It lies above f0, so the trial is never accepted,
  * and the search's interpolation, exact on a parabola, proposes a quarter of the step.
  *
+ * Projected trials, held bounds. Trials are constrained like every update (projected when the
+ * map projects, checked otherwise). A bound theta_k sits on that -grad F leaves through
+ * (invertibility = project, delta = 0) would still stop the solve: the projected path along -g
+ * can rise while g says it falls, and the search ends at its start. So such bounds are held as
+ * equalities for the step (active_bounds: normals and projection directions from forward
+ * differences of the projection at theta_k), trials are put on them (onto_held) and the gradient
+ * is the projected problem's, with the normals at the trial (held_at, hold); doc/math.md 5.2.
+ *
  * Ends of the inner solve: converged (the test above); the iteration cap reached (the step is
  * taken, not converged, as a MINRES solve that misses its tolerance); a "no progress" end of the
  * line search (rounding, width, step bounds, too many trials, not a descent direction to
@@ -76,10 +84,18 @@ typedef struct {
     const double *theta_k; /* P */
     const double *xk;      /* N x d: T_theta_k(z) (map proximal) */
     double Fk;             /* F(theta_k) */
+    double f0;             /* Phi at the start: F(theta_k), or Phi at theta_k put on its held bounds */
+    int snap;              /* evaluate the start in full (held bounds) */
     const double *gk;      /* grad F(theta_k) */
     double scale;          /* theta = theta_k + scale y: L-BFGS works on y */
     double eps;            /* the [metric] Tikhonov term: D + eps |theta - theta_k|^2 */
     double *th, *dth, *mv, *xbar; /* P, P, P, N x d */
+    double *th2, *th3, *th4, *gk0; /* P: projected copies; grad F(theta_k) along the held bounds */
+    double *jrow, *nrm, *qv; /* P x P: J - I at theta_k; the nn held bounds' unit normals and
+                              * (outward) directions of projection */
+    double *ncur, *qcur;     /* the same at the current trial */
+    size_t *hrow, *hcol;     /* the row and column of J - I each held bound's came from */
+    size_t nn;
     /* the line search's base point: the last iterate (in y) */
     double *xbase, *gbase, fbase;
     /* the lowest admissible trial seen (in y), which a line search that ends without meeting
@@ -154,6 +170,177 @@ static double refuse(jko_solve *c, const double *x, double *g, double step)
     return c->fbase + fabs(dg0) * step;
 }
 
+/* J - I of the projection at base (on its projecting side, see active_bounds) into c->jrow. */
+static void jacobian(jko_solve *c, const double *base)
+{
+    size_t P = c->P;
+    wgf_error e = {0};
+    memset(c->jrow, 0, P * P * sizeof *c->jrow);
+    for (size_t j = 0; j < P; j++) {
+        for (int side = 1; side >= -1; side -= 2) {
+            double h = side * sqrt(DBL_EPSILON) * fmax(1.0, fabs(base[j]));
+            memcpy(c->th2, base, P * sizeof *c->th2);
+            c->th2[j] += h;
+            if (wgf_problem_constrain(c->p, c->th2, &e) != WGF_OK)
+                break; /* past a bound the map does not project: nothing to hold */
+            int moved = c->th2[j] != base[j] + h;
+            for (size_t i = 0; i < P && !moved; i++)
+                moved = i != j && c->th2[i] != base[i];
+            if (!moved)
+                continue;
+            for (size_t i = 0; i < P; i++)
+                c->jrow[i * P + j] = (c->th2[i] - base[i]) / h - (i == j);
+            break;
+        }
+    }
+}
+
+/* Active bounds at theta_k (invertibility = project; see the top of the file). The normals of the
+ * bounds theta_k sits on are the rows of J - I, J the Jacobian of the projection on its projecting
+ * side, by forward differences (one projection of O(P) per parameter, no energy evaluation): the
+ * projection moves a parameter for one bound only (planar: u_k along w_k), so each nonzero row is
+ * parallel to one bound's normal, and bounds on disjoint parameters have orthogonal normals.
+ * Gram-Schmidt keeps one unit normal per bound. A bound is held (its normal kept in c->nrm) when
+ * -grad F(theta_k) points out of it: a short move along its normal part is projected. */
+static void active_bounds(jko_solve *c)
+{
+    size_t P = c->P;
+    wgf_error e = {0};
+    c->nn = 0;
+    jacobian(c, c->theta_k);
+    for (size_t i = 0; i < P; i++) {
+        double *n = c->nrm + c->nn * P;
+        memcpy(n, c->jrow + i * P, P * sizeof *n);
+        double n0 = sqrt(dot(P, n, n));
+        if (!(n0 > 0) || !isfinite(n0))
+            continue;
+        for (size_t l = 0; l < c->nn; l++) {
+            double a = dot(P, n, c->nrm + l * P);
+            for (size_t q = 0; q < P; q++)
+                n[q] -= a * c->nrm[l * P + q];
+        }
+        double n1 = sqrt(dot(P, n, n));
+        if (!(n1 > 1e-6 * n0)) /* another row of a bound already kept */
+            continue;
+        for (size_t q = 0; q < P; q++)
+            n[q] /= n1;
+        /* held when -grad F leaves through it */
+        double gn = dot(P, c->gk, n), xm = 1;
+        for (size_t q = 0; q < P; q++)
+            xm = fmax(xm, fabs(c->theta_k[q]));
+        double t = -copysign(1e-6 * xm, gn);
+        for (size_t q = 0; q < P; q++)
+            c->th2[q] = c->theta_k[q] + t * n[q];
+        memcpy(c->th, c->th2, P * sizeof *c->th);
+        if (gn == 0 || wgf_problem_constrain(c->p, c->th2, &e) != WGF_OK ||
+            memcmp(c->th, c->th2, P * sizeof *c->th) == 0)
+            continue;
+        /* the projection's direction for this bound: the column of J - I at the parameter
+         * where the normal is largest (every column of the bound's rows is along it), oriented
+         * outwards (against the projection's move) */
+        size_t jm = 0;
+        for (size_t q = 0; q < P; q++)
+            if (fabs(n[q]) > fabs(n[jm]))
+                jm = q;
+        double *qv = c->qv + c->nn * P, qq = 0, mv = 0;
+        for (size_t q = 0; q < P; q++) {
+            qv[q] = c->jrow[q * P + jm];
+            qq += qv[q] * qv[q];
+            mv += qv[q] * (c->th2[q] - c->th[q]);
+        }
+        double qn = dot(P, qv, n);
+        if (!(qq > 0) || !(fabs(qn) > 1e-6 * sqrt(qq)))
+            continue;
+        for (size_t q = 0; q < P; q++)
+            qv[q] *= (mv > 0 ? -1.0 : 1.0) / sqrt(qq);
+        c->hrow[c->nn] = i;
+        c->hcol[c->nn] = jm;
+        c->nn++;
+    }
+}
+
+/* A held bound is an equality: theta is moved outwards along the projection's direction and
+ * projected back, which lands on the bound whatever the distance when the move is along the
+ * direction the projection takes at theta (planar: u_k along the current w_k). That direction
+ * is theta_k's q moved out and projected back (q moves u_k only, so w_k stays theta's). */
+static void onto_held(const jko_solve *c, double *th)
+{
+    size_t P = c->P;
+    wgf_error e = {0};
+    double dt = 0;
+    for (size_t q = 0; q < P; q++)
+        dt = fmax(dt, fabs(th[q] - c->theta_k[q]));
+    /* the other bounds first, so that a projection below is the held bound's */
+    if (c->nn > 0 && wgf_problem_constrain(c->p, th, &e) != WGF_OK)
+        return;
+    for (size_t l = 0; l < c->nn; l++) {
+        const double *n = c->nrm + l * P, *qv = c->qv + l * P;
+        double T = (1e-3 + 10 * dt * sqrt((double)P)) / fabs(dot(P, n, qv)), qq = 0;
+        for (size_t q = 0; q < P; q++)
+            c->th3[q] = th[q] + T * qv[q];
+        memcpy(c->th4, c->th3, P * sizeof *th);
+        if (wgf_problem_constrain(c->p, c->th4, &e) != WGF_OK)
+            continue;
+        for (size_t q = 0; q < P; q++) {
+            c->th4[q] -= c->th3[q]; /* inwards, along the current direction */
+            qq += c->th4[q] * c->th4[q];
+        }
+        if (!(qq > 0))
+            continue;
+        /* out along it as far as along q, with a margin, doubled until projected */
+        double rn = fabs(dot(P, n, c->th4)) / sqrt(qq), a = 2 * T * fabs(dot(P, n, qv)) / fmax(rn, 1e-12);
+        for (int tries = 0; tries < 30; tries++, a *= 2) {
+            for (size_t q = 0; q < P; q++)
+                c->th3[q] = th[q] - a * c->th4[q] / sqrt(qq);
+            memcpy(c->th2, c->th3, P * sizeof *th);
+            if (wgf_problem_constrain(c->p, c->th2, &e) != WGF_OK)
+                break;
+            if (memcmp(c->th2, c->th3, P * sizeof *th) != 0) {
+                memcpy(th, c->th2, P * sizeof *th);
+                break;
+            }
+        }
+    }
+}
+
+/* The held bounds' normals and directions at a trial on them (th, projected), into c->ncur and
+ * c->qcur: the rows and columns of J - I there that gave theta_k's (both turn with w_k). */
+static void held_at(jko_solve *c, const double *th)
+{
+    size_t P = c->P;
+    jacobian(c, th);
+    for (size_t l = 0; l < c->nn; l++) {
+        double *n = c->ncur + l * P, *qv = c->qcur + l * P, n2 = 0, qq = 0;
+        for (size_t q = 0; q < P; q++) {
+            n[q] = c->jrow[c->hrow[l] * P + q];
+            qv[q] = c->jrow[q * P + c->hcol[l]];
+            n2 += n[q] * n[q];
+            qq += qv[q] * qv[q];
+        }
+        if (!(n2 > 0) || !(qq > 0) || !isfinite(n2 + qq)) { /* not on it: theta_k's */
+            memcpy(n, c->nrm + l * P, P * sizeof *n);
+            memcpy(qv, c->qv + l * P, P * sizeof *qv);
+            continue;
+        }
+        for (size_t q = 0; q < P; q++) {
+            n[q] /= sqrt(n2);
+            qv[q] /= sqrt(qq);
+        }
+    }
+}
+
+/* The gradient of Phi(Proj(theta)) with the held bounds as equalities, from grad Phi g (P):
+ * J^T g with J = I - q n^T / (n.q) per bound (nrm, qvs: theta_k's, or the trial's). */
+static void hold(const jko_solve *c, const double *nrm, const double *qvs, double *g)
+{
+    for (size_t l = 0; l < c->nn; l++) {
+        const double *n = nrm + l * c->P, *qv = qvs + l * c->P;
+        double a = dot(c->P, g, qv) / dot(c->P, n, qv);
+        for (size_t q = 0; q < c->P; q++)
+            g[q] -= a * n[q];
+    }
+}
+
 /* Phi and its gradient at a trial theta; a refused trial gets the surrogate. */
 static lbfgsfloatval_t jko_evaluate(void *inst, const lbfgsfloatval_t *x, lbfgsfloatval_t *g, const int n,
                                     const lbfgsfloatval_t step)
@@ -161,23 +348,25 @@ static lbfgsfloatval_t jko_evaluate(void *inst, const lbfgsfloatval_t *x, lbfgsf
     (void)n;
     jko_solve *c = inst;
     size_t P = c->P;
-    int at_k = step == 0; /* lbfgs' first call is at y = 0, theta_k, where D = 0 */
+    int at_k = step == 0 && !c->snap; /* lbfgs' first call is at y = 0, theta_k, where D = 0 */
     for (size_t i = 0; i < P && at_k; i++)
         at_k = x[i] == 0;
     if (at_k) {
         for (size_t i = 0; i < P; i++)
-            g[i] = c->scale * c->gk[i];
-        return c->Fk;
+            g[i] = c->scale * c->gk0[i];
+        return c->f0;
     }
     if (c->hard)
         return refuse(c, x, g, step);
-    for (size_t i = 0; i < P; i++) {
-        c->dth[i] = c->scale * x[i];
-        c->th[i] = c->theta_k[i] + c->dth[i];
-    }
+    for (size_t i = 0; i < P; i++)
+        c->th[i] = c->theta_k[i] + c->scale * x[i];
+    onto_held(c, c->th);
     wgf_error e = {0};
     double F;
-    int rc = wgf_problem_check(c->p, c->th, &e);
+    /* projected like every update (invertibility = project), else checked */
+    int rc = wgf_problem_constrain(c->p, c->th, &e);
+    for (size_t i = 0; i < P; i++)
+        c->dth[i] = c->th[i] - c->theta_k[i];
     if (rc == WGF_OK)
         rc = wgf_eval_forward(c->evt, c->th, &e);
     if (rc == WGF_OK)
@@ -227,6 +416,10 @@ static lbfgsfloatval_t jko_evaluate(void *inst, const lbfgsfloatval_t *x, lbfgsf
     }
     if (!finite)
         return refuse(c, x, g, step);
+    if (c->nn > 0) {
+        held_at(c, c->th);
+        hold(c, c->ncur, c->qcur, g);
+    }
     if (phi < c->fbest) {
         c->fbest = phi;
         memcpy(c->ybest, x, P * sizeof *x);
@@ -292,6 +485,7 @@ static int jko_inner(jko_solve *c, lbfgsfloatval_t *x, wgf_solve_stats *stats, w
     memset(x, 0, P * sizeof *x);
     double gg = dot(P, c->gk, c->gk);
     if (gg == 0) { /* theta_k is the minimiser */
+        memcpy(x, c->theta_k, P * sizeof *x);
         stats->converged = 1;
         return WGF_OK;
     }
@@ -308,10 +502,39 @@ static int jko_inner(jko_solve *c, lbfgsfloatval_t *x, wgf_solve_stats *stats, w
     c->scale = gmg > 0 && isfinite(gmg) ? j->h * gg * sqrt(gg) / gmg : 1.0;
     if (!(c->scale > 0) || !isfinite(c->scale))
         c->scale = 1.0;
+    c->nn = 0;
+    if (c->jrow)
+        active_bounds(c);
+    memcpy(c->gk0, c->gk, P * sizeof *x);
+    hold(c, c->nrm, c->qv, c->gk0);
+    c->f0 = c->Fk;
+    if (c->nn > 0) {
+        /* a layer held from just inside its bound starts on it: Phi and its gradient there, so
+         * that the start of the projected problem is continuous with its trials */
+        c->snap = 1;
+        double f0 = jko_evaluate(c, x, c->gbase, (int)P, 0);
+        c->snap = 0;
+        if (c->hard || c->refused) {
+            if (err && c->hard)
+                *err = c->herr;
+            return c->hard && c->herr.code ? c->herr.code
+                                           : wgf_error_set(err, WGF_ENUMERIC,
+                                                           "jko: theta_k put on its bounds is refused");
+        }
+        c->f0 = f0;
+        for (size_t i = 0; i < P; i++)
+            c->gk0[i] = c->gbase[i] / c->scale;
+    }
+    gg = dot(P, c->gk0, c->gk0);
+    if (gg == 0) { /* theta_k is the minimiser on the bound */
+        memcpy(x, c->theta_k, P * sizeof *x);
+        stats->converged = 1;
+        return WGF_OK;
+    }
     memset(c->xbase, 0, P * sizeof *x);
     for (size_t i = 0; i < P; i++)
-        c->gbase[i] = c->scale * c->gk[i];
-    c->fbase = c->fbest = c->Fk;
+        c->gbase[i] = c->scale * c->gk0[i];
+    c->fbase = c->fbest = c->f0;
     memcpy(c->ybest, c->xbase, P * sizeof *x);
     memcpy(c->gbest, c->gbase, P * sizeof *x);
     c->g0norm = c->scale * sqrt(gg);
@@ -322,7 +545,7 @@ static int jko_inner(jko_solve *c, lbfgsfloatval_t *x, wgf_solve_stats *stats, w
     par.max_iterations = j->max_iterations;
     par.max_linesearch = j->max_linesearch;
     par.linesearch = LBFGS_LINESEARCH_MORETHUENTE;
-    lbfgsfloatval_t fx = c->Fk;
+    lbfgsfloatval_t fx = c->f0;
     rc = lbfgs((int)P, x, &fx, jko_evaluate, jko_progress, c, &par);
     /* On any end x holds the last iterate, the progress callback's base point; a lower
      * admissible trial of a line search that then failed replaces it. */
@@ -333,6 +556,12 @@ static int jko_inner(jko_solve *c, lbfgsfloatval_t *x, wgf_solve_stats *stats, w
     }
     for (size_t i = 0; i < P; i++)
         x[i] = c->theta_k[i] + c->scale * y[i];
+    /* the point Phi was evaluated at: y's projection (theta_k, on its held bounds, to rounding) */
+    if (!c->hard)
+        onto_held(c, x);
+    int crc = c->hard ? WGF_OK : wgf_problem_constrain(c->p, x, err);
+    if (crc != WGF_OK)
+        return crc;
     stats->iterations = c->iterations;
     stats->residual = sqrt(dot(c->P, gy, gy)) / c->g0norm;
     stats->products = c->products;
@@ -349,7 +578,7 @@ static int jko_inner(jko_solve *c, lbfgsfloatval_t *x, wgf_solve_stats *stats, w
     if (rc == LBFGSERR_MAXIMUMITERATION)
         return WGF_OK;
     /* a decrease beyond the rounding of Phi (a trial at liblbfgs' minimum step 1e-20 "decreases") */
-    int decreased = c->iterations > 0 || c->Fk - c->fbest > 16 * DBL_EPSILON * fmax(1.0, fabs(c->Fk));
+    int decreased = c->iterations > 0 || c->f0 - c->fbest > 16 * DBL_EPSILON * fmax(1.0, fabs(c->f0));
     int rounding_level = c->g0norm / c->scale <= 1e-10 * fmax(1.0, fabs(c->Fk));
     if (no_progress(rc) && (decreased || rounding_level))
         return WGF_OK;
@@ -379,7 +608,10 @@ static int jko_run(void *state, wgf_problem *p, wgf_error *err)
     unsigned flags = misfit && (wgf_problem_energy_needs(p) & WGF_WGRAD_NEEDS_S) ? WGF_EVAL_SCORE : 0;
     jko_solve c = {.p = p, .j = j, .P = P, .N = N, .d = d, .S = wgf_problem_nstages(p),
                    .theta_k = theta, .eps = wgf_problem_tikhonov(p)};
-    double *work = calloc(9 * P, sizeof(double));
+    double *work = calloc(13 * P, sizeof(double));
+    /* for the bounds to hold (P x P five times; beyond 1024 parameters none are held) */
+    double *jrow = P <= 1024 ? calloc(5 * P * P, sizeof(double)) : NULL;
+    size_t *hidx = jrow ? calloc(2 * P, sizeof *hidx) : NULL;
     double *g = misfit && N <= SIZE_MAX / (2 * d) ? calloc(2 * N * d, sizeof(double)) : NULL;
     double *xbar = j->proximal == JKO_MAP ? calloc(N * d, sizeof(double)) : NULL;
     lbfgsfloatval_t *x = lbfgs_malloc((int)P);
@@ -398,6 +630,19 @@ static int jko_run(void *state, wgf_problem *p, wgf_error *err)
         c.th = work + 5 * P;
         c.ybest = work + 6 * P;
         c.gbest = work + 7 * P;
+        c.th2 = work + 9 * P;
+        c.gk0 = work + 10 * P;
+        c.th3 = work + 11 * P;
+        c.th4 = work + 12 * P;
+        c.jrow = jrow;
+        c.nrm = jrow ? jrow + P * P : NULL;
+        c.qv = jrow ? jrow + 2 * P * P : NULL;
+        c.ncur = jrow ? jrow + 3 * P * P : NULL;
+        c.qcur = jrow ? jrow + 4 * P * P : NULL;
+        c.hrow = hidx;
+        c.hcol = hidx ? hidx + P : NULL;
+        if (!hidx)
+            c.jrow = NULL;
         c.xbar = xbar;
         c.evt = evt;
         c.evk = evk;
@@ -464,6 +709,8 @@ static int jko_run(void *state, wgf_problem *p, wgf_error *err)
         lbfgs_free(x);
     free(xbar);
     free(work);
+    free(jrow);
+    free(hidx);
     free(g);
     return rc;
 }
