@@ -185,6 +185,12 @@ if "$WGF" plugins genwgp >/dev/null 2>&1; then
     expect 0 "finished" "$WGF" run "$tmp/gw.ini" -o "$tmp/gw1" --set scheme.samples=fixed
     [ "$(tail -n 3 "$tmp/gw1/path.csv" 2>/dev/null | cut -d, -f2 | tr -d '\n')" = 012 ] && ok ||
         bad "genwgp: path.csv does not end with the final path's 3 stages"
+    # a step that leaves the gradient unchanged makes liblbfgs's next iterate NaN (0/0 scaling,
+    # accepted by the Armijo test against a NaN slope), at iteration 232 here: L-BFGS ends at the
+    # last finite iterate instead of diverging
+    expect 0 "finished after 231 steps" "$WGF" run "$SRC/experiments/genwgp_aggregation_2d.ini" \
+        -o "$tmp/gw2" --threads 1 --set reference.plugin=none --set scheme.optimizer=lbfgs \
+        --set scheme.iterations=1500 --set output.plots=false
 fi
 
 # a short run writes its outputs; Ctrl-C finishes the step, writes, exits 130

@@ -479,6 +479,8 @@ typedef struct {
     unsigned long iterations;
     int rc;         /* a failure that stops the run (not a refused trial) */
     wgf_error err;
+    double *last;   /* the last finite accepted iterate */
+    int stalled;    /* liblbfgs handed over a non-finite iterate: stop at last */
 } gw_lbfgs;
 
 static lbfgsfloatval_t gw_lbfgs_evaluate(void *inst, const lbfgsfloatval_t *x, lbfgsfloatval_t *g, const int n,
@@ -507,9 +509,19 @@ static int gw_lbfgs_progress(void *inst, const lbfgsfloatval_t *x, const lbfgsfl
 {
     (void)g, (void)fx, (void)xnorm, (void)gnorm, (void)step, (void)n, (void)ls;
     gw_lbfgs *o = inst;
-    o->iterations = (unsigned long)k;
     if (o->rc != WGF_OK)
         return 1;
+    /* liblbfgs can hand over a NaN iterate although every loss and gradient was finite: a step
+     * that leaves the gradient unchanged (y = 0) scales its next direction by y's/y'y = 0/0, and
+     * the Armijo test against a NaN slope accepts the NaN point. L-BFGS can go no further from
+     * there: it ends at the last finite iterate. */
+    for (int j = 0; j < n; j++)
+        if (!isfinite(x[j])) {
+            o->stalled = 1;
+            return 1;
+        }
+    memcpy(o->last, x, (size_t)n * sizeof *x);
+    o->iterations = (unsigned long)k;
     /* the backtracking search's accepted point is its last evaluation: c holds its terms */
     unsigned long it = o->step0 + (unsigned long)k;
     int rc = gw_report_step(o->c, it, x, &o->err);
@@ -563,9 +575,17 @@ static int gw_lbfgs_run(const genwgp *gw, gw_loss *c, double *theta, wgf_error *
     par.max_iterations = (int)(gw->iterations < INT_MAX ? gw->iterations : INT_MAX);
     par.linesearch = LBFGS_LINESEARCH_BACKTRACKING_ARMIJO;
     par.max_linesearch = 60;
-    gw_lbfgs o = {.c = c, .every = every, .step0 = step0};
+    gw_lbfgs o = {.c = c, .every = every, .step0 = step0, .last = malloc(P * sizeof(double))};
+    if (!o.last) {
+        lbfgs_free(x);
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
+    }
+    memcpy(o.last, theta, P * sizeof *o.last);
     lbfgsfloatval_t fx = 0;
     int lrc = lbfgs((int)P, x, &fx, gw_lbfgs_evaluate, gw_lbfgs_progress, &o, &par);
+    if (o.stalled)
+        memcpy(x, o.last, P * sizeof *x);
+    free(o.last);
     if (o.rc != WGF_OK) {
         rc = o.rc;
         if (err)
