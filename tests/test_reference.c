@@ -10,6 +10,7 @@
 #include <gsl/gsl_rng.h>
 #include <gsl/gsl_sf_gamma.h>
 
+#include "../core/internal.h" /* wgf_problem_reference */
 #include "testutil.h"
 
 static gsl_rng *make_rng(unsigned long seed)
@@ -686,6 +687,59 @@ START_TEST(particles_fpe_moments)
 }
 END_TEST
 
+/* fpe1d observed at t = 1, then at t = 0.5 (a path's stage time moving back
+ * between outputs): the second observation equals that of a fresh reference
+ * at 0.5, bit for bit (it starts again from the initial law); before, it
+ * was refused ("cannot advance"). */
+START_TEST(fpe1d_time_goes_back)
+{
+    static const char ini[] = "[run]\ndim = 2\nsamples = 100\nseed = 1\n"
+                              "[initial]\ntype = gaussian\nmean = 0\ncov = identity\n"
+                              "[energy]\nplugin = fpe\npotential = quartic\nscale = 0.02\n"
+                              "[map]\nplugin = affine\n"
+                              "[scheme]\nplugin = euler\nstep = 0.01\nt_end = 1\n"
+                              "[reference]\nplugin = fpe1d\n";
+    char *path = test_write_ini(ini);
+    wgf_run_opts opts = {.file = path};
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    wgf_error err = {0};
+    wgf_problem *p = NULL;
+    ck_assert_msg(wgf_problem_create(&p, &opts, &diag, &err) == WGF_OK, "%s", diag.n ? diag.msg[0] : err.msg);
+    const wgf_plugin *pl;
+    const wgf_section *sec;
+    ck_assert(wgf_problem_reference(p, &pl, &sec));
+    const wgf_reference_vt *vt = pl->vtable;
+    enum { NOUT = 500 };
+    double *x = malloc(NOUT * 2 * sizeof *x);
+    ck_assert(x != NULL);
+    for (size_t k = 0; k < NOUT * 2; k++) /* any samples: the figures compare them with the solution */
+        x[k] = 2.0 * sin(0.37 * (double)k + 0.1);
+    wgf_batch b = {.n = NOUT, .d = 2, .x = x};
+    wgf_reference_setup setup = {.problem = p, .nout = NOUT, .z = x};
+    void *back, *fresh;
+    ck_assert_msg(vt->create(sec, &setup, &back, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_msg(vt->create(sec, &setup, &fresh, &err) == WGF_OK, "%s", err.msg);
+    size_t nc = vt->ncolumns(back);
+    ck_assert(nc > 0 && nc <= 8);
+    double v1[8], vb[8], vf[8];
+    wgf_reference_obs o = {.t = 1.0, .energy = NAN, .samples = &b};
+    ck_assert_msg(vt->eval(back, &o, 1, v1, &err) == WGF_OK, "%s", err.msg);
+    o.t = 0.5;
+    ck_assert_msg(vt->eval(back, &o, 1, vb, &err) == WGF_OK, "%s", err.msg);
+    ck_assert_msg(vt->eval(fresh, &o, 1, vf, &err) == WGF_OK, "%s", err.msg);
+    ck_assert(memcmp(vb, vf, nc * sizeof *vb) == 0);
+    ck_assert(memcmp(v1, vf, nc * sizeof *vb) != 0); /* and t = 1 was another state */
+    vt->destroy(back);
+    vt->destroy(fresh);
+    free(x);
+    wgf_problem_free(p);
+    wgf_diag_free(&diag);
+    unlink(path);
+    free(path);
+}
+END_TEST
+
 static double pair_energy(size_t n, size_t d, const double *x)
 {
     double s = 0.0;
@@ -1219,6 +1273,7 @@ int main(void)
     tc = tcase_create("particles");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, particles_fpe_moments);
+    tcase_add_test(tc, fpe1d_time_goes_back);
     tcase_add_test(tc, particles_aggregation);
     suite_add_tcase(s, tc);
     tc = tcase_create("diagnostics");

@@ -173,9 +173,18 @@ static int fpe1d_eval(void *state, const wgf_reference_obs *obs, int full, doubl
         return wgf_error_set(err, WGF_EINVAL, "fpe1d: needs the output samples");
     double sum = 0, worst = 0, merr = 0;
     int rc;
-    for (size_t g = 0; g < r->ngroups; g++)
-        if ((rc = wgf_fv1d_advance(r->groups[g].fv, obs->t, r->fv_dt, err)) != WGF_OK)
+    for (size_t g = 0; g < r->ngroups; g++) {
+        fv_group *G = &r->groups[g];
+        /* a path scheme's stage times move between outputs, back as well as
+         * forward: an earlier time starts again from the initial law */
+        if (obs->t < wgf_fv1d_time(G->fv)) {
+            gauss1 g1 = {G->mean, G->var};
+            if ((rc = wgf_fv1d_set(G->fv, gauss_density, &g1, err)) != WGF_OK)
+                return rc;
+        }
+        if ((rc = wgf_fv1d_advance(G->fv, obs->t, r->fv_dt, err)) != WGF_OK)
             return rc;
+    }
     for (size_t i = 0; i < d; i++) {
         double mi = 0;
         for (size_t n = 0; n < b->n; n++) {
