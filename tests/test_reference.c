@@ -687,18 +687,21 @@ START_TEST(particles_fpe_moments)
 }
 END_TEST
 
-/* fpe1d observed at t = 1, then at t = 0.5 (a path's stage time moving back
- * between outputs): the second observation equals that of a fresh reference
- * at 0.5, bit for bit (it starts again from the initial law); before, it
- * was refused ("cannot advance"). */
-START_TEST(fpe1d_time_goes_back)
+/* A reference observed at t1, then at t0 < t1 (a path's stage time moving
+ * back between outputs): the second observation equals that of a fresh
+ * reference at t0, bit for bit (it starts again from the initial law);
+ * before, fpe1d and particles refused it (they went forward only). */
+static void check_time_goes_back(const char *ref, double t1, double t0)
 {
-    static const char ini[] = "[run]\ndim = 2\nsamples = 100\nseed = 1\n"
-                              "[initial]\ntype = gaussian\nmean = 0\ncov = identity\n"
-                              "[energy]\nplugin = fpe\npotential = quartic\nscale = 0.02\n"
-                              "[map]\nplugin = affine\n"
-                              "[scheme]\nplugin = euler\nstep = 0.01\nt_end = 1\n"
-                              "[reference]\nplugin = fpe1d\n";
+    char ini[1024];
+    snprintf(ini, sizeof ini,
+             "[run]\ndim = 2\nsamples = 100\nseed = 1\n"
+             "[initial]\ntype = gaussian\nmean = 0\ncov = identity\n"
+             "[energy]\nplugin = fpe\npotential = quartic\nscale = 0.02\n"
+             "[map]\nplugin = affine\n"
+             "[scheme]\nplugin = euler\nstep = 0.01\nt_end = 1\n"
+             "[reference]\nplugin = %s\n%s", ref,
+             strcmp(ref, "particles") == 0 ? "particles = 200\nw2_samples = 200\n" : "");
     char *path = test_write_ini(ini);
     wgf_run_opts opts = {.file = path};
     wgf_diag diag;
@@ -723,13 +726,13 @@ START_TEST(fpe1d_time_goes_back)
     size_t nc = vt->ncolumns(back);
     ck_assert(nc > 0 && nc <= 8);
     double v1[8], vb[8], vf[8];
-    wgf_reference_obs o = {.t = 1.0, .energy = NAN, .samples = &b};
-    ck_assert_msg(vt->eval(back, &o, 1, v1, &err) == WGF_OK, "%s", err.msg);
-    o.t = 0.5;
-    ck_assert_msg(vt->eval(back, &o, 1, vb, &err) == WGF_OK, "%s", err.msg);
-    ck_assert_msg(vt->eval(fresh, &o, 1, vf, &err) == WGF_OK, "%s", err.msg);
-    ck_assert(memcmp(vb, vf, nc * sizeof *vb) == 0);
-    ck_assert(memcmp(v1, vf, nc * sizeof *vb) != 0); /* and t = 1 was another state */
+    wgf_reference_obs o = {.t = t1, .energy = NAN, .samples = &b};
+    ck_assert_msg(vt->eval(back, &o, 1, v1, &err) == WGF_OK, "%s: %s", ref, err.msg);
+    o.t = t0;
+    ck_assert_msg(vt->eval(back, &o, 1, vb, &err) == WGF_OK, "%s: %s", ref, err.msg);
+    ck_assert_msg(vt->eval(fresh, &o, 1, vf, &err) == WGF_OK, "%s: %s", ref, err.msg);
+    ck_assert_msg(memcmp(vb, vf, nc * sizeof *vb) == 0, "%s: not the fresh reference's figures", ref);
+    ck_assert(memcmp(v1, vf, nc * sizeof *vb) != 0); /* and t1 was another state */
     vt->destroy(back);
     vt->destroy(fresh);
     free(x);
@@ -737,6 +740,12 @@ START_TEST(fpe1d_time_goes_back)
     wgf_diag_free(&diag);
     unlink(path);
     free(path);
+}
+
+START_TEST(time_goes_back)
+{
+    check_time_goes_back("fpe1d", 1.0, 0.5);
+    check_time_goes_back("particles", 0.02, 0.01);
 }
 END_TEST
 
@@ -1273,7 +1282,7 @@ int main(void)
     tc = tcase_create("particles");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, particles_fpe_moments);
-    tcase_add_test(tc, fpe1d_time_goes_back);
+    tcase_add_test(tc, time_goes_back);
     tcase_add_test(tc, particles_aggregation);
     suite_add_tcase(s, tc);
     tc = tcase_create("diagnostics");

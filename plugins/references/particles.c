@@ -41,6 +41,16 @@ static void part_destroy(void *state)
     free(r);
 }
 
+/* The particles at t = 0: draws of the initial law from the reference's own
+ * stream, so that starting again gives the same particles and noise. */
+static int part_start(particles *r, wgf_error *err)
+{
+    const wgf_problem_info *info = wgf_problem_get_info(r->p);
+    wgf_rng_set(r->prng, info->seed, WGF_STREAM_OUTPUT, 3, 0);
+    r->pt = 0;
+    return wgf_dist_sample(info->initial, r->prng, r->np, r->px, err);
+}
+
 static int part_create(const wgf_section *sec, const wgf_reference_setup *setup, void **state,
                        wgf_error *err)
 {
@@ -89,8 +99,7 @@ static int part_create(const wgf_section *sec, const wgf_reference_setup *setup,
         part_destroy(r);
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     }
-    wgf_rng_set(r->prng, info->seed, WGF_STREAM_OUTPUT, 3, 0);
-    int rc = wgf_dist_sample(info->initial, r->prng, r->np, r->px, err);
+    int rc = part_start(r, err);
     if (rc != WGF_OK) {
         part_destroy(r);
         return rc;
@@ -144,16 +153,18 @@ static int part_eval(void *state, const wgf_reference_obs *obs, int full, double
     size_t d = r->d;
     if (!b)
         return wgf_error_set(err, WGF_EINVAL, "particles: needs the output samples");
-    if (obs->t < r->pt - 1e-12)
-        return wgf_error_set(err, WGF_EINVAL, "particles: time %g is before the particles' %g (they "
-                             "only go forward)", obs->t, r->pt);
     /* a path scheme's recovered stage times are not bounded by a t_end: one near
      * equilibrium can be in the thousands, hours of particle steps */
     if (obs->t > r->tmax)
         return wgf_error_set(err, WGF_EINVAL, "particles: time %g is beyond t_max = %g (%.3g more steps of "
                              "%g; raise reference.t_max to integrate that far)",
                              obs->t, r->tmax, (obs->t - r->pt) / r->pdt, r->pdt);
-    int rc = advance(r, obs->t, err);
+    int rc;
+    /* a path scheme's stage times move between outputs, back as well as
+     * forward: an earlier time starts again from the initial particles */
+    if (obs->t < r->pt - 1e-12 && (rc = part_start(r, err)) != WGF_OK)
+        return rc;
+    rc = advance(r, obs->t, err);
     if (rc != WGF_OK)
         return rc;
     size_t n = b->n < r->np ? b->n : r->np;
