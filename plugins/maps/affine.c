@@ -15,6 +15,11 @@
 
 #include <wgf/plugin.h>
 
+#include "lufactor.h"
+
+/* what to do about a singular A */
+#define AFFINE_HINT "start from an invertible A, or take smaller steps"
+
 typedef struct affine {
     size_t d;
 } affine;
@@ -33,43 +38,6 @@ typedef struct affine_tape {
 } affine_tape;
 
 /* ------------------------------------------------------------ helpers */
-
-/* LU-factorise A (d x d, row-major) into lu; on success, *ld = log|det A|.
- * WGF_ENUMERIC when A has a non-finite entry or is singular to working
- * precision: a pivot of at most d u max|A_ij| (u the unit roundoff) is what
- * partial pivoting leaves of an exactly singular matrix, and the map's
- * inverse would be meaningless past that. This also ensures that
- * gsl_linalg_LU_invert (whose singular case would go to the GSL error
- * handler) only sees invertible factors. */
-static int affine_factor(size_t d, const double *A, double *lu, gsl_permutation *perm, double *ld,
-                         wgf_error *err)
-{
-    double amax = 0.0;
-    for (size_t i = 0; i < d * d; i++) {
-        if (!isfinite(A[i]))
-            return wgf_error_set(err, WGF_ENUMERIC,
-                                 "affine: A[%zu][%zu] = %g is not finite (the map is undefined)",
-                                 i / d + 1, i % d + 1, A[i]);
-        amax = fmax(amax, fabs(A[i]));
-    }
-    memcpy(lu, A, d * d * sizeof *lu);
-    gsl_matrix_view m = gsl_matrix_view_array(lu, d, d);
-    int signum = 0;
-    gsl_linalg_LU_decomp(&m.matrix, perm, &signum);
-    double tiny = (double)d * DBL_EPSILON * amax, sum = 0.0;
-    for (size_t i = 0; i < d; i++) {
-        double p = lu[i * d + i];
-        if (!(fabs(p) > tiny))
-            return wgf_error_set(err, WGF_ENUMERIC,
-                                 "affine: A is singular (pivot %zu of %zu in its LU factorisation "
-                                 "is %.3g, max|A_ij| = %.3g): the map is not invertible (start from "
-                                 "an invertible A, or take smaller steps)",
-                                 i + 1, d, p, amax);
-        sum += log(fabs(p));
-    }
-    *ld = sum;
-    return WGF_OK;
-}
 
 static int affine_tape_ready(const affine_tape *t, size_t n, wgf_error *err)
 {
@@ -141,7 +109,7 @@ static int affine_check(void *state, const double *theta, wgf_error *err)
         rc = wgf_error_set(err, WGF_ENOMEM, "affine: out of memory");
     } else {
         double ld = 0.0;
-        rc = affine_factor(d, theta, lu, perm, &ld, err);
+        rc = map_lu_factor(d, theta, lu, perm, &ld, "affine", AFFINE_HINT, err);
     }
     free(lu);
     if (perm)
@@ -200,7 +168,7 @@ static int affine_forward(void *state, const double *theta, size_t n, const doub
                              t ? t->cap : 0);
     t->n = 0;
     t->have_score = 0;
-    int rc = affine_factor(d, A, t->lu, t->perm, &t->ld, err);
+    int rc = map_lu_factor(d, A, t->lu, t->perm, &t->ld, "affine", AFFINE_HINT, err);
     if (rc)
         return rc;
     gsl_matrix_view lu = gsl_matrix_view_array(t->lu, d, d);

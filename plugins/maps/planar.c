@@ -41,6 +41,8 @@
 
 #include <wgf/plugin.h>
 
+#include "lufactor.h"
+
 /* Run-time dispatch: the passes over the tape (forward, score, jvp, a layer
  * of the reverse sweep) are compiled for AVX-512, AVX2 and the build's
  * baseline, and the loader picks the best the processor has (GCC's
@@ -395,39 +397,6 @@ static int planar_init(void *state, gsl_rng *rng, double *theta, wgf_error *err)
     return WGF_OK;
 }
 
-/* LU-factorise A into lu (with perm); *ld = log|det A|. WGF_ENUMERIC when
- * A has a non-finite entry or a pivot of at most d u max|A_ij| (u the unit
- * roundoff), what partial pivoting leaves of an exactly singular matrix. */
-static int planar_affine_factor(size_t d, const double *A, double *lu, gsl_permutation *perm,
-                                double *ld, wgf_error *err)
-{
-    double amax = 0.0;
-    for (size_t i = 0; i < d * d; i++) {
-        if (!isfinite(A[i]))
-            return wgf_error_set(err, WGF_ENUMERIC,
-                                 "planar affine part: A[%zu][%zu] = %g is not finite (the map is "
-                                 "undefined)",
-                                 i / d + 1, i % d + 1, A[i]);
-        amax = fmax(amax, fabs(A[i]));
-    }
-    memcpy(lu, A, d * d * sizeof *lu);
-    gsl_matrix_view mv = gsl_matrix_view_array(lu, d, d);
-    int signum = 0;
-    gsl_linalg_LU_decomp(&mv.matrix, perm, &signum);
-    double tiny = (double)d * DBL_EPSILON * amax, sum = 0.0;
-    for (size_t i = 0; i < d; i++) {
-        double p = lu[i * d + i];
-        if (!(fabs(p) > tiny))
-            return wgf_error_set(err, WGF_ENUMERIC,
-                                 "planar affine part: A is singular (pivot %zu of %zu is %.3g, "
-                                 "max|A_ij| = %.3g): the map is not invertible (take smaller steps)",
-                                 i + 1, d, p, amax);
-        sum += log(fabs(p));
-    }
-    *ld = sum;
-    return WGF_OK;
-}
-
 /* sigma_k >= -1 + delta for every layer (check, project), or, under
  * reparam, sigma_k = -1 + softplus(w.u) > -1 in floating point and w != 0.
  * The comparison allows the rounding of the dot product u.w (a few ulps of
@@ -482,7 +451,7 @@ static int planar_check(void *state, const double *theta, wgf_error *err)
                                      i + 1, A[d * d + i]);
         double *lu = malloc(d * d * sizeof *lu), ld;
         gsl_permutation *perm = gsl_permutation_alloc(d);
-        int rc = lu && perm ? planar_affine_factor(d, A, lu, perm, &ld, err)
+        int rc = lu && perm ? map_lu_factor(d, A, lu, perm, &ld, "planar affine part", "take smaller steps", err)
                             : wgf_error_set(err, WGF_ENOMEM, "planar: out of memory");
         free(lu);
         if (perm)
@@ -645,7 +614,7 @@ static int planar_forward(void *state, const double *theta, size_t n, const doub
     if (m->affine) {
         /* x^(0) = A z + c, ld^(0) = log|det A| */
         const double *A = PLANAR_AFFINE(theta, m), *c = A + d * d;
-        rc = planar_affine_factor(d, A, t->lu, t->perm, &t->ldA, err);
+        rc = map_lu_factor(d, A, t->lu, t->perm, &t->ldA, "planar affine part", "take smaller steps", err);
         if (rc)
             return rc;
         gsl_matrix_view lu = gsl_matrix_view_array(t->lu, d, d), inv = gsl_matrix_view_array(t->ainv, d, d);
