@@ -35,6 +35,62 @@ static int die(const char *what, const wgf_error *err)
     return 1;
 }
 
+/* The problem of an experiment's text, its parameters moved away from the identity (admissibly,
+ * as every measurement here starts); NULL, with the reason printed, when it cannot be set up. */
+static wgf_problem *bench_problem(const char *text)
+{
+    char path[] = "/tmp/wgf-bench-XXXXXX.ini";
+    int fd = mkstemps(path, 4);
+    if (fd < 0) {
+        fprintf(stderr, "bench_metric: cannot create %s\n", path);
+        return NULL;
+    }
+    size_t len = strlen(text);
+    int written = write(fd, text, len) == (ssize_t)len;
+    close(fd);
+    wgf_run_opts opts = {.file = path};
+    wgf_diag diag;
+    wgf_diag_init(&diag);
+    wgf_error err = {0};
+    wgf_problem *p = NULL;
+    int rc = written ? wgf_problem_create(&p, &opts, &diag, &err) : WGF_EIO;
+    unlink(path);
+    if (!written)
+        fprintf(stderr, "bench_metric: cannot write %s\n", path);
+    else if (rc != WGF_OK) {
+        wgf_diag_print(&diag, stderr, "bench_metric: ");
+        die("set-up", &err);
+    }
+    wgf_diag_free(&diag);
+    if (rc != WGF_OK)
+        return NULL;
+    size_t P = wgf_problem_nparams(p);
+    double *theta = wgf_problem_theta(p);
+    for (size_t j = 0; j < P; j++)
+        theta[j] += 0.05 * ((double)((j * 7919) % 13) / 13.0 - 0.5);
+    if (wgf_problem_constrain(p, theta, &err) != WGF_OK) {
+        die("constrain", &err);
+        wgf_problem_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* n training samples (stream 0) with the given wgf_eval flags, pushed forward at the problem's
+ * parameters; NULL, with the reason printed, on failure. */
+static wgf_eval *bench_eval(wgf_problem *p, size_t n, unsigned flags)
+{
+    wgf_error err = {0};
+    wgf_eval *ev = wgf_eval_create(p, n, flags, &err);
+    if (!ev || wgf_eval_draw(ev, WGF_STREAM_TRAIN, 0, &err) != WGF_OK ||
+        wgf_eval_forward(ev, wgf_problem_theta(p), &err) != WGF_OK) {
+        die("eval", &err);
+        wgf_eval_free(ev);
+        return NULL;
+    }
+    return ev;
+}
+
 /* Floating-point operations of one G-hat product per sample and layer, as
  * plugins/maps/planar.c executes it (x cotangents only): the jvp forms
  * da = dw.x + w.dx + db (4d), dx += du h + u h' da (4d) and its 9 scalar
@@ -55,39 +111,17 @@ static int time_gram(size_t n, size_t layers, size_t d, double *ms)
                        "[energy]\nplugin = fpe\npotential = quadratic\nmu = 1\n"
                        "[map]\nplugin = planar\nlayers = %zu\n",
                        d, n, layers);
-    char path[] = "/tmp/wgf-bench-XXXXXX.ini";
-    int fd = mkstemps(path, 4);
-    if (len < 0 || (size_t)len >= sizeof ini_nld || fd < 0 ||
-        write(fd, ini_nld, (size_t)len) != (ssize_t)len) {
-        if (fd >= 0) {
-            close(fd);
-            unlink(path);
-        }
+    if (len < 0 || (size_t)len >= sizeof ini_nld)
         return 1;
-    }
-    close(fd);
-    wgf_run_opts opts = {.file = path};
-    wgf_diag diag;
-    wgf_diag_init(&diag);
-    wgf_error err = {0};
-    wgf_problem *p = NULL;
-    int rc = wgf_problem_create(&p, &opts, &diag, &err);
-    unlink(path);
-    wgf_diag_free(&diag);
-    if (rc != WGF_OK)
-        return die("set-up", &err);
+    wgf_problem *p = bench_problem(ini_nld);
+    if (!p)
+        return 1;
     size_t P = wgf_problem_nparams(p);
-    double *theta = wgf_problem_theta(p);
-    for (size_t j = 0; j < P; j++)
-        theta[j] += 0.05 * ((double)((j * 7919) % 13) / 13.0 - 0.5);
-    wgf_eval *ev = NULL;
+    wgf_error err = {.msg = "out of memory"};
+    wgf_eval *ev = bench_eval(p, n, 0);
     double *v = calloc(P, sizeof(double)), *out = calloc(P, sizeof(double));
-    rc = 1;
-    if (!v || !out || wgf_problem_constrain(p, theta, &err) != WGF_OK)
-        goto done;
-    ev = wgf_eval_create(p, n, 0, &err);
-    if (!ev || wgf_eval_draw(ev, WGF_STREAM_TRAIN, 0, &err) != WGF_OK ||
-        wgf_eval_forward(ev, theta, &err) != WGF_OK)
+    int rc = 1;
+    if (!ev || !v || !out)
         goto done;
     for (size_t j = 0; j < P; j++)
         v[j] = 1.0 / (1.0 + (double)j);
@@ -110,7 +144,7 @@ static int time_gram(size_t n, size_t layers, size_t d, double *ms)
     *ms = t[2];
     rc = 0;
 done:
-    if (rc)
+    if (rc && ev)
         die("gram timing", &err);
     free(v);
     free(out);
@@ -129,40 +163,18 @@ static int bench_solve(const char *pc, double tol)
                        "%s[metric]\nplugin = lagrangian\ntikhonov = 1e-3\ntol = %g\nmaxiter = 200\n"
                        "preconditioner = %s\n",
                        ini, tol, pc);
-    char path[] = "/tmp/wgf-bench-XXXXXX.ini";
-    int fd = mkstemps(path, 4);
-    if (len < 0 || (size_t)len >= sizeof text || fd < 0 ||
-        write(fd, text, (size_t)len) != (ssize_t)len) {
-        if (fd >= 0) {
-            close(fd);
-            unlink(path);
-        }
+    if (len < 0 || (size_t)len >= sizeof text)
         return 1;
-    }
-    close(fd);
-    wgf_run_opts opts = {.file = path};
-    wgf_diag diag;
-    wgf_diag_init(&diag);
-    wgf_error err = {0};
-    wgf_problem *p = NULL;
-    int rc = wgf_problem_create(&p, &opts, &diag, &err);
-    unlink(path);
-    wgf_diag_free(&diag);
-    if (rc != WGF_OK)
-        return die("set-up", &err);
+    wgf_problem *p = bench_problem(text);
+    if (!p)
+        return 1;
     size_t P = wgf_problem_nparams(p);
-    double *theta = wgf_problem_theta(p);
-    for (size_t j = 0; j < P; j++)
-        theta[j] += 0.05 * ((double)((j * 7919) % 13) / 13.0 - 0.5);
-    wgf_eval *ev = NULL;
+    wgf_error err = {.msg = "out of memory"};
+    wgf_eval *ev = bench_eval(p, 1000, WGF_EVAL_SCORE);
     double *g = calloc(2 * P, sizeof(double)), F;
     wgf_solve_stats st;
-    rc = 1;
-    if (!g || wgf_problem_constrain(p, theta, &err) != WGF_OK)
-        goto done;
-    ev = wgf_eval_create(p, 1000, WGF_EVAL_SCORE, &err);
-    if (!ev || wgf_eval_draw(ev, WGF_STREAM_TRAIN, 0, &err) != WGF_OK ||
-        wgf_eval_forward(ev, theta, &err) != WGF_OK || wgf_problem_energy(p, ev, &F, g, &err) != WGF_OK)
+    int rc = 1;
+    if (!ev || !g || wgf_problem_energy(p, ev, &F, g, &err) != WGF_OK)
         goto done;
     double t0 = now();
     if (wgf_problem_natgrad(p, ev, g, g + P, &st, &err) != WGF_OK)
@@ -171,7 +183,7 @@ static int bench_solve(const char *pc, double tol)
            st.iterations, st.products, st.residual, 1e3 * (now() - t0));
     rc = 0;
 done:
-    if (rc)
+    if (rc && ev)
         die("solve", &err);
     free(g);
     wgf_eval_free(ev);
@@ -204,37 +216,19 @@ static int print_exponent(const char *what, const size_t *sizes, size_t count, c
 
 int main(void)
 {
-    char path[] = "/tmp/wgf-bench-XXXXXX.ini";
-    int fd = mkstemps(path, 4);
-    if (fd < 0 || write(fd, ini, sizeof ini - 1) != (ssize_t)(sizeof ini - 1))
+    wgf_problem *p = bench_problem(ini);
+    if (!p)
         return 1;
-    close(fd);
-    wgf_run_opts opts = {.file = path};
-    wgf_diag diag;
-    wgf_diag_init(&diag);
-    wgf_error err = {0};
-    wgf_problem *p = NULL;
-    int rc = wgf_problem_create(&p, &opts, &diag, &err);
-    unlink(path);
-    if (rc != WGF_OK) {
-        wgf_diag_print(&diag, stderr, "bench_metric: ");
-        wgf_diag_free(&diag);
-        return die("set-up", &err);
-    }
-    wgf_diag_free(&diag);
     size_t P = wgf_problem_nparams(p);
     double *theta = wgf_problem_theta(p);
-    for (size_t j = 0; j < P; j++) /* away from the identity, admissibly */
-        theta[j] += 0.05 * ((double)((j * 7919) % 13) / 13.0 - 0.5);
-    if (wgf_problem_constrain(p, theta, &err) != WGF_OK)
-        return die("constrain", &err);
+    wgf_error err = {0};
     int threads = 1;
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-    wgf_eval *ev = wgf_eval_create(p, 1000, 0, &err);
-    if (!ev || wgf_eval_draw(ev, WGF_STREAM_TRAIN, 0, &err) != WGF_OK)
-        return die("eval", &err);
+    wgf_eval *ev = bench_eval(p, 1000, 0);
+    if (!ev)
+        return 1;
     double *v = calloc(P, sizeof(double)), *out = calloc(P, sizeof(double)), F;
     for (size_t j = 0; j < P; j++)
         v[j] = 1.0 / (1.0 + (double)j);

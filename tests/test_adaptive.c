@@ -6,7 +6,6 @@
  * scheme reports (no files are written). */
 #include <float.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "testutil.h"
 
@@ -41,55 +40,21 @@ static int watch(void *ctx, wgf_step_info *info, wgf_error *err)
 static int drive(const char *ini, const char *const *sets, size_t nsets, double *theta0, double *theta,
                  size_t P, record *rec, wgf_problem **pp, wgf_error *err)
 {
-    char *path = test_write_ini(ini);
-    wgf_run_opts opts = {.file = path, .sets = sets, .nsets = nsets};
-    wgf_diag diag;
-    wgf_diag_init(&diag);
-    wgf_problem *p = NULL;
-    int rc = wgf_problem_create(&p, &opts, &diag, err);
-    if (diag.n)
-        wgf_diag_print(&diag, stderr, "diag: ");
-    ck_assert_msg(rc == WGF_OK, "problem: %s", err->msg);
+    wgf_problem *p = test_make_problem(ini, sets, nsets);
     ck_assert_uint_eq(wgf_problem_nparams(p), P);
     if (rec) {
         memset(rec, 0, sizeof *rec);
         rec->hmin = INFINITY;
         ck_assert(wgf_problem_monitor_add(p, watch, rec, NULL, err) == WGF_OK);
     }
-
-    wgf_config *cfg = NULL;
-    ck_assert(wgf_config_load(&cfg, path, &diag, err) == WGF_OK);
-    for (size_t i = 0; i < nsets; i++)
-        ck_assert(wgf_config_set(cfg, sets[i], err) == WGF_OK);
-    const char *name = wgf_config_get(cfg, "scheme", "plugin", NULL);
-    ck_assert(name != NULL);
-    wgf_registry *reg = test_registry();
-    const wgf_plugin *pl = NULL;
-    const char *where = NULL;
-    ck_assert_msg(wgf_registry_find(reg, WGF_SCHEME, name, &pl, &where, err) == WGF_OK, "%s", err->msg);
-    static const wgf_param plugin_key[] = {{"plugin", WGF_PARAM_STRING, NULL, 0, 0, 0, NULL, "the plugin"},
-                                           {NULL, 0, NULL, 0, 0, 0, NULL, NULL}};
-    const wgf_param *schemas[3] = {plugin_key, pl->params, NULL};
-    wgf_section *sec = wgf_config_section(cfg, "scheme", schemas, wgf_problem_get_info(p)->dim, &diag);
-    ck_assert_msg(sec != NULL && diag.n == 0, "scheme section");
-    const wgf_scheme_vt *vt = pl->vtable;
-    void *state = NULL;
-    ck_assert_msg(vt->create(sec, wgf_problem_get_info(p), &state, err) == WGF_OK, "%s", err->msg);
     if (theta0)
         memcpy(theta0, wgf_problem_theta(p), P * sizeof(double));
-    rc = vt->run(state, p, err);
+    int rc = test_run_scheme(ini, sets, nsets, p, err);
     memcpy(theta, wgf_problem_theta(p), P * sizeof(double));
-    vt->destroy(state);
-    wgf_section_free(sec);
-    wgf_registry_free(reg);
-    wgf_config_free(cfg);
-    wgf_diag_free(&diag);
     if (pp)
         *pp = p;
     else
         wgf_problem_free(p);
-    unlink(path);
-    free(path);
     return rc;
 }
 

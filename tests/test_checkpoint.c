@@ -233,54 +233,6 @@ static int stop_at(void *ctx, wgf_step_info *info, wgf_error *err)
     return WGF_OK;
 }
 
-static char *slurp(const char *dir, const char *name)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "no %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    ck_assert(s != NULL);
-    ck_assert_uint_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
-/* history.csv without its wall_s column (the ninth) */
-static void strip_wall(char *csv)
-{
-    char *w = csv;
-    int col = 1;
-    for (const char *r = csv; *r; r++) {
-        if (*r == '\n') {
-            col = 1;
-            *w++ = *r;
-            continue;
-        }
-        if (*r == ',' && ++col == 9)
-            continue;
-        if (col != 9)
-            *w++ = *r;
-    }
-    *w = '\0';
-}
-
-/* drop the line of KEY ("wall_seconds = "): a property of the machine and
- * its load, not of the run (the automatic thread count follows the load) */
-static void strip_line(char *ini, const char *key)
-{
-    char *p = strstr(ini, key);
-    ck_assert(p != NULL);
-    if (*key == '\n')
-        p++;
-    char *e = strchr(p, '\n');
-    memmove(p, e + 1, strlen(e + 1) + 1);
-}
-
 /* A run of the affine OU experiment with sets, stopped after step `at`
  * (off the output cadence, 10) by a monitor after the outputs: the
  * checkpoint is still step at's start, the interrupted run's last files,
@@ -321,22 +273,22 @@ static void interrupt_and_resume(const char **sets, size_t nsets, unsigned long 
     ck_assert_msg(rc == WGF_OK, "resume: %s", diag.n ? diag.msg[0] : err.msg);
     ck_assert_uint_eq(res.steps, steps);
     ck_assert(!exists(part, name)); /* not the uninterrupted run's */
-    char *a = slurp(full, "history.csv"), *b = slurp(part, "history.csv");
-    strip_wall(a);
-    strip_wall(b);
+    char *a = test_read_file(full, "history.csv", NULL), *b = test_read_file(part, "history.csv", NULL);
+    test_strip_wall(a);
+    test_strip_wall(b);
     ck_assert_str_eq(a, b);
     free(a), free(b);
-    a = slurp(full, "summary.ini");
-    b = slurp(part, "summary.ini");
-    strip_line(a, "wall_seconds = ");
-    strip_line(b, "wall_seconds = ");
-    strip_line(a, "\nthreads = ");
-    strip_line(b, "\nthreads = ");
+    a = test_read_file(full, "summary.ini", NULL);
+    b = test_read_file(part, "summary.ini", NULL);
+    test_strip_line(a, "wall_seconds = ");
+    test_strip_line(b, "wall_seconds = ");
+    test_strip_line(a, "\nthreads = ");
+    test_strip_line(b, "\nthreads = ");
     ck_assert_str_eq(a, b);
     free(a), free(b);
     snprintf(name, sizeof name, "theta/step-%06lu.bin", steps); /* the final state */
-    a = slurp(full, name);
-    b = slurp(part, name);
+    a = test_read_file(full, name, NULL);
+    b = test_read_file(part, name, NULL);
     ck_assert(memcmp(a, b, 110 * sizeof(double)) == 0);
     free(a), free(b);
     /* finished: nothing to resume */

@@ -2,7 +2,6 @@
  * chain rule from energy partials to parameters, the G-hat product, the
  * natural-gradient solve, and independence from the thread count. */
 #include <string.h>
-#include <unistd.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -44,24 +43,6 @@ void *calloc(size_t n, size_t size)
 }
 #endif
 
-static wgf_problem *make_problem(const char *text)
-{
-    char *path = test_write_ini(text);
-    wgf_run_opts opts = {.file = path};
-    wgf_diag diag;
-    wgf_diag_init(&diag);
-    wgf_error err = {0};
-    wgf_problem *p = NULL;
-    int rc = wgf_problem_create(&p, &opts, &diag, &err);
-    if (diag.n)
-        wgf_diag_print(&diag, stderr, "diag: ");
-    ck_assert_msg(rc == WGF_OK, "problem: %s", err.msg);
-    wgf_diag_free(&diag);
-    unlink(path);
-    free(path);
-    return p;
-}
-
 /* 3-D FPE with an anisotropic quadratic potential on a planar flow in two
  * stages; N = 600 spans three blocks, the last one partial. */
 static const char planar_ini[] = "[run]\ndim = 3\nsamples = 600\nseed = 7\n"
@@ -71,17 +52,6 @@ static const char planar_ini[] = "[run]\ndim = 3\nsamples = 600\nseed = 7\n"
                                  "sigma = full 1 0.2 0 0.2 0.5 0.1 0 0.1 2\ndiffusion = 0.7\n"
                                  "[map]\nplugin = planar\nlayers = 4\nblock = 2\n"
                                  "[metric]\nplugin = lagrangian\ntol = 1e-12\nmaxiter = 500\n";
-
-/* Move theta away from the identity, deterministically. */
-static void perturb(wgf_problem *p, double scale)
-{
-    double *theta = wgf_problem_theta(p);
-    size_t P = wgf_problem_nparams(p);
-    for (size_t j = 0; j < P; j++)
-        theta[j] += scale * sin(1.7 * (double)j + 0.3);
-    wgf_error err;
-    ck_assert_msg(wgf_problem_constrain(p, theta, &err) == WGF_OK, "%s", err.msg);
-}
 
 static wgf_eval *forward_eval(wgf_problem *p, size_t n)
 {
@@ -97,8 +67,8 @@ static wgf_eval *forward_eval(wgf_problem *p, size_t n)
  * central differences of F in theta on fixed samples. */
 START_TEST(test_energy_gradient_fd)
 {
-    wgf_problem *p = make_problem(planar_ini);
-    perturb(p, 0.2);
+    wgf_problem *p = test_make_problem(planar_ini, NULL, 0);
+    test_perturb(p, 0.2);
     size_t P = wgf_problem_nparams(p);
     wgf_eval *ev = forward_eval(p, 600);
     double F, *grad = calloc(P, sizeof(double)), *th = calloc(P, sizeof(double));
@@ -132,8 +102,8 @@ END_TEST
 /* G-hat v from the fused product against E[J^T J] formed column by column. */
 START_TEST(test_gram_explicit)
 {
-    wgf_problem *p = make_problem(planar_ini);
-    perturb(p, 0.3);
+    wgf_problem *p = test_make_problem(planar_ini, NULL, 0);
+    test_perturb(p, 0.3);
     size_t P = wgf_problem_nparams(p), n = 600, d = 3;
     wgf_eval *ev = forward_eval(p, n);
     double *cols = calloc(P * n * d, sizeof(double)), *e = calloc(P, sizeof(double));
@@ -186,8 +156,8 @@ END_TEST
 /* The natural-gradient solve: G-hat zeta = grad F to the MINRES tolerance. */
 START_TEST(test_natgrad_residual)
 {
-    wgf_problem *p = make_problem(planar_ini);
-    perturb(p, 0.3);
+    wgf_problem *p = test_make_problem(planar_ini, NULL, 0);
+    test_perturb(p, 0.3);
     size_t P = wgf_problem_nparams(p);
     wgf_eval *ev = forward_eval(p, 600);
     double F, *g = calloc(P, sizeof(double)), *z = calloc(P, sizeof(double)), *mz = calloc(P, sizeof(double));
@@ -235,8 +205,8 @@ static double *dense_metric(wgf_problem *p, size_t P, double eps)
  * the dense G-hat formed by products. */
 START_TEST(test_gram_blocks_dense)
 {
-    wgf_problem *p = make_problem(planar_ini);
-    perturb(p, 0.3);
+    wgf_problem *p = test_make_problem(planar_ini, NULL, 0);
+    test_perturb(p, 0.3);
     size_t P = wgf_problem_nparams(p), q = 0;
     wgf_eval *ev = forward_eval(p, 600);
     wgf_error err;
@@ -275,8 +245,8 @@ START_TEST(test_natgrad_preconditioned)
             snprintf(ini, sizeof ini, "%.*s[map]\nplugin = %s\n[metric]\nplugin = lagrangian\n"
                      "tol = 1e-12\nmaxiter = 500\ntikhonov = 1e-3\npreconditioner = %s\n",
                      (int)(cut - head), head, maps[mi], pcs[k]);
-            wgf_problem *p = make_problem(ini);
-            perturb(p, 0.3);
+            wgf_problem *p = test_make_problem(ini, NULL, 0);
+            test_perturb(p, 0.3);
             size_t P = wgf_problem_nparams(p);
             wgf_eval *ev = forward_eval(p, 600);
             double F, *g = calloc(3 * P, sizeof(double)), *z = g + P, *zd = g + 2 * P;
@@ -322,8 +292,8 @@ END_TEST
 #if WGF_COUNT_ALLOCATIONS
 START_TEST(test_products_do_not_allocate)
 {
-    wgf_problem *p = make_problem(planar_ini);
-    perturb(p, 0.3);
+    wgf_problem *p = test_make_problem(planar_ini, NULL, 0);
+    test_perturb(p, 0.3);
     size_t P = wgf_problem_nparams(p), n = 600, d = 3;
     wgf_eval *ev = forward_eval(p, n);
     double *v = calloc(P, sizeof(double)), *out = calloc(P, sizeof(double));
@@ -363,21 +333,7 @@ static int try_problem(const char *body, wgf_problem **p, wgf_error *err, char *
     char *text = malloc(n);
     ck_assert_ptr_nonnull(text);
     snprintf(text, n, "[run]\ndim = 2\nsamples = 300\nseed = 4\nplugin_path = %s\n%s", dir, body);
-    char *path = test_write_ini(text);
-    snprintf(file, size, "%s", path);
-    wgf_run_opts opts = {.file = path};
-    wgf_diag diag;
-    wgf_diag_init(&diag);
-    memset(err, 0, sizeof *err);
-    *p = NULL;
-    int rc = wgf_problem_create(p, &opts, &diag, err);
-    if (diag.n) {
-        snprintf(err->msg, sizeof err->msg, "%s", diag.msg[0]);
-        rc = WGF_EINVAL;
-    }
-    wgf_diag_free(&diag);
-    unlink(path);
-    free(path);
+    int rc = test_try_problem(text, NULL, 0, p, err, file, size);
     free(text);
     return rc;
 }
@@ -408,7 +364,7 @@ START_TEST(test_score_energy_gradient_fd)
     wgf_error err;
     ck_assert_msg(try_problem(score_body, &p, &err, file, sizeof file) == WGF_OK, "%s", err.msg);
     ck_assert_uint_eq(wgf_problem_energy_needs(p), WGF_NEEDS_S);
-    perturb(p, 0.2);
+    test_perturb(p, 0.2);
     size_t P = wgf_problem_nparams(p);
     wgf_eval *ev = wgf_eval_create(p, 300, 0, &err);
     ck_assert_msg(ev != NULL, "%s", err.msg);
@@ -538,14 +494,15 @@ static void check_vjp_many(wgf_problem *p, size_t n, double tol)
 
 START_TEST(test_vjp_many_equals_loop)
 {
-    wgf_problem *p = make_problem(planar_ini);
-    perturb(p, 0.3);
+    wgf_problem *p = test_make_problem(planar_ini, NULL, 0);
+    test_perturb(p, 0.3);
     check_vjp_many(p, 600, 0.0);
     wgf_problem_free(p);
-    p = make_problem("[run]\ndim = 3\nsamples = 600\nseed = 7\n"
-                     "[initial]\ntype = gaussian\nmean = 0.5 -0.2 0.1\ncov = diag 1 0.5 2\n"
-                     "[energy]\nplugin = fpe\n[map]\nplugin = affine\n");
-    perturb(p, 0.3);
+    p = test_make_problem("[run]\ndim = 3\nsamples = 600\nseed = 7\n"
+                          "[initial]\ntype = gaussian\nmean = 0.5 -0.2 0.1\ncov = diag 1 0.5 2\n"
+                          "[energy]\nplugin = fpe\n[map]\nplugin = affine\n",
+                          NULL, 0);
+    test_perturb(p, 0.3);
     check_vjp_many(p, 600, 1e-12);
     wgf_problem_free(p);
 }
@@ -554,8 +511,8 @@ END_TEST
 /* Prepare once, solve several right-hand sides: each solve is natgrad's, bitwise. */
 START_TEST(test_metric_prepare_solve)
 {
-    wgf_problem *p = make_problem(planar_ini);
-    perturb(p, 0.3);
+    wgf_problem *p = test_make_problem(planar_ini, NULL, 0);
+    test_perturb(p, 0.3);
     size_t P = wgf_problem_nparams(p);
     double *r = calloc(4 * P, sizeof(double)), *z1 = r + P, *z2 = r + 2 * P, *z3 = r + 3 * P;
     wgf_error err;
@@ -588,9 +545,9 @@ START_TEST(test_identity_metric)
     char *m = strstr(ini, "plugin = lagrangian");
     ck_assert_ptr_nonnull(m);
     memcpy(m, "plugin = identity  ", strlen("plugin = lagrangian"));
-    wgf_problem *p = make_problem(ini);
+    wgf_problem *p = test_make_problem(ini, NULL, 0);
     free(ini);
-    perturb(p, 0.2);
+    test_perturb(p, 0.2);
     size_t P = wgf_problem_nparams(p);
     wgf_eval *ev = forward_eval(p, 600);
     double F, *g = calloc(3 * P, sizeof(double)), *z = g + P, *out = g + 2 * P;
@@ -611,7 +568,7 @@ END_TEST
 /* The check alone neither projects nor writes: planar layer 1 with u.w = -2. */
 START_TEST(test_check_only)
 {
-    wgf_problem *p = make_problem(planar_ini);
+    wgf_problem *p = test_make_problem(planar_ini, NULL, 0);
     size_t P = wgf_problem_nparams(p);
     double *th = calloc(2 * P, sizeof(double)), *copy = th + P;
     memcpy(th, wgf_problem_theta(p), P * sizeof(double));
@@ -636,8 +593,8 @@ END_TEST
 START_TEST(test_threads_bitwise)
 {
 #ifdef _OPENMP
-    wgf_problem *p = make_problem(planar_ini);
-    perturb(p, 0.3);
+    wgf_problem *p = test_make_problem(planar_ini, NULL, 0);
+    test_perturb(p, 0.3);
     size_t P = wgf_problem_nparams(p);
     double *out1 = calloc(P, sizeof(double)), *out2 = calloc(P, sizeof(double));
     double *v = calloc(P, sizeof(double));
@@ -666,7 +623,7 @@ END_TEST
 /* Samples of a block depend on (seed, family, step, block) only. */
 START_TEST(test_draw_reproducible)
 {
-    wgf_problem *p = make_problem(planar_ini);
+    wgf_problem *p = test_make_problem(planar_ini, NULL, 0);
     wgf_error err;
     wgf_eval *a = wgf_eval_create(p, 700, 0, &err), *b = wgf_eval_create(p, 300, 0, &err);
     ck_assert(a && b);
@@ -692,7 +649,7 @@ END_TEST
  * l = log lambda(z) exactly. */
 START_TEST(test_planar_initial_identity)
 {
-    wgf_problem *p = make_problem(planar_ini);
+    wgf_problem *p = test_make_problem(planar_ini, NULL, 0);
     wgf_eval *ev = forward_eval(p, 600);
     const wgf_batch *b0 = wgf_eval_batch(ev, 0), *bS = wgf_eval_batch(ev, wgf_eval_nstages(ev));
     ck_assert(memcmp(b0->x, bS->x, 600 * 3 * sizeof(double)) == 0);

@@ -102,12 +102,7 @@ static void run_short(const char *const *extra, size_t nextra, agg_run *r)
     wgf_run_opts opts = {.file = file, .outdir = dir, .sets = sets, .nsets = NSHORT + nextra,
                          .threads = 1, .quiet = 1};
     wgf_error err = {0};
-    wgf_diag diag;
-    wgf_diag_init(&diag);
-    int rc = wgf_run(&opts, &r->res, &diag, &err);
-    if (diag.n)
-        wgf_diag_print(&diag, stderr, "diag: ");
-    wgf_diag_free(&diag);
+    int rc = test_run(&opts, &r->res, &err);
     ck_assert_msg(rc == WGF_OK, "%s", err.msg);
     ck_assert_int_eq(r->res.steps, STEPS);
     ck_assert_close(r->res.t, T_END, 1e-12);
@@ -201,12 +196,7 @@ START_TEST(test_file)
     wgf_run_opts opts = {.file = file, .quiet = 1, .check_only = 1};
     wgf_run_result res;
     wgf_error err = {0};
-    wgf_diag diag;
-    wgf_diag_init(&diag);
-    int rc = wgf_run(&opts, &res, &diag, &err);
-    if (diag.n)
-        wgf_diag_print(&diag, stderr, "diag: ");
-    wgf_diag_free(&diag);
+    int rc = test_run(&opts, &res, &err);
     ck_assert_msg(rc == WGF_OK, "%s", err.msg);
 }
 END_TEST

@@ -152,34 +152,6 @@ static double *read_samples(const char *path, size_t *n, size_t *d)
     return x;
 }
 
-/* The energy column of history.csv, one value per step. */
-static double *read_energies(const char *path, size_t *count)
-{
-    FILE *f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    char *line = NULL;
-    size_t cap = 0, n = 0, ncap = 256;
-    double *e = malloc(ncap * sizeof *e);
-    ck_assert(e != NULL);
-    ck_assert(getline(&line, &cap, f) > 0 && strncmp(line, "step,t,energy,", 14) == 0);
-    while (getline(&line, &cap, f) > 0) {
-        if (n == ncap) {
-            ncap *= 2;
-            e = realloc(e, ncap * sizeof *e);
-            ck_assert(e != NULL);
-        }
-        char *p = strchr(line, ',');
-        ck_assert(p != NULL);
-        p = strchr(p + 1, ',');
-        ck_assert(p != NULL);
-        e[n++] = strtod(p + 1, NULL);
-    }
-    free(line);
-    fclose(f);
-    *count = n;
-    return e;
-}
-
 /* Marginal W2 of every coordinate against the 1-D solution: mean and max
  * over coordinates, and the l2 error of the mean vector. */
 static void marginal_errors(const double *x, size_t n, size_t d, const wgf_fv1d *fv, double *w2_mean,
@@ -232,12 +204,7 @@ static char *run_short(const char *extra)
                          .quiet = 1};
     wgf_run_result res;
     wgf_error err = {0};
-    wgf_diag diag;
-    wgf_diag_init(&diag);
-    int rc = wgf_run(&opts, &res, &diag, &err);
-    if (diag.n)
-        wgf_diag_print(&diag, stderr, "diag: ");
-    wgf_diag_free(&diag);
+    int rc = test_run(&opts, &res, &err);
     ck_assert_msg(rc == WGF_OK, "rc %d: %s", rc, err.msg);
     ck_assert_int_eq(res.steps, SHORT_STEPS);
     ck_assert_close(res.t, SHORT_T, 1e-12);
@@ -264,10 +231,10 @@ static double *final_samples(const char *dir, size_t *n)
  * within 0.1 (six standard deviations) of the reference's window mean. */
 static void check_energy(const char *dir, double D_ref, int expect_ok)
 {
-    char path[4300];
     size_t count;
-    snprintf(path, sizeof path, "%s/history.csv", dir);
-    double *e = read_energies(path, &count);
+    char *hist = test_read_file(dir, "history.csv", NULL);
+    double *e = test_history_column(hist, "energy", &count);
+    free(hist);
     ck_assert_int_eq(count, SHORT_STEPS + 1);
     quartic q;
     wgf_fv1d *fv = fv_solution(0.02, D_ref, 0.0, &q);

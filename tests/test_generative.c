@@ -785,11 +785,7 @@ static void run_static(const char *target, wgf_run_result *res)
     char *file = test_write_ini(ini), *dir = test_temp_dir("tref");
     wgf_run_opts opts = {.file = file, .outdir = dir, .threads = 1, .quiet = 1};
     wgf_error err = {0};
-    wgf_diag diag;
-    wgf_diag_init(&diag);
-    int rc = wgf_run(&opts, res, &diag, &err);
-    ck_assert_msg(rc == WGF_OK, "%s", diag.n ? diag.msg[0] : err.msg);
-    wgf_diag_free(&diag);
+    ck_assert_msg(test_run(&opts, res, &err) == WGF_OK, "%s", err.msg);
     /* reference.csv: the held-out samples as dashes over the samples plot */
     char path[4200], line[256];
     snprintf(path, sizeof path, "%s/reference.csv", dir);
@@ -909,11 +905,7 @@ static void run_moons(const char *const *extra, size_t nextra, wgf_run_result *r
     char *dir = test_temp_dir("moons");
     wgf_run_opts opts = {.file = file, .outdir = dir, .sets = sets, .nsets = n, .threads = 1, .quiet = 1};
     wgf_error err = {0};
-    wgf_diag diag;
-    wgf_diag_init(&diag);
-    int rc = wgf_run(&opts, res, &diag, &err);
-    ck_assert_msg(rc == WGF_OK, "%s", diag.n ? diag.msg[0] : err.msg);
-    wgf_diag_free(&diag);
+    ck_assert_msg(test_run(&opts, res, &err) == WGF_OK, "%s", err.msg);
     test_remove_tree(dir);
     free(dir);
 }

@@ -10,25 +10,6 @@
 #include "testutil.h"
 #include "../plugins/schemes/genwgp.c"
 
-/* A problem from an experiment's text (free it). */
-static wgf_problem *make_problem(const char *ini, const char *const *sets, size_t nsets)
-{
-    char *path = test_write_ini(ini);
-    wgf_run_opts opts = {.file = path, .sets = sets, .nsets = nsets};
-    wgf_diag diag;
-    wgf_diag_init(&diag);
-    wgf_problem *p = NULL;
-    wgf_error err = {0};
-    int rc = wgf_problem_create(&p, &opts, &diag, &err);
-    if (diag.n)
-        wgf_diag_print(&diag, stderr, "diag: ");
-    ck_assert_msg(rc == WGF_OK, "problem: %s", err.msg);
-    wgf_diag_free(&diag);
-    unlink(path);
-    free(path);
-    return p;
-}
-
 /* 2-D, three stages of one planar layer each, 64 fixed samples: small enough for central
  * differences in all 15 parameters. */
 #define SMALL_RUN "[run]\ndim = 2\nsamples = 64\nseed = 3\n"
@@ -59,7 +40,7 @@ static double loss_at(gw_loss *c, const double *theta)
 /* The gradient against central differences in every parameter, for one energy and action. */
 static void gradient_case(const char *ini, int action, double mu_s, double mu_eq, double mu_f)
 {
-    wgf_problem *p = make_problem(ini, NULL, 0);
+    wgf_problem *p = test_make_problem(ini, NULL, 0);
     genwgp gw = {.action = action, .t_end = 0.6, .mu_s = mu_s, .mu_eq = mu_eq, .mu_f = mu_f};
     gw_loss c;
     wgf_error err = {0};
@@ -141,7 +122,7 @@ static int record_path(void *ctx, const wgf_path_info *path, wgf_error *err)
  * with a wrong factor or a wrong stage fails. */
 START_TEST(test_terms_closed_form)
 {
-    wgf_problem *p = make_problem(fpe_ini, NULL, 0);
+    wgf_problem *p = test_make_problem(fpe_ini, NULL, 0);
     const double mu_s = 0.7, mu_eq = 0.3, t_end = 0.6;
     genwgp geo = {.action = GW_GEOMETRIC, .t_end = t_end, .mu_s = mu_s, .mu_eq = mu_eq};
     genwgp fh = geo;
@@ -224,7 +205,7 @@ END_TEST
  * |D_k|, no speed penalty) is finite and moves the stages down the gradient. */
 START_TEST(test_identity_start)
 {
-    wgf_problem *p = make_problem(fpe_ini, NULL, 0);
+    wgf_problem *p = test_make_problem(fpe_ini, NULL, 0);
     genwgp gw = {.action = GW_GEOMETRIC, .t_end = 1, .mu_s = 1, .mu_eq = 0.5};
     gw_loss c;
     wgf_error err = {0};
@@ -260,7 +241,7 @@ START_TEST(test_score_identity)
     char nset[64];
     snprintf(nset, sizeof nset, "run.samples=%zu", N);
     const char *sets[] = {nset};
-    wgf_problem *p = make_problem(fpe_ini, sets, 1);
+    wgf_problem *p = test_make_problem(fpe_ini, sets, 1);
     wgf_error err = {0};
     wgf_eval *ev = wgf_eval_create(p, N, WGF_EVAL_STAGES | WGF_EVAL_SCORE, &err);
     ck_assert_msg(ev != NULL, "%s", err.msg);
@@ -351,7 +332,7 @@ static const char ou2_ini[] = "[run]\ndim = 2\nsamples = 400\nseed = 2\n"
 static void ou_path_case(int optimizer, long iterations)
 {
     const double mu[2] = {1, 1}, Sigma[4] = {0.625, -0.375, -0.375, 0.625};
-    wgf_problem *p = make_problem(ou2_ini, NULL, 0);
+    wgf_problem *p = test_make_problem(ou2_ini, NULL, 0);
     genwgp gw = {.action = GW_GEOMETRIC, .t_end = 1, .mu_s = 1, .mu_eq = 0.05, .optimizer = optimizer,
                  .fixed = 1, .iterations = iterations, .m = 10, .epsilon = 1e-7, .warmup = 100, .lr = 0.02, .lr_end = 0.002, .beta1 = 0.9, .beta2 = 0.999};
     gw_loss c;
@@ -431,13 +412,9 @@ static void report_case(const char *const *sets, size_t nsets, unsigned long min
     seen_steps s = {.sums = 1};
     wgf_run_opts opts = {.file = path, .outdir = dir, .sets = sets, .nsets = nsets, .quiet = 1,
                          .monitor = record_step, .monitor_ctx = &s};
-    wgf_diag diag;
-    wgf_diag_init(&diag);
     wgf_run_result res;
     wgf_error err = {0};
-    int rc = wgf_run(&opts, &res, &diag, &err);
-    if (diag.n)
-        wgf_diag_print(&diag, stderr, "diag: ");
+    int rc = test_run(&opts, &res, &err);
     ck_assert_msg(rc == WGF_OK, "%s", err.msg);
     ck_assert_uint_eq(s.n, s.last_step + 1);
     ck_assert_msg(s.last_step >= min_last && s.last_step <= max_last, "last step %lu", s.last_step);
@@ -475,7 +452,6 @@ static void report_case(const char *const *sets, size_t nsets, unsigned long min
     ck_assert_uint_eq(step, s.last_step);
     ck_assert_close(t, s.last_t, 1e-9);
     ck_assert(isfinite(energy));
-    wgf_diag_free(&diag);
     unlink(path);
     free(path);
     test_remove_tree(dir);
@@ -551,7 +527,7 @@ START_TEST(test_times_at_equilibrium)
 {
     static const char eq_ini[] = SMALL_RUN "[initial]\ntype = gaussian\n"
                                            "[energy]\nplugin = fpe\npotential = quadratic\n" SMALL_MAP;
-    wgf_problem *p = make_problem(eq_ini, NULL, 0);
+    wgf_problem *p = test_make_problem(eq_ini, NULL, 0);
     genwgp gw = {.action = GW_GEOMETRIC, .t_end = 1, .mu_s = 1, .mu_eq = 1};
     gw_loss c;
     wgf_error err = {0};
@@ -587,7 +563,7 @@ START_TEST(test_times_exponential)
 {
     static const char eq_ini[] = SMALL_RUN "[initial]\ntype = gaussian\n"
                                            "[energy]\nplugin = fpe\npotential = quadratic\n" SMALL_MAP;
-    wgf_problem *p = make_problem(eq_ini, NULL, 0);
+    wgf_problem *p = test_make_problem(eq_ini, NULL, 0);
     genwgp gw = {.action = GW_GEOMETRIC, .times = GW_LOGMEAN};
     gw_loss c;
     wgf_error err = {0};
@@ -631,7 +607,7 @@ static double fh_error(size_t S)
     char layers[64];
     snprintf(layers, sizeof layers, "map.layers=%zu", 4 * S);
     const char *sets[] = {layers, "map.block=4"};
-    wgf_problem *p = make_problem(ou2_ini, sets, 2);
+    wgf_problem *p = test_make_problem(ou2_ini, sets, 2);
     ck_assert_uint_eq(wgf_problem_nstages(p), S);
     genwgp gw = {.action = GW_FINITE_HORIZON, .t_end = 0.15, .optimizer = GW_ADAM, .fixed = 1,
                  .iterations = 1500, .lr = 0.02, .lr_end = 0.002, .beta1 = 0.9, .beta2 = 0.999};

@@ -10,7 +10,6 @@
  * span); and the affine 10-D OU run with G ends at the law the G-hat run
  * ends at, to sampling error. */
 #include <string.h>
-#include <unistd.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -19,48 +18,6 @@
 #include <wgf/linalg.h>
 
 #include "testutil.h"
-
-/* A problem from an experiment text; NULL and the first error in msg when it is refused. */
-static wgf_problem *try_problem(const char *text, char *msg, size_t size, char *file, size_t fsize)
-{
-    char *path = test_write_ini(text);
-    if (file)
-        snprintf(file, fsize, "%s", path);
-    wgf_run_opts opts = {.file = path};
-    wgf_diag diag;
-    wgf_diag_init(&diag);
-    wgf_error err = {0};
-    wgf_problem *p = NULL;
-    int rc = wgf_problem_create(&p, &opts, &diag, &err);
-    snprintf(msg, size, "%s", diag.n ? diag.msg[0] : err.msg);
-    if (rc != WGF_OK && p) {
-        wgf_problem_free(p);
-        p = NULL;
-    }
-    wgf_diag_free(&diag);
-    unlink(path);
-    free(path);
-    return p;
-}
-
-static wgf_problem *make_problem(const char *text)
-{
-    char msg[WGF_ERROR_MSG_MAX];
-    wgf_problem *p = try_problem(text, msg, sizeof msg, NULL, 0);
-    ck_assert_msg(p != NULL, "problem: %s", msg);
-    return p;
-}
-
-/* Move theta away from the identity, deterministically. */
-static void perturb(wgf_problem *p, double scale)
-{
-    double *theta = wgf_problem_theta(p);
-    size_t P = wgf_problem_nparams(p);
-    for (size_t j = 0; j < P; j++)
-        theta[j] += scale * sin(1.7 * (double)j + 0.3);
-    wgf_error err;
-    ck_assert_msg(wgf_problem_constrain(p, theta, &err) == WGF_OK, "%s", err.msg);
-}
 
 /* The map on n training samples (with scores, for the Wasserstein gradient
  * of the entropy), and the metric prepared there. */
@@ -115,8 +72,8 @@ static void check_loewner(const char *metric)
 {
     char text[2048];
     snprintf(text, sizeof text, "%s[metric]\nplugin = wasserstein\n%s", PLANAR3, metric);
-    wgf_problem *p = make_problem(text);
-    perturb(p, 0.3);
+    wgf_problem *p = test_make_problem(text, NULL, 0);
+    test_perturb(p, 0.3);
     size_t P = wgf_problem_nparams(p);
     wgf_eval *ev = prepared(p, 600);
     double *v = calloc(3 * P, sizeof(double)), *gv = v + P, *hv = v + 2 * P;
@@ -170,8 +127,8 @@ static void check_1d_equal(const char *metric, unsigned rank)
              "[energy]\nplugin = fpe\npotential = quadratic\nmu = 1\nsigma = 0.5\ndiffusion = 1\n"
              "[map]\nplugin = affine\n[metric]\nplugin = wasserstein\n%s",
              metric);
-    wgf_problem *p = make_problem(text);
-    perturb(p, 0.4);
+    wgf_problem *p = test_make_problem(text, NULL, 0);
+    test_perturb(p, 0.4);
     size_t P = wgf_problem_nparams(p);
     ck_assert_uint_eq(P, 2);
     wgf_eval *ev = prepared(p, 500);
@@ -237,13 +194,13 @@ END_TEST
  * 6e-15; a cutoff that kept noise directions or dropped the polynomials would not give it). */
 START_TEST(test_1d_dependent_features)
 {
-    wgf_problem *p = make_problem(
+    wgf_problem *p = test_make_problem(
         "[run]\ndim = 1\nsamples = 500\nseed = 2\n"
         "[initial]\ntype = gaussian\nmean = 0.3\ncov = 2\n"
         "[energy]\nplugin = fpe\npotential = quadratic\nmu = 1\nsigma = 0.5\ndiffusion = 1\n"
         "[map]\nplugin = affine\n"
-        "[metric]\nplugin = wasserstein\nbasis = both\ndegree = 2\nfeatures = 200\n");
-    perturb(p, 0.4);
+        "[metric]\nplugin = wasserstein\nbasis = both\ndegree = 2\nfeatures = 200\n", NULL, 0);
+    test_perturb(p, 0.4);
     wgf_eval *ev = prepared(p, 500);
     double v[2] = {0.6, -1.3}, gv[2], hv[2], g[2] = {1.0, 2.0}, zeta[2];
     wgf_error err;
@@ -334,12 +291,12 @@ static void solve_dense(size_t d, double *A, double *B, size_t m)
  * (empirical mu, C). Then G v = (1/N) sum_n J_n^T Pi_n, one vjp; compare to rounding. */
 START_TEST(test_affine_projection_lyapunov)
 {
-    wgf_problem *p = make_problem(
+    wgf_problem *p = test_make_problem(
         "[run]\ndim = 3\nsamples = 700\nseed = 5\n"
         "[initial]\ntype = gaussian\nmean = 0.4 -1 0.2\ncov = full 2 0.5 0.1 0.5 1 -0.3 0.1 -0.3 0.7\n"
         "[energy]\nplugin = fpe\npotential = quadratic\nmu = 1 0 -1\nsigma = identity\n"
-        "[map]\nplugin = affine\n[metric]\nplugin = wasserstein\ndegree = 2\n");
-    perturb(p, 0.3);
+        "[map]\nplugin = affine\n[metric]\nplugin = wasserstein\ndegree = 2\n", NULL, 0);
+    test_perturb(p, 0.3);
     const size_t d = 3, N = 700, P = wgf_problem_nparams(p);
     wgf_eval *ev = prepared(p, N);
     const double *x = wgf_eval_batch(ev, 1)->x;
@@ -446,12 +403,12 @@ END_TEST
  * has rank <= R' = 9 < P = 12 here; a solve that ignored that would fail one of these). */
 START_TEST(test_solve_min_norm)
 {
-    wgf_problem *p = make_problem(
+    wgf_problem *p = test_make_problem(
         "[run]\ndim = 3\nsamples = 700\nseed = 5\n"
         "[initial]\ntype = gaussian\nmean = 0.4 -1 0.2\ncov = diag 2 1 0.7\n"
         "[energy]\nplugin = fpe\npotential = quadratic\nmu = 1 0 -1\nsigma = identity\n"
-        "[map]\nplugin = affine\n[metric]\nplugin = wasserstein\ndegree = 2\n");
-    perturb(p, 0.3);
+        "[map]\nplugin = affine\n[metric]\nplugin = wasserstein\ndegree = 2\n", NULL, 0);
+    test_perturb(p, 0.3);
     size_t P = wgf_problem_nparams(p);
     wgf_eval *ev = prepared(p, 700);
     double F, *g = calloc(5 * P, sizeof(double)), *zeta = g + P, *gz = g + 2 * P, *ggz = g + 3 * P,
@@ -496,8 +453,8 @@ START_TEST(test_threads_bitwise)
 {
 #ifdef _OPENMP
     wgf_problem *p =
-        make_problem(PLANAR3 "[metric]\nplugin = wasserstein\nbasis = both\nfeatures = 30\n");
-    perturb(p, 0.3);
+        test_make_problem(PLANAR3 "[metric]\nplugin = wasserstein\nbasis = both\nfeatures = 30\n", NULL, 0);
+    test_perturb(p, 0.3);
     size_t P = wgf_problem_nparams(p);
     double F, *g = calloc(3 * P, sizeof(double)), *z1 = g + P, *z2 = g + 2 * P;
     ck_assert_ptr_nonnull(g);
@@ -524,11 +481,11 @@ END_TEST
  * (rather than feeding NaNs to the SVD, whose iteration need not end). */
 START_TEST(test_nonfinite_samples)
 {
-    wgf_problem *p = make_problem(
+    wgf_problem *p = test_make_problem(
         "[run]\ndim = 3\nsamples = 300\nseed = 5\n"
         "[initial]\ntype = gaussian\n"
         "[energy]\nplugin = fpe\npotential = quadratic\nmu = 1 0 -1\nsigma = identity\n"
-        "[map]\nplugin = affine\n[metric]\nplugin = wasserstein\n");
+        "[map]\nplugin = affine\n[metric]\nplugin = wasserstein\n", NULL, 0);
     double *theta = wgf_problem_theta(p);
     theta[9 + 1] = NAN; /* b_2 */
     wgf_error err = {0};
@@ -549,18 +506,21 @@ END_TEST
  * key: the message starts with FILE:LINE, so the core passes it on unprefixed. */
 START_TEST(test_basis_too_large)
 {
-    char msg[WGF_ERROR_MSG_MAX], file[256], expect[WGF_ERROR_MSG_MAX];
-    wgf_problem *p = try_problem("[run]\ndim = 3\nsamples = 2\n[initial]\ntype = gaussian\n"
-                                 "[energy]\nplugin = fpe\npotential = quadratic\nmu = 0\n"
-                                 "sigma = identity\n[map]\nplugin = affine\n"
-                                 "[metric]\nplugin = wasserstein\ndegree = 2\n",
-                                 msg, sizeof msg, file, sizeof file);
+    char file[256], expect[WGF_ERROR_MSG_MAX];
+    wgf_problem *p;
+    wgf_error err;
+    int rc = test_try_problem("[run]\ndim = 3\nsamples = 2\n[initial]\ntype = gaussian\n"
+                              "[energy]\nplugin = fpe\npotential = quadratic\nmu = 0\n"
+                              "sigma = identity\n[map]\nplugin = affine\n"
+                              "[metric]\nplugin = wasserstein\ndegree = 2\n",
+                              NULL, 0, &p, &err, file, sizeof file);
+    ck_assert_int_eq(rc, WGF_EINVAL);
     ck_assert_ptr_null(p);
     snprintf(expect, sizeof expect,
              "%s:15: metric.degree: a basis of 9 functions needs at least 9 "
              "values, more than N d = 6 (lower degree or features, or use more samples)",
              file);
-    ck_assert_str_eq(msg, expect);
+    ck_assert_str_eq(err.msg, expect);
 }
 END_TEST
 
@@ -592,12 +552,7 @@ static int run_file(const char *rel, const char *const *sets, size_t nsets, wgf_
     char *dir = test_temp_dir("metricg");
     wgf_run_opts opts = {.file = test_srcpath(rel, path, sizeof path), .outdir = dir, .sets = sets,
                          .nsets = nsets, .quiet = 1};
-    wgf_diag diag;
-    wgf_diag_init(&diag);
-    int rc = wgf_run(&opts, res, &diag, err);
-    if (diag.n)
-        wgf_diag_print(&diag, stderr, "diag: ");
-    wgf_diag_free(&diag);
+    int rc = test_run(&opts, res, err);
     test_remove_tree(dir);
     free(dir);
     return rc;

@@ -702,13 +702,8 @@ static void check_time_goes_back(const char *ref, double t1, double t0)
              "[scheme]\nplugin = euler\nstep = 0.01\nt_end = 1\n"
              "[reference]\nplugin = %s\n%s", ref,
              strcmp(ref, "particles") == 0 ? "particles = 200\nw2_samples = 200\n" : "");
-    char *path = test_write_ini(ini);
-    wgf_run_opts opts = {.file = path};
-    wgf_diag diag;
-    wgf_diag_init(&diag);
+    wgf_problem *p = test_make_problem(ini, NULL, 0);
     wgf_error err = {0};
-    wgf_problem *p = NULL;
-    ck_assert_msg(wgf_problem_create(&p, &opts, &diag, &err) == WGF_OK, "%s", diag.n ? diag.msg[0] : err.msg);
     const wgf_plugin *pl;
     const wgf_section *sec;
     ck_assert(wgf_problem_reference(p, &pl, &sec));
@@ -737,9 +732,6 @@ static void check_time_goes_back(const char *ref, double t1, double t0)
     vt->destroy(fresh);
     free(x);
     wgf_problem_free(p);
-    wgf_diag_free(&diag);
-    unlink(path);
-    free(path);
 }
 
 START_TEST(time_goes_back)
@@ -1100,20 +1092,6 @@ static int run_ref(const char *ini, const char *const *sets, size_t nsets, int c
     return rc;
 }
 
-static char *read_text(const char *dir, const char *name)
-{
-    char path[4400];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    char *s = calloc(1 << 20, 1);
-    ck_assert(s != NULL);
-    size_t n = fread(s, 1, (1 << 20) - 1, f);
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
 static double figure(const wgf_run_result *res, const char *name)
 {
     for (size_t i = 0; i < res->nfigures; i++)
@@ -1153,10 +1131,10 @@ START_TEST(user_reference_plugin)
     double expect = fabs(pow(0.99, 200) * exp(2.0) - 1);
     ck_assert_close(figure(&res, "gap"), expect, 1e-6);
     ck_assert_close(figure(&res, "m2_ref"), exp(-2.0) * figure(&res, "m2") / pow(0.99, 200), 1e-6);
-    char *h = read_text(dir, "history.csv");
+    char *h = test_read_file(dir, "history.csv", NULL);
     ck_assert_msg(strstr(h, ",wall_s,misfit,misfit_abs,bound,m2,m2_ref,m2_gap\n") != NULL, "header: %.120s", h);
     free(h);
-    char *sum = read_text(dir, "summary.ini");
+    char *sum = test_read_file(dir, "summary.ini", NULL);
     ck_assert_msg(strstr(sum, "[error]\nreference = goodref\nm2 = ") != NULL, "%s", sum);
     ck_assert(strstr(sum, "\ngap = ") != NULL);
     free(sum);

@@ -805,21 +805,11 @@ END_TEST
 
 static int abi1_run(const char *text, wgf_run_result *res, wgf_error *err)
 {
-    char path[] = "/tmp/wgf-abi1-XXXXXX", outdir[] = "/tmp/wgf-abi1-out-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
-    ck_assert(mkdtemp(outdir) != NULL);
-    wgf_run_opts opts = {.file = path, .outdir = outdir, .plugin_path = plugdir(), .quiet = 1};
-    wgf_diag diag;
-    wgf_diag_init(&diag);
-    int rc = wgf_run(&opts, res, &diag, err);
-    if (diag.n)
-        wgf_diag_print(&diag, stderr, "diag: ");
-    wgf_diag_free(&diag);
-    unlink(path);
+    char *outdir = test_temp_dir("abi1");
+    wgf_run_opts opts = {.outdir = outdir, .plugin_path = plugdir(), .quiet = 1};
+    int rc = test_run_text(text, opts, res, err);
     test_remove_tree(outdir);
+    free(outdir);
     return rc;
 }
 

@@ -14,49 +14,17 @@ static int run_with(const char *ini_text, const char *outdir, const char *const 
                     int (*monitor)(void *, wgf_step_info *, wgf_error *), void *ctx,
                     wgf_run_result *res, wgf_error *err)
 {
-    char *path = test_write_ini(ini_text);
-    wgf_run_opts opts = {.file = path, .outdir = outdir, .sets = sets, .nsets = nsets, .quiet = 1,
+    wgf_run_opts opts = {.outdir = outdir, .sets = sets, .nsets = nsets, .quiet = 1,
                          .plugin_path = getenv("WGF_TEST_PLUGINS"), .monitor = monitor,
                          .monitor_ctx = ctx};
-    wgf_diag diag;
-    wgf_diag_init(&diag);
-    int rc = wgf_run(&opts, res, &diag, err);
-    if (diag.n)
-        wgf_diag_print(&diag, stderr, "diag: ");
-    wgf_diag_free(&diag);
-    unlink(path);
-    free(path);
-    return rc;
+    return test_run_text(ini_text, opts, res, err);
 }
 
 static int run(const char *ini_text, const char *outdir, const char *const *sets, size_t nsets,
                int threads, wgf_run_result *res, wgf_error *err)
 {
-    char *path = test_write_ini(ini_text);
-    wgf_run_opts opts = {.file = path, .outdir = outdir, .sets = sets, .nsets = nsets,
-                         .threads = threads, .quiet = 1};
-    wgf_diag diag;
-    wgf_diag_init(&diag);
-    int rc = wgf_run(&opts, res, &diag, err);
-    if (diag.n)
-        wgf_diag_print(&diag, stderr, "diag: ");
-    wgf_diag_free(&diag);
-    unlink(path);
-    free(path);
-    return rc;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = calloc((size_t)n + 1, 1);
-    ck_assert(fread(s, 1, (size_t)n, f) == (size_t)n);
-    fclose(f);
-    return s;
+    wgf_run_opts opts = {.outdir = outdir, .sets = sets, .nsets = nsets, .threads = threads, .quiet = 1};
+    return test_run_text(ini_text, opts, res, err);
 }
 
 /* 2-D OU: mu = (1, -1), Sigma = [[1, 0.3], [0.3, 0.5]], D = 0.5, from
@@ -158,26 +126,6 @@ START_TEST(test_planar_affine_ou_random)
 }
 END_TEST
 
-/* Drop the wall_s column (the only one allowed to differ). */
-static void strip_wall(char *csv)
-{
-    char *out = csv;
-    for (char *line = csv; *line;) {
-        char *eol = strchr(line, '\n');
-        size_t len = eol ? (size_t)(eol - line) + 1 : strlen(line);
-        int col = 0;
-        for (size_t i = 0; i < len; i++) {
-            if (line[i] == ',')
-                col++;
-            if (col == 8 && line[i] != ',' && line[i] != '\n')
-                continue; /* wall_s is the 9th column */
-            *out++ = line[i];
-        }
-        line += len;
-    }
-    *out = '\0';
-}
-
 START_TEST(test_threads_same_history)
 {
     /* Tikhonov as in the planar experiments: without it the nearly singular G-hat at the
@@ -189,17 +137,13 @@ START_TEST(test_threads_same_history)
     wgf_error err = {0};
     ck_assert_msg(run(ou2_ini, d1, sets, 6, 1, &r1, &err) == WGF_OK, "%s", err.msg);
     ck_assert_msg(run(ou2_ini, d2, sets, 6, 2, &r2, &err) == WGF_OK, "%s", err.msg);
-    char p1[4200], p2[4200];
-    snprintf(p1, sizeof p1, "%s/history.csv", d1);
-    snprintf(p2, sizeof p2, "%s/history.csv", d2);
-    char *h1 = slurp(p1), *h2 = slurp(p2);
-    strip_wall(h1);
-    strip_wall(h2);
+    char *h1 = test_read_file(d1, "history.csv", NULL), *h2 = test_read_file(d2, "history.csv", NULL);
+    test_strip_wall(h1);
+    test_strip_wall(h2);
     ck_assert_str_eq(h1, h2);
     ck_assert(strchr(h1, '\n') && strlen(h1) > 100);
-    snprintf(p1, sizeof p1, "%s/samples/step-000010.csv", d1);
-    snprintf(p2, sizeof p2, "%s/samples/step-000010.csv", d2);
-    char *s1 = slurp(p1), *s2 = slurp(p2);
+    char *s1 = test_read_file(d1, "samples/step-000010.csv", NULL);
+    char *s2 = test_read_file(d2, "samples/step-000010.csv", NULL);
     ck_assert_str_eq(s1, s2);
     free(h1);
     free(h2);
@@ -232,14 +176,12 @@ START_TEST(test_outputs)
     snprintf(path, sizeof path, "%s/theta/step-000020.bin", dir);
     stat(path, &st);
     ck_assert_int_eq(st.st_size, 6 * sizeof(double)); /* affine 2-D: P = 4 + 2 */
-    snprintf(path, sizeof path, "%s/summary.ini", dir);
-    char *sum = slurp(path);
+    char *sum = test_read_file(dir, "summary.ini", NULL);
     ck_assert(strstr(sum, "steps = 20\n") != NULL);
     ck_assert(strstr(sum, "[error]") != NULL);
     free(sum);
     /* re-run the resolved configuration */
-    snprintf(path, sizeof path, "%s/config.ini", dir);
-    char *cfg = slurp(path);
+    char *cfg = test_read_file(dir, "config.ini", NULL);
     char *dir2 = temp_dir();
     wgf_run_result res2;
     ck_assert_msg(run(cfg, dir2, NULL, 0, 0, &res2, &err) == WGF_OK, "%s", err.msg);
@@ -266,9 +208,7 @@ START_TEST(test_numerical_failure)
     int rc = run(ou2_ini, dir, sets, 6, 0, &res, &err);
     ck_assert_msg(rc == WGF_ENUMERIC, "rc %d: %s", rc, err.msg);
     ck_assert_msg(strstr(err.msg, "layer") != NULL, "message: %s", err.msg);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/history.csv", dir);
-    char *h = slurp(path);
+    char *h = test_read_file(dir, "history.csv", NULL);
     ck_assert(strncmp(h, "step,t,energy", 13) == 0);
     free(h);
     test_remove_tree(dir);
@@ -304,48 +244,7 @@ END_TEST
 
 /* ------------------------------------------------------------ monitors */
 
-static char *slurp_in(const char *dir, const char *file)
-{
-    char path[4400];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    return slurp(path);
-}
-
 /* ------------------------------------------------ misfit and bound */
-
-/* Column named col of history.csv (NaN in empty cells), one entry per row. */
-static double *history_column(const char *hist, const char *col, size_t *nrows)
-{
-    const char *eol = strchr(hist, '\n');
-    ck_assert(eol != NULL);
-    int c = -1, i = 0;
-    size_t len = strlen(col);
-    for (const char *h = hist; h < eol; i++) {
-        const char *e = h + strcspn(h, ",\n");
-        if ((size_t)(e - h) == len && strncmp(h, col, len) == 0)
-            c = i;
-        h = *e == ',' ? e + 1 : e;
-    }
-    ck_assert_msg(c >= 0, "history.csv has no column %s", col);
-    size_t n = 0, cap = 64;
-    double *v = malloc(cap * sizeof *v);
-    ck_assert(v != NULL);
-    for (const char *r = eol + 1; *r; r = strchr(r, '\n') + 1) {
-        const char *cell = r;
-        for (int k = 0; k < c; k++)
-            cell += strcspn(cell, ",\n") + 1;
-        char *end;
-        double x = strtod(cell, &end);
-        if (n == cap) {
-            cap *= 2;
-            v = realloc(v, cap * sizeof *v);
-            ck_assert(v != NULL);
-        }
-        v[n++] = end == cell ? NAN : x;
-    }
-    *nrows = n;
-    return v;
-}
 
 /* For the affine map on a Gaussian OU problem the Wasserstein gradient
  * g = Sigma^-1 (x - mu) + D C^-1 (x - m) is an affine field, which the
@@ -364,10 +263,10 @@ START_TEST(test_misfit_affine_planar)
     wgf_error err = {0};
     ck_assert_msg(run(ou2_ini, da, sa, 2, 0, &ra, &err) == WGF_OK, "%s", err.msg);
     ck_assert_msg(run(ou2_ini, dp, sp, 5, 0, &rp, &err) == WGF_OK, "%s", err.msg);
-    char *ha = slurp_in(da, "history.csv"), *hp = slurp_in(dp, "history.csv");
+    char *ha = test_read_file(da, "history.csv", NULL), *hp = test_read_file(dp, "history.csv", NULL);
     size_t na, np, nb;
-    double *ma = history_column(ha, "misfit", &na), *mp = history_column(hp, "misfit", &np);
-    double *ba = history_column(ha, "bound", &nb);
+    double *ma = test_history_column(ha, "misfit", &na), *mp = test_history_column(hp, "misfit", &np);
+    double *ba = test_history_column(ha, "bound", &nb);
     ck_assert_uint_eq(na, 21);
     ck_assert_uint_eq(np, 21);
     for (size_t k = 0; k < 20; k++) {
@@ -400,9 +299,9 @@ START_TEST(test_misfit_off_and_unset)
     wgf_run_result r;
     wgf_error err = {0};
     ck_assert_msg(run_with(ou2_ini, d, so, 3, NULL, NULL, &r, &err) == WGF_OK, "%s", err.msg);
-    char *h = slurp_in(d, "history.csv");
+    char *h = test_read_file(d, "history.csv", NULL);
     size_t n;
-    double *m = history_column(h, "misfit", &n);
+    double *m = test_history_column(h, "misfit", &n);
     ck_assert_uint_eq(n, 11);
     for (size_t k = 0; k < n; k++)
         ck_assert_msg(isnan(m[k]), "misfit %g at step %zu of a scheme that does not set it", m[k], k);
@@ -431,16 +330,11 @@ static void check_bound_10d(const char *experiment, const char *t_end)
     wgf_run_opts opts = {.file = file, .outdir = d, .sets = sets, .nsets = 7, .quiet = 1};
     wgf_run_result res;
     wgf_error err = {0};
-    wgf_diag diag;
-    wgf_diag_init(&diag);
-    int rc = wgf_run(&opts, &res, &diag, &err);
-    if (diag.n)
-        wgf_diag_print(&diag, stderr, "diag: ");
-    wgf_diag_free(&diag);
+    int rc = test_run(&opts, &res, &err);
     ck_assert_msg(rc == WGF_OK, "%s", err.msg);
-    char *h = slurp_in(d, "history.csv");
+    char *h = test_read_file(d, "history.csv", NULL);
     size_t n, nw;
-    double *b = history_column(h, "bound", &n), *w = history_column(h, "w2", &nw);
+    double *b = test_history_column(h, "bound", &n), *w = test_history_column(h, "w2", &nw);
     ck_assert_uint_eq(n, 41);
     ck_assert_uint_eq(nw, 41);
     ck_assert_msg(b[0] == 0.0, "B(0) = %g", b[0]);
@@ -485,20 +379,24 @@ START_TEST(test_own_iterate_outputs)
     const char *files[] = {"history.csv", "theta/step-000000.bin", "theta/step-000010.bin",
                            "theta/step-000020.bin", "samples/step-000010.csv", "samples/step-000020.csv"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        char *a = slurp_in(de, files[i]), *b = slurp_in(dn, files[i]);
+        size_t na, nb;
+        char *a = test_read_file(de, files[i], &na), *b = test_read_file(dn, files[i], &nb);
         if (i == 0) {
-            strip_wall(a);
-            strip_wall(b);
+            test_strip_wall(a);
+            test_strip_wall(b);
+            na = strlen(a);
+            nb = strlen(b);
         }
-        ck_assert_msg(strcmp(a, b) == 0, "%s differs between euler and a scheme with its own iterate",
-                      files[i]);
+        ck_assert_msg(na == nb && memcmp(a, b, na) == 0,
+                      "%s differs between euler and a scheme with its own iterate", files[i]);
         free(a);
         free(b);
     }
     ck_assert(memcmp(&re.err_mean, &rn.err_mean, sizeof(double)) == 0);
     ck_assert(memcmp(&re.err_w2, &rn.err_w2, sizeof(double)) == 0);
     /* and the run moved: the last theta is not the first */
-    char *t0 = slurp_in(dn, "theta/step-000000.bin"), *t20 = slurp_in(dn, "theta/step-000020.bin");
+    char *t0 = test_read_file(dn, "theta/step-000000.bin", NULL);
+    char *t20 = test_read_file(dn, "theta/step-000020.bin", NULL);
     ck_assert(memcmp(t0, t20, 6 * sizeof(double)) != 0);
     free(t0);
     free(t20);
@@ -635,7 +533,7 @@ static const char path_ini[] =
 /* Numbers of a CSV file (header skipped): rows x cols into v. */
 static size_t read_csv(const char *dir, const char *file, double *v, size_t max, size_t *cols)
 {
-    char *text = slurp_in(dir, file);
+    char *text = test_read_file(dir, file, NULL);
     char *line = strchr(text, '\n');
     ck_assert_ptr_nonnull(line);
     *cols = 1;
@@ -658,7 +556,7 @@ START_TEST(test_path_observation)
     wgf_run_result res;
     wgf_error err = {0};
     ck_assert_msg(run_with(path_ini, dir, NULL, 0, NULL, NULL, &res, &err) == WGF_OK, "%s", err.msg);
-    char *csv = slurp_in(dir, "path.csv");
+    char *csv = test_read_file(dir, "path.csv", NULL);
     ck_assert_msg(strncmp(csv, "step,stage,t,energy,D_norm,g_norm,err_mean,err_cov,w2,skl\n", 58) == 0,
                   "header: %.60s", csv);
     free(csv);
