@@ -567,6 +567,14 @@ else
     bad "tests/plugins/nulltape.so not built"
 fi
 
+# ---- plugins built against the frozen ABI-2 headers say so
+if [ -n "${WGF_TEST_PLUGINS:-}" ] && [ -f "$WGF_TEST_PLUGINS/abi2lagrangian.so" ]; then
+    expect 0 "ABI:  2$" "$WGF" plugins abi2lagrangian --plugin-path "$WGF_TEST_PLUGINS"
+    expect 0 "ABI:  2$" "$WGF" plugins abi2affine --plugin-path "$WGF_TEST_PLUGINS"
+else
+    bad "tests/plugins/abi2lagrangian.so not built"
+fi
+
 # ---- a run's config.ini runs again from anywhere: a relative plugin_path is written absolute
 if [ -n "${WGF_TEST_PLUGINS:-}" ] && [ -f "$WGF_TEST_PLUGINS/goodenergy.so" ]; then
     mkdir -p "$tmp/rel/myplugs"

@@ -753,8 +753,9 @@ END_TEST
 /* ------------------------------------------------------------ ABI growth */
 
 /* The layout table: the current layout of every kind is its vtable type, whole (a member appended
- * without its table line would be read past the copy), and ABI 1's vtables held 6, 14, 5 and 3
- * function pointers (tests/plugins/abi1/wgf/plugin.h). */
+ * without its table line would be read past the copy), ABI 1's vtables held 6, 14, 5 and 3
+ * function pointers (tests/plugins/abi1/wgf/plugin.h), and ABI 2's maps 15 and metrics still 5
+ * (tests/plugins/abi2/wgf/plugin.h). */
 START_TEST(test_abi_layouts)
 {
     size_t fp = sizeof(void (*)(void));
@@ -766,19 +767,22 @@ START_TEST(test_abi_layouts)
     ck_assert_uint_eq(wgf_registry_vtable_size(WGF_MAP, 1), 14 * fp);
     ck_assert_uint_eq(wgf_registry_vtable_size(WGF_METRIC, 1), 5 * fp);
     ck_assert_uint_eq(wgf_registry_vtable_size(WGF_SCHEME, 1), 3 * fp);
+    ck_assert_uint_eq(wgf_registry_vtable_size(WGF_MAP, 2), 15 * fp);
+    ck_assert_uint_eq(wgf_registry_vtable_size(WGF_METRIC, 2), 5 * fp);
     ck_assert_uint_eq(wgf_registry_vtable_size(WGF_ENERGY, 0), 0);
     ck_assert_uint_eq(wgf_registry_vtable_size(WGF_ENERGY, WGF_ABI_VERSION + 1), 0);
     ck_assert_uint_eq(wgf_registry_vtable_size((wgf_kind)9, WGF_ABI_VERSION), 0);
 }
 END_TEST
 
-static const wgf_plugin *find_ok(wgf_registry *reg, wgf_kind kind, const char *name)
+/* A plugin found, built with the given ABI version. */
+static const wgf_plugin *find_ok(wgf_registry *reg, wgf_kind kind, const char *name, unsigned abi)
 {
     const wgf_plugin *p = NULL;
     wgf_error err = {0};
     ck_assert_msg(wgf_registry_find(reg, kind, name, &p, NULL, &err) == WGF_OK, "%s", err.msg);
     ck_assert_ptr_nonnull(p);
-    ck_assert_uint_eq(p->abi_version, 1);
+    ck_assert_uint_eq(p->abi_version, abi);
     return p;
 }
 
@@ -787,16 +791,16 @@ static const wgf_plugin *find_ok(wgf_registry *reg, wgf_kind kind, const char *n
 START_TEST(test_abi1_plugins_load)
 {
     wgf_registry *reg = registry_on(plugdir());
-    const wgf_energy_vt *e = find_ok(reg, WGF_ENERGY, "abi1energy")->vtable;
+    const wgf_energy_vt *e = find_ok(reg, WGF_ENERGY, "abi1energy", 1)->vtable;
     ck_assert(e->create && e->destroy && e->needs && e->eval && e->wgrad && e->wgrad_vjp);
     ck_assert(e->eval_s == NULL);
-    const wgf_map_vt *m = find_ok(reg, WGF_MAP, "abi1map")->vtable;
+    const wgf_map_vt *m = find_ok(reg, WGF_MAP, "abi1map", 1)->vtable;
     ck_assert(m->create && m->nparams && m->forward && m->jvp && m->path_vjp);
     ck_assert(m->score == NULL && m->project == NULL && m->gaussian_push == NULL);
     ck_assert(m->vjp_many == NULL);
-    const wgf_metric_vt *x = find_ok(reg, WGF_METRIC, "abi1metric")->vtable;
+    const wgf_metric_vt *x = find_ok(reg, WGF_METRIC, "abi1metric", 1)->vtable;
     ck_assert(x->create && x->prepare && x->apply && x->solve == NULL);
-    const wgf_scheme_vt *s = find_ok(reg, WGF_SCHEME, "abi1scheme")->vtable;
+    const wgf_scheme_vt *s = find_ok(reg, WGF_SCHEME, "abi1scheme", 1)->vtable;
     ck_assert(s->create && s->destroy && s->run);
     ck_assert(s->needs == NULL);
     wgf_registry_free(reg);
@@ -839,6 +843,165 @@ START_TEST(test_abi1_run_equals_builtin)
 }
 END_TEST
 
+/* Binaries built against the frozen ABI-2 headers (the lagrangian metric and the affine map as
+ * they were then) load as ABI 2, with NULL for what ABI 3 appended: a map's gram_blocks, a
+ * metric's velocity and blocks. */
+START_TEST(test_abi2_plugins_load)
+{
+    wgf_registry *reg = registry_on(plugdir());
+    const wgf_map_vt *m = find_ok(reg, WGF_MAP, "abi2affine", 2)->vtable;
+    ck_assert(m->create && m->nparams && m->forward && m->score && m->jvp && m->path_vjp);
+    ck_assert(m->gaussian_push && m->vjp_many);
+    ck_assert(m->project == NULL && m->gram_blocks == NULL);
+    const wgf_metric_vt *x = find_ok(reg, WGF_METRIC, "abi2lagrangian", 2)->vtable;
+    ck_assert(x->create && x->destroy && x->prepare && x->apply);
+    ck_assert(x->solve == NULL && x->velocity == NULL && x->blocks == NULL);
+    wgf_registry_free(reg);
+}
+END_TEST
+
+/* experiments/fpe_ou_10d_affine.ini shortened (N = 300, 20 steps to t = 0.1) with the test
+ * plugins on the path and the caller's overrides after these; the run's directory (remove and
+ * free it) in *dir. */
+static void ou_10d_run(const char *const *extra, size_t nextra, char **dir, wgf_run_result *res)
+{
+    enum { NSHORT = 5, MAXSETS = NSHORT + 4 };
+    const char *sets[MAXSETS] = {"run.samples=300", "scheme.t_end=0.1", "output.every=10",
+                                 "output.samples=300", "output.plots=false"};
+    ck_assert(NSHORT + nextra <= MAXSETS);
+    for (size_t i = 0; i < nextra; i++)
+        sets[NSHORT + i] = extra[i];
+    char file[4096];
+    *dir = test_temp_dir("abi2");
+    wgf_run_opts opts = {.file = test_srcpath("experiments/fpe_ou_10d_affine.ini", file, sizeof file),
+                         .outdir = *dir, .sets = sets, .nsets = NSHORT + nextra, .quiet = 1,
+                         .plugin_path = plugdir()};
+    wgf_error err = {0};
+    ck_assert_msg(test_run(&opts, res, &err) == WGF_OK, "%s: %s", extra[0], err.msg);
+    ck_assert_uint_eq(res->steps, 20);
+}
+
+/* Two runs' history.csv (wall_s aside) and final parameters, byte for byte. */
+static void same_run(const char *a, const char *b, const char *what)
+{
+    char *ha = test_read_file(a, "history.csv", NULL), *hb = test_read_file(b, "history.csv", NULL);
+    test_strip_wall(ha);
+    test_strip_wall(hb);
+    size_t at = 0, line = 1;
+    while (ha[at] && ha[at] == hb[at])
+        line += ha[at++] == '\n';
+    if (ha[at] != hb[at]) {
+        while (at > 0 && ha[at - 1] != '\n')
+            at--;
+        ck_abort_msg("%s: history.csv differs at line %zu:\n%.*s\n%.*s", what, line,
+                     (int)strcspn(ha + at, "\n"), ha + at, (int)strcspn(hb + at, "\n"), hb + at);
+    }
+    free(ha);
+    free(hb);
+    size_t na, nb;
+    char *ta = test_read_file(a, "theta/step-000020.bin", &na);
+    char *tb = test_read_file(b, "theta/step-000020.bin", &nb);
+    ck_assert_msg(na == nb && memcmp(ta, tb, na) == 0, "%s: the final parameters differ", what);
+    free(ta);
+    free(tb);
+}
+
+static void remove_run(char *dir)
+{
+    test_remove_tree(dir);
+    free(dir);
+}
+
+/* The ABI-2 lagrangian in place of the built-in one gives the same run, bit for bit: the metric's
+ * product is the same wgf_eval_gram, and the core's MINRES does the rest. */
+START_TEST(test_abi2_metric_run_equals_builtin)
+{
+    const char *old_sets[] = {"metric.plugin=abi2lagrangian"}, *new_sets[] = {"metric.plugin=lagrangian"};
+    char *old_dir, *new_dir;
+    wgf_run_result old, now;
+    ou_10d_run(old_sets, 1, &old_dir, &old);
+    ou_10d_run(new_sets, 1, &new_dir, &now);
+    same_run(old_dir, new_dir, "abi2lagrangian against lagrangian");
+    ck_assert_uint_gt(now.metric_products, 20);
+    ck_assert_uint_eq(old.metric_products, now.metric_products);
+    remove_run(old_dir);
+    remove_run(new_dir);
+}
+END_TEST
+
+/* The ABI-2 affine map in place of the built-in one gives the same run, bit for bit (the built-in
+ * one has since only moved its LU factorisation into a shared header). */
+START_TEST(test_abi2_map_run_equals_builtin)
+{
+    const char *old_sets[] = {"map.plugin=abi2affine"}, *new_sets[] = {"map.plugin=affine"};
+    char *old_dir, *new_dir;
+    wgf_run_result old, now;
+    ou_10d_run(old_sets, 1, &old_dir, &old);
+    ou_10d_run(new_sets, 1, &new_dir, &now);
+    same_run(old_dir, new_dir, "abi2affine against affine");
+    ck_assert_uint_eq(old.metric_products, now.metric_products);
+    remove_run(old_dir);
+    remove_run(new_dir);
+}
+END_TEST
+
+/* ABI 3's MINRES preconditioners ask the metric for its diagonal blocks (and lagrangian asks the
+ * map for gram_blocks). ABI-2 binaries have neither member, and the core takes the documented
+ * fallbacks (doc/guide-metric.md, blocks) instead of reading past their vtables: block runs
+ * unpreconditioned, the same run as preconditioner = none bit for bit, with an ABI-2 metric or
+ * an ABI-2 map; jacobi probes the diagonal with P products a step more than from the blocks.
+ * A 4-layer planar flow (P = 84), whose blocks the built-in lagrangian has: there block changes
+ * the solves, so the fallback is seen. */
+START_TEST(test_abi2_preconditioners_fall_back)
+{
+    const char *none[] = {"map.plugin=planar", "map.layers=4"};
+    const char *block[] = {"map.plugin=planar", "map.layers=4", "metric.preconditioner=block"};
+    const char *block2[] = {"map.plugin=planar", "map.layers=4", "metric.preconditioner=block",
+                            "metric.plugin=abi2lagrangian"};
+    char *dn, *db, *db2;
+    wgf_run_result rn, rb, rb2;
+    ou_10d_run(none, 2, &dn, &rn);
+    ou_10d_run(block, 3, &db, &rb);
+    ou_10d_run(block2, 4, &db2, &rb2);
+    ck_assert_msg(rb.metric_products != rn.metric_products,
+                  "block had no effect with lagrangian: %lu products", rb.metric_products);
+    same_run(db2, dn, "abi2lagrangian with block against lagrangian without");
+    ck_assert_uint_eq(rb2.metric_products, rn.metric_products);
+    remove_run(db);
+    remove_run(db2);
+    remove_run(dn);
+
+    const char *amap[] = {"map.plugin=abi2affine"};
+    const char *amap_block[] = {"map.plugin=abi2affine", "metric.preconditioner=block"};
+    ou_10d_run(amap, 1, &dn, &rn);
+    ou_10d_run(amap_block, 2, &db, &rb);
+    same_run(db, dn, "abi2affine with block against without");
+    remove_run(dn);
+    remove_run(db);
+
+    const char *jac[] = {"map.plugin=planar", "map.layers=4", "metric.preconditioner=jacobi"};
+    const char *jac2[] = {"map.plugin=planar", "map.layers=4", "metric.preconditioner=jacobi",
+                          "metric.plugin=abi2lagrangian"};
+    char *dj, *dj2;
+    wgf_run_result rj, rj2;
+    ou_10d_run(jac, 3, &dj, &rj);
+    ou_10d_run(jac2, 4, &dj2, &rj2);
+    char *hj = test_read_file(dj, "history.csv", NULL), *hj2 = test_read_file(dj2, "history.csv", NULL);
+    size_t n, n2;
+    double *pj = test_history_column(hj, "products", &n), *ij = test_history_column(hj, "iterations", &n);
+    double *pj2 = test_history_column(hj2, "products", &n2);
+    double *ij2 = test_history_column(hj2, "iterations", &n2);
+    ck_assert_uint_eq(n, 21);
+    ck_assert_uint_eq(n2, 21);
+    for (size_t k = 0; k < 20; k++) /* the last row takes no step */
+        ck_assert_msg(pj2[k] - ij2[k] == pj[k] - ij[k] + 84, "step %zu: %g products for %g iterations, "
+                      "against %g for %g from the blocks", k, pj2[k], ij2[k], pj[k], ij[k]);
+    free(pj), free(ij), free(pj2), free(ij2), free(hj), free(hj2);
+    remove_run(dj);
+    remove_run(dj2);
+}
+END_TEST
+
 static Suite *registry_suite(void)
 {
     Suite *s = suite_create("registry");
@@ -859,6 +1022,10 @@ static Suite *registry_suite(void)
     tcase_add_test(tc, test_abi_layouts);
     tcase_add_test(tc, test_abi1_plugins_load);
     tcase_add_test(tc, test_abi1_run_equals_builtin);
+    tcase_add_test(tc, test_abi2_plugins_load);
+    tcase_add_test(tc, test_abi2_metric_run_equals_builtin);
+    tcase_add_test(tc, test_abi2_map_run_equals_builtin);
+    tcase_add_test(tc, test_abi2_preconditioners_fall_back);
     suite_add_tcase(s, tc);
     tc = tcase_create("path");
     tcase_add_test(tc, test_path_components);
