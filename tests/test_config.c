@@ -73,18 +73,6 @@ static void load_error(const char *text, const char *expected)
     wgf_config_free(cfg);
 }
 
-static char *write_temp(const char *text)
-{
-    char *path = strdup("/tmp/wgf-config-XXXXXX");
-    ck_assert_ptr_nonnull(path);
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    size_t n = strlen(text);
-    ck_assert_int_eq(write(fd, text, n), (ssize_t)n);
-    close(fd);
-    return path;
-}
-
 /* Everything written to f so far, as a string. */
 static char *slurp(FILE *f)
 {
@@ -1000,7 +988,7 @@ START_TEST(test_missing_file)
     wgf_diag diag;
     wgf_diag_init(&diag);
     wgf_error err = {0};
-    char *path = write_temp("");
+    char *path = test_write_ini("");
     unlink(path);
     ck_assert_int_eq(wgf_config_load(&cfg, path, &diag, &err), WGF_EIO);
     ck_assert_ptr_null(cfg);
@@ -1100,7 +1088,7 @@ END_TEST
 
 START_TEST(test_load_file)
 {
-    char *path = write_temp("; exp\r\n[run]\r\ndim = 3\r\nsamples = 0\r\nsamples = 2\r\n");
+    char *path = test_write_ini("; exp\r\n[run]\r\ndim = 3\r\nsamples = 0\r\nsamples = 2\r\n");
     wgf_config *cfg = NULL;
     wgf_diag diag;
     wgf_diag_init(&diag);
