@@ -358,6 +358,7 @@ static void reference_section(wgf_problem *p, wgf_diag *diag)
 }
 
 static void check_stability(wgf_problem *p, const wgf_run_opts *opts);
+static void check_blocks(wgf_problem *p, const wgf_run_opts *opts);
 
 /* ------------------------------------------------------------ sizes */
 
@@ -643,7 +644,26 @@ static int problem_setup(wgf_problem *p, const wgf_run_opts *opts, wgf_diag *dia
     if ((rc = check_needs(p, err)) != WGF_OK)
         return rc;
     check_stability(p, opts);
+    check_blocks(p, opts);
     return WGF_OK;
+}
+
+/* preconditioner = block asks the metric for its diagonal blocks; a metric built before plugin
+ * ABI 3 has no blocks member, and the solve then runs without a preconditioner. Say so before
+ * the run rather than leave the user to find it in the product counts. */
+static void check_blocks(wgf_problem *p, const wgf_run_opts *opts)
+{
+    if (!opts->warn || p->precond != WGF_PC_BLOCK || p->metric->blocks)
+        return;
+    char where[64] = "", line[512];
+    int at = wgf_section_line(p->metric_sec, "preconditioner");
+    if (at > 0)
+        snprintf(where, sizeof where, ":%d", at);
+    snprintf(line, sizeof line,
+             "%s%s: metric.preconditioner: metric '%s' (plugin ABI %u) gives no diagonal blocks: the "
+             "solve runs without a preconditioner (jacobi works with any metric)",
+             wgf_config_file(p->cfg), where, p->metric_plugin->name, p->metric_plugin->abi_version);
+    opts->warn(opts->warn_ctx, line);
 }
 
 /* An explicit scheme's step against the energies' stiffness: near equilibrium the law's spread

@@ -571,6 +571,10 @@ fi
 if [ -n "${WGF_TEST_PLUGINS:-}" ] && [ -f "$WGF_TEST_PLUGINS/abi2lagrangian.so" ]; then
     expect 0 "ABI:  2$" "$WGF" plugins abi2lagrangian --plugin-path "$WGF_TEST_PLUGINS"
     expect 0 "ABI:  2$" "$WGF" plugins abi2affine --plugin-path "$WGF_TEST_PLUGINS"
+    # an ABI-2 metric has no diagonal blocks: preconditioner = block says so before the run
+    expect 0 "metric.preconditioner: metric 'abi2lagrangian' (plugin ABI 2) gives no diagonal blocks" \
+        "$WGF" check "$good" --plugin-path "$WGF_TEST_PLUGINS" --set metric.plugin=abi2lagrangian \
+        --set metric.preconditioner=block
 else
     bad "tests/plugins/abi2lagrangian.so not built"
 fi
