@@ -84,32 +84,38 @@ static const wgf_param mmd_params[] = {
 
 /* ------------------------------------------------------------ kernels */
 
-/* The energy distance's outputs each in a loop of their own, so that they
- * vectorise (sqrt and division are correctly rounded in every clone). */
+/* The energy distance in loops that vectorise (sqrt and division are
+ * correctly rounded in every clone), r = |y| taken once into the output
+ * that is written last (so the outputs alias r: no restrict on them). */
 PAIR_KERNEL
-static void kern_radial(const void *Kv, size_t n, const double *restrict r2, double *restrict w,
-                        double *restrict psi, double *restrict chi)
+static void kern_radial(const void *Kv, size_t n, const double *restrict r2, double *w, double *psi,
+                        double *chi)
 {
     const kern *K = Kv;
     if (K->type == K_ENERGY) {
-        if (w) {
+        double *r = chi ? chi : (psi ? psi : w);
+        WGF_OMP(omp simd)
+        for (size_t i = 0; i < n; i++)
+            r[i] = sqrt(r2[i]);
+        if (w && w != r) {
             WGF_OMP(omp simd)
             for (size_t i = 0; i < n; i++)
-                w[i] = -sqrt(r2[i]);
+                w[i] = -r[i];
         }
         if (psi) {
             WGF_OMP(omp simd)
-            for (size_t i = 0; i < n; i++) {
-                double r = sqrt(r2[i]);
-                psi[i] = r > 0.0 ? -1.0 / r : 0.0;
-            }
+            for (size_t i = 0; i < n; i++)
+                psi[i] = r[i] > 0.0 ? -1.0 / r[i] : 0.0;
         }
         if (chi) {
             WGF_OMP(omp simd)
-            for (size_t i = 0; i < n; i++) {
-                double r = sqrt(r2[i]);
-                chi[i] = r > 0.0 ? 1.0 / (r * r2[i]) : 0.0;
-            }
+            for (size_t i = 0; i < n; i++)
+                chi[i] = r[i] > 0.0 ? 1.0 / (r[i] * r2[i]) : 0.0;
+        }
+        if (w == r) {
+            WGF_OMP(omp simd)
+            for (size_t i = 0; i < n; i++)
+                w[i] = -w[i];
         }
         return;
     }
