@@ -290,6 +290,12 @@ int wgf_w2_assignment(size_t n, size_t d, const double *x, const double *y, doub
     for (size_t i = 0; i < n * d; i++)
         if (!isfinite(x[i]) || !isfinite(y[i]))
             return wgf_error_set(err, WGF_ENUMERIC, "assignment W2: sample %zu is not finite", i / d);
+    if (d == 1) {
+        /* the sorted matching is an optimal assignment (O(n log n), not n^3) */
+        *w2 = wgf_w2_1d(n, x, y);
+        return isnan(*w2) ? wgf_error_set(err, WGF_ENOMEM, "assignment W2: out of memory (n = %zu)", n)
+                          : WGF_OK;
+    }
     if (n > ((size_t)-1) / sizeof(double) / n)
         return wgf_error_set(err, WGF_ENOMEM, "assignment W2: %zu samples is too many", n);
     double *c = malloc(n * n * sizeof *c);

@@ -1009,17 +1009,24 @@ START_TEST(w2_assignment_exact)
                 ck_assert_close(w2, brute_w2(n, d, x, y), 1e-13);
             }
 
-    /* 1-D: the sorted matching is optimal. */
+    /* 1-D: the sorted matching (which the assignment takes in 1-D) is
+     * optimal: the same sets on a line in 2-D, by the Hungarian search. */
     const size_t n = 400;
     double *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    double *a2 = calloc(2 * n, sizeof *a2), *b2 = calloc(2 * n, sizeof *b2);
     for (size_t i = 0; i < n; i++) {
-        a[i] = gsl_ran_gaussian(r, 1.0);
-        b[i] = gsl_ran_exponential(r, 1.0);
+        a2[2 * i] = a[i] = gsl_ran_gaussian(r, 1.0);
+        b2[2 * i] = b[i] = gsl_ran_exponential(r, 1.0);
     }
-    ck_assert_int_eq(wgf_w2_assignment(n, 1, a, b, &w2, &err), WGF_OK);
+    ck_assert_int_eq(wgf_w2_assignment(n, 2, a2, b2, &w2, &err), WGF_OK);
     ck_assert_close(w2, wgf_w2_1d(n, a, b), 1e-13);
+    double w1;
+    ck_assert_int_eq(wgf_w2_assignment(n, 1, a, b, &w1, &err), WGF_OK);
+    ck_assert_close(w1, w2, 1e-13);
     free(a);
     free(b);
+    free(a2);
+    free(b2);
 
     /* A translate: the identity matching is optimal, W2 = |c|. */
     const size_t m = 300, d = 3;
