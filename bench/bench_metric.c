@@ -3,8 +3,9 @@
  * (jvp + vjp on the stored tapes), the forward pass with scores, and the
  * energy gradient; then the product's arithmetic rate and how its time grows
  * with N, L and d (the exponent of a least-squares fit of log time against
- * log size: 1 is linear); and one natural-gradient solve with each MINRES
- * preconditioner. Run by `make bench`; not part of make check. */
+ * log size: 1 is linear); one natural-gradient solve with each MINRES
+ * preconditioner; and the product at the shapes of the experiments whose
+ * run time it sets. Run by `make bench`; not part of make check. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,5 +283,22 @@ int main(void)
     Lk = 20;
     if (print_exponent("d", ds, 3, &N, &Lk, &dk, &dk))
         return 1;
+
+    /* The shapes of the files whose run time is mostly products: times their
+     * metric products (experiments/README.md) bound the run time from below. */
+    printf("G-hat product at the shapes of experiments/ (median of 5 timings each):\n");
+    static const struct {
+        const char *file;
+        size_t n, layers, d;
+    } shapes[] = {{"aggregation_2d", 1000, 60, 2}, {"generative_gmm_10d", 500, 32, 10},
+                  {"fpe_quartic_30d", 1000, 60, 30}};
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        double t_ms;
+        if (time_gram(shapes[k].n, shapes[k].layers, shapes[k].d, &t_ms))
+            return 1;
+        double gflops = gram_flops(shapes[k].n, shapes[k].layers, shapes[k].d) / t_ms * 1e-6;
+        printf("  %-20s N = %4zu, L = %2zu, d = %2zu: %7.3f ms, %.1f GFLOP/s\n", shapes[k].file, shapes[k].n,
+               shapes[k].layers, shapes[k].d, t_ms, gflops);
+    }
     return 0;
 }

@@ -44,21 +44,32 @@ void wgf_strbuf_addn(wgf_strbuf *b, const char *s, size_t n)
 
 void wgf_strbuf_add(wgf_strbuf *b, const char *s) { wgf_strbuf_addn(b, s, strlen(s)); }
 
+/* Formatted straight into the room left, and a second time only when it
+ * does not fit: formatting (the samples' CSV, the history) is most of the
+ * cost, and the room is mostly enough. */
 void wgf_strbuf_vprintf(wgf_strbuf *b, const char *fmt, va_list ap)
 {
     if (b->failed)
         return;
+    size_t room = b->cap - b->len; /* with the terminating NUL; 0 before the first reserve */
     va_list ap2;
     va_copy(ap2, ap);
-    int k = vsnprintf(NULL, 0, fmt, ap2);
+    int k = vsnprintf(room ? b->s + b->len : NULL, room, fmt, ap2);
     va_end(ap2);
     if (k < 0) {
         b->failed = 1;
+        if (room)
+            b->s[b->len] = '\0';
         return;
     }
-    if (!reserve(b, (size_t)k))
-        return;
-    vsnprintf(b->s + b->len, (size_t)k + 1, fmt, ap);
+    if ((size_t)k >= room) {
+        if (!reserve(b, (size_t)k)) {
+            if (room)
+                b->s[b->len] = '\0'; /* drop what the first try left */
+            return;
+        }
+        vsnprintf(b->s + b->len, (size_t)k + 1, fmt, ap);
+    }
     b->len += (size_t)k;
 }
 

@@ -1,6 +1,7 @@
 /* test_core.c: the core's composition of plugins: batches in blocks, the
  * chain rule from energy partials to parameters, the G-hat product, the
- * natural-gradient solve, and independence from the thread count. */
+ * natural-gradient solve, independence from the thread count, and the text
+ * buffer every output file is formatted in. */
 #include <string.h>
 
 #ifdef _OPENMP
@@ -9,6 +10,7 @@
 
 #include <gsl/gsl_linalg.h>
 
+#include "../core/strbuf.h"
 #include "testutil.h"
 
 /* Allocation counting: this program's malloc and calloc count calls while `counting` is set, and
@@ -660,6 +662,32 @@ START_TEST(test_planar_initial_identity)
 }
 END_TEST
 
+/* wgf_strbuf_printf formats into the room left and again after growing when
+ * that is too small: pieces of every length up to 700 characters (past the
+ * first 256 bytes and many later doublings, some exactly filling the room)
+ * give the text snprintf gives. */
+START_TEST(test_strbuf_printf)
+{
+    static char want[400000];
+    char pad[701];
+    memset(pad, 'x', 700);
+    pad[700] = '\0';
+    wgf_strbuf b = {0};
+    size_t len = 0;
+    for (int k = 0; k <= 700; k++) {
+        double v = 1.0 / (k + 3.0);
+        int w = (k * 37) % 701;
+        wgf_strbuf_printf(&b, "%.*s|%.10g,", w, pad, v);
+        len += (size_t)snprintf(want + len, sizeof want - len, "%.*s|%.10g,", w, pad, v);
+        ck_assert_uint_eq(b.len, len);
+    }
+    ck_assert(!b.failed);
+    ck_assert_uint_eq(strlen(b.s), len);
+    ck_assert(memcmp(b.s, want, len + 1) == 0);
+    wgf_strbuf_free(&b);
+}
+END_TEST
+
 static Suite *core_suite(void)
 {
     Suite *s = suite_create("core");
@@ -683,6 +711,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_draw_reproducible);
     tcase_add_test(tc, test_planar_initial_identity);
+    tcase_add_test(tc, test_strbuf_printf);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1001,17 +1001,24 @@ START_TEST(w2_assignment_exact)
                 ck_assert_close(w2, brute_w2(n, d, x, y), 1e-13);
             }
 
-    /* 1-D: the sorted matching is optimal. */
+    /* 1-D: the sorted matching (which the assignment takes in 1-D) is
+     * optimal: the same sets on a line in 2-D, by the Hungarian search. */
     const size_t n = 400;
     double *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    double *a2 = calloc(2 * n, sizeof *a2), *b2 = calloc(2 * n, sizeof *b2);
     for (size_t i = 0; i < n; i++) {
-        a[i] = gsl_ran_gaussian(r, 1.0);
-        b[i] = gsl_ran_exponential(r, 1.0);
+        a2[2 * i] = a[i] = gsl_ran_gaussian(r, 1.0);
+        b2[2 * i] = b[i] = gsl_ran_exponential(r, 1.0);
     }
-    ck_assert_int_eq(wgf_w2_assignment(n, 1, a, b, &w2, &err), WGF_OK);
+    ck_assert_int_eq(wgf_w2_assignment(n, 2, a2, b2, &w2, &err), WGF_OK);
     ck_assert_close(w2, wgf_w2_1d(n, a, b), 1e-13);
+    double w1;
+    ck_assert_int_eq(wgf_w2_assignment(n, 1, a, b, &w1, &err), WGF_OK);
+    ck_assert_close(w1, w2, 1e-13);
     free(a);
     free(b);
+    free(a2);
+    free(b2);
 
     /* A translate: the identity matching is optimal, W2 = |c|. */
     const size_t m = 300, d = 3;
@@ -1032,10 +1039,56 @@ START_TEST(w2_assignment_exact)
 }
 END_TEST
 
+static int cmp_double_test(const void *pa, const void *pb)
+{
+    double a = *(const double *)pa, b = *(const double *)pb;
+    return (a > b) - (a < b);
+}
+
+/* Both signs, zeros of both signs, ties, subnormals and magnitudes from
+ * 1e-300 to 1e150: every byte of the sort keys varies. */
+static double mixed_value(gsl_rng *r, size_t i)
+{
+    switch (i % 7) {
+    case 0: return gsl_ran_gaussian(r, 1.0);
+    case 1: return (i % 2 ? -1.0 : 1.0) * 0.0;
+    case 2: return (double)(int)(5 * gsl_rng_uniform(r)) - 2.0;
+    case 3: return gsl_ran_gaussian(r, 1.0) * 1e-310;
+    case 4: return gsl_ran_gaussian(r, 1.0) * pow(10.0, 300.0 * gsl_rng_uniform(r) - 300.0);
+    case 5: return gsl_ran_gaussian(r, 1.0) * pow(10.0, 150.0 * gsl_rng_uniform(r));
+    default: return -gsl_ran_exponential(r, 3.0);
+    }
+}
+
 START_TEST(w2_1d_and_sliced)
 {
     const double x[2] = {0.0, 1.0}, y[2] = {3.0, 1.0};
     ck_assert_close(wgf_w2_1d(2, x, y), sqrt(2.5), 1e-15); /* (0,1) vs (1,3) */
+
+    /* The 1-D matching's sort against qsort's order, to the bit (the same
+     * sum over the same sorted pairs), and a set against itself shuffled. */
+    {
+        gsl_rng *g = make_rng(43);
+        const size_t m = 1001;
+        double *u = malloc(4 * m * sizeof *u), *v = u + m, *su = v + m, *sv = su + m;
+        for (size_t i = 0; i < m; i++) {
+            u[i] = mixed_value(g, i);
+            v[i] = mixed_value(g, 3 * i + 1);
+        }
+        memcpy(su, u, 2 * m * sizeof *u);
+        qsort(su, m, sizeof *su, cmp_double_test);
+        qsort(sv, m, sizeof *sv, cmp_double_test);
+        double s = 0.0;
+        for (size_t i = 0; i < m; i++)
+            s += (su[i] - sv[i]) * (su[i] - sv[i]);
+        ck_assert(isfinite(s) && s > 0.0);
+        ck_assert_double_eq(wgf_w2_1d(m, u, v), sqrt(s / (double)m));
+        for (size_t i = 0; i < m; i++)
+            v[(i * 10) % m] = u[i]; /* 10 and 1001 are coprime: a permutation */
+        ck_assert_double_eq(wgf_w2_1d(m, u, v), 0.0);
+        free(u);
+        gsl_rng_free(g);
+    }
 
     gsl_rng *r = make_rng(41);
     wgf_error err = {0};

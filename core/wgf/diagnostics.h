@@ -30,7 +30,8 @@ int wgf_skl_gaussian(size_t d, const double *m1, const double *C1, const double 
 int wgf_skl_samples(size_t n, size_t d, const double *x, const double *lq, const double *m,
                     const double *C, double *skl, wgf_error *err);
 /* W2 between two equal-size sample sets by exact assignment (O(n^3); meant
- * for n up to a few thousand, at the output cadence only). */
+ * for n up to a few thousand, at the output cadence only). In 1-D the sorted
+ * matching, optimal there (O(n log n)). */
 int wgf_w2_assignment(size_t n, size_t d, const double *x, const double *y, double *w2, wgf_error *err);
 /* W2 between two 1-D sample sets of equal size (sorting; copies). */
 double wgf_w2_1d(size_t n, const double *x, const double *y);

@@ -31,6 +31,8 @@
  * Every evaluation fits w* to a relative gradient norm of `tol`, so Fhat, a
  * and g are functions of the batch up to that tolerance whatever the warm
  * start. */
+#include "config.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,7 @@
 #include <gsl/gsl_linalg.h>
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
+#include <wgf/parallel.h>
 #include <wgf/plugin.h>
 #include <wgf/rng.h>
 #include <wgf/samples.h>
@@ -223,19 +226,69 @@ static double objective(fdiv *st, const double *w, const double *mx)
     return lin - psi - 0.5 * ww;
 }
 
+/* Run-time dispatch of the O(M P^2) sum of Hn, as for the planar map's tape
+ * passes: compiled for AVX-512, AVX2 and the build's baseline, contraction
+ * to fused multiply-adds off so that every clone rounds as the baseline. */
+#if defined(WGF_HAVE_TARGET_CLONES) && !defined(__AVX2__)
+#pragma GCC optimize("fp-contract=off")
+#define FDIV_KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FDIV_KERNEL
+#endif
+
+/* Target samples per pass over the rows of Hn in hessian(): their features
+ * (HESS_BLOCK P doubles) stay in the first-level cache while a row of Hn
+ * takes their terms. */
+#define HESS_BLOCK 16
+
+/* The lower triangle of sum_m r_m phi(y_m) phi(y_m)^T into H (P x P). Every
+ * entry adds its terms in the order of m; the target samples go HESS_BLOCK
+ * at a time through the rows, so that an entry is read and written once per
+ * block rather than once per sample (the same sums, to the bit). */
+FDIV_KERNEL
+static void hessian_terms(size_t P, size_t M, const double *restrict phiy, const double *restrict r,
+                          double *restrict H)
+{
+    memset(H, 0, P * P * sizeof *H);
+    for (size_t m0 = 0; m0 < M; m0 += HESS_BLOCK) {
+        size_t m1 = M - m0 < HESS_BLOCK ? M : m0 + HESS_BLOCK;
+        size_t nb = m1 - m0;
+        const double *restrict py = phiy + m0 * P;
+        for (size_t a = 0; a < P; a++) {
+            double *restrict Ha = H + a * P, c[HESS_BLOCK];
+            for (size_t k = 0; k < nb; k++)
+                c[k] = r[m0 + k] * py[k * P + a];
+            /* eight entries of the row at a time, held in registers over the block */
+            size_t b0 = 0;
+            for (; b0 + 8 <= a + 1; b0 += 8) {
+                double h[8];
+                WGF_OMP(omp simd)
+                for (size_t j = 0; j < 8; j++)
+                    h[j] = Ha[b0 + j];
+                for (size_t k = 0; k < nb; k++) {
+                    const double *restrict pk = py + k * P + b0;
+                    double ck = c[k];
+                    WGF_OMP(omp simd)
+                    for (size_t j = 0; j < 8; j++)
+                        h[j] += ck * pk[j];
+                }
+                WGF_OMP(omp simd)
+                for (size_t j = 0; j < 8; j++)
+                    Ha[b0 + j] = h[j];
+            }
+            for (size_t k = 0; k < nb; k++)
+                for (size_t b = b0; b <= a; b++)
+                    Ha[b] += c[k] * py[k * P + b];
+        }
+    }
+}
+
 /* Hn = sum r_m phi phi^T (- s s^T, s = sum p_m phi, for dv) + lambda I from
  * st->q, st->r, into st->H; Cholesky. */
 static int hessian(fdiv *st, wgf_error *err)
 {
     size_t P = st->P, M = st->M;
-    memset(st->H, 0, P * P * sizeof *st->H);
-    for (size_t m = 0; m < M; m++) {
-        const double *p = st->phiy + m * P;
-        double e = st->r[m];
-        for (size_t a = 0; a < P; a++)
-            for (size_t b = 0; b <= a; b++)
-                st->H[a * P + b] += e * p[a] * p[b];
-    }
+    hessian_terms(P, M, st->phiy, st->r, st->H);
     if (st->div == D_DV) {
         double *sv = st->step; /* free until the Newton step is formed */
         memset(sv, 0, P * sizeof *sv);

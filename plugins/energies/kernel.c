@@ -1,8 +1,26 @@
 /* kernel.c: radial interaction kernels (MATH.md 2; see kernel.h). */
+#include "config.h"
+
 #include <math.h>
 #include <stdlib.h>
 
 #include "kernel.h"
+
+/* Run-time dispatch of the arrays of a tile, as for the pair sums that call
+ * them (pairsum.h): AVX-512, AVX2 and the baseline, contraction off so that
+ * every clone rounds as the baseline. */
+#if defined(WGF_HAVE_TARGET_CLONES) && !defined(__AVX2__)
+#pragma GCC optimize("fp-contract=off")
+#define KERNEL_DISPATCH __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define KERNEL_DISPATCH
+#endif
+/* into each clone */
+#ifdef __GNUC__
+#define KERNEL_INLINE static inline __attribute__((always_inline))
+#else
+#define KERNEL_INLINE static inline
+#endif
 
 /* OpenMP pragmas (here: simd), and nothing without OpenMP. */
 #ifdef _OPENMP
@@ -92,8 +110,8 @@ void agg_kernel_free(agg_kernel *k)
 }
 
 /* No pow: this is the default kernel and the inner loop of every pair sum. */
-static void quartic_radial(size_t n, const double *restrict r2, double *restrict w, double *restrict psi,
-                           double *restrict chi)
+KERNEL_INLINE void quartic_radial(size_t n, const double *restrict r2, double *restrict w,
+                                 double *restrict psi, double *restrict chi)
 {
     if (w) {
         OMP(omp simd)
@@ -151,6 +169,7 @@ static void power_radial(const agg_kernel *k, size_t n, const double *r2, double
     }
 }
 
+KERNEL_DISPATCH
 void agg_kernel_radial(const agg_kernel *k, size_t n, const double *r2, double *w, double *psi,
                        double *chi)
 {

@@ -24,11 +24,12 @@
  *
  * The target samples are the energy's own state (the training set of
  * wgf/samples.h); the constant term is summed once at create. The pair sums
- * are those of aggregation.c: each row n is summed by one thread over its
- * columns in ascending order, in tiles of a length set by d alone with
- * lane-wise partial sums for the gradients and a sequential sum for F (the
- * same whether or not a is wanted), and row totals are added serially: the results do
- * not depend on the number of threads. */
+ * are those of pairsum.h (shared with aggregation): each row n is summed by
+ * one thread over its columns in a fixed order, with a sequential sum for F
+ * (the same whether or not a is wanted), and row totals are added serially:
+ * the results do not depend on the number of threads. */
+#include "config.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,14 +37,13 @@
 #include <gsl/gsl_eigen.h>
 #include <gsl/gsl_sort.h>
 #include <gsl/gsl_statistics_double.h>
-#include <wgf/parallel.h>
 #include <wgf/plugin.h>
 #include <wgf/samples.h>
 
+#include "pairsum.h"
+
 WGF_EXPORT const wgf_plugin *wgf_plugin_entry(unsigned index);
 
-/* Below this many pair-coordinates one thread does the batch. */
-#define PAR_MIN 131072
 /* Target samples at which the stiffness is estimated. */
 #define STIFF_POINTS 64
 /* Target samples used for the median heuristic (M^2/2 distances). */
@@ -84,18 +84,38 @@ static const wgf_param mmd_params[] = {
 
 /* ------------------------------------------------------------ kernels */
 
-static void kern_radial(const kern *K, size_t n, const double *restrict r2, double *restrict w,
-                        double *restrict psi, double *restrict chi)
+/* The energy distance in loops that vectorise (sqrt and division are
+ * correctly rounded in every clone), r = |y| taken once into the output
+ * that is written last (so the outputs alias r: no restrict on them). */
+PAIR_KERNEL
+static void kern_radial(const void *Kv, size_t n, const double *restrict r2, double *w, double *psi,
+                        double *chi)
 {
+    const kern *K = Kv;
     if (K->type == K_ENERGY) {
-        for (size_t i = 0; i < n; i++) {
-            double r = sqrt(r2[i]);
-            if (w)
-                w[i] = -r;
-            if (psi)
-                psi[i] = r > 0.0 ? -1.0 / r : 0.0;
-            if (chi)
-                chi[i] = r > 0.0 ? 1.0 / (r * r2[i]) : 0.0;
+        double *r = chi ? chi : (psi ? psi : w);
+        WGF_OMP(omp simd)
+        for (size_t i = 0; i < n; i++)
+            r[i] = sqrt(r2[i]);
+        if (w && w != r) {
+            WGF_OMP(omp simd)
+            for (size_t i = 0; i < n; i++)
+                w[i] = -r[i];
+        }
+        if (psi) {
+            WGF_OMP(omp simd)
+            for (size_t i = 0; i < n; i++)
+                psi[i] = r[i] > 0.0 ? -1.0 / r[i] : 0.0;
+        }
+        if (chi) {
+            WGF_OMP(omp simd)
+            for (size_t i = 0; i < n; i++)
+                chi[i] = r[i] > 0.0 ? 1.0 / (r[i] * r2[i]) : 0.0;
+        }
+        if (w == r) {
+            WGF_OMP(omp simd)
+            for (size_t i = 0; i < n; i++)
+                w[i] = -w[i];
         }
         return;
     }
@@ -137,124 +157,6 @@ static int median_distance(const mmd *st, double *med, wgf_error *err)
     gsl_sort(r, 1, np);
     *med = gsl_stats_median_from_sorted_data(r, 1, np);
     free(r);
-    return WGF_OK;
-}
-
-/* ------------------------------------------------------------ pair sums */
-
-/* One pass: every row n of the model samples against a column set, either
- * the model samples themselves (pairs k != n) or the target samples. */
-typedef struct pass {
-    const kern *K;
-    size_t N, d, T;
-    size_t ncol;      /* columns: N (pairs) or M (target) */
-    int self;         /* columns are the rows: skip k = n; R sums k > n only */
-    const double *x;  /* N x d */
-    const double *ct; /* columns, d x ncol */
-    const double *g;  /* gbar, N x d (vjp) */
-    const double *gt; /* gbar, d x N (vjp, self) */
-    double *R;        /* N: sum of kappa (k > n when self), or NULL */
-    double *G;        /* N x d: sum psi y, or NULL */
-    double *H;        /* N x d: sum H(y) u, u = gbar_n - gbar_k (self) or gbar_n, or NULL */
-} pass;
-
-/* u = gbar_n - gbar_k (self) or gbar_n (d rows of T), t = chi (y . u). */
-static void tile_u(const pass *P, size_t n, size_t k0, size_t len, const double *restrict y,
-                   const double *restrict chi, double *restrict u, double *restrict t)
-{
-    size_t d = P->d, T = P->T;
-    for (size_t kk = 0; kk < len; kk++)
-        t[kk] = 0.0;
-    for (size_t i = 0; i < d; i++) {
-        const double gi = P->g[n * d + i];
-        const double *restrict yi = y + i * T;
-        double *restrict ui = u + i * T;
-        if (P->self) {
-            const double *restrict col = P->gt + i * P->N + k0;
-            for (size_t kk = 0; kk < len; kk++)
-                ui[kk] = gi - col[kk];
-        } else {
-            for (size_t kk = 0; kk < len; kk++)
-                ui[kk] = gi;
-        }
-        for (size_t kk = 0; kk < len; kk++)
-            t[kk] += yi[kk] * ui[kk];
-    }
-    for (size_t kk = 0; kk < len; kk++)
-        t[kk] *= chi[kk];
-}
-
-static void row(const pass *P, size_t n, double *buf)
-{
-    size_t d = P->d, T = P->T, C = P->ncol;
-    double *y = buf, *u = y + d * T, *r2 = u + d * T, *w = r2 + T, *psi = w + T, *chi = psi + T,
-           *t = chi + T;
-    double *G = P->G ? P->G + n * d : NULL, *H = P->H ? P->H + n * d : NULL;
-    double Rn = 0.0;
-    if (G)
-        memset(G, 0, d * sizeof *G);
-    if (H)
-        memset(H, 0, d * sizeof *H);
-    /* Only F wanted of the pairs: k > n, a plain sequential sum either way. */
-    size_t start = (P->self && !G && !H) ? n + 1 : 0;
-    for (size_t k0 = start; k0 < C; k0 += T) {
-        size_t len = C - k0 < T ? C - k0 : T;
-        wgf_tile_diff(P->x + n * d, d, P->ct, P->ncol, k0, len, T, y, r2);
-        kern_radial(P->K, len, r2, P->R ? w : NULL, (G || H) ? psi : NULL, H ? chi : NULL);
-        if (P->R) {
-            size_t from = P->self ? (n + 1 > k0 ? n + 1 - k0 : 0) : 0;
-            for (size_t kk = from; kk < len; kk++)
-                Rn += w[kk];
-        }
-        if (P->self && n >= k0 && n < k0 + len) {
-            psi[n - k0] = 0.0; /* k = n is not a pair */
-            chi[n - k0] = 0.0;
-        }
-        if (G)
-            for (size_t i = 0; i < d; i++)
-                G[i] += wgf_dot_lanes(psi, y + i * T, len);
-        if (H) {
-            tile_u(P, n, k0, len, y, chi, u, t);
-            for (size_t i = 0; i < d; i++)
-                H[i] += wgf_dot2_lanes(psi, u + i * T, t, y + i * T, len);
-        }
-    }
-    if (P->R)
-        P->R[n] = Rn;
-}
-
-/* Every row of the pass. ct: the columns transposed, or NULL for the rows
- * themselves (self), transposed here. */
-static int run_rows(pass *P, wgf_error *err)
-{
-    size_t N = P->N, d = P->d;
-    int nt = wgf_omp_max_threads();
-    P->T = wgf_tile_len(d);
-    double *xt = P->self ? malloc(N * d * sizeof *xt) : NULL;
-    double *gt = (P->self && P->g) ? malloc(N * d * sizeof *gt) : NULL;
-    double *buf = malloc((size_t)nt * (2 * d + 5) * P->T * sizeof *buf);
-    if (!buf || (P->self && !xt) || (P->self && P->g && !gt)) {
-        free(xt);
-        free(gt);
-        free(buf);
-        return wgf_error_set(err, WGF_ENOMEM, "out of memory for %zu samples", N);
-    }
-    if (P->self) {
-        wgf_transpose(N, d, P->x, xt);
-        P->ct = xt;
-        P->ncol = N;
-        if (gt)
-            wgf_transpose(N, d, P->g, gt);
-        P->gt = gt;
-    }
-    size_t per = (2 * d + 5) * P->T;
-    const pass *Q = P;
-    WGF_OMP(omp parallel for schedule(dynamic, 4) if (N * P->ncol * d >= PAR_MIN))
-    for (size_t n = 0; n < N; n++)
-        row(Q, n, buf + (size_t)wgf_omp_thread_id() * per);
-    free(xt);
-    free(gt);
-    free(buf);
     return WGF_OK;
 }
 
@@ -390,8 +292,8 @@ static int mmd_create(const wgf_section *sec, const wgf_problem_info *info, void
         mmd_destroy(st);
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     }
-    pass P = {.K = &st->K, .N = st->M, .d = st->d, .self = 1, .x = st->y, .R = R};
-    rc = run_rows(&P, err);
+    pair_pass P = {.radial = kern_radial, .K = &st->K, .N = st->M, .d = st->d, .self = 1, .x = st->y, .R = R};
+    rc = pair_run(&P, err);
     if (rc != WGF_OK) {
         free(R);
         mmd_destroy(st);
@@ -433,13 +335,14 @@ static int check_batch(const mmd *st, const wgf_batch *b, wgf_error *err)
 static int both_passes(const mmd *st, const wgf_batch *b, double *Rxx, double *Rxy, double *Gxx,
                        double *Gxy, wgf_error *err)
 {
-    pass P = {.K = &st->K, .N = b->n, .d = b->d, .self = 1, .x = b->x, .R = Rxx, .G = Gxx};
-    int rc = run_rows(&P, err);
+    pair_pass P = {.radial = kern_radial, .K = &st->K, .N = b->n, .d = b->d, .self = 1, .x = b->x,
+                   .R = Rxx, .G = Gxx};
+    int rc = pair_run(&P, err);
     if (rc != WGF_OK)
         return rc;
-    pass Q = {.K = &st->K, .N = b->n, .d = b->d, .self = 0, .x = b->x, .ct = st->yt, .ncol = st->M,
-              .R = Rxy, .G = Gxy};
-    return run_rows(&Q, err);
+    pair_pass Q = {.radial = kern_radial, .K = &st->K, .N = b->n, .d = b->d, .self = 0, .x = b->x,
+                   .ct = st->yt, .ncol = st->M, .R = Rxy, .G = Gxy};
+    return pair_run(&Q, err);
 }
 
 static int mmd_eval(void *state, const wgf_batch *b, double *F, double *a, double *c, wgf_error *err)
@@ -516,12 +419,13 @@ static int mmd_wgrad_vjp(void *state, const wgf_batch *b, const double *gbar, do
     double *H = malloc(2 * N * d * sizeof *H);
     if (!H)
         return wgf_error_set(err, WGF_ENOMEM, "out of memory for %zu samples", N);
-    pass P = {.K = &st->K, .N = N, .d = d, .self = 1, .x = b->x, .g = gbar, .H = H};
-    rc = run_rows(&P, err);
+    pair_pass P = {.radial = kern_radial, .K = &st->K, .N = N, .d = d, .self = 1, .x = b->x, .g = gbar,
+                   .H = H};
+    rc = pair_run(&P, err);
     if (rc == WGF_OK) {
-        pass Q = {.K = &st->K, .N = N, .d = d, .self = 0, .x = b->x, .ct = st->yt, .ncol = st->M,
-                  .g = gbar, .H = H + N * d};
-        rc = run_rows(&Q, err);
+        pair_pass Q = {.radial = kern_radial, .K = &st->K, .N = N, .d = d, .self = 0, .x = b->x,
+                       .ct = st->yt, .ncol = st->M, .g = gbar, .H = H + N * d};
+        rc = pair_run(&Q, err);
     }
     if (rc == WGF_OK) {
         double sa = 2.0 * st->weight / ((double)N - 1.0), sb = 2.0 * st->weight / (double)st->M;
