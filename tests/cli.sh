@@ -190,7 +190,7 @@ if "$WGF" plugins genwgp >/dev/null 2>&1; then
     # follows the build's rounding): L-BFGS ends at the last finite iterate, well before its 1500
     # iterations, with a finite energy, instead of diverging
     expect 0 "finished after [0-9]* steps" "$WGF" run "$SRC/experiments/genwgp_aggregation_2d.ini" \
-        -o "$tmp/gw2" --threads 1 --set reference.plugin=none --set scheme.optimizer=lbfgs \
+        -o "$tmp/gw2" --threads 1 --set reference.plugin=none --set scheme.mu_s=1 --set scheme.optimizer=lbfgs \
         --set scheme.iterations=1500 --set output.plots=false
     steps=$(sed -n 's/^steps = //p' "$tmp/gw2/summary.ini" 2>/dev/null)
     [ -n "$steps" ] && [ "$steps" -gt 100 ] && [ "$steps" -lt 1500 ] && ok ||
