@@ -905,6 +905,23 @@ PLANAR_INLINE void planar_jvp_dx(size_t n, double du, const double *restrict H, 
         dx[s] += du * H[s] + u * hda[s];
 }
 
+/* The coordinatewise part's forward mode on one coordinate, in one pass:
+ *   dz = dbeta + dc y + c dy,  dld += q (h'' rho dz + h' drho),  dx = dy + da h + a h' dz,
+ * rho = a c, drho = da c + a dc. */
+PLANAR_INLINE void planar_cw_jvp(size_t n, double a, double c, double da, double dc, double db,
+                                 const double *restrict Y, const double *restrict H,
+                                 const double *restrict HP, const double *restrict Q, double *restrict dx,
+                                 double *restrict dld)
+{
+    double rho = a * c, drho = da * c + a * dc;
+    PLANAR_SIMD
+    for (size_t s = 0; s < n; s++) {
+        double dz = db + dc * Y[s] + c * dx[s], h = H[s], hp = HP[s], hpp = -2.0 * h * hp;
+        dld[s] += Q[s] * (hpp * rho * dz + hp * drho);
+        dx[s] += da * h + a * (hp * dz);
+    }
+}
+
 /* Forward mode in theta (MATH.md 3.2):
  *   da = dw . x^(k-1) + w . dx^(k-1) + db,   dx^(k) = dx^(k-1) + du h + u h' da,
  *   dld^(k) = dld^(k-1) + q (h'' sigma da + h' dsigma),  dsigma = du . w + u . dw,
@@ -975,13 +992,8 @@ static int planar_jvp(void *state, const double *theta, size_t n, void *tape, co
             for (size_t i = 0; i < d; i++) {
                 size_t row = (k * d + i) * cap;
                 double *dx = dX + i * cap;
-                for (size_t s = 0; s < n; s++)
-                    da[s] = dcb[i];
-                planar_axpy(n, dcc[i], t->Y + row, da);
-                planar_axpy(n, cc[i], dx, da);
-                planar_jvp_scalars(n, ca[i] * cc[i], dca[i] * cc[i] + ca[i] * dcc[i], t->EH + row,
-                                   t->EHP + row, t->EQ + row, da, dld);
-                planar_jvp_dx(n, dca[i], t->EH + row, ca[i], da, dx);
+                planar_cw_jvp(n, ca[i], cc[i], dca[i], dcc[i], dcb[i], t->Y + row, t->EH + row,
+                              t->EHP + row, t->EQ + row, dx, dld);
             }
         }
     }
@@ -1079,44 +1091,82 @@ static void planar_rev_stage(planar_rev *v, size_t n, size_t d, size_t cap, cons
     }
 }
 
+/* The coordinatewise part's reverse step on one coordinate (a 1-D planar layer, u = a, w = c,
+ * sigma = rho = a c), per sample: from the cotangents xb of x_i and lb of ld, the terms of the
+ * parameter sums, sigmabar = lb q h' (E0), abar's h xb (E1), cbar's zbar y (E2) and
+ * betabar = zbar = h' a xb + lb q h'' rho (E3); then xb moves to y_i, xb += c zbar. */
+PLANAR_INLINE void planar_cw_rev_x(size_t n, double a, double c, const double *restrict H,
+                                   const double *restrict HP, const double *restrict Q,
+                                   const double *restrict LB, const double *restrict Y,
+                                   double *restrict xb, double *restrict E0, double *restrict E1,
+                                   double *restrict E2, double *restrict E3)
+{
+    double rho = a * c;
+    PLANAR_SIMD
+    for (size_t s = 0; s < n; s++) {
+        double h = H[s], hp = HP[s], hpp = -2.0 * h * hp, lq = LB[s] * Q[s], x = xb[s];
+        double zb = hp * a * x + lq * hpp * rho;
+        E0[s] = lq * hp;
+        E1[s] = h * x;
+        E2[s] = zb * Y[s];
+        E3[s] = zb;
+        xb[s] = x + c * zb;
+    }
+}
+
+/* The same with the score cotangent sb of s_i (planar_vjp_scalars_s's terms with r = a s(y)_i
+ * and betabar = -c sb): E1 adds rbar s(y), E2 subtracts beta sb, and sb moves to s(y)_i,
+ * sb += a rbar. */
+PLANAR_INLINE void planar_cw_rev_s(size_t n, double a, double c, const double *restrict H,
+                                   const double *restrict HP, const double *restrict Q,
+                                   const double *restrict LB, const double *restrict Y,
+                                   const double *restrict Sy, double *restrict xb, double *restrict sb,
+                                   double *restrict E0, double *restrict E1, double *restrict E2,
+                                   double *restrict E3)
+{
+    double rho = a * c;
+    PLANAR_SIMD
+    for (size_t s = 0; s < n; s++) {
+        double h = H[s], hp = HP[s], q = Q[s], hpp = -2.0 * h * hp, lq = LB[s] * q, x = xb[s];
+        double hppp = -2.0 * hp * (hp - 2.0 * h * h), q2 = q * q, q3 = q2 * q;
+        double sv = sb[s], sy = Sy[s], bb = -c * sv, rs = a * sy, rb = bb * q * hp;
+        double sigb = lq * hp + bb * (q2 * (hpp - hp * hp * rs) - 2.0 * q3 * hpp * rho * hp);
+        double zb = hp * a * x + lq * hpp * rho +
+                    bb * (q2 * hpp * rs + q2 * hppp * rho - 2.0 * q3 * hpp * hpp * rho * rho);
+        double beta = q * (hp * rs + q * hpp * rho);
+        E0[s] = sigb;
+        E1[s] = h * x + rb * sy;
+        E2[s] = zb * Y[s] - beta * sv;
+        E3[s] = zb;
+        xb[s] = x + c * zb;
+        sb[s] = sv + a * rb;
+    }
+}
+
 /* The coordinatewise part's reverse step of layer k for one set: v holds the cotangents of
  * x^(k), ld^(k), s^(k) and leaves with those of y^(k), ld, and the score at y^(k). Per
  * coordinate it is planar_rev_layer's step for a 1-D layer (u = a_i, w = c_i, b = beta_i,
- * input y_i, input score Sy_i), into thetabar's a, c, beta. */
+ * input y_i, input score s(y)_i): one pass over the samples, then four sums, into thetabar's
+ * a, c, beta. */
 PLANAR_INLINE void planar_rev_cw(const planar *m, planar_tape *t, size_t k, size_t n, const double *theta,
                                  planar_rev *v, double *thetabar)
 {
     size_t d = m->d, cap = t->cap;
-    double *ux = t->tmp, *sigb = t->tmp + cap, *ab = t->tmp + 2 * cap, *r = t->tmp + 3 * cap;
-    double *beta = t->tmp + 4 * cap, *rb = t->tmp + 5 * cap;
+    double *E0 = t->tmp, *E1 = t->tmp + cap, *E2 = t->tmp + 2 * cap, *E3 = t->tmp + 3 * cap;
     const double *ca = PLANAR_CW(theta, m, k), *cc = ca + d;
     double *ta = PLANAR_CW(thetabar, m, k), *tc = ta + d, *tb = tc + d;
-    int sact = v->sact;
     for (size_t i = 0; i < d; i++) {
         size_t row = (k * d + i) * cap;
-        const double *H = t->EH + row, *HP = t->EHP + row, *Q = t->EQ + row, *y = t->Y + row;
-        double *xb = v->XB + i * cap, *sb = v->SB + i * cap;
-        double a = ca[i], c = cc[i], rho = a * c;
-        planar_ax(n, a, xb, ux);
-        if (sact) {
-            const double *sy = t->Sy + row;
-            planar_ax(n, a, sy, r);
-            planar_ax(n, -c, sb, beta);
-            planar_vjp_scalars_s(n, rho, H, HP, Q, v->LB, ux, r, beta, rb, sigb, ab);
-        } else
-            planar_vjp_scalars(n, rho, H, HP, Q, v->LB, ux, sigb, ab);
-        double sum_sigb = planar_sum(n, sigb);
-        double sa = planar_sumprod(n, H, xb), sc = planar_sumprod(n, ab, y);
-        if (sact) {
-            sa += planar_sumprod(n, rb, t->Sy + row);
-            sc -= planar_sumprod(n, beta, sb);
-        }
-        ta[i] += sa + sum_sigb * c;
-        tc[i] += sc + sum_sigb * a;
-        tb[i] += planar_sum(n, ab);
-        planar_axpy(n, c, ab, xb);
-        if (sact)
-            planar_axpy(n, a, rb, sb);
+        const double *H = t->EH + row, *HP = t->EHP + row, *Q = t->EQ + row, *Y = t->Y + row;
+        double *xb = v->XB + i * cap, a = ca[i], c = cc[i];
+        if (v->sact)
+            planar_cw_rev_s(n, a, c, H, HP, Q, v->LB, Y, t->Sy + row, xb, v->SB + i * cap, E0, E1, E2, E3);
+        else
+            planar_cw_rev_x(n, a, c, H, HP, Q, v->LB, Y, xb, E0, E1, E2, E3);
+        double sum_sigb = planar_sum(n, E0);
+        ta[i] += planar_sum(n, E1) + sum_sigb * c;
+        tc[i] += planar_sum(n, E2) + sum_sigb * a;
+        tb[i] += planar_sum(n, E3);
     }
     v->xact = 1;
 }
