@@ -232,6 +232,9 @@ static const struct {
     {"planar", "layers = 3\ninvertibility = reparam\ninit_scale = 0.5"},
     {"planar", "layers = 4\nblock = 2\ninvertibility = project\naffine = true"},
     {"planar", "layers = 3\ninvertibility = reparam\naffine = true"},
+    {"planar", "layers = 4\nblock = 1\ninvertibility = check\ncoordinatewise = true"},
+    {"planar", "layers = 4\nblock = 2\ninvertibility = project\ncoordinatewise = true\ninit_bias = 0.3"},
+    {"planar", "layers = 4\nblock = 2\ninvertibility = project\naffine = true\ncoordinatewise = true"},
 };
 #define NCONFIGS (sizeof configs / sizeof configs[0])
 static const size_t dims[] = {1, 3, 5};
@@ -692,6 +695,129 @@ START_TEST(test_planar_create)
                      WGF_EINVAL);
     ck_assert_msg(strstr(err.msg, "map.init_scale") != NULL, "%s", err.msg);
     tmap_close(&m);
+    tmap_open(&m, "planar", "layers = 6\nblock = 2\ncoordinatewise = true\naffine = true", 3);
+    ck_assert_uint_eq(m.P, 6 * 16 + 12);
+    tmap_close(&m);
+    ck_assert_int_eq(tmap_try(&m, "planar", "coordinatewise = true\ninvertibility = reparam", 3, &err),
+                     WGF_EINVAL);
+    ck_assert_msg(strstr(err.msg, "map.invertibility") && strstr(err.msg, "coordinatewise") &&
+                      strstr(err.msg, "check or project"),
+                  "%s", err.msg);
+    tmap_close(&m);
+}
+END_TEST
+
+/* coordinatewise = true: at init a = 0, c seeded and nonzero, beta = 0 (or seeded with
+ * init_bias), and the flow is the identity on every stage, exactly. A layer draws its w and b
+ * before its c, so layer 1's planar part is the one of the same seed without the key. */
+START_TEST(test_planar_cw_identity)
+{
+    size_t d = dims[_i % 3], n = 6, q = 5 * d + 1;
+    int bias = _i / 3;
+    tmap m, m0;
+    tmap_open(&m, "planar", bias ? "layers = 4\nblock = 2\ncoordinatewise = true\ninit_bias = 0.2"
+                                 : "layers = 4\nblock = 2\ncoordinatewise = true",
+              d);
+    tmap_open(&m0, "planar", bias ? "layers = 4\ninit_bias = 0.2" : "layers = 4", d);
+    ck_assert_uint_eq(m.P, 4 * q);
+    size_t S = m.S, nd = n * d;
+    gsl_rng *r = test_rng(7), *r0 = test_rng(7);
+    double *theta = dalloc(m.P), *theta0 = dalloc(m0.P), *z = dalloc(nd);
+    wgf_error err = {0};
+    ck_assert_int_eq(m.vt->init(m.st, r, theta, &err), WGF_OK);
+    ck_assert_int_eq(m0.vt->init(m0.st, r0, theta0, &err), WGF_OK);
+    ck_assert_int_eq(m.vt->check(m.st, theta, &err), WGF_OK);
+    ck_assert(memcmp(theta, theta0, (2 * d + 1) * sizeof *theta) == 0);
+    for (size_t k = 0; k < 4; k++) {
+        const double *a = theta + k * q + 2 * d + 1, *c = a + d, *beta = c + d;
+        for (size_t i = 0; i < d; i++) {
+            ck_assert(a[i] == 0.0);
+            ck_assert(c[i] != 0.0);
+            ck_assert(bias ? beta[i] != 0.0 : beta[i] == 0.0);
+        }
+    }
+    gauss(r, nd, 1.5, z);
+    void *tape = m.vt->tape_create(m.st, n);
+    outs o;
+    outs_init(&o, n, d, S);
+    eval_all(&m, theta, n, z, tape, &o);
+    for (size_t k = 0; k <= S; k++) {
+        for (size_t i = 0; i < nd; i++) {
+            ck_assert(o.x[k][i] == z[i]);
+            ck_assert(o.s[k][i] == -z[i]);
+        }
+        for (size_t s = 0; s < n; s++)
+            ck_assert(o.ld[k][s] == 0.0);
+    }
+    outs_free(&o);
+    m.vt->tape_destroy(m.st, tape);
+    free(theta);
+    free(theta0);
+    free(z);
+    gsl_rng_free(r);
+    gsl_rng_free(r0);
+    tmap_close(&m);
+    tmap_close(&m0);
+}
+END_TEST
+
+/* coordinatewise = true: a_i c_i < -1 + delta (layer 2, coordinate d; layer 3, every
+ * coordinate) fails check, naming the first; project sets a_i = (-1 + delta)/c_i there and
+ * changes nothing else; check then passes. Under invertibility = check project is a no-op. */
+START_TEST(test_planar_cw_project)
+{
+    size_t d = dims[_i % 3], q = 5 * d + 1;
+    int mode_check = _i / 3;
+    tmap m;
+    tmap_open(&m, "planar",
+              mode_check ? "layers = 4\ninvertibility = check\ncoordinatewise = true"
+                         : "layers = 4\ninvertibility = project\ndelta = 0.05\ncoordinatewise = true",
+              d);
+    double bound = mode_check ? -0.99 : -0.95;
+    gsl_rng *r = test_rng(21);
+    double *theta = dalloc(m.P), *t0 = dalloc(m.P);
+    wgf_error err = {0};
+    ck_assert_int_eq(m.vt->init(m.st, r, theta, &err), WGF_OK);
+    for (size_t k = 0; k < 4; k++) /* admissible a: |a_i c_i| <= 0.5 */
+        for (size_t i = 0; i < d; i++) {
+            double *a = theta + k * q + 2 * d + 1, *c = a + d;
+            a[i] = gsl_ran_flat(r, -0.5, 0.5) / c[i];
+        }
+    ck_assert_msg(m.vt->check(m.st, theta, &err) == WGF_OK, "%s", err.msg);
+    double *a2 = theta + q + 2 * d + 1, *a3 = theta + 2 * q + 2 * d + 1;
+    a2[d - 1] = -3.0 / a2[2 * d - 1];
+    for (size_t i = 0; i < d; i++)
+        a3[i] = (i % 2 ? -1.0 : -1.5) / a3[d + i];
+    memcpy(t0, theta, m.P * sizeof *t0);
+    ck_assert_int_eq(m.vt->check(m.st, theta, &err), WGF_ENUMERIC);
+    char want[64];
+    snprintf(want, sizeof want, "planar layer 2, coordinate %zu:", d);
+    ck_assert_msg(strstr(err.msg, want) && strstr(err.msg, "a.c = -3") && strstr(err.msg, "not invertible"),
+                  "%s", err.msg);
+    ck_assert_int_eq(m.vt->project(m.st, theta, &err), WGF_OK);
+    if (mode_check) {
+        ck_assert(memcmp(theta, t0, m.P * sizeof *t0) == 0);
+    } else {
+        for (size_t j = 0; j < m.P; j++) {
+            size_t k = j / q, o = j % q, i = o - (2 * d + 1);
+            int moved = o >= 2 * d + 1 && o < 3 * d + 1 && ((k == 1 && i == d - 1) || k == 2);
+            if (!moved) {
+                ck_assert(theta[j] == t0[j]);
+                continue;
+            }
+            double c = theta[j + d];
+            ck_assert_double_le(fabs(theta[j] * c - bound), 1e-15);
+            ck_assert(theta[j] * c > t0[j] * c); /* a moved towards admissible */
+        }
+        ck_assert_msg(m.vt->check(m.st, theta, &err) == WGF_OK, "%s", err.msg);
+        memcpy(t0, theta, m.P * sizeof *t0); /* a second projection changes nothing */
+        ck_assert_int_eq(m.vt->project(m.st, theta, &err), WGF_OK);
+        ck_assert(memcmp(theta, t0, m.P * sizeof *t0) == 0);
+    }
+    free(theta);
+    free(t0);
+    gsl_rng_free(r);
+    tmap_close(&m);
 }
 END_TEST
 
@@ -835,6 +961,8 @@ START_TEST(test_selftest)
     wgf_error err = {0};
     double worst = -1.0;
     static const char *const planar_sets[] = {"map.layers=6", "map.block=2", "map.invertibility=reparam"};
+    static const char *const cw_sets[] = {"map.layers=4", "map.block=2", "map.coordinatewise=true",
+                                          "map.affine=true"};
     static const char *const bad_sets[] = {"map.layers=6", "map.block=4"};
     static const char *const unknown_sets[] = {"map.nonsense=1"};
     wgf_selftest_opts o = {.dim = 3, .samples = 7, .seed = 1};
@@ -846,6 +974,13 @@ START_TEST(test_selftest)
     o.sets = planar_sets;
     o.nsets = 3;
     ck_assert_msg(wgf_selftest(reg, "planar", &o, stdout, &worst, &err) == WGF_OK, "%s", err.msg);
+    o.dim = 3;
+    o.samples = 13; /* the coordinatewise reverse pass's blocks of 8 samples and its tail */
+    o.sets = cw_sets;
+    o.nsets = 4;
+    ck_assert_msg(wgf_selftest(reg, "planar", &o, stdout, &worst, &err) == WGF_OK, "%s", err.msg);
+    ck_assert(worst >= 0.0 && worst < 1e-6);
+    o.samples = 7;
     o.sets = bad_sets;
     o.nsets = 2;
     ck_assert_int_eq(wgf_selftest(reg, "planar", &o, NULL, &worst, &err), WGF_EINVAL);
@@ -862,7 +997,7 @@ END_TEST
 /* gram_blocks against the explicit Jacobian: J's columns from jvp on unit vectors (jvp itself is
  * checked by differences above), then every diagonal block of sum_n J_n^T J_n formed from them;
  * the blocks accumulate, and a map without them (affine) leaves the member NULL; planar with an
- * affine part says it has none (WGF_EUNSUP). */
+ * affine or a coordinatewise part says it has none (WGF_EUNSUP). */
 START_TEST(test_gram_blocks)
 {
     size_t c = (size_t)_i / 3, d = dims[_i % 3], n = 7;
@@ -875,7 +1010,8 @@ START_TEST(test_gram_blocks)
     }
     size_t P = m.P, nd = n * d, q = 0;
     wgf_error err = {0};
-    if (strstr(configs[c].body, "affine = true")) { /* blocks of layers only: none with an affine part */
+    /* blocks of planar layers only: none with an affine or a coordinatewise part */
+    if (strstr(configs[c].body, "affine = true") || strstr(configs[c].body, "coordinatewise = true")) {
         ck_assert_int_eq(m.vt->gram_blocks(m.st, NULL, 0, NULL, &q, NULL, &err), WGF_EUNSUP);
         tmap_close(&m);
         return;
@@ -938,6 +1074,8 @@ static Suite *maps_suite(void)
     tcase_add_loop_test(tc, test_planar_project, 0, 3);
     tcase_add_test(tc, test_planar_reparam_check);
     tcase_add_test(tc, test_planar_create);
+    tcase_add_loop_test(tc, test_planar_cw_identity, 0, 6);
+    tcase_add_loop_test(tc, test_planar_cw_project, 0, 6);
     suite_add_tcase(s, tc);
     tc = tcase_create("affine");
     tcase_add_loop_test(tc, test_affine_moments, 0, 3);

@@ -23,6 +23,19 @@
  *            derivative is taken through u_hat with respect to the raw u, w.
  * Below, u means the effective vector (u_hat under reparam).
  *
+ * With coordinatewise = true layer k is f_k = e_k o p_k: p_k the planar
+ * layer above, then e_k(y)_i = y_i + a_i tanh(c_i y_i + beta_i), i = 1..d,
+ * and theta per layer is [u, w, b, a (d), c (d), beta (d)] (5d + 1, a
+ * layer's parameters contiguous so that a stage stays one range; the affine
+ * part, if on, still at the end). A planar layer bends the law along its
+ * own w only; e_k bends every coordinate, which a separable law with a
+ * non-Gaussian marginal in each coordinate needs (experiments/README.md,
+ * fpe_quartic_30d_006.ini). Each coordinate of e_k is a 1-D planar layer
+ * (u = a_i, w = c_i, b = beta_i, sigma = a_i c_i), so every pass below runs
+ * the planar formulas on it coordinate by coordinate; invertibility is
+ * a_i c_i >= -1 + delta, kept by check or project as sigma is (reparam is
+ * refused with it).
+ *
  * The tape stores every layer's input with the samples innermost (x^(k) as
  * d rows of n), so that every inner loop runs over samples (ARCHITECTURE.md,
  * "The tape is the key to speed"): forward, score, jvp and path_vjp are all
@@ -73,6 +86,8 @@ typedef struct planar {
     size_t S;     /* stages, L / B */
     int mode;     /* PLANAR_* */
     int affine;   /* layers act on A z + c */
+    int cwise;    /* coordinatewise part after every layer */
+    size_t per;   /* parameters per layer: 2d + 1, or 5d + 1 with cwise */
     double delta; /* margin: sigma >= -1 + delta */
     double init_scale, init_bias;
 } planar;
@@ -95,6 +110,13 @@ typedef struct planar_tape {
     double *HP;      /* L x cap: h'(a_k) */
     double *Q;       /* L x cap: q_k = 1/(1 + h'(a_k) sigma_k) */
     double *Sc;      /* (L + 1) x d x cap: s^(k), allocated by the first score() */
+    /* coordinatewise = true only: per layer, y = p_k(x^(k-1)) and, per coordinate
+     * with z_i = c_i y_i + beta_i, h(z_i), h'(z_i), q_i = 1/(1 + h'(z_i) a_i c_i) */
+    double *Y;       /* L x d x cap */
+    double *EH;      /* L x d x cap */
+    double *EHP;     /* L x d x cap */
+    double *EQ;      /* L x d x cap */
+    double *Sy;      /* L x d x cap: the score at y, allocated with Sc */
     double *ld;      /* cap: running log-determinant */
     double *xb;      /* d x cap: reverse x cotangent, or forward dx */
     double *sb;      /* d x cap: reverse s cotangent */
@@ -114,9 +136,11 @@ typedef struct planar_tape {
     gsl_permutation *perm;
 } planar_tape;
 
-#define PLANAR_LAYER(theta, m, k) ((theta) + (k) * (2 * (m)->d + 1))
+#define PLANAR_LAYER(theta, m, k) ((theta) + (k) * (m)->per)
+/* the coordinatewise part of layer k: a (d), c (d), beta (d) */
+#define PLANAR_CW(theta, m, k) (PLANAR_LAYER(theta, m, k) + 2 * (m)->d + 1)
 /* A (d x d, row-major), then c (d), after the layers */
-#define PLANAR_AFFINE(theta, m) ((theta) + (m)->L * (2 * (m)->d + 1))
+#define PLANAR_AFFINE(theta, m) ((theta) + (m)->L * (m)->per)
 
 /* ------------------------------------------------------------ scalar helpers */
 
@@ -177,6 +201,14 @@ PLANAR_INLINE void planar_axpy(size_t n, double a, const double *restrict x, dou
     PLANAR_SIMD
     for (size_t s = 0; s < n; s++)
         y[s] += a * x[s];
+}
+
+/* y = a x */
+PLANAR_INLINE void planar_ax(size_t n, double a, const double *restrict x, double *restrict y)
+{
+    PLANAR_SIMD
+    for (size_t s = 0; s < n; s++)
+        y[s] = a * x[s];
 }
 
 /* y = x + a h */
@@ -291,6 +323,10 @@ static const wgf_param planar_params[] = {
     {"affine", WGF_PARAM_BOOL, "false", 0, 0, 0, NULL,
      "layers act on A z + c (d^2 + d more parameters, A = I, c = 0 at the start): the "
      "Gaussian part of the flow exactly, the layers the rest"},
+    {"coordinatewise", WGF_PARAM_BOOL, "false", 0, 0, 0, NULL,
+     "every layer then bends each coordinate, y_i + a_i tanh(c_i y_i + beta_i) (3d more "
+     "parameters per layer, a = 0 and c ~ N(0, init_scale^2) at the start, a_i c_i >= -1 + delta; "
+     "not with reparam): a separable law's marginals with few layers"},
     {0},
 };
 
@@ -312,10 +348,14 @@ static int planar_create(const wgf_section *sec, const wgf_problem_info *info, v
      * outputs and three N-vectors: sizes from the file, checked before any
      * allocation (products without wrapping, then against memory) */
     /* (the training batch and the output batch are both on tapes during a run) */
-    size_t nparams, per_sample, tapes, n;
+    /* (coordinatewise = true: five more L x d rows per sample, y, h, h', q and the score at y) */
+    int cwise = wgf_section_bool(sec, "coordinatewise");
+    size_t nparams, per_sample, cw_sample = 0, tapes, n;
     if (__builtin_add_overflow(info->samples, info->output_samples, &n) ||
-        __builtin_mul_overflow((size_t)layers, 2 * info->dim + 1, &nparams) ||
+        __builtin_mul_overflow((size_t)layers, (cwise ? 5 : 2) * info->dim + 1, &nparams) ||
         __builtin_mul_overflow((size_t)layers + 1, info->dim + 3, &per_sample) ||
+        (cwise && (__builtin_mul_overflow((size_t)layers, 5 * info->dim, &cw_sample) ||
+                   __builtin_add_overflow(per_sample, cw_sample, &per_sample))) ||
         __builtin_mul_overflow(per_sample, n * sizeof(double), &tapes) || tapes > wgf_mem_available())
         return wgf_section_error(sec, "layers", err,
                                  "%ld layers of dimension %zu on %zu samples are too many to hold in "
@@ -326,6 +366,10 @@ static int planar_create(const wgf_section *sec, const wgf_problem_info *info, v
         mode = PLANAR_CHECK;
     else if (inv && strcmp(inv, "reparam") == 0)
         mode = PLANAR_REPARAM;
+    if (cwise && mode == PLANAR_REPARAM)
+        return wgf_section_error(sec, "invertibility", err,
+                                 "reparam with coordinatewise = true (allowed: check or project; the "
+                                 "coordinatewise part has no reparametrisation)");
     double delta = wgf_section_double(sec, "delta");
     if (!(delta >= 0.0 && delta < 1.0))
         return wgf_section_error(sec, "delta", err, "%g (allowed: 0 <= delta < 1)", delta);
@@ -348,6 +392,8 @@ static int planar_create(const wgf_section *sec, const wgf_problem_info *info, v
     m->init_scale = scale;
     m->init_bias = wgf_section_double(sec, "init_bias");
     m->affine = wgf_section_bool(sec, "affine");
+    m->cwise = cwise;
+    m->per = (cwise ? 5 : 2) * m->d + 1;
     *state = m;
     return WGF_OK;
 }
@@ -360,7 +406,7 @@ static void planar_destroy(void *state)
 static size_t planar_nparams(void *state)
 {
     const planar *m = state;
-    return m->L * (2 * m->d + 1) + (m->affine ? m->d * m->d + m->d : 0);
+    return m->L * m->per + (m->affine ? m->d * m->d + m->d : 0);
 }
 
 static size_t planar_nstages(void *state)
@@ -370,7 +416,10 @@ static size_t planar_nstages(void *state)
 }
 
 /* The identity: u = 0 (under reparam u = log(e - 1) w/|w|^2, whose u_hat is
- * 0), small seeded w ~ N(0, init_scale^2/d), b = 0 (MATH.md 3.2). */
+ * 0), small seeded w ~ N(0, init_scale^2/d), b = 0 (MATH.md 3.2). With
+ * coordinatewise = true also a = 0, c ~ N(0, init_scale^2), beta = 0 (or
+ * N(0, init_bias^2)); a layer draws w, b, then c, then beta, so a run without
+ * the key draws what it drew before. */
 static int planar_init(void *state, gsl_rng *rng, double *theta, wgf_error *err)
 {
     const planar *m = state;
@@ -387,6 +436,15 @@ static int planar_init(void *state, gsl_rng *rng, double *theta, wgf_error *err)
         double c = (m->mode == PLANAR_REPARAM && ww > 0.0) ? log(exp(1.0) - 1.0) / ww : 0.0;
         for (size_t i = 0; i < d; i++)
             u[i] = c * w[i];
+        if (m->cwise) {
+            double *ca = PLANAR_CW(theta, m, k), *cc = ca + d, *cb = cc + d;
+            for (size_t i = 0; i < d; i++) {
+                ca[i] = 0.0;
+                cc[i] = m->init_scale > 0.0 ? gsl_ran_gaussian(rng, m->init_scale) : 0.0;
+            }
+            for (size_t i = 0; i < d; i++)
+                cb[i] = m->init_bias > 0.0 ? gsl_ran_gaussian(rng, m->init_bias) : 0.0;
+        }
     }
     if (m->affine) {
         double *A = PLANAR_AFFINE(theta, m);
@@ -408,12 +466,12 @@ static int planar_check(void *state, const double *theta, wgf_error *err)
     size_t d = m->d;
     for (size_t k = 0; k < m->L; k++) {
         const double *u = PLANAR_LAYER(theta, m, k), *w = u + d;
-        for (size_t i = 0; i < 2 * d + 1; i++)
+        for (size_t i = 0; i < m->per; i++)
             if (!isfinite(u[i]))
                 return wgf_error_set(err, WGF_ENUMERIC,
                                      "planar layer %zu: parameter %zu of %zu is %g: the map is "
                                      "undefined",
-                                     k + 1, i + 1, 2 * d + 1, u[i]);
+                                     k + 1, i + 1, m->per, u[i]);
         double sig = 0.0, mag = 0.0;
         for (size_t i = 0; i < d; i++) {
             sig += u[i] * w[i];
@@ -440,6 +498,18 @@ static int planar_check(void *state, const double *theta, wgf_error *err)
                                  "not invertible (use invertibility = project or reparam, or a "
                                  "smaller step)",
                                  k + 1, sig, bound);
+        if (m->cwise) {
+            const double *ca = PLANAR_CW(theta, m, k), *cc = ca + d;
+            for (size_t i = 0; i < d; i++) {
+                double rho = ca[i] * cc[i];
+                if (rho < bound - 8.0 * DBL_EPSILON * (1.0 + fabs(rho)))
+                    return wgf_error_set(err, WGF_ENUMERIC,
+                                         "planar layer %zu, coordinate %zu: a.c = %.6g < -1 + delta "
+                                         "= %.6g: the coordinatewise part is not invertible (use "
+                                         "invertibility = project, or a smaller step)",
+                                         k + 1, i + 1, rho, bound);
+            }
+        }
     }
     if (m->affine) {
         const double *A = PLANAR_AFFINE(theta, m);
@@ -463,7 +533,9 @@ static int planar_check(void *state, const double *theta, wgf_error *err)
 
 /* invertibility = project: where sigma_k < -1 + delta, u_k += t w_k with
  * t = (-1 + delta - sigma_k)/|w_k|^2, the smallest change of u_k that gives
- * sigma_k = -1 + delta. (sigma_k < 0 there, so w_k != 0.) Other modes: no-op. */
+ * sigma_k = -1 + delta. (sigma_k < 0 there, so w_k != 0.) The coordinatewise
+ * part likewise: where a_i c_i < -1 + delta, a_i = (-1 + delta)/c_i (c_i != 0
+ * there). Other modes: no-op. */
 static int planar_project(void *state, double *theta, wgf_error *err)
 {
     (void)err;
@@ -475,6 +547,12 @@ static int planar_project(void *state, double *theta, wgf_error *err)
     for (size_t k = 0; k < m->L; k++) {
         double *u = PLANAR_LAYER(theta, m, k), *w = u + d;
         double sig = planar_dot(d, u, w), ww = planar_dot(d, w, w);
+        if (m->cwise) {
+            double *ca = PLANAR_CW(theta, m, k), *cc = ca + d;
+            for (size_t i = 0; i < d; i++)
+                if (ca[i] * cc[i] < bound && isfinite(cc[i]))
+                    ca[i] = bound / cc[i];
+        }
         if (!(sig < bound) || !(ww > 0.0) || !isfinite(ww))
             continue;
         double t = (bound - sig) / ww;
@@ -497,6 +575,11 @@ static void planar_tape_destroy(void *state, void *tape)
     wgf_free(t->HP);
     wgf_free(t->Q);
     wgf_free(t->Sc);
+    wgf_free(t->Y);
+    wgf_free(t->EH);
+    wgf_free(t->EHP);
+    wgf_free(t->EQ);
+    wgf_free(t->Sy);
     wgf_free(t->ld);
     wgf_free(t->xb);
     wgf_free(t->sb);
@@ -546,6 +629,16 @@ static void *planar_tape_create(void *state, size_t n)
         planar_tape_destroy(state, t);
         return NULL;
     }
+    if (m->cwise) {
+        t->Y = wgf_alloc_doubles(L * d * n);
+        t->EH = wgf_alloc_doubles(L * d * n);
+        t->EHP = wgf_alloc_doubles(L * d * n);
+        t->EQ = wgf_alloc_doubles(L * d * n);
+        if (!t->Y || !t->EH || !t->EHP || !t->EQ) {
+            planar_tape_destroy(state, t);
+            return NULL;
+        }
+    }
     if (m->affine) {
         t->Z = wgf_alloc_doubles(d * n);
         t->lu = wgf_alloc_doubles(d * d);
@@ -594,9 +687,29 @@ static void planar_from_rows(size_t n, size_t d, size_t cap, const double *rows,
 
 /* ------------------------------------------------------------ forward */
 
+/* The coordinatewise part on coordinate i of every sample: z = c y + beta,
+ * x = y + a h(z), ld += log|1 + h'(z) a c|, keeping h, h' and q = 1/(1 + h' a c). */
+PLANAR_INLINE void planar_cw_row(size_t n, double a, double c, double be, const double *restrict y,
+                                 double *restrict H, double *restrict HP, double *restrict Q,
+                                 double *restrict ld, double *restrict x)
+{
+    double rho = a * c, ops = 1.0 + rho;
+    for (size_t s = 0; s < n; s++) {
+        double h, hp;
+        planar_tanh(c * y[s] + be, &h, &hp);
+        H[s] = h;
+        HP[s] = hp;
+        Q[s] = 1.0 / planar_g(h, hp, rho, ops);
+        ld[s] += planar_logg(h, hp, rho, ops);
+        x[s] = y[s] + a * h;
+    }
+}
+
 /* x^(k) = x^(k-1) + u_k h(a_k), ld^(k) = ld^(k-1) + log|1 + h'(a_k) sigma_k|
  * (MATH.md 3.2); stage j is the output of layer j B. The tape keeps x^(k-1),
- * h, h' and q = 1/(1 + h' sigma) of every layer for the derivative passes. */
+ * h, h' and q = 1/(1 + h' sigma) of every layer for the derivative passes.
+ * With coordinatewise = true the planar step writes y^(k) and e_k takes it to
+ * x^(k), adding sum_i log|1 + h'(z_i) a_i c_i| to ld. */
 PLANAR_KERNEL
 static int planar_forward(void *state, const double *theta, size_t n, const double *z, void *tape,
                           double *const *x, double *const *ld, wgf_error *err)
@@ -657,8 +770,17 @@ static int planar_forward(void *state, const double *theta, size_t n, const doub
             Q[s] = 1.0 / planar_g(h, hp, sig, ops);
             t->ld[s] += planar_logg(h, hp, sig, ops);
         }
+        double *Yk = m->cwise ? t->Y + k * d * cap : Xk;
         for (size_t i = 0; i < d; i++)
-            planar_xpah(n, Xp + i * cap, u[i], H, Xk + i * cap);
+            planar_xpah(n, Xp + i * cap, u[i], H, Yk + i * cap);
+        if (m->cwise) {
+            const double *ca = PLANAR_CW(theta, m, k), *cc = ca + d, *cb = cc + d;
+            for (size_t i = 0; i < d; i++) {
+                size_t row = (k * d + i) * cap;
+                planar_cw_row(n, ca[i], cc[i], cb[i], Yk + i * cap, t->EH + row, t->EHP + row,
+                              t->EQ + row, t->ld, Xk + i * cap);
+            }
+        }
         if ((k + 1) % m->B == 0) {
             size_t j = (k + 1) / m->B;
             if (x && x[j])
@@ -688,7 +810,10 @@ PLANAR_INLINE void planar_beta(size_t n, double sig, const double *restrict H, c
 /* s^(k) = J_k^{-T} (s^(k-1) - q h'' sigma w) (MATH.md 3.3). With
  * J_k^{-T} y = y - h' q (u.y) w and 1 - h' q sigma = q this is
  *     s^(k) = s^(k-1) - beta w,   beta = q (h' r + q h'' sigma),  r = u . s^(k-1),
- * O(d) per sample and layer. */
+ * O(d) per sample and layer. With coordinatewise = true the planar step gives
+ * the score at y^(k), and every coordinate of e_k (a 1-D planar layer) the
+ * same way s_i - beta_i c_i, beta_i = q_i (h'_i r_i + q_i h''_i a_i c_i),
+ * r_i = a_i s_i. */
 PLANAR_KERNEL
 static int planar_score(void *state, const double *theta, size_t n, void *tape, const double *s0,
                         double *const *s, wgf_error *err)
@@ -703,6 +828,11 @@ static int planar_score(void *state, const double *theta, size_t n, void *tape, 
     if (!t->Sc) {
         t->Sc = wgf_alloc_doubles((m->L + 1) * d * cap);
         if (!t->Sc)
+            return wgf_error_set(err, WGF_ENOMEM, "planar: out of memory for the scores");
+    }
+    if (m->cwise && !t->Sy) {
+        t->Sy = wgf_alloc_doubles(m->L * d * cap);
+        if (!t->Sy)
             return wgf_error_set(err, WGF_ENOMEM, "planar: out of memory for the scores");
     }
     rc = planar_effective(m, theta, &t->lay, err);
@@ -728,8 +858,19 @@ static int planar_score(void *state, const double *theta, size_t n, void *tape, 
         for (size_t i = 0; i < d; i++)
             planar_axpy(n, u[i], Sp + i * cap, r);
         planar_beta(n, t->lay.sig[k], t->H + k * cap, t->HP + k * cap, t->Q + k * cap, r, beta);
+        double *Sy = m->cwise ? t->Sy + k * d * cap : Sk;
         for (size_t i = 0; i < d; i++)
-            planar_xpah(n, Sp + i * cap, -w[i], beta, Sk + i * cap);
+            planar_xpah(n, Sp + i * cap, -w[i], beta, Sy + i * cap);
+        if (m->cwise) {
+            const double *ca = PLANAR_CW(theta, m, k), *cc = ca + d;
+            for (size_t i = 0; i < d; i++) {
+                size_t row = (k * d + i) * cap;
+                const double *sy = Sy + i * cap;
+                planar_ax(n, ca[i], sy, r);
+                planar_beta(n, ca[i] * cc[i], t->EH + row, t->EHP + row, t->EQ + row, r, beta);
+                planar_xpah(n, sy, -cc[i], beta, Sk + i * cap);
+            }
+        }
         if ((k + 1) % m->B == 0) {
             size_t st = (k + 1) / m->B;
             if (s && s[st])
@@ -764,10 +905,30 @@ PLANAR_INLINE void planar_jvp_dx(size_t n, double du, const double *restrict H, 
         dx[s] += du * H[s] + u * hda[s];
 }
 
+/* The coordinatewise part's forward mode on one coordinate, in one pass:
+ *   dz = dbeta + dc y + c dy,  dld += q (h'' rho dz + h' drho),  dx = dy + da h + a h' dz,
+ * rho = a c, drho = da c + a dc. */
+PLANAR_INLINE void planar_cw_jvp(size_t n, double a, double c, double da, double dc, double db,
+                                 const double *restrict Y, const double *restrict H,
+                                 const double *restrict HP, const double *restrict Q, double *restrict dx,
+                                 double *restrict dld)
+{
+    double rho = a * c, drho = da * c + a * dc;
+    PLANAR_SIMD
+    for (size_t s = 0; s < n; s++) {
+        double dz = db + dc * Y[s] + c * dx[s], h = H[s], hp = HP[s], hpp = -2.0 * h * hp;
+        dld[s] += Q[s] * (hpp * rho * dz + hp * drho);
+        dx[s] += da * h + a * (hp * dz);
+    }
+}
+
 /* Forward mode in theta (MATH.md 3.2):
  *   da = dw . x^(k-1) + w . dx^(k-1) + db,   dx^(k) = dx^(k-1) + du h + u h' da,
  *   dld^(k) = dld^(k-1) + q (h'' sigma da + h' dsigma),  dsigma = du . w + u . dw,
- * with du the forward mode of u_hat under reparam. */
+ * with du the forward mode of u_hat under reparam. The coordinatewise part is
+ * the same per coordinate (u = a_i, w = c_i, b = beta_i, x^(k-1) = y_i):
+ *   dz = dc y + c dy + dbeta,  dx = dy + da h + a h' dz,
+ *   dld += q (h'' a c dz + h' (da c + a dc)). */
 PLANAR_KERNEL
 static int planar_jvp(void *state, const double *theta, size_t n, void *tape, const double *v,
                       double *jx, double *jld, wgf_error *err)
@@ -825,6 +986,16 @@ static int planar_jvp(void *state, const double *theta, size_t n, void *tape, co
         planar_jvp_scalars(n, t->lay.sig[k], duh[d], H, t->HP + k * cap, t->Q + k * cap, da, dld);
         for (size_t i = 0; i < d; i++)
             planar_jvp_dx(n, duh[i], H, u[i], da, dX + i * cap);
+        if (m->cwise) {
+            const double *ca = PLANAR_CW(theta, m, k), *cc = ca + d;
+            const double *dca = PLANAR_CW(v, m, k), *dcc = dca + d, *dcb = dcc + d;
+            for (size_t i = 0; i < d; i++) {
+                size_t row = (k * d + i) * cap;
+                double *dx = dX + i * cap;
+                planar_cw_jvp(n, ca[i], cc[i], dca[i], dcc[i], dcb[i], t->Y + row, t->EH + row,
+                              t->EHP + row, t->EQ + row, dx, dld);
+            }
+        }
     }
     planar_from_rows(n, d, cap, dX, jx);
     if (jld)
@@ -920,6 +1091,86 @@ static void planar_rev_stage(planar_rev *v, size_t n, size_t d, size_t cap, cons
     }
 }
 
+/* The coordinatewise part's reverse step on one coordinate (a 1-D planar layer, u = a, w = c,
+ * sigma = rho = a c), per sample: from the cotangents xb of x_i and lb of ld, the terms of the
+ * parameter sums, sigmabar = lb q h' (E0), abar's h xb (E1), cbar's zbar y (E2) and
+ * betabar = zbar = h' a xb + lb q h'' rho (E3); then xb moves to y_i, xb += c zbar. */
+PLANAR_INLINE void planar_cw_rev_x(size_t n, double a, double c, const double *restrict H,
+                                   const double *restrict HP, const double *restrict Q,
+                                   const double *restrict LB, const double *restrict Y,
+                                   double *restrict xb, double *restrict E0, double *restrict E1,
+                                   double *restrict E2, double *restrict E3)
+{
+    double rho = a * c;
+    PLANAR_SIMD
+    for (size_t s = 0; s < n; s++) {
+        double h = H[s], hp = HP[s], hpp = -2.0 * h * hp, lq = LB[s] * Q[s], x = xb[s];
+        double zb = hp * a * x + lq * hpp * rho;
+        E0[s] = lq * hp;
+        E1[s] = h * x;
+        E2[s] = zb * Y[s];
+        E3[s] = zb;
+        xb[s] = x + c * zb;
+    }
+}
+
+/* The same with the score cotangent sb of s_i (planar_vjp_scalars_s's terms with r = a s(y)_i
+ * and betabar = -c sb): E1 adds rbar s(y), E2 subtracts beta sb, and sb moves to s(y)_i,
+ * sb += a rbar. */
+PLANAR_INLINE void planar_cw_rev_s(size_t n, double a, double c, const double *restrict H,
+                                   const double *restrict HP, const double *restrict Q,
+                                   const double *restrict LB, const double *restrict Y,
+                                   const double *restrict Sy, double *restrict xb, double *restrict sb,
+                                   double *restrict E0, double *restrict E1, double *restrict E2,
+                                   double *restrict E3)
+{
+    double rho = a * c;
+    PLANAR_SIMD
+    for (size_t s = 0; s < n; s++) {
+        double h = H[s], hp = HP[s], q = Q[s], hpp = -2.0 * h * hp, lq = LB[s] * q, x = xb[s];
+        double hppp = -2.0 * hp * (hp - 2.0 * h * h), q2 = q * q, q3 = q2 * q;
+        double sv = sb[s], sy = Sy[s], bb = -c * sv, rs = a * sy, rb = bb * q * hp;
+        double sigb = lq * hp + bb * (q2 * (hpp - hp * hp * rs) - 2.0 * q3 * hpp * rho * hp);
+        double zb = hp * a * x + lq * hpp * rho +
+                    bb * (q2 * hpp * rs + q2 * hppp * rho - 2.0 * q3 * hpp * hpp * rho * rho);
+        double beta = q * (hp * rs + q * hpp * rho);
+        E0[s] = sigb;
+        E1[s] = h * x + rb * sy;
+        E2[s] = zb * Y[s] - beta * sv;
+        E3[s] = zb;
+        xb[s] = x + c * zb;
+        sb[s] = sv + a * rb;
+    }
+}
+
+/* The coordinatewise part's reverse step of layer k for one set: v holds the cotangents of
+ * x^(k), ld^(k), s^(k) and leaves with those of y^(k), ld, and the score at y^(k). Per
+ * coordinate it is planar_rev_layer's step for a 1-D layer (u = a_i, w = c_i, b = beta_i,
+ * input y_i, input score s(y)_i): one pass over the samples, then four sums, into thetabar's
+ * a, c, beta. */
+PLANAR_INLINE void planar_rev_cw(const planar *m, planar_tape *t, size_t k, size_t n, const double *theta,
+                                 planar_rev *v, double *thetabar)
+{
+    size_t d = m->d, cap = t->cap;
+    double *E0 = t->tmp, *E1 = t->tmp + cap, *E2 = t->tmp + 2 * cap, *E3 = t->tmp + 3 * cap;
+    const double *ca = PLANAR_CW(theta, m, k), *cc = ca + d;
+    double *ta = PLANAR_CW(thetabar, m, k), *tc = ta + d, *tb = tc + d;
+    for (size_t i = 0; i < d; i++) {
+        size_t row = (k * d + i) * cap;
+        const double *H = t->EH + row, *HP = t->EHP + row, *Q = t->EQ + row, *Y = t->Y + row;
+        double *xb = v->XB + i * cap, a = ca[i], c = cc[i];
+        if (v->sact)
+            planar_cw_rev_s(n, a, c, H, HP, Q, v->LB, Y, t->Sy + row, xb, v->SB + i * cap, E0, E1, E2, E3);
+        else
+            planar_cw_rev_x(n, a, c, H, HP, Q, v->LB, Y, xb, E0, E1, E2, E3);
+        double sum_sigb = planar_sum(n, E0);
+        ta[i] += planar_sum(n, E1) + sum_sigb * c;
+        tc[i] += planar_sum(n, E2) + sum_sigb * a;
+        tb[i] += planar_sum(n, E3);
+    }
+    v->xact = 1;
+}
+
 /* Layer k's reverse step for one set: accumulate into thetabar, move v to layer k's inputs.
  * Uses the tape's per-sample scratch (tmp, acc), so sets go one after another. */
 PLANAR_KERNEL
@@ -928,6 +1179,8 @@ static void planar_rev_layer(const planar *m, planar_tape *t, size_t k, size_t n
 {
     if (!v->xact && !v->lact && !v->sact)
         return; /* nothing depends on this layer yet */
+    if (m->cwise)
+        planar_rev_cw(m, t, k, n, theta, v, thetabar);
     size_t d = m->d, cap = t->cap;
     double *XB = v->XB, *SB = v->SB, *LB = v->LB;
     int xact = v->xact, sact = v->sact;
@@ -1208,6 +1461,10 @@ static int planar_gram_blocks(void *state, const double *theta, size_t n, void *
      * core's fallback (jacobi probes, block runs unpreconditioned) */
     if (m->affine)
         return wgf_error_set(err, WGF_EUNSUP, "planar: no Gram blocks with affine = true");
+    /* nor with the coordinatewise part, whose 3d parameters a layer block would have to take
+     * in: the same fallback */
+    if (m->cwise)
+        return wgf_error_set(err, WGF_EUNSUP, "planar: no Gram blocks with coordinatewise = true");
     *size = q;
     if (!Gout)
         return WGF_OK;
