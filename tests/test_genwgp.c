@@ -38,10 +38,14 @@ static double loss_at(gw_loss *c, const double *theta)
 }
 
 /* The gradient against central differences in every parameter, for one energy and action. */
+/* the stage rule of the gradient cases (GW_EXPLICIT_RULE unless a test sets it) */
+static int gradient_rule = GW_EXPLICIT_RULE;
+
 static void gradient_case(const char *ini, int action, double mu_s, double mu_eq, double mu_f)
 {
     wgf_problem *p = test_make_problem(ini, NULL, 0);
-    genwgp gw = {.action = action, .t_end = 0.6, .mu_s = mu_s, .mu_eq = mu_eq, .mu_f = mu_f};
+    genwgp gw = {.action = action, .t_end = 0.6, .mu_s = mu_s, .mu_eq = mu_eq, .mu_f = mu_f,
+                 .rule = gradient_rule};
     gw_loss c;
     wgf_error err = {0};
     ck_assert_msg(gw_loss_init(&c, p, &gw, 64, &err) == WGF_OK, "%s", err.msg);
@@ -77,6 +81,16 @@ START_TEST(test_gradient_fpe)
 {
     gradient_case(fpe_ini, GW_GEOMETRIC, 0.7, 0.3, 0);
     gradient_case(fpe_ini, GW_FINITE_HORIZON, 0.7, 0.3, 0);
+}
+END_TEST
+
+START_TEST(test_gradient_trapezoid)
+{
+    gradient_rule = GW_TRAPEZOID_RULE;
+    gradient_case(fpe_ini, GW_GEOMETRIC, 0.7, 0.3, 0);
+    gradient_case(fpe_ini, GW_FINITE_HORIZON, 0.7, 0.3, 0);
+    gradient_case(agg_ini, GW_GEOMETRIC, 0.7, 0.3, 0.8);
+    gradient_rule = GW_EXPLICIT_RULE;
 }
 END_TEST
 
@@ -601,7 +615,7 @@ END_TEST
  * tau = t_end/S in Lagrangian coordinates, first order in tau. The 2-D OU to t = 0.15 in 3 and in
  * 6 stages of 4 planar layers (no penalties): the last stage's W2 to the exact law at t = 0.15
  * halves with tau (measured 0.056 and 0.028 with 1000 samples; here 400). */
-static double fh_error(size_t S)
+static double fh_error(size_t S, int rule)
 {
     const double mu[2] = {1, 1}, Sigma[4] = {0.625, -0.375, -0.375, 0.625};
     char layers[64];
@@ -610,7 +624,8 @@ static double fh_error(size_t S)
     wgf_problem *p = test_make_problem(ou2_ini, sets, 2);
     ck_assert_uint_eq(wgf_problem_nstages(p), S);
     genwgp gw = {.action = GW_FINITE_HORIZON, .t_end = 0.15, .optimizer = GW_ADAM, .fixed = 1,
-                 .iterations = 1500, .lr = 0.02, .lr_end = 0.002, .beta1 = 0.9, .beta2 = 0.999};
+                 .iterations = 1500, .lr = 0.02, .lr_end = 0.002, .beta1 = 0.9, .beta2 = 0.999,
+                 .rule = rule};
     gw_loss c;
     wgf_error err = {0};
     ck_assert(gw_loss_init(&c, p, &gw, 400, &err) == WGF_OK);
@@ -635,10 +650,21 @@ static double fh_error(size_t S)
 
 START_TEST(test_finite_horizon_first_order)
 {
-    double e3 = fh_error(3), e6 = fh_error(6);
+    double e3 = fh_error(3, GW_EXPLICIT_RULE), e6 = fh_error(6, GW_EXPLICIT_RULE);
     fprintf(stderr, "finite horizon: W2 at t = 0.15 with tau = 0.05: %.4f, tau = 0.025: %.4f\n", e3, e6);
     ck_assert_msg(e3 / e6 > 1.5 && e3 / e6 < 2.7, "errors %g (tau 0.05), %g (tau 0.025): ratio %g, expected ~2",
                   e3, e6, e3 / e6);
+}
+END_TEST
+
+/* rule = trapezoid holds stage k to (g_{k-1} + g_k) / 2: the trapezoidal rule, second order. On
+ * the problem above its error at tau = 0.05 is a fraction of the explicit rule's. */
+START_TEST(test_finite_horizon_trapezoid)
+{
+    double x3 = fh_error(3, GW_EXPLICIT_RULE), t3 = fh_error(3, GW_TRAPEZOID_RULE), t6 = fh_error(6, GW_TRAPEZOID_RULE);
+    fprintf(stderr, "finite horizon, trapezoid: W2 at t = 0.15 with tau = 0.05: %.4f (explicit %.4f), "
+                    "tau = 0.025: %.4f\n", t3, x3, t6);
+    ck_assert_msg(t3 < x3 / 3, "trapezoid %g against explicit %g at tau = 0.05", t3, x3);
 }
 END_TEST
 
@@ -647,6 +673,7 @@ int main(void)
     Suite *s = suite_create("genwgp");
     TCase *tc = tcase_create("loss");
     tcase_add_test(tc, test_gradient_fpe);
+    tcase_add_test(tc, test_gradient_trapezoid);
     tcase_add_test(tc, test_gradient_pme);
     tcase_add_test(tc, test_gradient_aggregation);
     tcase_add_test(tc, test_terms_closed_form);
@@ -660,6 +687,7 @@ int main(void)
     tcase_add_test(tr, test_reporting);
     tcase_add_test(tr, test_loss_may_rise);
     tcase_add_test(tr, test_finite_horizon_first_order);
+    tcase_add_test(tr, test_finite_horizon_trapezoid);
     suite_add_tcase(s, tr);
     return test_main(s);
 }

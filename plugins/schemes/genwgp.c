@@ -11,6 +11,10 @@
  *   action = finite_horizon:  sum_k |D_k + tau g_{k-1}|^2 / (4 tau),  tau = t_end / S
  *   speed = sum_k (|D_k| - m)^2 / m^2,  m = mean_j |D_j|   (constant intrinsic speed)
  *
+ * rule = trapezoid puts gbar_k = (g_{k-1} + g_k) / 2 in place of g_{k-1} in the action: its
+ * zero-action stage is the trapezoidal rule (second order) where g_{k-1}'s is explicit Euler
+ * (first order); gbar_k's cotangent goes half to each end, and a stage's time is |D_k| / |gbar_k|.
+ *
  * The terminal energy F(rho_S) (mu_f > 0) asks for a minimiser at the end, not any stationary
  * state: |g_S| = 0 at a Dirac mass of the aggregation energy as at its ring, but F is 0 there
  * against -1/12. Its gradient is E[g_S . dx^(S)/dtheta] (the first variation along the
@@ -65,9 +69,10 @@
 enum { GW_GEOMETRIC, GW_FINITE_HORIZON };
 enum { GW_ADAM, GW_LBFGS };
 enum { GW_LOGMEAN, GW_TRAPEZOID };
+enum { GW_EXPLICIT_RULE, GW_TRAPEZOID_RULE };
 
 typedef struct {
-    int action, optimizer, fixed, times;
+    int action, optimizer, fixed, times, rule;
     double t_end, mu_s, mu_eq, mu_f;
     long iterations;
     double lr, lr_end, beta1, beta2;
@@ -89,6 +94,7 @@ typedef struct {
     const double **xp, **lp, **sp; /* S + 1 each */
     const double **xs;  /* S + 1: every stage's x */
     double *Dn, *gn, *t; /* S + 1 each: |D_k| (Dn[0] unused), |g_k|, t_k */
+    double *gm;          /* S + 1: |gbar_k|, the gradient stage k is held to (gm[0] unused) */
     double action, speed, equil, loss;
     unsigned long evals;
 } gw_loss;
@@ -102,6 +108,7 @@ static int gw_create(const wgf_section *sec, const wgf_problem_info *info, void 
     g->action = strcmp(wgf_section_string(sec, "action"), "finite_horizon") == 0 ? GW_FINITE_HORIZON
                                                                                   : GW_GEOMETRIC;
     g->times = strcmp(wgf_section_string(sec, "times"), "trapezoid") == 0 ? GW_TRAPEZOID : GW_LOGMEAN;
+    g->rule = strcmp(wgf_section_string(sec, "rule"), "trapezoid") == 0 ? GW_TRAPEZOID_RULE : GW_EXPLICIT_RULE;
     g->optimizer = strcmp(wgf_section_string(sec, "optimizer"), "lbfgs") == 0 ? GW_LBFGS : GW_ADAM;
     g->fixed = strcmp(wgf_section_string(sec, "samples"), "fixed") == 0;
     g->t_end = wgf_section_double(sec, "t_end");
@@ -152,6 +159,7 @@ static void gw_loss_free(gw_loss *c)
     free(c->Dn);
     free(c->gn);
     free(c->t);
+    free(c->gm);
     memset(c, 0, sizeof *c);
 }
 
@@ -184,8 +192,9 @@ static int gw_loss_init(gw_loss *c, wgf_problem *p, const genwgp *gw, size_t N, 
     c->Dn = calloc(K, sizeof(double));
     c->gn = calloc(K, sizeof(double));
     c->t = calloc(K, sizeof(double));
+    c->gm = calloc(K, sizeof(double));
     c->xs = calloc(K, sizeof *c->xs);
-    if (!c->t || !c->xs || !c->g || !c->xbar || !c->gbar || (c->use_s && !c->sbar) || (c->use_l && !c->lbar) || !c->xp ||
+    if (!c->t || !c->gm || !c->xs || !c->g || !c->xbar || !c->gbar || (c->use_s && !c->sbar) || (c->use_l && !c->lbar) || !c->xp ||
         !c->lp || !c->sp || !c->Dn || !c->gn) {
         gw_loss_free(c);
         return wgf_error_set(err, WGF_ENOMEM, "out of memory");
@@ -240,20 +249,24 @@ static int gw_loss_eval(gw_loss *c, const double *theta, double *grad, wgf_error
             s += gk[i] * gk[i];
         c->gn[k] = sqrt(s * invN);
     }
-    /* the action, and the |D_k| */
+    /* the action, and the |D_k|; stage k is held to gbar_k = w0 g_{k-1} + w1 g_k */
+    const double w0 = gw->rule == GW_TRAPEZOID_RULE ? 0.5 : 1.0, w1 = 1.0 - w0;
     double action = 0, mean = 0;
     for (size_t k = 1; k <= S; k++) {
-        const double *g0 = c->g + (k - 1) * nd;
-        double dd = 0, ip = 0, rr = 0;
+        const double *g0 = c->g + (k - 1) * nd, *g1 = c->g + k * nd;
+        double dd = 0, ip = 0, rr = 0, mm = 0;
         for (size_t i = 0; i < nd; i++) {
-            double D = x[k][i] - x[k - 1][i], r = D + tau * g0[i];
+            double gm = w0 * g0[i] + w1 * g1[i];
+            double D = x[k][i] - x[k - 1][i], r = D + tau * gm;
             dd += D * D;
-            ip += D * g0[i];
+            ip += D * gm;
             rr += r * r;
+            mm += gm * gm;
         }
         c->Dn[k] = sqrt(dd * invN);
+        c->gm[k] = sqrt(mm * invN);
         mean += c->Dn[k] / (double)S;
-        action += gw->action == GW_GEOMETRIC ? c->Dn[k] * c->gn[k - 1] + ip * invN : rr * invN / (4 * tau);
+        action += gw->action == GW_GEOMETRIC ? c->Dn[k] * c->gm[k] + ip * invN : rr * invN / (4 * tau);
     }
     double Q = 0;
     for (size_t k = 1; k <= S; k++)
@@ -282,32 +295,35 @@ static int gw_loss_eval(gw_loss *c, const double *theta, double *grad, wgf_error
     if (c->lbar)
         memset(c->lbar, 0, (S + 1) * N * sizeof(double));
     for (size_t k = 1; k <= S; k++) {
-        const double *g0 = c->g + (k - 1) * nd;
-        double *gb0 = c->gbar + (k - 1) * nd, *xb1 = c->xbar + k * nd, *xb0 = c->xbar + (k - 1) * nd;
-        /* dLoss/d|D_k| and dLoss/d|g_{k-1}| */
+        const double *g0 = c->g + (k - 1) * nd, *g1 = c->g + k * nd;
+        double *gb0 = c->gbar + (k - 1) * nd, *gb1 = c->gbar + k * nd, *xb1 = c->xbar + k * nd,
+               *xb0 = c->xbar + (k - 1) * nd;
+        /* dLoss/d|D_k| and dLoss/d|gbar_k| */
         double dDn = 0, dgn = 0;
         if (gw->action == GW_GEOMETRIC) {
-            dDn += c->gn[k - 1];
+            dDn += c->gm[k];
             dgn += c->Dn[k];
         }
         if (mean > 0)
             dDn += gw->mu_s * (2 * (c->Dn[k] - mean) / (mean * mean) - 2 * Q / (mean * mean * mean * (double)S));
         /* d|D|/dD_n = D_n / (N |D|); subgradient 0 at |D| = 0 */
         double cD = c->Dn[k] > 0 ? dDn * invN / c->Dn[k] : 0;
-        double cg = c->gn[k - 1] > 0 ? dgn * invN / c->gn[k - 1] : 0;
+        double cg = c->gm[k] > 0 ? dgn * invN / c->gm[k] : 0;
         for (size_t i = 0; i < nd; i++) {
-            double D = x[k][i] - x[k - 1][i], Db = cD * D, gb = cg * g0[i];
+            double gm = w0 * g0[i] + w1 * g1[i];
+            double D = x[k][i] - x[k - 1][i], Db = cD * D, gb = cg * gm;
             if (gw->action == GW_GEOMETRIC) {
-                Db += c->Dn[k] > 0 ? g0[i] * invN : 0; /* the subgradient of least norm */
+                Db += c->Dn[k] > 0 ? gm * invN : 0; /* the subgradient of least norm */
                 gb += D * invN;
             } else {
-                double r = D + tau * g0[i];
+                double r = D + tau * gm;
                 Db += r * invN / (2 * tau);
                 gb += r * invN / 2;
             }
             xb1[i] += Db;
             xb0[i] -= Db;
-            gb0[i] += gb;
+            gb0[i] += w0 * gb;
+            gb1[i] += w1 * gb;
         }
     }
     double *gbS = c->gbar + S * nd;
@@ -342,7 +358,10 @@ static void gw_times(const gw_loss *c, double *t)
     for (size_t k = 1; k <= c->S; k++) {
         const double g0 = c->gn[k - 1], g1 = c->gn[k], D = c->Dn[k];
         double dt = 0;
-        if (D > 0 && g0 > 0 && g1 > 0) {
+        if (c->gw->rule == GW_TRAPEZOID_RULE) {
+            /* the zero-action stage is D_k = -h (g_{k-1} + g_k) / 2: h itself */
+            dt = D > 0 && c->gm[k] > 0 ? D / c->gm[k] : 0;
+        } else if (D > 0 && g0 > 0 && g1 > 0) {
             /* ln(g1/g0) / (g1 - g0) = log1p(q) / (q g0), q = g1/g0 - 1: no cancellation as g1 -> g0 */
             double q = (g1 - g0) / g0;
             dt = c->gw->times == GW_TRAPEZOID ? D * (1 / g0 + 1 / g1) / 2 : q == 0 ? D / g0 : D * log1p(q) / (q * g0);
@@ -633,6 +652,9 @@ static const wgf_param gw_params[] = {
     {"action", WGF_PARAM_CHOICE, "geometric", 0, 0, 0, "geometric|finite_horizon",
      "geometric: sum_k |D_k| |g_{k-1}| + <D_k, g_{k-1}> (stage times recovered from |D_k| and |g_k|); "
      "finite_horizon: sum_k |D_k + tau g_{k-1}|^2 / (4 tau), tau = t_end / S"},
+    {"rule", WGF_PARAM_CHOICE, "explicit", 0, 0, 0, "explicit|trapezoid",
+     "the gradient a stage is held to: g_{k-1} at its start (explicit Euler, first order), or "
+     "(g_{k-1} + g_k) / 2 (the trapezoidal rule, second order; stage times then |D_k| over its norm)"},
     {"times", WGF_PARAM_CHOICE, "logmean", 0, 0, 0, "logmean|trapezoid",
      "geometric action: stage times t = int ds / |g| with |g| linear in the W2 arc length between "
      "stages (logmean, exact on an exponential approach), or the trapezoid rule on 1/|g|"},
