@@ -6,6 +6,7 @@
  * configured problem (its sections and energy terms) that references and
  * outputs read. The run-time helpers are problem.c's. */
 #include <math.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -359,6 +360,8 @@ static void reference_section(wgf_problem *p, wgf_diag *diag)
 
 static void check_stability(wgf_problem *p, const wgf_run_opts *opts);
 static void check_blocks(wgf_problem *p, const wgf_run_opts *opts);
+static void warn_key(const wgf_run_opts *opts, const wgf_section *sec, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* ------------------------------------------------------------ sizes */
 
@@ -655,14 +658,26 @@ static void check_blocks(wgf_problem *p, const wgf_run_opts *opts)
 {
     if (!opts->warn || p->precond != WGF_PC_BLOCK || p->metric->blocks)
         return;
-    char where[64] = "", line[512];
-    int at = wgf_section_line(p->metric_sec, "preconditioner");
+    warn_key(opts, p->metric_sec, "preconditioner",
+             "metric '%s' (plugin ABI %u) gives no diagonal blocks: the solve runs without a "
+             "preconditioner (jacobi works with any metric)",
+             p->metric_plugin->name, p->metric_plugin->abi_version);
+}
+
+/* A warning before the run about one key: "FILE:LINE: SECTION.KEY: message" (no line when the
+ * key has none, as when it comes from --set or its default). */
+static void warn_key(const wgf_run_opts *opts, const wgf_section *sec, const char *key, const char *fmt, ...)
+{
+    char where[64] = "", msg[448], line[640];
+    int at = wgf_section_line(sec, key);
     if (at > 0)
         snprintf(where, sizeof where, ":%d", at);
-    snprintf(line, sizeof line,
-             "%s%s: metric.preconditioner: metric '%s' (plugin ABI %u) gives no diagonal blocks: the "
-             "solve runs without a preconditioner (jacobi works with any metric)",
-             wgf_config_file(p->cfg), where, p->metric_plugin->name, p->metric_plugin->abi_version);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(line, sizeof line, "%s%s: %s.%s: %s", wgf_section_file(sec), where, wgf_section_name(sec), key,
+             msg);
     opts->warn(opts->warn_ctx, line);
 }
 
@@ -682,17 +697,11 @@ static void check_stability(wgf_problem *p, const wgf_run_opts *opts)
     double h = wgf_section_double(p->scheme_sec, "step");
     if (!(lambda > 0) || !(h * lambda > 1))
         return;
-    char where[64] = "", line[512];
-    int at = wgf_section_line(p->scheme_sec, "step");
-    if (at > 0)
-        snprintf(where, sizeof where, ":%d", at);
-    snprintf(line, sizeof line,
-             "%s%s: scheme.step: step * lambda_max = %g * %g = %.3g > 1: explicit steps are unstable "
-             "for this energy (near equilibrium the law's spread relaxes at rate 2 lambda_max); take "
-             "step < %.3g, or an implicit scheme (jko)",
-             wgf_config_file(p->cfg), where, h, lambda, h * lambda,
-             1.0 / lambda);
-    opts->warn(opts->warn_ctx, line);
+    warn_key(opts, p->scheme_sec, "step",
+             "step * lambda_max = %g * %g = %.3g > 1: explicit steps are unstable for this energy (near "
+             "equilibrium the law's spread relaxes at rate 2 lambda_max); take step < %.3g, or an "
+             "implicit scheme (jko)",
+             h, lambda, h * lambda, 1.0 / lambda);
 }
 
 static void problem_teardown(wgf_problem *p)
