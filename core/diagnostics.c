@@ -10,6 +10,8 @@
 #include "wgf/diagnostics.h"
 #include "wgf/linalg.h"
 
+#include "internal.h"
+
 /* Two passes (mean first): no cancellation in the covariance. */
 void wgf_moments(size_t n, size_t d, const double *x, double *mean, double *cov)
 {
@@ -355,6 +357,8 @@ static double sort_value(uint64_t k)
  * sort (equal values are equal: -0 and +0 give the same differences). */
 static void sort_doubles(size_t n, double *a, uint64_t *keys)
 {
+    if (n == 0)
+        return;
     size_t count[8][256];
     memset(count, 0, sizeof count);
     uint64_t *src = keys, *dst = keys + n;
@@ -384,6 +388,16 @@ static void sort_doubles(size_t n, double *a, uint64_t *keys)
     }
     for (size_t i = 0; i < n; i++)
         a[i] = sort_value(src[i]);
+}
+
+int wgf_sort_doubles(size_t n, double *a)
+{
+    uint64_t *keys = malloc((2 * n + 1) * sizeof *keys);
+    if (!keys)
+        return WGF_ENOMEM;
+    sort_doubles(n, a, keys);
+    free(keys);
+    return WGF_OK;
 }
 
 /* In 1-D the monotone (sorted) matching is optimal for a convex cost. keys:

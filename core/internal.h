@@ -168,6 +168,10 @@ int wgf_checkpoint_clear_after(const char *dir, unsigned long from, unsigned lon
 /* Whether dir holds a finished run (summary.ini says status = finished). */
 int wgf_outdir_finished(const char *dir);
 
+/* diagnostics.c: a ascending in place (n doubles), by the radix sort the 1-D
+ * and sliced W2 use; WGF_ENOMEM without room for its 2 n keys. */
+int wgf_sort_doubles(size_t n, double *a);
+
 /* observer.c: the run's outputs, as monitors added to p (history.csv,
  * samples and theta files, diagnostics against the reference, path.csv),
  * and the final ones (summary.ini, reference.csv, plots) by

@@ -11,6 +11,8 @@
 #include "wgf/linalg.h"
 #include "wgf/reference.h"
 
+#include "internal.h"
+
 /* ---------------------------------------------------------------- Ornstein-Uhlenbeck */
 
 /* A = Sigma^{-1} shares the eigenvectors of Sigma = V diag(s) V^T, so
@@ -465,12 +467,6 @@ double wgf_fv1d_quantile(const wgf_fv1d *fv, double u)
     return fv->a + ((double)lo + frac) * fv->h;
 }
 
-static int cmp_double(const void *pa, const void *pb)
-{
-    double a = *(const double *)pa, b = *(const double *)pb;
-    return (a > b) - (a < b);
-}
-
 /* W2^2 = int_0^1 (F^-1(u) - Q_n(u))^2 du, Q_n the empirical quantile (the
  * j-th smallest sample on ((j-1)/n, j/n]). Both are piecewise linear on the
  * merged partition of [0, 1], where the integral of a squared linear
@@ -483,7 +479,10 @@ double wgf_fv1d_w2_samples(const wgf_fv1d *fv, size_t n, const double *xs)
     if (!s)
         return NAN;
     memcpy(s, xs, n * sizeof *s);
-    qsort(s, n, sizeof *s, cmp_double);
+    if (wgf_sort_doubles(n, s) != WGF_OK) {
+        free(s);
+        return NAN;
+    }
     const double total = fv->cdf[fv->n];
     size_t i = 0, j = 0;
     double u = 0.0, acc = 0.0;
