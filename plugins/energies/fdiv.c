@@ -45,6 +45,9 @@
 #include <wgf/rng.h>
 #include <wgf/samples.h>
 
+/* the O(M P^2) sum of Hn in hessian() is dispatched at run time (WGF_DISPATCH) */
+#include "../dispatch.h"
+
 WGF_EXPORT const wgf_plugin *wgf_plugin_entry(unsigned index);
 
 #define FDIV_FAMILY 0xfd17ul
@@ -226,16 +229,6 @@ static double objective(fdiv *st, const double *w, const double *mx)
     return lin - psi - 0.5 * ww;
 }
 
-/* Run-time dispatch of the O(M P^2) sum of Hn, as for the planar map's tape
- * passes: compiled for AVX-512, AVX2 and the build's baseline, contraction
- * to fused multiply-adds off so that every clone rounds as the baseline. */
-#if defined(WGF_HAVE_TARGET_CLONES) && !defined(__AVX2__)
-#pragma GCC optimize("fp-contract=off")
-#define FDIV_KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define FDIV_KERNEL
-#endif
-
 /* Target samples per pass over the rows of Hn in hessian(): their features
  * (HESS_BLOCK P doubles) stay in the first-level cache while a row of Hn
  * takes their terms. */
@@ -245,7 +238,7 @@ static double objective(fdiv *st, const double *w, const double *mx)
  * entry adds its terms in the order of m; the target samples go HESS_BLOCK
  * at a time through the rows, so that an entry is read and written once per
  * block rather than once per sample (the same sums, to the bit). */
-FDIV_KERNEL
+WGF_DISPATCH
 static void hessian_terms(size_t P, size_t M, const double *restrict phiy, const double *restrict r,
                           double *restrict H)
 {

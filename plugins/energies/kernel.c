@@ -4,17 +4,11 @@
 #include <math.h>
 #include <stdlib.h>
 
+/* the arrays of a tile are dispatched at run time, as the pair sums that
+ * call them (pairsum.h) */
+#include "../dispatch.h"
 #include "kernel.h"
 
-/* Run-time dispatch of the arrays of a tile, as for the pair sums that call
- * them (pairsum.h): AVX-512, AVX2 and the baseline, contraction off so that
- * every clone rounds as the baseline. */
-#if defined(WGF_HAVE_TARGET_CLONES) && !defined(__AVX2__)
-#pragma GCC optimize("fp-contract=off")
-#define KERNEL_DISPATCH __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define KERNEL_DISPATCH
-#endif
 /* into each clone */
 #ifdef __GNUC__
 #define KERNEL_INLINE static inline __attribute__((always_inline))
@@ -169,7 +163,7 @@ static void power_radial(const agg_kernel *k, size_t n, const double *r2, double
     }
 }
 
-KERNEL_DISPATCH
+WGF_DISPATCH
 void agg_kernel_radial(const agg_kernel *k, size_t n, const double *r2, double *w, double *psi,
                        double *chi)
 {

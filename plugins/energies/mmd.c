@@ -87,7 +87,7 @@ static const wgf_param mmd_params[] = {
 /* The energy distance in loops that vectorise (sqrt and division are
  * correctly rounded in every clone), r = |y| taken once into the output
  * that is written last (so the outputs alias r: no restrict on them). */
-PAIR_KERNEL
+WGF_DISPATCH
 static void kern_radial(const void *Kv, size_t n, const double *restrict r2, double *w, double *psi,
                         double *chi)
 {

@@ -14,13 +14,9 @@
  * results do not depend on the number of threads. Within a tile the columns
  * are read transposed (d rows), so that the loops over k are unit-stride.
  *
- * Run-time dispatch, as for the planar map's tape passes: a row (and a
- * kernel's radial function, PAIR_KERNEL) is compiled for AVX-512, AVX2 and
- * the build's baseline, the loader picking the best the processor has, so a
- * portable build sums pairs as fast as an -march=native one. Contraction to
- * fused multiply-adds is off in a file that includes this header, so every
- * clone rounds as the baseline does (the same bits on every x86-64
- * processor). Include "config.h" first.
+ * A row (and a kernel's radial function) is dispatched at run time
+ * (WGF_DISPATCH, ../dispatch.h: AVX-512, AVX2 and the baseline, the same
+ * bits from each). Include "config.h" first.
  *
  * Private to the plugins that compile it in (static functions, prefix pair_). */
 #ifndef ENERGIES_PAIRSUM_H
@@ -32,12 +28,7 @@
 #include <wgf/error.h>
 #include <wgf/parallel.h>
 
-#if defined(WGF_HAVE_TARGET_CLONES) && !defined(__AVX2__)
-#pragma GCC optimize("fp-contract=off")
-#define PAIR_KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define PAIR_KERNEL
-#endif
+#include "../dispatch.h"
 
 /* Below this many pair-coordinates (rows x columns x d, about a tenth of a
  * millisecond) one thread does the pass: starting a parallel region costs
@@ -97,7 +88,7 @@ static inline void pair_tile_u(const pair_pass *P, size_t n, size_t k0, size_t l
 
 /* One row: R[n], G[n] and H[n] as the pass asks, with buf the thread's
  * (2d + 5) T doubles. */
-PAIR_KERNEL
+WGF_DISPATCH
 static void pair_row(const pair_pass *P, size_t n, double *buf)
 {
     size_t d = P->d, T = P->T, C = P->ncol;

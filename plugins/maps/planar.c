@@ -54,23 +54,11 @@
 
 #include <wgf/plugin.h>
 
+#include "../dispatch.h"
 #include "lufactor.h"
 
-/* Run-time dispatch: the passes over the tape (forward, score, jvp, a layer
- * of the reverse sweep) are compiled for AVX-512, AVX2 and the build's
- * baseline, and the loader picks the best the processor has (GCC's
- * target_clones, checked by configure), so a portable build runs the
- * product as fast as an -march=native one. The loops below are inlined into
- * each clone. Contraction to fused multiply-adds (which AVX-512 brings) is
- * off in this file, so every clone rounds as the baseline does: a portable
- * build gives the same bits on every x86-64 processor. A build that already
- * targets AVX2 or better (--enable-native) needs no clones. */
-#if defined(WGF_HAVE_TARGET_CLONES) && !defined(__AVX2__)
-#pragma GCC optimize("fp-contract=off")
-#define PLANAR_KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define PLANAR_KERNEL
-#endif
+/* The passes over the tape (forward, score, jvp, a layer of the reverse
+ * sweep) are dispatched at run time (WGF_DISPATCH, ../dispatch.h). */
 #ifdef __GNUC__
 #define PLANAR_INLINE static inline __attribute__((always_inline))
 #else
@@ -710,7 +698,7 @@ PLANAR_INLINE void planar_cw_row(size_t n, double a, double c, double be, const 
  * h, h' and q = 1/(1 + h' sigma) of every layer for the derivative passes.
  * With coordinatewise = true the planar step writes y^(k) and e_k takes it to
  * x^(k), adding sum_i log|1 + h'(z_i) a_i c_i| to ld. */
-PLANAR_KERNEL
+WGF_DISPATCH
 static int planar_forward(void *state, const double *theta, size_t n, const double *z, void *tape,
                           double *const *x, double *const *ld, wgf_error *err)
 {
@@ -814,7 +802,7 @@ PLANAR_INLINE void planar_beta(size_t n, double sig, const double *restrict H, c
  * the score at y^(k), and every coordinate of e_k (a 1-D planar layer) the
  * same way s_i - beta_i c_i, beta_i = q_i (h'_i r_i + q_i h''_i a_i c_i),
  * r_i = a_i s_i. */
-PLANAR_KERNEL
+WGF_DISPATCH
 static int planar_score(void *state, const double *theta, size_t n, void *tape, const double *s0,
                         double *const *s, wgf_error *err)
 {
@@ -929,7 +917,7 @@ PLANAR_INLINE void planar_cw_jvp(size_t n, double a, double c, double da, double
  * the same per coordinate (u = a_i, w = c_i, b = beta_i, x^(k-1) = y_i):
  *   dz = dc y + c dy + dbeta,  dx = dy + da h + a h' dz,
  *   dld += q (h'' a c dz + h' (da c + a dc)). */
-PLANAR_KERNEL
+WGF_DISPATCH
 static int planar_jvp(void *state, const double *theta, size_t n, void *tape, const double *v,
                       double *jx, double *jld, wgf_error *err)
 {
@@ -1173,7 +1161,7 @@ PLANAR_INLINE void planar_rev_cw(const planar *m, planar_tape *t, size_t k, size
 
 /* Layer k's reverse step for one set: accumulate into thetabar, move v to layer k's inputs.
  * Uses the tape's per-sample scratch (tmp, acc), so sets go one after another. */
-PLANAR_KERNEL
+WGF_DISPATCH
 static void planar_rev_layer(const planar *m, planar_tape *t, size_t k, size_t n, const double *theta,
                              planar_rev *v, double *thetabar)
 {
@@ -1386,7 +1374,7 @@ PLANAR_INLINE void planar_scale(size_t n, const double *restrict a, const double
  *   ww = sum |c|^2 x x^T,  wb = sum |c|^2 x,  bb = sum |c|^2.
  * A is carried down the layers as A <- A (I + h' u w^T) = A + c w^T: O(d^2) per sample and
  * layer, and the uu sums O(d^3). On return A has moved to layer k's input. */
-PLANAR_KERNEL
+WGF_DISPATCH
 static void planar_gram_layer(const planar *m, planar_tape *t, size_t k, size_t n,
                               const double *theta, double *A, double *C, double *V, double *R,
                               double *nc, double *G)
