@@ -176,12 +176,16 @@ fi
 # refused at its line; a short run writes the path
 if "$WGF" plugins genwgp >/dev/null 2>&1; then
     "$WGF" plugins genwgp >"$tmp/gw" 2>&1
-    for key in action t_end mu_s mu_eq optimizer iterations samples lr lr_end beta1 beta2 m epsilon warmup; do
+    for key in action t_end mu_s mu_eq mu_f terminal_end optimizer iterations samples lr lr_end beta1 beta2 m epsilon warmup; do
         grep -q "^  $key  *[a-z]*  *[^ ].*[a-z]" "$tmp/gw" && ok || { bad "genwgp: key $key not documented"; cat "$tmp/gw"; }
     done
     printf '[run]\ndim = 2\nsamples = 100\n[initial]\ntype = gaussian\n[energy]\nplugin = fpe\n[map]\nplugin = planar\nlayers = 4\nblock = 2\n[scheme]\nplugin = genwgp\noptimizer = lbfgs\nsamples = fresh\niterations = 5\n[output]\nplots = false\n' >"$tmp/gw.ini"
     expect 2 "gw.ini:15: scheme.samples: L-BFGS needs a deterministic loss (samples = fixed, or optimizer = adam)" \
         "$WGF" check "$tmp/gw.ini"
+    # L-BFGS needs one loss: a falling terminal pull is refused, named where it is set
+    sed 's/^samples = fresh$/samples = fixed\nterminal_end = 0.5/' "$tmp/gw.ini" >"$tmp/gwte.ini"
+    expect 2 "gwte.ini:16: scheme.terminal_end: L-BFGS needs one loss throughout (terminal_end = 1, or optimizer = adam)" \
+        "$WGF" check "$tmp/gwte.ini"
     expect 0 "finished" "$WGF" run "$tmp/gw.ini" -o "$tmp/gw1" --set scheme.samples=fixed
     [ "$(tail -n 3 "$tmp/gw1/path.csv" 2>/dev/null | cut -d, -f2 | tr -d '\n')" = 012 ] && ok ||
         bad "genwgp: path.csv does not end with the final path's 3 stages"

@@ -22,6 +22,12 @@
  * the batch, and for those with a density (entropy, pme) the usual unbiased estimator rather than
  * the derivative of the batch's estimate of F.
  *
+ * The terminal terms pull at the optimum: a stage pays only to second order for a step that
+ * leaves -h g, and gains to first order by moving the terminal terms' way, so every stage leans
+ * into the pull (on the 30-D double well the stage means move 1.5 times as far as -h E[V']).
+ * terminal_end < 1 lowers mu_eq and mu_f linearly over the Adam iterations to terminal_end times
+ * their value, so that the action takes the lean out of the path the pull has built.
+ *
  * The gradient is one reverse pass: the loss's derivatives in D_k and g_k give cotangents on
  * every stage's x; the energy's wgrad_vjp carries those of g_k into x^(k), l^(k), s^(k); one
  * wgf_eval_path_vjp takes them all to theta (doc/math.md 3, 3.3).
@@ -46,7 +52,8 @@
  * where the loss is not finite, is +inf and the search backs off). Every iteration is reported
  * with wgf_problem_observe: history.csv's energy column is the total loss, and, for want of
  * columns of their own, its dissipation column holds the action, step_norm the speed penalty
- * (mu_s included), residual the terminal penalties (mu_eq |g_S|^2 + mu_f F(rho_S)), iterations
+ * (mu_s included), residual the terminal penalties (mu_eq |g_S|^2 + mu_f F(rho_S), at the
+ * iteration's weights), iterations
  * the optimiser's iteration and products the loss evaluations so far; t is the recovered time of
  * the last stage, at which the reference judges it. The whole path (stage times t_k, energies,
  * |D_k| and |g_k|) is reported with wgf_problem_observe_path every [output] every iterations and
@@ -73,7 +80,7 @@ enum { GW_EXPLICIT_RULE, GW_TRAPEZOID_RULE };
 
 typedef struct {
     int action, optimizer, fixed, times, rule;
-    double t_end, mu_s, mu_eq, mu_f;
+    double t_end, mu_s, mu_eq, mu_f, terminal_end;
     long iterations;
     double lr, lr_end, beta1, beta2;
     int m;
@@ -96,6 +103,7 @@ typedef struct {
     double *Dn, *gn, *t; /* S + 1 each: |D_k| (Dn[0] unused), |g_k|, t_k */
     double *gm;          /* S + 1: |gbar_k|, the gradient stage k is held to (gm[0] unused) */
     double action, speed, equil, loss;
+    double tw;           /* the terminal weights' factor at this iteration (terminal_end) */
     unsigned long evals;
 } gw_loss;
 
@@ -115,6 +123,7 @@ static int gw_create(const wgf_section *sec, const wgf_problem_info *info, void 
     g->mu_s = wgf_section_double(sec, "mu_s");
     g->mu_eq = wgf_section_double(sec, "mu_eq");
     g->mu_f = wgf_section_double(sec, "mu_f");
+    g->terminal_end = wgf_section_double(sec, "terminal_end");
     g->iterations = wgf_section_int(sec, "iterations");
     g->lr = wgf_section_double(sec, "lr");
     g->lr_end = wgf_section_has(sec, "lr_end") ? wgf_section_double(sec, "lr_end") : g->lr;
@@ -127,6 +136,11 @@ static int gw_create(const wgf_section *sec, const wgf_problem_info *info, void 
         free(g);
         return wgf_section_error(sec, "samples", err,
                                  "L-BFGS needs a deterministic loss (samples = fixed, or optimizer = adam)");
+    }
+    if (g->optimizer == GW_LBFGS && g->terminal_end != 1) {
+        free(g);
+        return wgf_section_error(sec, "terminal_end", err,
+                                 "L-BFGS needs one loss throughout (terminal_end = 1, or optimizer = adam)");
     }
     *state = g;
     return WGF_OK;
@@ -168,6 +182,7 @@ static int gw_loss_init(gw_loss *c, wgf_problem *p, const genwgp *gw, size_t N, 
     memset(c, 0, sizeof *c);
     c->p = p;
     c->gw = gw;
+    c->tw = 1;
     c->N = N;
     c->d = wgf_problem_get_info(p)->dim;
     c->S = wgf_problem_nstages(p);
@@ -273,12 +288,12 @@ static int gw_loss_eval(gw_loss *c, const double *theta, double *grad, wgf_error
         Q += (c->Dn[k] - mean) * (c->Dn[k] - mean);
     c->action = action;
     c->speed = mean > 0 ? gw->mu_s * Q / (mean * mean) : 0;
-    c->equil = gw->mu_eq * c->gn[S] * c->gn[S];
+    c->equil = c->tw * gw->mu_eq * c->gn[S] * c->gn[S];
     if (gw->mu_f > 0) {
         double F;
         if ((rc = gw_stage_energy(c, S, &F, err)) != WGF_OK)
             return rc;
-        c->equil += gw->mu_f * F;
+        c->equil += c->tw * gw->mu_f * F;
     }
     c->loss = c->action + c->speed + c->equil;
     if (!isfinite(c->loss))
@@ -329,11 +344,11 @@ static int gw_loss_eval(gw_loss *c, const double *theta, double *grad, wgf_error
     double *gbS = c->gbar + S * nd;
     const double *gS = c->g + S * nd;
     for (size_t i = 0; i < nd; i++)
-        gbS[i] += 2 * gw->mu_eq * gS[i] * invN;
+        gbS[i] += 2 * c->tw * gw->mu_eq * gS[i] * invN;
     if (gw->mu_f > 0) { /* dF/dx^(S) = g_S / N */
         double *xbS = c->xbar + S * nd;
         for (size_t i = 0; i < nd; i++)
-            xbS[i] += gw->mu_f * gS[i] * invN;
+            xbS[i] += c->tw * gw->mu_f * gS[i] * invN;
     }
     for (size_t k = 1; k <= S && rc == WGF_OK; k++)
         rc = wgf_problem_wgrad_vjp(c->p, c->ev, k, c->gbar + k * nd, c->xbar + k * nd,
@@ -460,6 +475,8 @@ static int gw_adam(const genwgp *gw, gw_loss *c, double *theta, int warm, wgf_er
         st[2 * P + 2] = (double)c->evals;
         if (!warm && (rc = wgf_problem_save_state(c->p, st, ns, err)) != WGF_OK)
             break;
+        /* the terminal weights go linearly from mu_eq, mu_f to terminal_end times them */
+        c->tw = 1 + (gw->terminal_end - 1) * (double)(it < its ? it : its) / (double)its;
         if ((rc = gw_loss_eval(c, theta, it < its ? grad : NULL, err)) != WGF_OK) {
             wgf_error_prefix(err, "iteration %lu", it);
             break;
@@ -666,6 +683,9 @@ static const wgf_param gw_params[] = {
      "weight of the terminal equilibrium penalty |g_S|^2"},
     {"mu_f", WGF_PARAM_DOUBLE, "0", WGF_P_MIN, 0, 0, NULL,
      "weight of the last stage's energy F(rho_S): a minimiser at the end, not any stationary state"},
+    {"terminal_end", WGF_PARAM_DOUBLE, "1", WGF_P_MIN, 0, 0, NULL,
+     "Adam: mu_eq and mu_f go linearly to terminal_end times their value over the iterations; below "
+     "1 the stages leave the terminal pull they lean into and return to the gradient (1: constant)"},
     {"optimizer", WGF_PARAM_CHOICE, "adam", 0, 0, 0, "adam|lbfgs",
      "Adam, or L-BFGS (liblbfgs, backtracking line search, fixed samples)"},
     {"iterations", WGF_PARAM_INT, "1000", WGF_P_MIN, 1, 0, NULL, "optimiser iterations"},
