@@ -20,11 +20,11 @@ struct wgf_eval {
     size_t n, d, P, S, nblocks;
     size_t b0, b1; /* this rank's blocks; their tapes alone are made */
     unsigned flags;
-    int have_density, have_score;
+    int have_density;
 
     double *z;     /* n x d */
     double *logq0; /* n: log lambda(z) (zero without a density) */
-    double *s0;    /* n x d: grad log lambda(z) */
+    double *s0;    /* n x d: grad log lambda(z), with WGF_EVAL_SCORE */
     double *theta; /* P: parameters of the last forward */
     int forwarded;
 
@@ -159,16 +159,16 @@ wgf_eval *wgf_eval_create(wgf_problem *p, size_t n, unsigned flags, wgf_error *e
     /* What the configuration needs is on whatever the caller asked for: an energy that reads s
      * has a score path in its gradient (MATH.md 2), and a scheme that takes the Wasserstein
      * gradient of one that reads s gets it on every batch it makes. */
-    if ((p->energy_needs & WGF_NEEDS_S) ||
-        ((p->scheme_needs & WGF_SCHEME_NEEDS_WGRAD) && (p->energy_needs & WGF_WGRAD_NEEDS_S)))
+    if (!(flags & WGF_EVAL_AS_ASKED) &&
+        ((p->energy_needs & WGF_NEEDS_S) ||
+         ((p->scheme_needs & WGF_SCHEME_NEEDS_WGRAD) && (p->energy_needs & WGF_WGRAD_NEEDS_S))))
         flags |= WGF_EVAL_SCORE;
-    ev->flags = flags;
+    ev->flags = flags & ~WGF_EVAL_AS_ASKED;
     ev->nblocks = (n + WGF_BLOCK - 1) / WGF_BLOCK;
     wgf_mpi_blocks(ev->nblocks, &ev->b0, &ev->b1);
     unsigned provides = wgf_dist_provides(p->dist);
     ev->have_density = (provides & WGF_DIST_DENSITY) != 0;
-    ev->have_score = (provides & WGF_DIST_SCORE) != 0;
-    if ((flags & WGF_EVAL_SCORE) && !ev->have_score) {
+    if ((flags & WGF_EVAL_SCORE) && !(provides & WGF_DIST_SCORE)) {
         wgf_error_set(err, WGF_EINVAL, "the initial law (%s) has no score, which this run needs",
                       wgf_dist_type(p->dist));
         free(ev);
@@ -177,7 +177,7 @@ wgf_eval *wgf_eval_create(wgf_problem *p, size_t n, unsigned flags, wgf_error *e
     size_t nd = n * ev->d;
     ev->z = wgf_alloc_doubles(nd);
     ev->logq0 = wgf_alloc_doubles(n);
-    ev->s0 = wgf_alloc_doubles(nd);
+    ev->s0 = (flags & WGF_EVAL_SCORE) ? wgf_alloc_doubles(nd) : NULL;
     ev->theta = wgf_alloc_doubles(ev->P);
     ev->tbar = wgf_alloc_doubles(ev->nblocks * ev->P);
     ev->scratch = wgf_alloc_doubles(nd);
@@ -189,7 +189,7 @@ wgf_eval *wgf_eval_create(wgf_problem *p, size_t n, unsigned flags, wgf_error *e
     ev->ptr_out = calloc(ev->nblocks * 2 * (ev->S + 1), sizeof *ev->ptr_out);
     ev->ptr_in = calloc(ev->nblocks * 3 * (ev->S + 1), sizeof *ev->ptr_in);
     ev->ptr_last = calloc(3 * (ev->S + 1), sizeof *ev->ptr_last);
-    if (!ev->z || !ev->logq0 || !ev->s0 || !ev->theta || !ev->tbar || !ev->scratch ||
+    if (!ev->z || !ev->logq0 || (!ev->s0 && (flags & WGF_EVAL_SCORE)) || !ev->theta || !ev->tbar || !ev->scratch ||
         !ev->scratch_ld || !ev->berr || !ev->tapes || !ev->stage || !ev->ld || !ev->ptr_out ||
         !ev->ptr_in || !ev->ptr_last)
         goto nomem;
@@ -232,7 +232,7 @@ static int reference_terms(wgf_eval *ev, wgf_error *err)
         rc = wgf_dist_log_density(ev->p->dist, ev->n, ev->z, ev->logq0, err);
     else
         memset(ev->logq0, 0, ev->n * sizeof(double));
-    if (rc == WGF_OK && ev->have_score)
+    if (rc == WGF_OK && (ev->flags & WGF_EVAL_SCORE))
         rc = wgf_dist_score(ev->p->dist, ev->n, ev->z, ev->s0, err);
     ev->forwarded = 0;
     return rc;

@@ -107,6 +107,11 @@ void wgf_problem_scratch_free(wgf_problem *p);
 
 /* eval.c */
 double *wgf_eval_scratch_logq0(wgf_eval *ev);
+/* wgf_eval_create flag: scores only when the other flags ask for them, not
+ * for what the configuration's energy reads. The output samples take it:
+ * references and sample files read x and l, and a score pass over the
+ * output samples was a tenth of the map's work on them. */
+#define WGF_EVAL_AS_ASKED 0x100u
 
 /* setup.c: the core's own schemas (of [run], [metric], [output] ...) */
 const wgf_param *wgf_core_schema(const char *section);

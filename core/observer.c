@@ -381,7 +381,7 @@ static int observer_setup(wgf_observer *o, wgf_problem *p, const char *outdir, c
         return rc;
     size_t nout = (size_t)wgf_section_int(p->output_sec, "samples");
     o->write_count = (size_t)wgf_section_int(p->output_sec, "write_count");
-    o->out = wgf_eval_create(p, nout, 0, err);
+    o->out = wgf_eval_create(p, nout, WGF_EVAL_AS_ASKED, err);
     if (!o->out)
         return err ? err->code : WGF_ENOMEM;
     rc = wgf_eval_draw(o->out, WGF_STREAM_OUTPUT, 0, err);
@@ -568,9 +568,12 @@ static int write_samples_csv(wgf_observer *o, const char *name, const wgf_batch 
     wgf_strbuf_printf(&s, "\n");
     size_t count = b->n < o->write_count ? b->n : o->write_count;
     for (size_t n = 0; n < count; n++) {
-        for (size_t i = 0; i < b->d; i++)
-            wgf_strbuf_printf(&s, "%s%.10g", i ? "," : "", b->x[n * b->d + i]);
-        wgf_strbuf_printf(&s, "\n");
+        for (size_t i = 0; i < b->d; i++) {
+            if (i)
+                wgf_strbuf_addn(&s, ",", 1);
+            wgf_strbuf_g10(&s, b->x[n * b->d + i]);
+        }
+        wgf_strbuf_addn(&s, "\n", 1);
     }
     int rc = s.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory")
                       : write_file(o, name, s.s, s.len, err);
@@ -752,7 +755,7 @@ static int path_monitor(void *ctx, const wgf_path_info *path, wgf_error *err)
     wgf_problem *p = o->p;
     int rc = WGF_OK;
     if (!o->out_stages) {
-        o->out_stages = wgf_eval_create(p, wgf_eval_n(o->out), WGF_EVAL_STAGES, err);
+        o->out_stages = wgf_eval_create(p, wgf_eval_n(o->out), WGF_EVAL_STAGES | WGF_EVAL_AS_ASKED, err);
         if (!o->out_stages)
             return err ? err->code : WGF_ENOMEM;
         if ((rc = wgf_eval_set_z(o->out_stages, wgf_eval_z(o->out), err)) != WGF_OK)

@@ -1122,6 +1122,86 @@ START_TEST(w2_1d_and_sliced)
 }
 END_TEST
 
+/* In 1-D the sliced W2 sorts x and y once and reads them forwards or
+ * backwards by the sign of each direction: against projecting and sorting
+ * every direction as in d > 1 (qsort), from the same stream, to the bit, on
+ * samples with ties, zeros of both signs, subnormals and wide magnitudes. */
+START_TEST(sliced_1d_as_every_direction_sorted)
+{
+    const size_t n = 777, K = 40;
+    gsl_rng *g = make_rng(47);
+    double *x = malloc(4 * n * sizeof *x), *y = x + n, *a = y + n, *b = a + n;
+    for (size_t i = 0; i < n; i++) {
+        x[i] = mixed_value(g, i);
+        y[i] = mixed_value(g, 3 * i + 1) * 0.5 + (i % 5 == 0 ? 1e100 : 0.0);
+    }
+    gsl_rng *r1 = make_rng(53), *r2 = make_rng(53);
+    double w2, acc = 0.0, theta;
+    wgf_error err = {0};
+    ck_assert_int_eq(wgf_w2_sliced(n, 1, x, y, K, r1, &w2, &err), WGF_OK);
+    int signs[2] = {0, 0};
+    for (size_t k = 0; k < K; k++) {
+        gsl_ran_dir_nd(r2, 1, &theta);
+        signs[theta > 0]++;
+        for (size_t i = 0; i < n; i++) {
+            a[i] = 0.0 + theta * x[i];
+            b[i] = 0.0 + theta * y[i];
+        }
+        qsort(a, n, sizeof *a, cmp_double_test);
+        qsort(b, n, sizeof *b, cmp_double_test);
+        double s = 0.0;
+        for (size_t i = 0; i < n; i++)
+            s += (a[i] - b[i]) * (a[i] - b[i]);
+        acc += s / (double)n;
+    }
+    ck_assert(signs[0] > 0 && signs[1] > 0); /* both readings taken */
+    ck_assert(isfinite(w2) && w2 > 0.0);
+    ck_assert_double_eq(w2, sqrt(acc / (double)K));
+    /* the stream left where every direction's draw leaves it */
+    ck_assert_double_eq(gsl_rng_uniform(r1), gsl_rng_uniform(r2));
+    free(x);
+    gsl_rng_free(g);
+    gsl_rng_free(r1);
+    gsl_rng_free(r2);
+}
+END_TEST
+
+/* wgf_moments reads the samples row by row and keeps a sum per entry: the
+ * same sums, term by term in sample order, as a pass over the samples per
+ * entry, to the bit. */
+START_TEST(moments_in_sample_order)
+{
+    const size_t n = 3001, d = 7;
+    gsl_rng *g = make_rng(59);
+    double *x = malloc(n * d * sizeof *x), m[7], C[49], mr[7], Cr[49];
+    for (size_t i = 0; i < n * d; i++)
+        x[i] = gsl_ran_gaussian(g, 1.0) * pow(10.0, (double)(i % 5)) + (double)(i % d);
+    wgf_moments(n, d, x, m, C);
+    for (size_t j = 0; j < d; j++) {
+        double s = 0.0;
+        for (size_t i = 0; i < n; i++)
+            s += x[i * d + j];
+        mr[j] = s / (double)n;
+    }
+    for (size_t j = 0; j < d; j++)
+        for (size_t k = 0; k < d; k++) {
+            double s = 0.0;
+            size_t hi = j > k ? j : k, lo = j > k ? k : j;
+            for (size_t i = 0; i < n; i++)
+                s += (x[i * d + hi] - mr[hi]) * (x[i * d + lo] - mr[lo]);
+            Cr[j * d + k] = s / (double)(n - 1);
+        }
+    ck_assert(memcmp(m, mr, sizeof m) == 0);
+    ck_assert(memcmp(C, Cr, sizeof C) == 0);
+    wgf_moments(n, d, x, m, NULL); /* the mean alone */
+    ck_assert(memcmp(m, mr, sizeof m) == 0);
+    wgf_moments(1, d, x, m, C); /* one sample: no covariance */
+    ck_assert(m[0] == x[0] && isnan(C[0]) && isnan(C[d * d - 1]));
+    free(x);
+    gsl_rng_free(g);
+}
+END_TEST
+
 /* ================================================================ reference plugins */
 
 /* A run of ini with the test plugins on the path; its directory (remove
@@ -1322,6 +1402,8 @@ int main(void)
     tcase_add_test(tc, skl_gaussian_cases);
     tcase_add_test(tc, w2_assignment_exact);
     tcase_add_test(tc, w2_1d_and_sliced);
+    tcase_add_test(tc, sliced_1d_as_every_direction_sorted);
+    tcase_add_test(tc, moments_in_sample_order);
     suite_add_tcase(s, tc);
     tc = tcase_create("plugins");
     tcase_set_timeout(tc, 60);
