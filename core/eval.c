@@ -21,6 +21,7 @@ struct wgf_eval {
     size_t b0, b1; /* this rank's blocks; their tapes alone are made */
     unsigned flags;
     int have_density;
+    int no_l; /* wgf_eval_drop_l: no log-densities */
 
     double *z;     /* n x d */
     double *logq0; /* n: log lambda(z) (zero without a density) */
@@ -228,9 +229,9 @@ nomem:
 static int reference_terms(wgf_eval *ev, wgf_error *err)
 {
     int rc = WGF_OK;
-    if (ev->have_density)
+    if (ev->have_density && !ev->no_l)
         rc = wgf_dist_log_density(ev->p->dist, ev->n, ev->z, ev->logq0, err);
-    else
+    else if (!ev->no_l)
         memset(ev->logq0, 0, ev->n * sizeof(double));
     if (rc == WGF_OK && (ev->flags & WGF_EVAL_SCORE))
         rc = wgf_dist_score(ev->p->dist, ev->n, ev->z, ev->s0, err);
@@ -268,6 +269,18 @@ int wgf_eval_set_z(wgf_eval *ev, const double *z, wgf_error *err)
     return reference_terms(ev, err);
 }
 
+void wgf_eval_drop_l(wgf_eval *ev)
+{
+    for (size_t k = 0; k <= ev->S; k++) {
+        wgf_free(ev->stage[k].l);
+        ev->stage[k].l = NULL;
+        wgf_free(ev->ld[k]);
+        ev->ld[k] = NULL;
+    }
+    ev->no_l = 1;
+    ev->forwarded = 0;
+}
+
 int wgf_eval_forward(wgf_eval *ev, const double *theta, wgf_error *err)
 {
     size_t S = ev->S, d = ev->d;
@@ -278,11 +291,12 @@ int wgf_eval_forward(wgf_eval *ev, const double *theta, wgf_error *err)
     for (long bl = b0; bl < b1; bl++) {
         size_t b = (size_t)bl, off = b * WGF_BLOCK, m = block_len(ev, b);
         double **xs = ev->ptr_out + b * 2 * (S + 1);
-        double **lds = xs + S + 1;
+        double **lds = ev->no_l ? NULL : xs + S + 1;
         for (size_t k = 0; k <= S; k++) {
             int keep = stage_kept(ev, k) && k > 0;
             xs[k] = keep ? ev->stage[k].x + off * d : NULL;
-            lds[k] = keep ? ev->ld[k] + off : NULL;
+            if (lds)
+                lds[k] = keep ? ev->ld[k] + off : NULL;
         }
         int rc = block_rc(ev, b, ev->map->forward(ev->map_state, ev->theta, m, ev->z + off * d,
                                                   ev->tapes[b], xs, lds, &ev->berr[b]));
@@ -292,7 +306,7 @@ int wgf_eval_forward(wgf_eval *ev, const double *theta, wgf_error *err)
             rc = block_rc(ev, b, ev->map->score(ev->map_state, ev->theta, m, ev->tapes[b],
                                                 ev->s0 + off * d, xs, &ev->berr[b]));
         }
-        if (rc == WGF_OK) {
+        if (rc == WGF_OK && !ev->no_l) {
             /* l = log lambda(z) - ld (MATH.md 1); stage 0 is lambda itself. */
             for (size_t k = 0; k <= S; k++) {
                 if (!stage_kept(ev, k))
@@ -308,10 +322,11 @@ int wgf_eval_forward(wgf_eval *ev, const double *theta, wgf_error *err)
     for (size_t k = 0; k <= S && rc == WGF_OK; k++) {
         if (!stage_kept(ev, k))
             continue;
-        rc = gather_rows(ev, ev->stage[k].l, 1, err);
+        if (!ev->no_l)
+            rc = gather_rows(ev, ev->stage[k].l, 1, err);
         if (rc == WGF_OK && k > 0)
             rc = gather_rows(ev, ev->stage[k].x, d, err);
-        if (rc == WGF_OK && k > 0)
+        if (rc == WGF_OK && k > 0 && !ev->no_l)
             rc = gather_rows(ev, ev->ld[k], 1, err);
         if (rc == WGF_OK && k > 0 && (ev->flags & WGF_EVAL_SCORE))
             rc = gather_rows(ev, ev->stage[k].s, d, err);

@@ -112,6 +112,11 @@ double *wgf_eval_scratch_logq0(wgf_eval *ev);
  * references and sample files read x and l, and a score pass over the
  * output samples was a tenth of the map's work on them. */
 #define WGF_EVAL_AS_ASKED 0x100u
+/* No log-densities from now on (before the first forward): the map's forward
+ * is asked for x alone, and every batch's l is NULL. The output samples take
+ * it when the reference reads x alone: a planar layer's log1p was half of
+ * the forward pass. */
+void wgf_eval_drop_l(wgf_eval *ev);
 
 /* setup.c: the core's own schemas (of [run], [metric], [output] ...) */
 const wgf_param *wgf_core_schema(const char *section);
@@ -210,6 +215,8 @@ const char *const *wgf_refrun_cols(const wgf_refrun *r);
 const double *wgf_refrun_values(const wgf_refrun *r);
 const char *wgf_refrun_type(const wgf_refrun *r);
 int wgf_refrun_needs_samples(const wgf_refrun *r);
+/* 1 when the reference reads the output samples' log-densities l. */
+int wgf_refrun_needs_l(const wgf_refrun *r);
 /* Diagnostics at time t (energy: the state's energy; theta NULL for an
  * intermediate path stage), on the output samples b (NULL when not
  * needed); full: also the costly ones (output cadence). */

@@ -391,6 +391,8 @@ static int observer_setup(wgf_observer *o, wgf_problem *p, const char *outdir, c
         rc = wgf_refrun_create(&o->ref, p, o->out, err);
     if (rc != WGF_OK)
         return rc;
+    if (!wgf_refrun_needs_l(o->ref)) /* the samples files and this reference read x alone */
+        wgf_eval_drop_l(o->out);
     size_t ncols = wgf_refrun_ncols(o->ref);
     const wgf_section *ssec = wgf_problem_section(p, "scheme");
     o->lambda = ssec && wgf_section_has(ssec, "lambda") ? wgf_section_double(ssec, "lambda") : NAN;
@@ -758,6 +760,8 @@ static int path_monitor(void *ctx, const wgf_path_info *path, wgf_error *err)
         o->out_stages = wgf_eval_create(p, wgf_eval_n(o->out), WGF_EVAL_STAGES | WGF_EVAL_AS_ASKED, err);
         if (!o->out_stages)
             return err ? err->code : WGF_ENOMEM;
+        if (!wgf_refrun_needs_l(o->ref))
+            wgf_eval_drop_l(o->out_stages);
         if ((rc = wgf_eval_set_z(o->out_stages, wgf_eval_z(o->out), err)) != WGF_OK)
             return rc;
     }

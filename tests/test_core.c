@@ -457,6 +457,13 @@ START_TEST(test_scheme_needs)
     ck_assert_ptr_null(wgf_eval_batch(out, 0)->s);
     ck_assert(memcmp(bo->x, b->x, 10 * b->d * sizeof(double)) == 0);
     ck_assert(memcmp(bo->l, b->l, 10 * sizeof(double)) == 0);
+    /* Without log-densities (wgf_eval_drop_l): no l, the same x to the bit. */
+    wgf_eval_drop_l(out);
+    ck_assert(wgf_eval_forward(out, wgf_problem_theta(p), &err) == WGF_OK);
+    bo = wgf_eval_batch(out, 1);
+    ck_assert_ptr_null(bo->l);
+    ck_assert_ptr_null(wgf_eval_batch(out, 0)->l);
+    ck_assert(memcmp(bo->x, b->x, 10 * b->d * sizeof(double)) == 0);
     wgf_eval_free(out);
     wgf_eval_free(ev);
     wgf_problem_free(p);
