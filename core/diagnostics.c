@@ -454,8 +454,11 @@ double wgf_w2_1d(size_t n, const double *x, const double *y)
  * order of the samples (rounding is monotone) and t < 0 reverses it, so the
  * sorted projections are t times x and y sorted once, read forwards or
  * backwards: the same values, summed in the same order, as sorting every
- * projection (2 sorts in place of 2 nproj). The directions are drawn as in
- * d > 1, so the stream advances alike. buf: 4 n + 1, keys: 2 n of work. */
+ * projection (2 sorts in place of 2 nproj). A direction's term depends on t
+ * alone, and the unit directions of 1-D are +1 and -1 (x / sqrt(x^2) is
+ * exact), so each sign's term is computed once and added again for every
+ * later direction equal to it. The directions are drawn as in d > 1, so the
+ * stream advances alike. buf: 4 n + 1, keys: 2 n of work. */
 static double sliced_1d(size_t n, const double *x, const double *y, size_t nproj, gsl_rng *rng,
                         double *buf, uint64_t *keys)
 {
@@ -464,16 +467,21 @@ static double sliced_1d(size_t n, const double *x, const double *y, size_t nproj
     memcpy(ys, y, n * sizeof *ys);
     sort_doubles(n, xs, keys);
     sort_doubles(n, ys, keys);
-    double acc = 0.0;
+    double acc = 0.0, seen_t[2] = {0.0, 0.0}, seen_term[2] = {0.0, 0.0};
     for (size_t k = 0; k < nproj; k++) {
         gsl_ran_dir_nd(rng, 1, theta);
         double t = theta[0];
-        for (size_t i = 0; i < n; i++) {
-            size_t j = t > 0.0 ? i : n - 1 - i;
-            a[i] = t * xs[j];
-            b[i] = t * ys[j];
+        int neg = t < 0.0;
+        if (t != seen_t[neg]) {
+            for (size_t i = 0; i < n; i++) {
+                size_t j = neg ? n - 1 - i : i;
+                a[i] = t * xs[j];
+                b[i] = t * ys[j];
+            }
+            seen_t[neg] = t;
+            seen_term[neg] = msq_diff(n, a, b);
         }
-        acc += msq_diff(n, a, b);
+        acc += seen_term[neg];
     }
     return acc;
 }
