@@ -112,6 +112,11 @@ double *wgf_eval_scratch_logq0(wgf_eval *ev);
  * references and sample files read x and l, and a score pass over the
  * output samples was a tenth of the map's work on them. */
 #define WGF_EVAL_AS_ASKED 0x100u
+/* wgf_eval_create flag: no derivative calls on this batch (they refuse), so a
+ * tape per thread, reused block after block, in place of one per block. The
+ * output samples take it: 50000 samples in 10-D through 20 planar layers had
+ * 84 MB of tapes, streamed through memory at every diagnostic. */
+#define WGF_EVAL_FORWARD_ONLY 0x200u
 /* No log-densities from now on (before the first forward): the map's forward
  * is asked for x alone, and every batch's l is NULL. The output samples take
  * it when the reference reads x alone: a planar layer's log1p was half of

@@ -381,7 +381,7 @@ static int observer_setup(wgf_observer *o, wgf_problem *p, const char *outdir, c
         return rc;
     size_t nout = (size_t)wgf_section_int(p->output_sec, "samples");
     o->write_count = (size_t)wgf_section_int(p->output_sec, "write_count");
-    o->out = wgf_eval_create(p, nout, WGF_EVAL_AS_ASKED, err);
+    o->out = wgf_eval_create(p, nout, WGF_EVAL_AS_ASKED | WGF_EVAL_FORWARD_ONLY, err);
     if (!o->out)
         return err ? err->code : WGF_ENOMEM;
     rc = wgf_eval_draw(o->out, WGF_STREAM_OUTPUT, 0, err);
@@ -757,7 +757,8 @@ static int path_monitor(void *ctx, const wgf_path_info *path, wgf_error *err)
     wgf_problem *p = o->p;
     int rc = WGF_OK;
     if (!o->out_stages) {
-        o->out_stages = wgf_eval_create(p, wgf_eval_n(o->out), WGF_EVAL_STAGES | WGF_EVAL_AS_ASKED, err);
+        o->out_stages = wgf_eval_create(p, wgf_eval_n(o->out),
+                                        WGF_EVAL_STAGES | WGF_EVAL_AS_ASKED | WGF_EVAL_FORWARD_ONLY, err);
         if (!o->out_stages)
             return err ? err->code : WGF_ENOMEM;
         if (!wgf_refrun_needs_l(o->ref))

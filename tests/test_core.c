@@ -645,6 +645,43 @@ START_TEST(test_threads_bitwise)
 }
 END_TEST
 
+/* A forward-only batch (a tape per thread, reused block after block) gives the batch of one
+ * with a tape per block to the bit, x, l and s of every kept stage, with one thread or two (600
+ * samples: three blocks, the last partial, so a lane serves blocks of two lengths), and refuses
+ * derivatives. */
+START_TEST(test_forward_only_batch)
+{
+    wgf_problem *p = test_make_problem(planar_ini, NULL, 0);
+    test_perturb(p, 0.3);
+    wgf_eval *ref = forward_eval(p, 600);
+    const wgf_batch *want = wgf_eval_batch(ref, wgf_eval_nstages(ref));
+    wgf_error err = {0};
+    for (int t = 1; t <= 2; t++) {
+#ifdef _OPENMP
+        omp_set_num_threads(t);
+#endif
+        wgf_eval *ev = wgf_eval_create(p, 600, WGF_EVAL_SCORE | WGF_EVAL_FORWARD_ONLY, &err);
+        ck_assert_msg(ev != NULL, "%s", err.msg);
+        ck_assert(wgf_eval_draw(ev, WGF_STREAM_TRAIN, 3, &err) == WGF_OK);
+        for (int again = 0; again < 2; again++) { /* the second forward on used tapes */
+            ck_assert_msg(wgf_eval_forward(ev, wgf_problem_theta(p), &err) == WGF_OK, "%s", err.msg);
+            const wgf_batch *b = wgf_eval_batch(ev, wgf_eval_nstages(ev));
+            ck_assert(memcmp(b->x, want->x, 600 * 3 * sizeof(double)) == 0);
+            ck_assert(memcmp(b->l, want->l, 600 * sizeof(double)) == 0);
+            ck_assert(memcmp(b->s, want->s, 600 * 3 * sizeof(double)) == 0);
+        }
+        double v[64] = {0}, jx[1800];
+        ck_assert_int_le(wgf_problem_nparams(p), 64);
+        ck_assert_int_eq(wgf_eval_jvp(ev, v, jx, &err), WGF_EINVAL);
+        ck_assert_int_eq(wgf_eval_gram(ev, v, jx, &err), WGF_EINVAL);
+        ck_assert_int_eq(wgf_eval_vjp(ev, jx, NULL, NULL, v, &err), WGF_EINVAL);
+        wgf_eval_free(ev);
+    }
+    wgf_eval_free(ref);
+    wgf_problem_free(p);
+}
+END_TEST
+
 /* Samples of a block depend on (seed, family, step, block) only. */
 START_TEST(test_draw_reproducible)
 {
@@ -784,6 +821,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, test_check_only);
     tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_draw_reproducible);
+    tcase_add_test(tc, test_forward_only_batch);
     tcase_add_test(tc, test_planar_initial_identity);
     tcase_add_test(tc, test_strbuf_printf);
     tcase_add_test(tc, test_strbuf_g10);
