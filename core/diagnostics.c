@@ -12,9 +12,11 @@
 
 #include "internal.h"
 
-/* Two passes (mean first): no cancellation in the covariance. Each pass
- * reads the samples once, row by row, with a sum per entry (in cov's lower
- * triangle until the end) that still adds its terms in sample order. */
+/* Two passes (mean first): no cancellation in the covariance. Each entry is
+ * a sum in sample order; the mean's pass reads the rows once, and the
+ * covariance's rows (the entries of row j, k <= j) are independent, so they
+ * go to threads whole (the output samples' moments: 50000 x 10 at every
+ * diagnostic of fpe_ou_10d). */
 void wgf_moments(size_t n, size_t d, const double *x, double *mean, double *cov)
 {
     for (size_t j = 0; j < d; j++)
@@ -26,14 +28,15 @@ void wgf_moments(size_t n, size_t d, const double *x, double *mean, double *cov)
         mean[j] = n > 0 ? mean[j] / (double)n : NAN;
     if (!cov)
         return;
-    for (size_t j = 0; j < d; j++)
+#pragma omp parallel for schedule(dynamic, 1)
+    for (long jl = (long)d - 1; jl >= 0; jl--) { /* the longest rows first */
+        size_t j = (size_t)jl;
+        double *row = cov + j * d;
         for (size_t k = 0; k <= j; k++)
-            cov[j * d + k] = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        const double *xi = x + i * d;
-        for (size_t j = 0; j < d; j++) {
+            row[k] = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            const double *xi = x + i * d;
             double dj = xi[j] - mean[j];
-            double *row = cov + j * d;
             for (size_t k = 0; k <= j; k++)
                 row[k] += dj * (xi[k] - mean[k]);
         }
@@ -172,10 +175,11 @@ int wgf_skl_samples(size_t n, size_t d, const double *x, const double *lq, const
 {
     if (n == 0)
         return wgf_error_set(err, WGF_EINVAL, "symmetric KL: no samples");
-    double *L = malloc((d * d + d) * sizeof *L);
+    double *L = malloc((d * d + n) * sizeof *L);
     if (!L)
-        return wgf_error_set(err, WGF_ENOMEM, "symmetric KL: out of memory (d = %zu)", d);
-    double *y = L + d * d;
+        return wgf_error_set(err, WGF_ENOMEM, "symmetric KL: out of memory (n = %zu, d = %zu)", n, d);
+    double *terms = L + d * d;
+    int nomem = 0;
     int rc = wgf_cholesky(d, C, L, err);
     if (rc != WGF_OK) {
         wgf_error_prefix(err, "symmetric KL: the reference covariance");
@@ -186,20 +190,41 @@ int wgf_skl_samples(size_t n, size_t d, const double *x, const double *lq, const
     for (size_t i = 0; i < d; i++)
         logdet += 2.0 * log(L[i * d + i]);
     double c0 = -0.5 * ((double)d * log(2.0 * M_PI) + logdet), s = 0.0;
-    for (size_t k = 0; k < n; k++) {
-        const double *xk = x + k * d;
-        double q2 = 0.0;
-        for (size_t i = 0; i < d; i++) { /* y = L^-1 (x - m) */
-            double acc = xk[i] - m[i];
-            for (size_t j = 0; j < i; j++)
-                acc -= L[i * d + j] * y[j];
-            y[i] = acc / L[i * d + i];
-            q2 += y[i] * y[i];
+    /* The samples' terms on threads (a triangular solve and an expm1 each), then their sum in
+     * sample order. */
+#pragma omp parallel
+    {
+        double *yt = malloc((d + 1) * sizeof *yt);
+#pragma omp for schedule(static)
+        for (long kl = 0; kl < (long)n; kl++) {
+            size_t k = (size_t)kl;
+            const double *xk = x + k * d;
+            if (!yt) {
+                terms[k] = NAN;
+                continue;
+            }
+            double q2 = 0.0;
+            for (size_t i = 0; i < d; i++) { /* y = L^-1 (x - m) */
+                double acc = xk[i] - m[i];
+                for (size_t j = 0; j < i; j++)
+                    acc -= L[i * d + j] * yt[j];
+                yt[i] = acc / L[i * d + i];
+                q2 += yt[i] * yt[i];
+            }
+            double r = lq[k] - (c0 - 0.5 * q2);
+            terms[k] = -expm1(-r) * r;
         }
-        double r = lq[k] - (c0 - 0.5 * q2);
-        s += -expm1(-r) * r;
+        if (!yt) {
+#pragma omp atomic write
+            nomem = 1;
+        }
+        free(yt);
     }
+    for (size_t k = 0; k < n; k++)
+        s += terms[k];
     free(L);
+    if (nomem)
+        return wgf_error_set(err, WGF_ENOMEM, "symmetric KL: out of memory (d = %zu)", d);
     *skl = s / (double)n;
     if (!isfinite(*skl))
         return wgf_error_set(err, WGF_ENUMERIC, "symmetric KL: not finite (the model's density ratio "

@@ -10,6 +10,10 @@
 #include <gsl/gsl_rng.h>
 #include <gsl/gsl_sf_gamma.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "../core/internal.h" /* wgf_problem_reference */
 #include "testutil.h"
 
@@ -1166,11 +1170,56 @@ START_TEST(sliced_1d_as_every_direction_sorted)
 }
 END_TEST
 
-/* wgf_moments reads the samples row by row and keeps a sum per entry: the
- * same sums, term by term in sample order, as a pass over the samples per
- * entry, to the bit. */
+/* wgf_moments keeps a sum per entry, and the covariance's rows go to threads
+ * (two here): the same sums, term by term in sample order, as a pass over the
+ * samples per entry, to the bit. */
+/* wgf_skl_samples computes the samples' terms on threads (two here) and adds
+ * them in sample order: the sum of the same terms formed one after another,
+ * to the bit. */
+START_TEST(skl_samples_in_sample_order)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(2);
+#endif
+    const size_t n = 2001, d = 3;
+    const double m[3] = {0.5, -1.0, 0.2}, C[9] = {2.0, 0.3, 0.0, 0.3, 1.0, -0.2, 0.0, -0.2, 0.5};
+    gsl_rng *g = make_rng(61);
+    double *x = malloc((n * d + n) * sizeof *x), *lq = x + n * d, L[9], y[3], skl;
+    for (size_t i = 0; i < n * d; i++)
+        x[i] = gsl_ran_gaussian(g, 1.3);
+    for (size_t k = 0; k < n; k++)
+        lq[k] = -3.0 + 0.1 * gsl_ran_gaussian(g, 1.0);
+    wgf_error err = {0};
+    ck_assert_int_eq(wgf_skl_samples(n, d, x, lq, m, C, &skl, &err), WGF_OK);
+    ck_assert_int_eq(wgf_cholesky(d, C, L, &err), WGF_OK);
+    double logdet = 0.0, s = 0.0;
+    for (size_t i = 0; i < d; i++)
+        logdet += 2.0 * log(L[i * d + i]);
+    double c0 = -0.5 * ((double)d * log(2.0 * M_PI) + logdet);
+    for (size_t k = 0; k < n; k++) {
+        double q2 = 0.0;
+        for (size_t i = 0; i < d; i++) {
+            double acc = x[k * d + i] - m[i];
+            for (size_t j = 0; j < i; j++)
+                acc -= L[i * d + j] * y[j];
+            y[i] = acc / L[i * d + i];
+            q2 += y[i] * y[i];
+        }
+        double r = lq[k] - (c0 - 0.5 * q2);
+        s += -expm1(-r) * r;
+    }
+    ck_assert(isfinite(skl) && skl > 0.0);
+    ck_assert_double_eq(skl, s / (double)n);
+    free(x);
+    gsl_rng_free(g);
+}
+END_TEST
+
 START_TEST(moments_in_sample_order)
 {
+#ifdef _OPENMP
+    omp_set_num_threads(2);
+#endif
     const size_t n = 3001, d = 7;
     gsl_rng *g = make_rng(59);
     double *x = malloc(n * d * sizeof *x), m[7], C[49], mr[7], Cr[49];
@@ -1404,6 +1453,7 @@ int main(void)
     tcase_add_test(tc, w2_1d_and_sliced);
     tcase_add_test(tc, sliced_1d_as_every_direction_sorted);
     tcase_add_test(tc, moments_in_sample_order);
+    tcase_add_test(tc, skl_samples_in_sample_order);
     suite_add_tcase(s, tc);
     tc = tcase_create("plugins");
     tcase_set_timeout(tc, 60);
