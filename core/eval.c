@@ -20,11 +20,13 @@ struct wgf_eval {
     size_t n, d, P, S, nblocks;
     size_t b0, b1; /* this rank's blocks; their tapes alone are made */
     unsigned flags;
-    int have_density, have_score;
+    int have_density;
+    int no_l; /* wgf_eval_drop_l: no log-densities */
+    size_t lanes; /* WGF_EVAL_FORWARD_ONLY: tapes[j] serves blocks b0 + j, b0 + j + lanes, ... */
 
     double *z;     /* n x d */
     double *logq0; /* n: log lambda(z) (zero without a density) */
-    double *s0;    /* n x d: grad log lambda(z) */
+    double *s0;    /* n x d: grad log lambda(z), with WGF_EVAL_SCORE */
     double *theta; /* P: parameters of the last forward */
     int forwarded;
 
@@ -159,16 +161,16 @@ wgf_eval *wgf_eval_create(wgf_problem *p, size_t n, unsigned flags, wgf_error *e
     /* What the configuration needs is on whatever the caller asked for: an energy that reads s
      * has a score path in its gradient (MATH.md 2), and a scheme that takes the Wasserstein
      * gradient of one that reads s gets it on every batch it makes. */
-    if ((p->energy_needs & WGF_NEEDS_S) ||
-        ((p->scheme_needs & WGF_SCHEME_NEEDS_WGRAD) && (p->energy_needs & WGF_WGRAD_NEEDS_S)))
+    if (!(flags & WGF_EVAL_AS_ASKED) &&
+        ((p->energy_needs & WGF_NEEDS_S) ||
+         ((p->scheme_needs & WGF_SCHEME_NEEDS_WGRAD) && (p->energy_needs & WGF_WGRAD_NEEDS_S))))
         flags |= WGF_EVAL_SCORE;
-    ev->flags = flags;
+    ev->flags = flags & ~(WGF_EVAL_AS_ASKED | WGF_EVAL_FORWARD_ONLY);
     ev->nblocks = (n + WGF_BLOCK - 1) / WGF_BLOCK;
     wgf_mpi_blocks(ev->nblocks, &ev->b0, &ev->b1);
     unsigned provides = wgf_dist_provides(p->dist);
     ev->have_density = (provides & WGF_DIST_DENSITY) != 0;
-    ev->have_score = (provides & WGF_DIST_SCORE) != 0;
-    if ((flags & WGF_EVAL_SCORE) && !ev->have_score) {
+    if ((flags & WGF_EVAL_SCORE) && !(provides & WGF_DIST_SCORE)) {
         wgf_error_set(err, WGF_EINVAL, "the initial law (%s) has no score, which this run needs",
                       wgf_dist_type(p->dist));
         free(ev);
@@ -177,7 +179,7 @@ wgf_eval *wgf_eval_create(wgf_problem *p, size_t n, unsigned flags, wgf_error *e
     size_t nd = n * ev->d;
     ev->z = wgf_alloc_doubles(nd);
     ev->logq0 = wgf_alloc_doubles(n);
-    ev->s0 = wgf_alloc_doubles(nd);
+    ev->s0 = (flags & WGF_EVAL_SCORE) ? wgf_alloc_doubles(nd) : NULL;
     ev->theta = wgf_alloc_doubles(ev->P);
     ev->tbar = wgf_alloc_doubles(ev->nblocks * ev->P);
     ev->scratch = wgf_alloc_doubles(nd);
@@ -189,14 +191,23 @@ wgf_eval *wgf_eval_create(wgf_problem *p, size_t n, unsigned flags, wgf_error *e
     ev->ptr_out = calloc(ev->nblocks * 2 * (ev->S + 1), sizeof *ev->ptr_out);
     ev->ptr_in = calloc(ev->nblocks * 3 * (ev->S + 1), sizeof *ev->ptr_in);
     ev->ptr_last = calloc(3 * (ev->S + 1), sizeof *ev->ptr_last);
-    if (!ev->z || !ev->logq0 || !ev->s0 || !ev->theta || !ev->tbar || !ev->scratch ||
-        !ev->scratch_ld || !ev->berr || !ev->tapes || !ev->stage || !ev->ld || !ev->ptr_out ||
-        !ev->ptr_in || !ev->ptr_last)
+    if (!ev->z || !ev->logq0 || (!ev->s0 && (flags & WGF_EVAL_SCORE)) || !ev->theta || !ev->tbar ||
+        !ev->scratch || !ev->scratch_ld || !ev->berr || !ev->tapes || !ev->stage || !ev->ld ||
+        !ev->ptr_out || !ev->ptr_in || !ev->ptr_last)
         goto nomem;
-    for (size_t b = ev->b0; b < ev->b1; b++) {
-        ev->tapes[b] = ev->map->tape_create(ev->map_state, block_len(ev, b));
-        if (!ev->tapes[b])
-            goto nomem;
+    if ((flags & WGF_EVAL_FORWARD_ONLY) && ev->b1 > ev->b0) {
+        size_t lanes = 1;
+#ifdef _OPENMP
+        lanes = (size_t)omp_get_max_threads();
+#endif
+        ev->lanes = lanes < ev->b1 - ev->b0 ? lanes : ev->b1 - ev->b0;
+        for (size_t j = 0; j < ev->lanes; j++)
+            if (!(ev->tapes[j] = ev->map->tape_create(ev->map_state, block_len(ev, ev->b0))))
+                goto nomem;
+    } else {
+        for (size_t b = ev->b0; b < ev->b1; b++)
+            if (!(ev->tapes[b] = ev->map->tape_create(ev->map_state, block_len(ev, b))))
+                goto nomem;
     }
     for (size_t k = 0; k <= ev->S; k++) {
         wgf_batch *bt = &ev->stage[k];
@@ -228,11 +239,11 @@ nomem:
 static int reference_terms(wgf_eval *ev, wgf_error *err)
 {
     int rc = WGF_OK;
-    if (ev->have_density)
+    if (ev->have_density && !ev->no_l)
         rc = wgf_dist_log_density(ev->p->dist, ev->n, ev->z, ev->logq0, err);
-    else
+    else if (!ev->no_l)
         memset(ev->logq0, 0, ev->n * sizeof(double));
-    if (rc == WGF_OK && ev->have_score)
+    if (rc == WGF_OK && (ev->flags & WGF_EVAL_SCORE))
         rc = wgf_dist_score(ev->p->dist, ev->n, ev->z, ev->s0, err);
     ev->forwarded = 0;
     return rc;
@@ -268,50 +279,78 @@ int wgf_eval_set_z(wgf_eval *ev, const double *z, wgf_error *err)
     return reference_terms(ev, err);
 }
 
+void wgf_eval_drop_l(wgf_eval *ev)
+{
+    for (size_t k = 0; k <= ev->S; k++) {
+        wgf_free(ev->stage[k].l);
+        ev->stage[k].l = NULL;
+        wgf_free(ev->ld[k]);
+        ev->ld[k] = NULL;
+    }
+    ev->no_l = 1;
+    ev->forwarded = 0;
+}
+
+/* The map (and the scores) on block b, on the given tape; l from ld. */
+static void forward_block(wgf_eval *ev, size_t b, void *tape)
+{
+    size_t S = ev->S, d = ev->d, off = b * WGF_BLOCK, m = block_len(ev, b);
+    double **xs = ev->ptr_out + b * 2 * (S + 1);
+    double **lds = ev->no_l ? NULL : xs + S + 1;
+    for (size_t k = 0; k <= S; k++) {
+        int keep = stage_kept(ev, k) && k > 0;
+        xs[k] = keep ? ev->stage[k].x + off * d : NULL;
+        if (lds)
+            lds[k] = keep ? ev->ld[k] + off : NULL;
+    }
+    int rc = block_rc(ev, b, ev->map->forward(ev->map_state, ev->theta, m, ev->z + off * d, tape, xs, lds,
+                                              &ev->berr[b]));
+    if (rc == WGF_OK && (ev->flags & WGF_EVAL_SCORE)) {
+        for (size_t k = 0; k <= S; k++)
+            xs[k] = (stage_kept(ev, k) && k > 0) ? ev->stage[k].s + off * d : NULL;
+        rc = block_rc(ev, b, ev->map->score(ev->map_state, ev->theta, m, tape, ev->s0 + off * d, xs,
+                                            &ev->berr[b]));
+    }
+    if (rc == WGF_OK && !ev->no_l) {
+        /* l = log lambda(z) - ld (MATH.md 1); stage 0 is lambda itself. */
+        for (size_t k = 0; k <= S; k++) {
+            if (!stage_kept(ev, k))
+                continue;
+            double *l = ev->stage[k].l + off;
+            const double *lq = ev->logq0 + off, *ld = ev->ld[k] + off;
+            for (size_t i = 0; i < m; i++)
+                l[i] = k == 0 ? lq[i] : lq[i] - ld[i];
+        }
+    }
+}
+
 int wgf_eval_forward(wgf_eval *ev, const double *theta, wgf_error *err)
 {
     size_t S = ev->S, d = ev->d;
     memcpy(ev->theta, theta, ev->P * sizeof(double));
     clear_errors(ev);
-    long b0 = (long)ev->b0, b1 = (long)ev->b1;
+    long b0 = (long)ev->b0, b1 = (long)ev->b1, lanes = (long)ev->lanes;
+    if (lanes > 0) {
+        /* a tape per lane, block after block: a block's results do not depend on what the
+         * tape held before (a tape is reused from step to step all the same) */
 #pragma omp parallel for schedule(static)
-    for (long bl = b0; bl < b1; bl++) {
-        size_t b = (size_t)bl, off = b * WGF_BLOCK, m = block_len(ev, b);
-        double **xs = ev->ptr_out + b * 2 * (S + 1);
-        double **lds = xs + S + 1;
-        for (size_t k = 0; k <= S; k++) {
-            int keep = stage_kept(ev, k) && k > 0;
-            xs[k] = keep ? ev->stage[k].x + off * d : NULL;
-            lds[k] = keep ? ev->ld[k] + off : NULL;
-        }
-        int rc = block_rc(ev, b, ev->map->forward(ev->map_state, ev->theta, m, ev->z + off * d,
-                                                  ev->tapes[b], xs, lds, &ev->berr[b]));
-        if (rc == WGF_OK && (ev->flags & WGF_EVAL_SCORE)) {
-            for (size_t k = 0; k <= S; k++)
-                xs[k] = (stage_kept(ev, k) && k > 0) ? ev->stage[k].s + off * d : NULL;
-            rc = block_rc(ev, b, ev->map->score(ev->map_state, ev->theta, m, ev->tapes[b],
-                                                ev->s0 + off * d, xs, &ev->berr[b]));
-        }
-        if (rc == WGF_OK) {
-            /* l = log lambda(z) - ld (MATH.md 1); stage 0 is lambda itself. */
-            for (size_t k = 0; k <= S; k++) {
-                if (!stage_kept(ev, k))
-                    continue;
-                double *l = ev->stage[k].l + off;
-                const double *lq = ev->logq0 + off, *ld = ev->ld[k] + off;
-                for (size_t i = 0; i < m; i++)
-                    l[i] = k == 0 ? lq[i] : lq[i] - ld[i];
-            }
-        }
+        for (long j = 0; j < lanes; j++)
+            for (long bl = b0 + j; bl < b1; bl += lanes)
+                forward_block(ev, (size_t)bl, ev->tapes[j]);
+    } else {
+#pragma omp parallel for schedule(static)
+        for (long bl = b0; bl < b1; bl++)
+            forward_block(ev, (size_t)bl, ev->tapes[bl]);
     }
     int rc = first_error(ev, err);
     for (size_t k = 0; k <= S && rc == WGF_OK; k++) {
         if (!stage_kept(ev, k))
             continue;
-        rc = gather_rows(ev, ev->stage[k].l, 1, err);
+        if (!ev->no_l)
+            rc = gather_rows(ev, ev->stage[k].l, 1, err);
         if (rc == WGF_OK && k > 0)
             rc = gather_rows(ev, ev->stage[k].x, d, err);
-        if (rc == WGF_OK && k > 0)
+        if (rc == WGF_OK && k > 0 && !ev->no_l)
             rc = gather_rows(ev, ev->ld[k], 1, err);
         if (rc == WGF_OK && k > 0 && (ev->flags & WGF_EVAL_SCORE))
             rc = gather_rows(ev, ev->stage[k].s, d, err);
@@ -335,6 +374,12 @@ const wgf_batch *wgf_eval_batch(const wgf_eval *ev, size_t stage)
     return &ev->stage[stage];
 }
 
+/* Derivatives read each block's own tape, which a forward-only batch does not keep. */
+static int no_tapes(wgf_error *err)
+{
+    return wgf_error_set(err, WGF_EINVAL, "derivatives of a forward-only batch (it keeps no tape per block)");
+}
+
 /* Add the per-block partial sums in block order, every rank's gathered first. */
 static int reduce_blocks(wgf_eval *ev, double *out, double scale, wgf_error *err)
 {
@@ -356,6 +401,8 @@ static int reduce_blocks(wgf_eval *ev, double *out, double scale, wgf_error *err
 
 int wgf_eval_jvp(wgf_eval *ev, const double *v, double *jx, wgf_error *err)
 {
+    if (ev->lanes)
+        return no_tapes(err);
     clear_errors(ev);
     long b0 = (long)ev->b0, b1 = (long)ev->b1;
 #pragma omp parallel for schedule(static)
@@ -371,6 +418,8 @@ int wgf_eval_jvp(wgf_eval *ev, const double *v, double *jx, wgf_error *err)
 int wgf_eval_path_vjp(wgf_eval *ev, const double *const *xbar, const double *const *lbar,
                       const double *const *sbar, double *thetabar, wgf_error *err)
 {
+    if (ev->lanes)
+        return no_tapes(err);
     size_t S = ev->S, d = ev->d, P = ev->P;
     if ((sbar && !(ev->flags & WGF_EVAL_SCORE))) {
         for (size_t k = 0; k <= S; k++)
@@ -417,6 +466,8 @@ int wgf_eval_vjp(wgf_eval *ev, const double *xbar, const double *lbar, const dou
 
 int wgf_eval_gram(wgf_eval *ev, const double *v, double *out, wgf_error *err)
 {
+    if (ev->lanes)
+        return no_tapes(err);
     size_t S = ev->S, d = ev->d, P = ev->P;
     clear_errors(ev);
     long b0 = (long)ev->b0, b1 = (long)ev->b1;
@@ -505,6 +556,8 @@ static void vjp_many_block(wgf_eval *ev, size_t b, size_t k, const double *const
 int wgf_eval_vjp_many(wgf_eval *ev, size_t k, const double *const *xbar, const double *const *lbar,
                       const double *const *sbar, double *const *thetabar, wgf_error *err)
 {
+    if (ev->lanes)
+        return no_tapes(err);
     size_t n = ev->n, P = ev->P;
     if (k == 0)
         return WGF_OK;
@@ -546,6 +599,8 @@ int wgf_eval_vjp_many(wgf_eval *ev, size_t k, const double *const *xbar, const d
 
 int wgf_eval_gram_blocks(wgf_eval *ev, size_t *size, double *G, wgf_error *err)
 {
+    if (ev->lanes)
+        return no_tapes(err);
     size_t P = ev->P, q = 0;
     if (!ev->map->gram_blocks)
         return wgf_error_set(err, WGF_EUNSUP, "the map has no Gram blocks (gram_blocks)");

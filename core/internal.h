@@ -107,6 +107,21 @@ void wgf_problem_scratch_free(wgf_problem *p);
 
 /* eval.c */
 double *wgf_eval_scratch_logq0(wgf_eval *ev);
+/* wgf_eval_create flag: scores only when the other flags ask for them, not
+ * for what the configuration's energy reads. The output samples take it:
+ * references and sample files read x and l, and a score pass over the
+ * output samples was a tenth of the map's work on them. */
+#define WGF_EVAL_AS_ASKED 0x100u
+/* wgf_eval_create flag: no derivative calls on this batch (they refuse), so a
+ * tape per thread, reused block after block, in place of one per block. The
+ * output samples take it: 50000 samples in 10-D through 20 planar layers had
+ * 84 MB of tapes, streamed through memory at every diagnostic. */
+#define WGF_EVAL_FORWARD_ONLY 0x200u
+/* No log-densities from now on (before the first forward): the map's forward
+ * is asked for x alone, and every batch's l is NULL. The output samples take
+ * it when the reference reads x alone: a planar layer's log1p was half of
+ * the forward pass. */
+void wgf_eval_drop_l(wgf_eval *ev);
 
 /* setup.c: the core's own schemas (of [run], [metric], [output] ...) */
 const wgf_param *wgf_core_schema(const char *section);
@@ -205,6 +220,8 @@ const char *const *wgf_refrun_cols(const wgf_refrun *r);
 const double *wgf_refrun_values(const wgf_refrun *r);
 const char *wgf_refrun_type(const wgf_refrun *r);
 int wgf_refrun_needs_samples(const wgf_refrun *r);
+/* 1 when the reference reads the output samples' log-densities l. */
+int wgf_refrun_needs_l(const wgf_refrun *r);
 /* Diagnostics at time t (energy: the state's energy; theta NULL for an
  * intermediate path stage), on the output samples b (NULL when not
  * needed); full: also the costly ones (output cadence). */

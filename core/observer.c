@@ -381,7 +381,7 @@ static int observer_setup(wgf_observer *o, wgf_problem *p, const char *outdir, c
         return rc;
     size_t nout = (size_t)wgf_section_int(p->output_sec, "samples");
     o->write_count = (size_t)wgf_section_int(p->output_sec, "write_count");
-    o->out = wgf_eval_create(p, nout, 0, err);
+    o->out = wgf_eval_create(p, nout, WGF_EVAL_AS_ASKED | WGF_EVAL_FORWARD_ONLY, err);
     if (!o->out)
         return err ? err->code : WGF_ENOMEM;
     rc = wgf_eval_draw(o->out, WGF_STREAM_OUTPUT, 0, err);
@@ -391,6 +391,8 @@ static int observer_setup(wgf_observer *o, wgf_problem *p, const char *outdir, c
         rc = wgf_refrun_create(&o->ref, p, o->out, err);
     if (rc != WGF_OK)
         return rc;
+    if (!wgf_refrun_needs_l(o->ref)) /* the samples files and this reference read x alone */
+        wgf_eval_drop_l(o->out);
     size_t ncols = wgf_refrun_ncols(o->ref);
     const wgf_section *ssec = wgf_problem_section(p, "scheme");
     o->lambda = ssec && wgf_section_has(ssec, "lambda") ? wgf_section_double(ssec, "lambda") : NAN;
@@ -559,19 +561,47 @@ static int diagnostics(wgf_observer *o, unsigned long step, double t, double ene
     return WGF_OK;
 }
 
-/* The first write_count samples of b, as CSV with a header x1,...,xd. */
+/* Rows [r0, r1) of b as CSV lines. */
+static void samples_rows(wgf_strbuf *s, const wgf_batch *b, size_t r0, size_t r1)
+{
+    for (size_t n = r0; n < r1; n++) {
+        for (size_t i = 0; i < b->d; i++) {
+            if (i)
+                wgf_strbuf_addn(s, ",", 1);
+            wgf_strbuf_g10(s, b->x[n * b->d + i]);
+        }
+        wgf_strbuf_addn(s, "\n", 1);
+    }
+}
+
+/* The first write_count samples of b, as CSV with a header x1,...,xd. The
+ * rows are formatted in chunks on threads and joined in order. */
 static int write_samples_csv(wgf_observer *o, const char *name, const wgf_batch *b, wgf_error *err)
 {
+    enum { CHUNK = 1024 };
     wgf_strbuf s = {0};
     for (size_t i = 0; i < b->d; i++)
         wgf_strbuf_printf(&s, "%sx%zu", i ? "," : "", i + 1);
     wgf_strbuf_printf(&s, "\n");
-    size_t count = b->n < o->write_count ? b->n : o->write_count;
-    for (size_t n = 0; n < count; n++) {
-        for (size_t i = 0; i < b->d; i++)
-            wgf_strbuf_printf(&s, "%s%.10g", i ? "," : "", b->x[n * b->d + i]);
-        wgf_strbuf_printf(&s, "\n");
+    size_t count = b->n < o->write_count ? b->n : o->write_count, nc = (count + CHUNK - 1) / CHUNK;
+    wgf_strbuf *chunk = calloc(nc ? nc : 1, sizeof *chunk);
+    if (!chunk) {
+        wgf_strbuf_free(&s);
+        return wgf_error_set(err, WGF_ENOMEM, "out of memory");
     }
+#pragma omp parallel for schedule(static)
+    for (long c = 0; c < (long)nc; c++) {
+        size_t r0 = (size_t)c * CHUNK;
+        samples_rows(&chunk[c], b, r0, r0 + CHUNK < count ? r0 + CHUNK : count);
+    }
+    for (size_t c = 0; c < nc; c++) {
+        if (chunk[c].failed)
+            s.failed = 1;
+        else if (chunk[c].len)
+            wgf_strbuf_addn(&s, chunk[c].s, chunk[c].len);
+        wgf_strbuf_free(&chunk[c]);
+    }
+    free(chunk);
     int rc = s.failed ? wgf_error_set(err, WGF_ENOMEM, "out of memory")
                       : write_file(o, name, s.s, s.len, err);
     wgf_strbuf_free(&s);
@@ -752,9 +782,12 @@ static int path_monitor(void *ctx, const wgf_path_info *path, wgf_error *err)
     wgf_problem *p = o->p;
     int rc = WGF_OK;
     if (!o->out_stages) {
-        o->out_stages = wgf_eval_create(p, wgf_eval_n(o->out), WGF_EVAL_STAGES, err);
+        o->out_stages = wgf_eval_create(p, wgf_eval_n(o->out),
+                                        WGF_EVAL_STAGES | WGF_EVAL_AS_ASKED | WGF_EVAL_FORWARD_ONLY, err);
         if (!o->out_stages)
             return err ? err->code : WGF_ENOMEM;
+        if (!wgf_refrun_needs_l(o->ref))
+            wgf_eval_drop_l(o->out_stages);
         if ((rc = wgf_eval_set_z(o->out_stages, wgf_eval_z(o->out), err)) != WGF_OK)
             return rc;
     }

@@ -99,6 +99,12 @@ int wgf_refrun_needs_samples(const wgf_refrun *r)
     return r && (!r->vt->needs_samples || r->vt->needs_samples(r->state));
 }
 
+int wgf_refrun_needs_l(const wgf_refrun *r)
+{
+    int k = r && r->vt->needs_samples ? r->vt->needs_samples(r->state) : 1;
+    return r && k != 0 && k != WGF_REF_SAMPLES_X;
+}
+
 int wgf_refrun_eval(wgf_refrun *r, double t, double energy, const double *theta, const wgf_batch *b,
                     int full, wgf_error *err)
 {

@@ -25,6 +25,8 @@ void wgf_strbuf_addn(wgf_strbuf *b, const char *s, size_t n);
 void wgf_strbuf_add(wgf_strbuf *b, const char *s);
 void wgf_strbuf_printf(wgf_strbuf *b, const char *fmt, ...) WGF_STRBUF_PRINTF(2, 3);
 void wgf_strbuf_vprintf(wgf_strbuf *b, const char *fmt, va_list ap) WGF_STRBUF_PRINTF(2, 0);
+/* v as "%.10g" formats it (the same characters, faster). */
+void wgf_strbuf_g10(wgf_strbuf *b, double v);
 /* The text, now owned by the caller ("" when nothing was added), and the
  * buffer emptied; NULL (and the buffer freed) when an allocation failed. */
 char *wgf_strbuf_take(wgf_strbuf *b);

@@ -2,6 +2,7 @@
  * chain rule from energy partials to parameters, the G-hat product, the
  * natural-gradient solve, independence from the thread count, and the text
  * buffer every output file is formatted in. */
+#include <stdint.h>
 #include <string.h>
 
 #ifdef _OPENMP
@@ -10,6 +11,7 @@
 
 #include <gsl/gsl_linalg.h>
 
+#include "../core/internal.h"
 #include "../core/strbuf.h"
 #include "testutil.h"
 
@@ -442,6 +444,27 @@ START_TEST(test_scheme_needs)
     ck_assert(wgf_eval_forward(ev, wgf_problem_theta(p), &err) == WGF_OK);
     double g[20];
     ck_assert_msg(wgf_problem_wgrad(p, ev, 1, g, &err) == WGF_OK, "%s", err.msg);
+    /* The output samples' batch (WGF_EVAL_AS_ASKED) has no scores all the same, and the same x
+     * and l to the bit. */
+    const wgf_batch *b = wgf_eval_batch(ev, 1);
+    ck_assert_ptr_nonnull(b->s);
+    wgf_eval *out = wgf_eval_create(p, 10, WGF_EVAL_AS_ASKED, &err);
+    ck_assert_ptr_nonnull(out);
+    ck_assert(wgf_eval_draw(out, WGF_STREAM_TRAIN, 0, &err) == WGF_OK);
+    ck_assert(wgf_eval_forward(out, wgf_problem_theta(p), &err) == WGF_OK);
+    const wgf_batch *bo = wgf_eval_batch(out, 1);
+    ck_assert_ptr_null(bo->s);
+    ck_assert_ptr_null(wgf_eval_batch(out, 0)->s);
+    ck_assert(memcmp(bo->x, b->x, 10 * b->d * sizeof(double)) == 0);
+    ck_assert(memcmp(bo->l, b->l, 10 * sizeof(double)) == 0);
+    /* Without log-densities (wgf_eval_drop_l): no l, the same x to the bit. */
+    wgf_eval_drop_l(out);
+    ck_assert(wgf_eval_forward(out, wgf_problem_theta(p), &err) == WGF_OK);
+    bo = wgf_eval_batch(out, 1);
+    ck_assert_ptr_null(bo->l);
+    ck_assert_ptr_null(wgf_eval_batch(out, 0)->l);
+    ck_assert(memcmp(bo->x, b->x, 10 * b->d * sizeof(double)) == 0);
+    wgf_eval_free(out);
     wgf_eval_free(ev);
     wgf_problem_free(p);
 }
@@ -622,6 +645,43 @@ START_TEST(test_threads_bitwise)
 }
 END_TEST
 
+/* A forward-only batch (a tape per thread, reused block after block) gives the batch of one
+ * with a tape per block to the bit, x, l and s of every kept stage, with one thread or two (600
+ * samples: three blocks, the last partial, so a lane serves blocks of two lengths), and refuses
+ * derivatives. */
+START_TEST(test_forward_only_batch)
+{
+    wgf_problem *p = test_make_problem(planar_ini, NULL, 0);
+    test_perturb(p, 0.3);
+    wgf_eval *ref = forward_eval(p, 600);
+    const wgf_batch *want = wgf_eval_batch(ref, wgf_eval_nstages(ref));
+    wgf_error err = {0};
+    for (int t = 1; t <= 2; t++) {
+#ifdef _OPENMP
+        omp_set_num_threads(t);
+#endif
+        wgf_eval *ev = wgf_eval_create(p, 600, WGF_EVAL_SCORE | WGF_EVAL_FORWARD_ONLY, &err);
+        ck_assert_msg(ev != NULL, "%s", err.msg);
+        ck_assert(wgf_eval_draw(ev, WGF_STREAM_TRAIN, 3, &err) == WGF_OK);
+        for (int again = 0; again < 2; again++) { /* the second forward on used tapes */
+            ck_assert_msg(wgf_eval_forward(ev, wgf_problem_theta(p), &err) == WGF_OK, "%s", err.msg);
+            const wgf_batch *b = wgf_eval_batch(ev, wgf_eval_nstages(ev));
+            ck_assert(memcmp(b->x, want->x, 600 * 3 * sizeof(double)) == 0);
+            ck_assert(memcmp(b->l, want->l, 600 * sizeof(double)) == 0);
+            ck_assert(memcmp(b->s, want->s, 600 * 3 * sizeof(double)) == 0);
+        }
+        double v[64] = {0}, jx[1800];
+        ck_assert_int_le(wgf_problem_nparams(p), 64);
+        ck_assert_int_eq(wgf_eval_jvp(ev, v, jx, &err), WGF_EINVAL);
+        ck_assert_int_eq(wgf_eval_gram(ev, v, jx, &err), WGF_EINVAL);
+        ck_assert_int_eq(wgf_eval_vjp(ev, jx, NULL, NULL, v, &err), WGF_EINVAL);
+        wgf_eval_free(ev);
+    }
+    wgf_eval_free(ref);
+    wgf_problem_free(p);
+}
+END_TEST
+
 /* Samples of a block depend on (seed, family, step, block) only. */
 START_TEST(test_draw_reproducible)
 {
@@ -688,6 +748,57 @@ START_TEST(test_strbuf_printf)
 }
 END_TEST
 
+/* wgf_strbuf_g10 writes what "%.10g" writes: values over the magnitudes of
+ * its own digits (1e-10 to 1e10) and beyond, both signs, halfway cases of the
+ * tenth digit and their neighbours, powers of ten and their neighbours, random
+ * bit patterns (subnormals, huge, non-finite) and zeros of both signs. */
+START_TEST(test_strbuf_g10)
+{
+    uint64_t st = UINT64_C(0x9e3779b97f4a7c15);
+    char want[64];
+    size_t n = 0;
+    for (int i = 0; i < 250000; i++) {
+        double v;
+        st ^= st << 13;
+        st ^= st >> 7;
+        st ^= st << 17;
+        switch (i % 5) {
+        case 0: v = pow(10.0, -13.0 + 26.0 * (double)(st >> 11) / 9007199254740992.0); break;
+        case 1: memcpy(&v, &st, sizeof v); break;
+        case 2: /* d.ddddddddd5 10^e: a tie at the tenth digit when exact, else close to one */
+            v = ((double)(st % UINT64_C(9000000000) + UINT64_C(1000000000)) + 0.5) *
+                pow(10.0, (double)((int)(st >> 40) % 21 - 19));
+            break;
+        case 3: v = (double)(st % UINT64_C(20000000001)) / 2.0; break; /* exact ties, integers */
+        default: v = ldexp((double)(st >> 11), -(int)(st % 97)); break;
+        }
+        if (i & 1)
+            v = -v;
+        for (int k = -1; k <= 1; k++) {
+            double w = k == 0 ? v : nextafter(v, k * INFINITY);
+            wgf_strbuf b = {0};
+            wgf_strbuf_g10(&b, w);
+            snprintf(want, sizeof want, "%.10g", w);
+            ck_assert_msg(!b.failed && strcmp(b.s, want) == 0, "%a: %s, %%.10g gives %s", w, b.s, want);
+            wgf_strbuf_free(&b);
+            n++;
+        }
+    }
+    const double special[] = {0.0, -0.0, INFINITY, -INFINITY, NAN, 5e-324, 1e-10, 1e-5, 1e-4, 1e10,
+                              9999999999.5, 9999999999.4, 0.99999999995, 1234567890.5, 1234567891.5};
+    for (size_t i = 0; i < sizeof special / sizeof *special; i++)
+        for (int e = -12; e <= 12; e++) {
+            double w = special[i] * (i < 6 ? 1.0 : pow(10.0, (double)e));
+            wgf_strbuf b = {0};
+            wgf_strbuf_g10(&b, w);
+            snprintf(want, sizeof want, "%.10g", w);
+            ck_assert_msg(strcmp(b.s, want) == 0, "%a: %s, %%.10g gives %s", w, b.s, want);
+            wgf_strbuf_free(&b);
+        }
+    ck_assert_uint_eq(n, 750000);
+}
+END_TEST
+
 static Suite *core_suite(void)
 {
     Suite *s = suite_create("core");
@@ -710,8 +821,10 @@ static Suite *core_suite(void)
     tcase_add_test(tc, test_check_only);
     tcase_add_test(tc, test_threads_bitwise);
     tcase_add_test(tc, test_draw_reproducible);
+    tcase_add_test(tc, test_forward_only_batch);
     tcase_add_test(tc, test_planar_initial_identity);
     tcase_add_test(tc, test_strbuf_printf);
+    tcase_add_test(tc, test_strbuf_g10);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -515,6 +515,71 @@ START_TEST(test_two_tapes)
 }
 END_TEST
 
+/* forward without ld (the array pointer NULL: the output samples of a reference that reads x
+ * alone) gives the same x of every stage to the bit, and leaves a tape on which score, jvp and
+ * path_vjp give what they give after a forward with ld, to the bit. */
+START_TEST(test_forward_without_ld)
+{
+    size_t c = (size_t)_i / 3, d = dims[_i % 3], n = 7;
+    tmap m;
+    tmap_open(&m, configs[c].name, configs[c].body, d);
+    size_t P = m.P, S = m.S, nd = n * d;
+    wgf_error err = {0};
+    gsl_rng *r = test_rng(700 + (unsigned long)_i);
+    double *theta = dalloc(P), *z = dalloc(nd), *s0 = dalloc(nd), *v = dalloc(P);
+    random_theta(&m, r, theta);
+    gauss(r, nd, 1.0, z);
+    gauss(r, P, 1.0, v);
+    for (size_t i = 0; i < nd; i++)
+        s0[i] = -z[i];
+    double **cx = stages(S, nd), **cl = stages(S, n), **cs = stages(S, nd);
+    for (size_t k = 0; k <= S; k++) {
+        gauss(r, nd, 1.0, cx[k]);
+        gauss(r, n, 1.0, cl[k]);
+        gauss(r, nd, 1.0, cs[k]);
+    }
+    outs o[2];
+    double *jx[2], *jl[2], *g[2];
+    for (int w = 0; w < 2; w++) { /* w = 1: with ld */
+        void *tape = m.vt->tape_create(m.st, n);
+        ck_assert_ptr_nonnull(tape);
+        outs_init(&o[w], n, d, S);
+        jx[w] = dalloc(nd);
+        jl[w] = dalloc(n);
+        g[w] = dalloc(P);
+        ck_assert_int_eq(m.vt->forward(m.st, theta, n, z, tape, o[w].x, w ? o[w].ld : NULL, &err), WGF_OK);
+        ck_assert_int_eq(m.vt->score(m.st, theta, n, tape, s0, o[w].s, &err), WGF_OK);
+        ck_assert_int_eq(m.vt->jvp(m.st, theta, n, tape, v, jx[w], jl[w], &err), WGF_OK);
+        ck_assert_int_eq(m.vt->path_vjp(m.st, theta, n, tape, (const double *const *)cx,
+                                        (const double *const *)cl, (const double *const *)cs, g[w], &err),
+                         WGF_OK);
+        m.vt->tape_destroy(m.st, tape);
+    }
+    for (size_t k = 0; k <= S; k++) {
+        ck_assert(memcmp(o[0].x[k], o[1].x[k], nd * sizeof(double)) == 0);
+        ck_assert(memcmp(o[0].s[k], o[1].s[k], nd * sizeof(double)) == 0);
+    }
+    ck_assert(memcmp(jx[0], jx[1], nd * sizeof(double)) == 0);
+    ck_assert(memcmp(jl[0], jl[1], n * sizeof(double)) == 0);
+    ck_assert(memcmp(g[0], g[1], P * sizeof(double)) == 0);
+    for (int w = 0; w < 2; w++) {
+        outs_free(&o[w]);
+        free(jx[w]);
+        free(jl[w]);
+        free(g[w]);
+    }
+    stages_free(cx);
+    stages_free(cl);
+    stages_free(cs);
+    free(theta);
+    free(z);
+    free(s0);
+    free(v);
+    gsl_rng_free(r);
+    tmap_close(&m);
+}
+END_TEST
+
 /* ------------------------------------------------------------ planar specifics */
 
 /* At its initial parameters the flow is the identity on every stage: exactly
@@ -1067,6 +1132,7 @@ static Suite *maps_suite(void)
     tcase_add_loop_test(tc, test_fd_theta, 0, (int)(3 * NCONFIGS));
     tcase_add_loop_test(tc, test_fd_z, 0, (int)(3 * NCONFIGS));
     tcase_add_loop_test(tc, test_two_tapes, 0, (int)(3 * NCONFIGS));
+    tcase_add_loop_test(tc, test_forward_without_ld, 0, (int)(3 * NCONFIGS));
     tcase_add_loop_test(tc, test_gram_blocks, 0, (int)(3 * NCONFIGS));
     suite_add_tcase(s, tc);
     tc = tcase_create("planar");

@@ -10,6 +10,10 @@
 #include <gsl/gsl_rng.h>
 #include <gsl/gsl_sf_gamma.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "../core/internal.h" /* wgf_problem_reference */
 #include "testutil.h"
 
@@ -1229,6 +1233,131 @@ START_TEST(w2_1d_and_sliced)
 }
 END_TEST
 
+/* In 1-D the sliced W2 sorts x and y once and reads them forwards or
+ * backwards by the sign of each direction: against projecting and sorting
+ * every direction as in d > 1 (qsort), from the same stream, to the bit, on
+ * samples with ties, zeros of both signs, subnormals and wide magnitudes. */
+START_TEST(sliced_1d_as_every_direction_sorted)
+{
+    const size_t n = 777, K = 40;
+    gsl_rng *g = make_rng(47);
+    double *x = malloc(4 * n * sizeof *x), *y = x + n, *a = y + n, *b = a + n;
+    for (size_t i = 0; i < n; i++) {
+        x[i] = mixed_value(g, i);
+        y[i] = mixed_value(g, 3 * i + 1) * 0.5 + (i % 5 == 0 ? 1e100 : 0.0);
+    }
+    gsl_rng *r1 = make_rng(53), *r2 = make_rng(53);
+    double w2, acc = 0.0, theta;
+    wgf_error err = {0};
+    ck_assert_int_eq(wgf_w2_sliced(n, 1, x, y, K, r1, &w2, &err), WGF_OK);
+    int signs[2] = {0, 0};
+    for (size_t k = 0; k < K; k++) {
+        gsl_ran_dir_nd(r2, 1, &theta);
+        signs[theta > 0]++;
+        for (size_t i = 0; i < n; i++) {
+            a[i] = 0.0 + theta * x[i];
+            b[i] = 0.0 + theta * y[i];
+        }
+        qsort(a, n, sizeof *a, cmp_double_test);
+        qsort(b, n, sizeof *b, cmp_double_test);
+        double s = 0.0;
+        for (size_t i = 0; i < n; i++)
+            s += (a[i] - b[i]) * (a[i] - b[i]);
+        acc += s / (double)n;
+    }
+    ck_assert(signs[0] > 0 && signs[1] > 0); /* both readings taken */
+    ck_assert(isfinite(w2) && w2 > 0.0);
+    ck_assert_double_eq(w2, sqrt(acc / (double)K));
+    /* the stream left where every direction's draw leaves it */
+    ck_assert_double_eq(gsl_rng_uniform(r1), gsl_rng_uniform(r2));
+    free(x);
+    gsl_rng_free(g);
+    gsl_rng_free(r1);
+    gsl_rng_free(r2);
+}
+END_TEST
+
+/* wgf_moments keeps a sum per entry, and the covariance's rows go to threads
+ * (two here): the same sums, term by term in sample order, as a pass over the
+ * samples per entry, to the bit. */
+/* wgf_skl_samples computes the samples' terms on threads (two here) and adds
+ * them in sample order: the sum of the same terms formed one after another,
+ * to the bit. */
+START_TEST(skl_samples_in_sample_order)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(2);
+#endif
+    const size_t n = 2001, d = 3;
+    const double m[3] = {0.5, -1.0, 0.2}, C[9] = {2.0, 0.3, 0.0, 0.3, 1.0, -0.2, 0.0, -0.2, 0.5};
+    gsl_rng *g = make_rng(61);
+    double *x = malloc((n * d + n) * sizeof *x), *lq = x + n * d, L[9], y[3], skl;
+    for (size_t i = 0; i < n * d; i++)
+        x[i] = gsl_ran_gaussian(g, 1.3);
+    for (size_t k = 0; k < n; k++)
+        lq[k] = -3.0 + 0.1 * gsl_ran_gaussian(g, 1.0);
+    wgf_error err = {0};
+    ck_assert_int_eq(wgf_skl_samples(n, d, x, lq, m, C, &skl, &err), WGF_OK);
+    ck_assert_int_eq(wgf_cholesky(d, C, L, &err), WGF_OK);
+    double logdet = 0.0, s = 0.0;
+    for (size_t i = 0; i < d; i++)
+        logdet += 2.0 * log(L[i * d + i]);
+    double c0 = -0.5 * ((double)d * log(2.0 * M_PI) + logdet);
+    for (size_t k = 0; k < n; k++) {
+        double q2 = 0.0;
+        for (size_t i = 0; i < d; i++) {
+            double acc = x[k * d + i] - m[i];
+            for (size_t j = 0; j < i; j++)
+                acc -= L[i * d + j] * y[j];
+            y[i] = acc / L[i * d + i];
+            q2 += y[i] * y[i];
+        }
+        double r = lq[k] - (c0 - 0.5 * q2);
+        s += -expm1(-r) * r;
+    }
+    ck_assert(isfinite(skl) && skl > 0.0);
+    ck_assert_double_eq(skl, s / (double)n);
+    free(x);
+    gsl_rng_free(g);
+}
+END_TEST
+
+START_TEST(moments_in_sample_order)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(2);
+#endif
+    const size_t n = 3001, d = 7;
+    gsl_rng *g = make_rng(59);
+    double *x = malloc(n * d * sizeof *x), m[7], C[49], mr[7], Cr[49];
+    for (size_t i = 0; i < n * d; i++)
+        x[i] = gsl_ran_gaussian(g, 1.0) * pow(10.0, (double)(i % 5)) + (double)(i % d);
+    wgf_moments(n, d, x, m, C);
+    for (size_t j = 0; j < d; j++) {
+        double s = 0.0;
+        for (size_t i = 0; i < n; i++)
+            s += x[i * d + j];
+        mr[j] = s / (double)n;
+    }
+    for (size_t j = 0; j < d; j++)
+        for (size_t k = 0; k < d; k++) {
+            double s = 0.0;
+            size_t hi = j > k ? j : k, lo = j > k ? k : j;
+            for (size_t i = 0; i < n; i++)
+                s += (x[i * d + hi] - mr[hi]) * (x[i * d + lo] - mr[lo]);
+            Cr[j * d + k] = s / (double)(n - 1);
+        }
+    ck_assert(memcmp(m, mr, sizeof m) == 0);
+    ck_assert(memcmp(C, Cr, sizeof C) == 0);
+    wgf_moments(n, d, x, m, NULL); /* the mean alone */
+    ck_assert(memcmp(m, mr, sizeof m) == 0);
+    wgf_moments(1, d, x, m, C); /* one sample: no covariance */
+    ck_assert(m[0] == x[0] && isnan(C[0]) && isnan(C[d * d - 1]));
+    free(x);
+    gsl_rng_free(g);
+}
+END_TEST
+
 /* ================================================================ reference plugins */
 
 /* A run of ini with the test plugins on the path; its directory (remove
@@ -1432,6 +1561,9 @@ int main(void)
     tcase_add_test(tc, skl_gaussian_cases);
     tcase_add_test(tc, w2_assignment_exact);
     tcase_add_test(tc, w2_1d_and_sliced);
+    tcase_add_test(tc, sliced_1d_as_every_direction_sorted);
+    tcase_add_test(tc, moments_in_sample_order);
+    tcase_add_test(tc, skl_samples_in_sample_order);
     suite_add_tcase(s, tc);
     tc = tcase_create("plugins");
     tcase_set_timeout(tc, 60);

@@ -156,6 +156,39 @@ START_TEST(test_threads_same_history)
 }
 END_TEST
 
+/* A samples file is its samples as "%.10g" writes them, row after row: at step 0 of an affine
+ * map (the identity) without moment matching they are the output draws themselves. 3000 rows:
+ * three chunks formatted on two threads and joined. */
+START_TEST(test_samples_file_text)
+{
+    const char *sets[] = {"scheme.t_end=0.01", "output.samples=3000", "output.write_count=3000",
+                          "output.moment_match=false"};
+    char *dir = temp_dir();
+    wgf_run_result res;
+    wgf_error err = {0};
+    ck_assert_msg(run(ou2_ini, dir, sets, 4, 2, &res, &err) == WGF_OK, "%s", err.msg);
+    char *got = test_read_file(dir, "samples/step-000000.csv", NULL);
+    wgf_problem *p = test_make_problem(ou2_ini, sets, 4);
+    wgf_eval *ev = wgf_eval_create(p, 3000, 0, &err);
+    ck_assert_ptr_nonnull(ev);
+    ck_assert(wgf_eval_draw(ev, WGF_STREAM_OUTPUT, 0, &err) == WGF_OK);
+    const double *z = wgf_eval_z(ev);
+    size_t cap = 64 + 3000 * 2 * 32, len = (size_t)snprintf(NULL, 0, "x1,x2\n");
+    char *want = malloc(cap);
+    ck_assert_ptr_nonnull(want);
+    snprintf(want, cap, "x1,x2\n");
+    for (size_t i = 0; i < 3000; i++)
+        len += (size_t)snprintf(want + len, cap - len, "%.10g,%.10g\n", z[2 * i], z[2 * i + 1]);
+    ck_assert_str_eq(got, want);
+    free(want);
+    free(got);
+    wgf_eval_free(ev);
+    wgf_problem_free(p);
+    test_remove_tree(dir);
+    free(dir);
+}
+END_TEST
+
 /* The outputs a run promises, and the resolved configuration re-runs to the
  * same result. */
 START_TEST(test_outputs)
@@ -652,6 +685,7 @@ static Suite *runs_suite(void)
     tcase_add_test(tc, test_planar_ou);
     tcase_add_test(tc, test_planar_affine_ou_random);
     tcase_add_test(tc, test_threads_same_history);
+    tcase_add_test(tc, test_samples_file_text);
     tcase_add_test(tc, test_outputs);
     tcase_add_test(tc, test_numerical_failure);
     tcase_add_test(tc, test_particles_reference);

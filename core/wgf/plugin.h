@@ -309,6 +309,9 @@ typedef struct wgf_scheme_vt {
 typedef struct wgf_reference_setup wgf_reference_setup;
 typedef struct wgf_reference_obs wgf_reference_obs;
 
+/* needs_samples: the samples' x, without their log-densities l. */
+#define WGF_REF_SAMPLES_X 2
+
 typedef struct wgf_reference_vt {
     /* sec: [reference], typed. Refuse (WGF_EINVAL, naming the section's
      * plugin key) a problem the reference does not describe. */
@@ -317,8 +320,10 @@ typedef struct wgf_reference_vt {
     /* The diagnostics: history.csv columns and summary.ini [error] keys. */
     size_t (*ncolumns)(void *state);
     const char *(*column)(void *state, size_t i);
-    /* Optional (NULL: always): 1 when eval reads obs->samples, 0 when it
-     * works from obs->theta alone (exact moments of an affine map). */
+    /* Optional (NULL: always, x and l): 1 when eval reads obs->samples,
+     * WGF_REF_SAMPLES_X when it reads their x alone (the core then computes
+     * no log-densities for them, and l is NULL), 0 when it works from
+     * obs->theta alone (exact moments of an affine map). Fixed after create. */
     int (*needs_samples)(void *state);
     /* Diagnostics at the observed state: values[i] for column i (ncolumns
      * of them), NaN where not computed; full = 0 asks for the cheap ones

@@ -676,7 +676,8 @@ static void planar_from_rows(size_t n, size_t d, size_t cap, const double *rows,
 /* ------------------------------------------------------------ forward */
 
 /* The coordinatewise part on coordinate i of every sample: z = c y + beta,
- * x = y + a h(z), ld += log|1 + h'(z) a c|, keeping h, h' and q = 1/(1 + h' a c). */
+ * x = y + a h(z), ld += log|1 + h'(z) a c| (ld NULL: not wanted), keeping h, h'
+ * and q = 1/(1 + h' a c). */
 PLANAR_INLINE void planar_cw_row(size_t n, double a, double c, double be, const double *restrict y,
                                  double *restrict H, double *restrict HP, double *restrict Q,
                                  double *restrict ld, double *restrict x)
@@ -688,7 +689,8 @@ PLANAR_INLINE void planar_cw_row(size_t n, double a, double c, double be, const 
         H[s] = h;
         HP[s] = hp;
         Q[s] = 1.0 / planar_g(h, hp, rho, ops);
-        ld[s] += planar_logg(h, hp, rho, ops);
+        if (ld)
+            ld[s] += planar_logg(h, hp, rho, ops);
         x[s] = y[s] + a * h;
     }
 }
@@ -697,7 +699,9 @@ PLANAR_INLINE void planar_cw_row(size_t n, double a, double c, double be, const 
  * (MATH.md 3.2); stage j is the output of layer j B. The tape keeps x^(k-1),
  * h, h' and q = 1/(1 + h' sigma) of every layer for the derivative passes.
  * With coordinatewise = true the planar step writes y^(k) and e_k takes it to
- * x^(k), adding sum_i log|1 + h'(z_i) a_i c_i| to ld. */
+ * x^(k), adding sum_i log|1 + h'(z_i) a_i c_i| to ld. Without ld (NULL: no
+ * log-determinant wanted) the log1p of every sample and layer is skipped: it
+ * was half of a forward pass, which the derivative calls do not need. */
 WGF_DISPATCH
 static int planar_forward(void *state, const double *theta, size_t n, const double *z, void *tape,
                           double *const *x, double *const *ld, wgf_error *err)
@@ -738,7 +742,7 @@ static int planar_forward(void *state, const double *theta, size_t n, const doub
         memcpy(x[0], z, n * d * sizeof *z);
     if (ld && ld[0])
         memset(ld[0], 0, n * sizeof *ld[0]);
-    double *a = t->tmp;
+    double *a = t->tmp, *tld = ld ? t->ld : NULL;
     for (size_t k = 0; k < m->L; k++) {
         const double *w = PLANAR_LAYER(theta, m, k) + d;
         const double *u = t->lay.u + k * d;
@@ -756,7 +760,8 @@ static int planar_forward(void *state, const double *theta, size_t n, const doub
             H[s] = h;
             HP[s] = hp;
             Q[s] = 1.0 / planar_g(h, hp, sig, ops);
-            t->ld[s] += planar_logg(h, hp, sig, ops);
+            if (tld)
+                tld[s] += planar_logg(h, hp, sig, ops);
         }
         double *Yk = m->cwise ? t->Y + k * d * cap : Xk;
         for (size_t i = 0; i < d; i++)
@@ -766,7 +771,7 @@ static int planar_forward(void *state, const double *theta, size_t n, const doub
             for (size_t i = 0; i < d; i++) {
                 size_t row = (k * d + i) * cap;
                 planar_cw_row(n, ca[i], cc[i], cb[i], Yk + i * cap, t->EH + row, t->EHP + row,
-                              t->EQ + row, t->ld, Xk + i * cap);
+                              t->EQ + row, tld, Xk + i * cap);
             }
         }
         if ((k + 1) % m->B == 0) {

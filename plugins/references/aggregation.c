@@ -122,6 +122,7 @@ static const wgf_reference_vt agg_vt = {
     .destroy = agg_destroy,
     .ncolumns = agg_ncolumns,
     .column = agg_column,
+    .needs_samples = ref_samples_x,
     .eval = agg_eval,
     .curve = agg_curve,
 };

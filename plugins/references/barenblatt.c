@@ -189,6 +189,7 @@ static const wgf_reference_vt bb_vt = {
     .destroy = bb_destroy,
     .ncolumns = bb_ncolumns,
     .column = bb_column,
+    .needs_samples = ref_samples_x,
     .eval = bb_eval,
     .curve = bb_curve,
     .summary_extra = bb_summary_extra,

@@ -223,6 +223,7 @@ static const wgf_reference_vt fpe1d_vt = {
     .destroy = fpe1d_destroy,
     .ncolumns = fpe1d_ncolumns,
     .column = fpe1d_column,
+    .needs_samples = ref_samples_x,
     .eval = fpe1d_eval,
     .curve = fpe1d_curve,
 };

@@ -239,6 +239,7 @@ static const wgf_reference_vt part_vt = {
     .destroy = part_destroy,
     .ncolumns = part_ncolumns,
     .column = part_column,
+    .needs_samples = ref_samples_x,
     .eval = part_eval,
 };
 

@@ -30,4 +30,11 @@ static inline int ref_single_term(const wgf_problem *p, const char *plugin, cons
     return !wgf_section_has(*sec, "weight") || wgf_section_double(*sec, "weight") == 1.0;
 }
 
+/* needs_samples of a reference that reads the output samples' x alone. */
+static inline int ref_samples_x(void *state)
+{
+    (void)state;
+    return WGF_REF_SAMPLES_X;
+}
+
 #endif

@@ -226,6 +226,7 @@ static const wgf_reference_vt tref_vt = {
     .destroy = tref_destroy,
     .ncolumns = tref_ncolumns,
     .column = tref_column,
+    .needs_samples = ref_samples_x,
     .eval = tref_eval,
     .curve = tref_curve,
 };
