@@ -21,7 +21,7 @@ struct wgf_eval {
     size_t b0, b1; /* this rank's blocks; their tapes alone are made */
     unsigned flags;
     int have_density;
-    int no_l; /* wgf_eval_drop_l: no log-densities */
+    int no_l; /* WGF_EVAL_NO_L or wgf_eval_drop_l: no log-densities */
     size_t lanes; /* WGF_EVAL_FORWARD_ONLY: tapes[j] serves blocks b0 + j, b0 + j + lanes, ... */
 
     double *z;     /* n x d */
@@ -165,7 +165,8 @@ wgf_eval *wgf_eval_create(wgf_problem *p, size_t n, unsigned flags, wgf_error *e
         ((p->energy_needs & WGF_NEEDS_S) ||
          ((p->scheme_needs & WGF_SCHEME_NEEDS_WGRAD) && (p->energy_needs & WGF_WGRAD_NEEDS_S))))
         flags |= WGF_EVAL_SCORE;
-    ev->flags = flags & ~(WGF_EVAL_AS_ASKED | WGF_EVAL_FORWARD_ONLY);
+    ev->flags = flags & ~(WGF_EVAL_AS_ASKED | WGF_EVAL_FORWARD_ONLY | WGF_EVAL_NO_L);
+    ev->no_l = (flags & WGF_EVAL_NO_L) != 0;
     ev->nblocks = (n + WGF_BLOCK - 1) / WGF_BLOCK;
     wgf_mpi_blocks(ev->nblocks, &ev->b0, &ev->b1);
     unsigned provides = wgf_dist_provides(p->dist);
@@ -216,9 +217,9 @@ wgf_eval *wgf_eval_create(wgf_problem *p, size_t n, unsigned flags, wgf_error *e
         if (!stage_kept(ev, k))
             continue;
         bt->x = k == 0 ? ev->z : wgf_alloc_doubles(nd);
-        bt->l = wgf_alloc_doubles(n);
-        ev->ld[k] = wgf_alloc_doubles(n);
-        if (!bt->x || !bt->l || !ev->ld[k])
+        if (!bt->x)
+            goto nomem;
+        if (!ev->no_l && (!(bt->l = wgf_alloc_doubles(n)) || !(ev->ld[k] = wgf_alloc_doubles(n))))
             goto nomem;
         if (flags & WGF_EVAL_SCORE) {
             bt->s = k == 0 ? NULL : wgf_alloc_doubles(nd);
@@ -380,6 +381,12 @@ static int no_tapes(wgf_error *err)
     return wgf_error_set(err, WGF_EINVAL, "derivatives of a forward-only batch (it keeps no tape per block)");
 }
 
+/* A batch without log-densities (WGF_EVAL_NO_L) has no tape of them to differentiate. */
+static int no_log_densities(wgf_error *err)
+{
+    return wgf_error_set(err, WGF_EINVAL, "log-density cotangents on a batch without log-densities (WGF_EVAL_NO_L)");
+}
+
 /* Add the per-block partial sums in block order, every rank's gathered first. */
 static int reduce_blocks(wgf_eval *ev, double *out, double scale, wgf_error *err)
 {
@@ -427,11 +434,13 @@ int wgf_eval_path_vjp(wgf_eval *ev, const double *const *xbar, const double *con
                 return wgf_error_set(err, WGF_EINVAL, "score cotangents need a batch with scores");
     }
     /* The map takes cotangents of log-determinants: ld = log lambda - l. */
-    if (lbar)
-        for (size_t k = 0; k <= S; k++)
-            if (lbar[k])
-                for (size_t i = 0; i < ev->n; i++)
-                    ev->scratch_ld[k * ev->n + i] = -lbar[k][i];
+    for (size_t k = 0; lbar && k <= S; k++) {
+        if (lbar[k] && ev->no_l)
+            return no_log_densities(err);
+        if (lbar[k])
+            for (size_t i = 0; i < ev->n; i++)
+                ev->scratch_ld[k * ev->n + i] = -lbar[k][i];
+    }
     clear_errors(ev);
     long b0 = (long)ev->b0, b1 = (long)ev->b1;
 #pragma omp parallel for schedule(static)
@@ -565,6 +574,10 @@ int wgf_eval_vjp_many(wgf_eval *ev, size_t k, const double *const *xbar, const d
         for (size_t j = 0; j < k; j++)
             if (sbar[j])
                 return wgf_error_set(err, WGF_EINVAL, "score cotangents need a batch with scores");
+    if (lbar && ev->no_l)
+        for (size_t j = 0; j < k; j++)
+            if (lbar[j])
+                return no_log_densities(err);
     int rc = many_reserve(ev, k, err);
     if (rc != WGF_OK)
         return rc;

@@ -65,6 +65,9 @@ int wgf_problem_energy(wgf_problem *p, wgf_eval *ev, double *F, double *grad, wg
     int uses_s = (p->energy_needs & WGF_NEEDS_S) != 0;
     if (uses_s && !b->s)
         return wgf_error_set(err, WGF_EINVAL, "the energy reads scores and this batch has none");
+    if ((p->energy_needs & WGF_NEEDS_L) && !b->l)
+        return wgf_error_set(err, WGF_EINVAL, "the energy reads log-densities and this batch has none "
+                             "(created with WGF_EVAL_NO_L)");
     if (grad) {
         memset(p->a_sum, 0, n * d * sizeof(double));
         memset(p->c_sum, 0, n * sizeof(double));
@@ -123,6 +126,9 @@ int wgf_problem_wgrad(wgf_problem *p, wgf_eval *ev, size_t stage, double *g, wgf
         return wgf_error_set(err, WGF_EINVAL,
                              "the Wasserstein gradient reads scores and this batch has none (create "
                              "it with WGF_EVAL_SCORE, or declare WGF_SCHEME_NEEDS_WGRAD)");
+    if ((p->energy_needs & WGF_WGRAD_NEEDS_L) && !b->l)
+        return wgf_error_set(err, WGF_EINVAL, "the Wasserstein gradient reads log-densities and this "
+                             "batch has none (created with WGF_EVAL_NO_L)");
     int rc = ensure_scratch(p, n, err);
     if (rc != WGF_OK)
         return rc;
@@ -195,6 +201,9 @@ int wgf_problem_wgrad_vjp(wgf_problem *p, wgf_eval *ev, size_t stage, const doub
         return wgf_error_set(err, WGF_EINVAL,
                              "the Wasserstein gradient reads scores and this batch has none (create "
                              "it with WGF_EVAL_SCORE, or declare WGF_SCHEME_NEEDS_WGRAD)");
+    if ((p->energy_needs & WGF_WGRAD_NEEDS_L) && !b->l)
+        return wgf_error_set(err, WGF_EINVAL, "the Wasserstein gradient reads log-densities and this "
+                             "batch has none (created with WGF_EVAL_NO_L)");
     for (size_t i = 0; i < p->nterms; i++) {
         wgf_energy_term *t = &p->terms[i];
         if (!t->vt->wgrad_vjp)

@@ -114,7 +114,7 @@ END_TEST
 /* The last path reported (up to 3 stages and their times, |D_k|, |g_k|). */
 typedef struct {
     size_t n;
-    double t[4], Dn[4], gn[4];
+    double t[4], Dn[4], gn[4], energy[4];
 } seen_path;
 
 static int record_path(void *ctx, const wgf_path_info *path, wgf_error *err)
@@ -126,6 +126,7 @@ static int record_path(void *ctx, const wgf_path_info *path, wgf_error *err)
         s->t[k] = path->t[k];
         s->Dn[k] = path->step_norm ? path->step_norm[k] : -1;
         s->gn[k] = path->grad_norm ? path->grad_norm[k] : -1;
+        s->energy[k] = path->energy[k];
     }
     return WGF_OK;
 }
@@ -722,6 +723,72 @@ START_TEST(test_terminal_pull)
 }
 END_TEST
 
+/* The fpe loss with mu_f = 0 reads no l: its batch has none, and the loss, its gradient, every
+ * stage's x and s and the path's energies (from the batch with l at the reports) are those of a
+ * batch with l to the bit, over a few steps on fresh samples. A batch without l refuses what
+ * reads l: the energy, log-density cotangents, pme's Wasserstein gradient. */
+START_TEST(test_without_l)
+{
+    wgf_problem *p = test_make_problem(fpe_ini, NULL, 0);
+    genwgp gw = {.action = GW_GEOMETRIC, .rule = GW_TRAPEZOID_RULE, .mu_s = 0.7, .mu_eq = 0.3, .t_end = 1};
+    ck_assert(!gw_loss_reads_l(p, &gw));
+    gw_loss a, b;
+    wgf_error err = {0};
+    ck_assert(gw_loss_init(&a, p, &gw, 64, &err) == WGF_OK);
+    ck_assert(gw_loss_setup(&b, p, &gw, 64, 1, &err) == WGF_OK);
+    ck_assert_ptr_null(wgf_eval_batch(a.ev, 2)->l);
+    ck_assert_ptr_nonnull(a.ev_l);
+    ck_assert_ptr_null(b.ev_l);
+    seen_path seen = {0};
+    ck_assert(wgf_problem_path_monitor_add(p, record_path, &seen, NULL, &err) == WGF_OK);
+    double theta[15], ga[15], gb[15], path_a[4];
+    memcpy(theta, theta3, sizeof theta);
+    for (unsigned long it = 0; it < 4; it++) {
+        ck_assert(wgf_eval_draw(a.ev, WGF_STREAM_TRAIN, it, &err) == WGF_OK);
+        ck_assert(wgf_eval_draw(b.ev, WGF_STREAM_TRAIN, it, &err) == WGF_OK);
+        ck_assert_msg(gw_loss_eval(&a, theta, ga, &err) == WGF_OK, "%s", err.msg);
+        ck_assert_msg(gw_loss_eval(&b, theta, gb, &err) == WGF_OK, "%s", err.msg);
+        ck_assert(memcmp(&a.loss, &b.loss, sizeof a.loss) == 0);
+        ck_assert(memcmp(ga, gb, sizeof ga) == 0);
+        for (size_t k = 1; k <= 3; k++) {
+            const wgf_batch *ba = wgf_eval_batch(a.ev, k), *bb = wgf_eval_batch(b.ev, k);
+            ck_assert(memcmp(ba->x, bb->x, 64 * 2 * sizeof(double)) == 0);
+            ck_assert(memcmp(ba->s, bb->s, 64 * 2 * sizeof(double)) == 0);
+        }
+        ck_assert_msg(gw_report_path(&a, it, theta, &err) == WGF_OK, "%s", err.msg);
+        memcpy(path_a, seen.energy, sizeof path_a);
+        ck_assert_msg(gw_report_path(&b, it, theta, &err) == WGF_OK, "%s", err.msg);
+        ck_assert(memcmp(path_a, seen.energy, sizeof path_a) == 0);
+        ck_assert(isfinite(path_a[3]) && path_a[3] != path_a[0]);
+        for (size_t j = 0; j < 15; j++)
+            theta[j] -= 0.05 * ga[j];
+    }
+    double F, g1[15];
+    ck_assert_int_eq(wgf_problem_energy(p, a.ev, &F, NULL, &err), WGF_EINVAL);
+    const double *lbar[4] = {NULL, NULL, NULL, a.g};
+    ck_assert_int_eq(wgf_eval_path_vjp(a.ev, NULL, lbar, NULL, g1, &err), WGF_EINVAL);
+    ck_assert_int_eq(wgf_eval_vjp_many(a.ev, 1, NULL, lbar + 3, NULL, (double *const[]){g1}, &err), WGF_EINVAL);
+    gw.mu_f = 0.5; /* F(rho_S) reads l */
+    ck_assert(gw_loss_reads_l(p, &gw));
+    gw_loss_free(&a);
+    gw_loss_free(&b);
+    wgf_problem_free(p);
+
+    p = test_make_problem(pme_ini, NULL, 0);
+    gw.mu_f = 0;
+    ck_assert(gw_loss_reads_l(p, &gw)); /* pme's Wasserstein gradient reads l */
+    wgf_eval *ev = wgf_eval_create(p, 64, WGF_EVAL_STAGES | WGF_EVAL_NO_L, &err);
+    ck_assert_ptr_nonnull(ev);
+    ck_assert(wgf_eval_draw(ev, WGF_STREAM_TRAIN, 0, &err) == WGF_OK);
+    ck_assert(wgf_eval_forward(ev, theta3, &err) == WGF_OK);
+    double g[128];
+    ck_assert_int_eq(wgf_problem_wgrad(p, ev, 3, g, &err), WGF_EINVAL);
+    ck_assert_msg(strstr(err.msg, "log-densities") != NULL, "%s", err.msg);
+    wgf_eval_free(ev);
+    wgf_problem_free(p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("genwgp");
@@ -735,6 +802,7 @@ int main(void)
     tcase_add_test(tc, test_score_identity);
     tcase_add_test(tc, test_times_at_equilibrium);
     tcase_add_test(tc, test_times_exponential);
+    tcase_add_test(tc, test_without_l);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("runs");
     tcase_add_test(tr, test_ou_path_on_curve);

@@ -35,6 +35,14 @@ enum { WGF_STREAM_TRAIN = 1, WGF_STREAM_OUTPUT = 2, WGF_STREAM_INIT = 3, WGF_STR
  * WGF_SCHEME_NEEDS_WGRAD and the Wasserstein gradient reads s. */
 #define WGF_EVAL_SCORE 0x1u  /* compute scores s (and keep what sbar needs) */
 #define WGF_EVAL_STAGES 0x2u /* keep x, l (and s) of every stage, not only the last */
+/* No log-densities: the map's forward is asked for x alone (a planar layer's
+ * log1p is half of its forward pass), every batch's l is NULL, and the energy,
+ * Wasserstein gradient and log-density cotangents that read l refuse the batch
+ * (WGF_EINVAL). x and s are those of a batch with l, to the bit. For a scheme
+ * whose loss reads no l: wgf_problem_energy_needs without WGF_WGRAD_NEEDS_L
+ * (and without WGF_NEEDS_L where it takes the energy). Flags only grow, by
+ * new bits: a plugin built before this one never sets it and gets l as before. */
+#define WGF_EVAL_NO_L 0x4u
 
 wgf_eval *wgf_eval_create(wgf_problem *p, size_t n, unsigned flags, wgf_error *err);
 void wgf_eval_free(wgf_eval *ev);
@@ -45,8 +53,9 @@ int wgf_eval_draw(wgf_eval *ev, unsigned family, unsigned long step, wgf_error *
 /* Copy given reference samples (n x d) in; log lambda and score from the law. */
 int wgf_eval_set_z(wgf_eval *ev, const double *z, wgf_error *err);
 
-/* Push the samples through T_theta: x, l (and s with WGF_EVAL_SCORE) of the
- * last stage, or of every stage with WGF_EVAL_STAGES. theta is copied. */
+/* Push the samples through T_theta: x, l (not with WGF_EVAL_NO_L; and s with
+ * WGF_EVAL_SCORE) of the last stage, or of every stage with WGF_EVAL_STAGES.
+ * theta is copied. */
 int wgf_eval_forward(wgf_eval *ev, const double *theta, wgf_error *err);
 
 size_t wgf_eval_n(const wgf_eval *ev);

@@ -93,6 +93,7 @@ typedef struct {
     wgf_problem *p;
     const genwgp *gw;
     wgf_eval *ev;
+    wgf_eval *ev_l;     /* ev's draw again with l, for the path's energies; NULL when ev has l */
     size_t N, d, S, P;
     int use_l, use_s;   /* wgrad reads l, s: their cotangents are passed on */
     double *g;          /* (S + 1) x N x d: g_k */
@@ -161,6 +162,7 @@ static unsigned gw_needs(void *state)
 static void gw_loss_free(gw_loss *c)
 {
     wgf_eval_free(c->ev);
+    wgf_eval_free(c->ev_l);
     free(c->g);
     free(c->xbar);
     free(c->gbar);
@@ -177,7 +179,17 @@ static void gw_loss_free(gw_loss *c)
     memset(c, 0, sizeof *c);
 }
 
-static int gw_loss_init(gw_loss *c, wgf_problem *p, const genwgp *gw, size_t N, wgf_error *err)
+/* Whether the loss reads log-densities: the Wasserstein gradient may, and so may F(rho_S) with
+ * mu_f > 0. The path's energies read them where the energy's eval does, but only at the reports. */
+static int gw_loss_reads_l(const wgf_problem *p, const genwgp *gw)
+{
+    unsigned needs = wgf_problem_energy_needs(p);
+    return (needs & WGF_WGRAD_NEEDS_L) || (gw->mu_f > 0 && (needs & WGF_NEEDS_L));
+}
+
+/* The loss's batch of N samples, with log-densities or without (with_l = 0: the map's forward
+ * is asked for x alone, and a second batch with l gives the path's energies at the reports). */
+static int gw_loss_setup(gw_loss *c, wgf_problem *p, const genwgp *gw, size_t N, int with_l, wgf_error *err)
 {
     memset(c, 0, sizeof *c);
     c->p = p;
@@ -193,7 +205,9 @@ static int gw_loss_init(gw_loss *c, wgf_problem *p, const genwgp *gw, size_t N, 
     size_t K = c->S + 1, nd = N * c->d;
     if (nd / c->d != N || nd > ((size_t)-1) / sizeof(double) / K)
         return wgf_error_set(err, WGF_ENOMEM, "genwgp: %zu samples of %zu stages are more than fit", N, K);
-    c->ev = wgf_eval_create(p, N, WGF_EVAL_STAGES, err);
+    c->ev = wgf_eval_create(p, N, WGF_EVAL_STAGES | (with_l ? 0 : WGF_EVAL_NO_L), err);
+    if (c->ev && !with_l && !(c->ev_l = wgf_eval_create(p, N, WGF_EVAL_STAGES, err)))
+        gw_loss_free(c);
     if (!c->ev)
         return err && err->code ? err->code : WGF_ENOMEM;
     c->g = calloc(K * nd, sizeof(double));
@@ -223,10 +237,17 @@ static int gw_loss_init(gw_loss *c, wgf_problem *p, const genwgp *gw, size_t N, 
     return WGF_OK;
 }
 
-/* Energy of stage k of the last evaluation: the terms' estimates on that stage's batch. */
-static int gw_stage_energy(const gw_loss *c, size_t k, double *F, wgf_error *err)
+/* The loss's batch, without log-densities when the loss reads none: a planar layer's log1p is
+ * half of its forward pass, and the forward pass half of an iteration. */
+static int gw_loss_init(gw_loss *c, wgf_problem *p, const genwgp *gw, size_t N, wgf_error *err)
 {
-    const wgf_batch *b = wgf_eval_batch(c->ev, k);
+    return gw_loss_setup(c, p, gw, N, gw_loss_reads_l(p, gw), err);
+}
+
+/* Energy of stage k of ev: the terms' estimates on that stage's batch. */
+static int gw_stage_energy(const gw_loss *c, wgf_eval *ev, size_t k, double *F, wgf_error *err)
+{
+    const wgf_batch *b = wgf_eval_batch(ev, k);
     *F = 0;
     for (size_t i = 0; i < wgf_problem_nterms(c->p); i++) {
         const wgf_energy_vt *vt;
@@ -291,7 +312,7 @@ static int gw_loss_eval(gw_loss *c, const double *theta, double *grad, wgf_error
     c->equil = c->tw * gw->mu_eq * c->gn[S] * c->gn[S];
     if (gw->mu_f > 0) {
         double F;
-        if ((rc = gw_stage_energy(c, S, &F, err)) != WGF_OK)
+        if ((rc = gw_stage_energy(c, c->ev, S, &F, err)) != WGF_OK)
             return rc;
         c->equil += c->tw * gw->mu_f * F;
     }
@@ -388,7 +409,8 @@ static void gw_times(const gw_loss *c, double *t)
 }
 
 /* Report the path of the last evaluation (at theta), with its |D_k| and |g_k|: those of the
- * loss's batch, from which the times come. */
+ * loss's batch, from which the times come. Its energies read l: on a loss batch without l they
+ * come from the same samples pushed forward again with it (x and s the same to the bit). */
 static int gw_report_path(gw_loss *c, unsigned long step, const double *theta, wgf_error *err)
 {
     size_t S = c->S;
@@ -399,9 +421,12 @@ static int gw_report_path(gw_loss *c, unsigned long step, const double *theta, w
     gw_times(c, t);
     memcpy(Dn, c->Dn, (S + 1) * sizeof *Dn);
     Dn[0] = NAN; /* no step into stage 0 */
+    wgf_eval *ev = c->ev_l ? c->ev_l : c->ev;
     int rc = WGF_OK;
+    if (c->ev_l && (rc = wgf_eval_set_z(ev, wgf_eval_z(c->ev), err)) == WGF_OK)
+        rc = wgf_eval_forward(ev, wgf_eval_theta(c->ev), err);
     for (size_t k = 0; k <= S && rc == WGF_OK; k++)
-        rc = gw_stage_energy(c, k, &energy[k], err);
+        rc = gw_stage_energy(c, ev, k, &energy[k], err);
     if (rc == WGF_OK) {
         wgf_path_info path = {.step = step, .nstages = S + 1, .t = t, .energy = energy, .theta = theta,
                               .step_norm = Dn, .grad_norm = c->gn};
