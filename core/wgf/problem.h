@@ -40,8 +40,10 @@ enum { WGF_STREAM_TRAIN = 1, WGF_STREAM_OUTPUT = 2, WGF_STREAM_INIT = 3, WGF_STR
  * Wasserstein gradient and log-density cotangents that read l refuse the batch
  * (WGF_EINVAL). x and s are those of a batch with l, to the bit. For a scheme
  * whose loss reads no l: wgf_problem_energy_needs without WGF_WGRAD_NEEDS_L
- * (and without WGF_NEEDS_L where it takes the energy). Flags only grow, by
- * new bits: a plugin built before this one never sets it and gets l as before. */
+ * (and without WGF_NEEDS_L where it takes the energy). Flags grow by new
+ * bits, with no ABI version (no vtable changes): a plugin built before this
+ * one never sets it and gets l as before, and a core before it ignores the bit
+ * and computes l all the same. */
 #define WGF_EVAL_NO_L 0x4u
 
 wgf_eval *wgf_eval_create(wgf_problem *p, size_t n, unsigned flags, wgf_error *err);

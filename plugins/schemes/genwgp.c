@@ -30,7 +30,9 @@
  *
  * The gradient is one reverse pass: the loss's derivatives in D_k and g_k give cotangents on
  * every stage's x; the energy's wgrad_vjp carries those of g_k into x^(k), l^(k), s^(k); one
- * wgf_eval_path_vjp takes them all to theta (doc/math.md 3, 3.3).
+ * wgf_eval_path_vjp takes them all to theta (doc/math.md 3, 3.3). When nothing in the loss reads
+ * the log-densities l (the Wasserstein gradient does not, and mu_f = 0 or F does not), the batch
+ * has none (WGF_EVAL_NO_L): a planar layer's log-determinant is half of its forward pass.
  *
  * |D_k| is not differentiable at D_k = 0 (a planar flow at its identity parameters has every
  * D_k = 0): there the term |D_k| |g_{k-1}| takes the subgradient 0, and the speed penalty, whose
