@@ -150,18 +150,23 @@ static int doublewell_wgrad_vjp(void *state, const wgf_batch *b, const double *g
     return WGF_OK;
 }
 
+/* Members by name: the ones a newer ABI adds after these stay NULL. */
 static const wgf_energy_vt doublewell_vt = {
-    doublewell_create, doublewell_destroy, doublewell_needs,
-    doublewell_eval,   doublewell_wgrad,   doublewell_wgrad_vjp,
+    .create = doublewell_create,
+    .destroy = doublewell_destroy,
+    .needs = doublewell_needs,
+    .eval = doublewell_eval,
+    .wgrad = doublewell_wgrad,
+    .wgrad_vjp = doublewell_wgrad_vjp,
 };
 
 static const wgf_plugin doublewell_plugin = {
-    WGF_ABI_VERSION,
-    WGF_ENERGY,
-    "doublewell",
-    "Fokker-Planck energy in the double well a (x_1^2 - 1)^2 + |x_2..x_d|^2 / 2",
-    doublewell_params,
-    &doublewell_vt,
+    .abi_version = WGF_ABI_VERSION,
+    .kind = WGF_ENERGY,
+    .name = "doublewell",
+    .summary = "Fokker-Planck energy in the double well a (x_1^2 - 1)^2 + |x_2..x_d|^2 / 2",
+    .params = doublewell_params,
+    .vtable = &doublewell_vt,
 };
 
 /* The one symbol the shared object exports (the Makefile hides the rest). */
