@@ -240,10 +240,12 @@ nomem:
 static int reference_terms(wgf_eval *ev, wgf_error *err)
 {
     int rc = WGF_OK;
-    if (ev->have_density && !ev->no_l)
-        rc = wgf_dist_log_density(ev->p->dist, ev->n, ev->z, ev->logq0, err);
-    else if (!ev->no_l)
-        memset(ev->logq0, 0, ev->n * sizeof(double));
+    if (!ev->no_l) {
+        if (ev->have_density)
+            rc = wgf_dist_log_density(ev->p->dist, ev->n, ev->z, ev->logq0, err);
+        else
+            memset(ev->logq0, 0, ev->n * sizeof(double));
+    }
     if (rc == WGF_OK && (ev->flags & WGF_EVAL_SCORE))
         rc = wgf_dist_score(ev->p->dist, ev->n, ev->z, ev->s0, err);
     ev->forwarded = 0;
