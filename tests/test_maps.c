@@ -826,6 +826,46 @@ START_TEST(test_planar_cw_identity)
 }
 END_TEST
 
+/* The log-determinant is a product of the layers' factors with its log taken
+ * where the product leaves [2^-480, 2^480] and at each stage: in d = 300 at
+ * z = 0 (h = 0, h' = 1), layer 1's planar part u = 0 (factor 1) and a_i c_i =
+ * 63 (factor 64 per coordinate, 2^1800 a layer), layer 2's a_i c_i = -3/4
+ * (factor 1/4, 2^-600), so the product passes both bounds within a layer; ld is
+ * 1800 ln 2, then 1200 ln 2, every x stays 0. */
+START_TEST(test_planar_ld_range)
+{
+    size_t d = 300, n = 3, q = 5 * d + 1;
+    tmap m;
+    tmap_open(&m, "planar", "layers = 2\nblock = 1\ncoordinatewise = true", d);
+    double *theta = dalloc(m.P), *z = dalloc(n * d);
+    for (size_t i = 0; i < d; i++) {
+        theta[2 * d + 1 + i] = 63.0;           /* layer 1: a_i */
+        theta[3 * d + 1 + i] = 1.0;            /* c_i */
+        theta[q + 2 * d + 1 + i] = -0.75;      /* layer 2: a_i */
+        theta[q + 3 * d + 1 + i] = 1.0;
+    }
+    wgf_error err = {0};
+    ck_assert_int_eq(m.vt->check(m.st, theta, &err), WGF_OK);
+    void *tape = m.vt->tape_create(m.st, n);
+    outs o;
+    outs_init(&o, n, d, m.S);
+    eval_all(&m, theta, n, z, tape, &o);
+    for (size_t s = 0; s < n; s++) {
+        ck_assert(o.ld[0][s] == 0.0);
+        ck_assert_msg(fabs(o.ld[1][s] - 1800.0 * M_LN2) < 1e-12 * 1800.0, "ld %.17g", o.ld[1][s]);
+        ck_assert_msg(fabs(o.ld[2][s] - 1200.0 * M_LN2) < 1e-12 * 1800.0, "ld %.17g", o.ld[2][s]);
+    }
+    for (size_t k = 0; k <= m.S; k++)
+        for (size_t i = 0; i < n * d; i++)
+            ck_assert(o.x[k][i] == 0.0);
+    outs_free(&o);
+    m.vt->tape_destroy(m.st, tape);
+    free(theta);
+    free(z);
+    tmap_close(&m);
+}
+END_TEST
+
 /* coordinatewise = true: a_i c_i < -1 + delta (layer 2, coordinate d; layer 3, every
  * coordinate) fails check, naming the first; project sets a_i = (-1 + delta)/c_i there and
  * changes nothing else; check then passes. Under invertibility = check project is a no-op. */
@@ -1141,6 +1181,7 @@ static Suite *maps_suite(void)
     tcase_add_test(tc, test_planar_reparam_check);
     tcase_add_test(tc, test_planar_create);
     tcase_add_loop_test(tc, test_planar_cw_identity, 0, 6);
+    tcase_add_test(tc, test_planar_ld_range);
     tcase_add_loop_test(tc, test_planar_cw_project, 0, 6);
     suite_add_tcase(s, tc);
     tc = tcase_create("affine");

@@ -159,10 +159,32 @@ static inline double planar_g(double h, double hp, double sig, double ops)
     return fabs(e) < 0.5 ? 1.0 + e : h * h + hp * ops;
 }
 
-static inline double planar_logg(double h, double hp, double sig, double ops)
+/* The log-determinant is gathered as a running product P of the layers'
+ * factors |g| per sample, and its log added to ld where P leaves [2^-480,
+ * 2^480] (then P = 1) and at every stage that is output: one log per sample
+ * and stage, where a log1p per factor (d + 1 factors a layer with
+ * coordinatewise = true) was most of a forward pass. The product rounds once
+ * per factor, so ld's absolute error is that of the sum of logs, about
+ * (number of factors) x 1e-16; an identity layer's factor is exactly 1
+ * and adds exactly 0. A factor of 0 or NaN gives -inf or NaN, as its log did. */
+#define PLANAR_PMIN 0x1p-480
+#define PLANAR_PMAX 0x1p480
+
+PLANAR_INLINE void planar_ld_fold(size_t n, double *restrict P, double *restrict ld)
 {
-    double e = hp * sig;
-    return fabs(e) < 0.5 ? log1p(e) : log(fabs(h * h + hp * ops));
+    for (size_t s = 0; s < n; s++)
+        if (!(P[s] >= PLANAR_PMIN && P[s] <= PLANAR_PMAX)) {
+            ld[s] += log(P[s]);
+            P[s] = 1.0;
+        }
+}
+
+PLANAR_INLINE void planar_ld_flush(size_t n, double *restrict P, double *restrict ld)
+{
+    for (size_t s = 0; s < n; s++) {
+        ld[s] += log(P[s]);
+        P[s] = 1.0;
+    }
 }
 
 static double planar_dot(size_t d, const double *a, const double *b)
@@ -676,21 +698,22 @@ static void planar_from_rows(size_t n, size_t d, size_t cap, const double *rows,
 /* ------------------------------------------------------------ forward */
 
 /* The coordinatewise part on coordinate i of every sample: z = c y + beta,
- * x = y + a h(z), ld += log|1 + h'(z) a c| (ld NULL: not wanted), keeping h, h'
- * and q = 1/(1 + h' a c). */
+ * x = y + a h(z), P *= |1 + h'(z) a c| (P NULL: no log-determinant wanted),
+ * keeping h, h' and q = 1/(1 + h' a c). */
 PLANAR_INLINE void planar_cw_row(size_t n, double a, double c, double be, const double *restrict y,
                                  double *restrict H, double *restrict HP, double *restrict Q,
-                                 double *restrict ld, double *restrict x)
+                                 double *restrict P, double *restrict x)
 {
     double rho = a * c, ops = 1.0 + rho;
     for (size_t s = 0; s < n; s++) {
         double h, hp;
         planar_tanh(c * y[s] + be, &h, &hp);
+        double g = planar_g(h, hp, rho, ops);
         H[s] = h;
         HP[s] = hp;
-        Q[s] = 1.0 / planar_g(h, hp, rho, ops);
-        if (ld)
-            ld[s] += planar_logg(h, hp, rho, ops);
+        Q[s] = 1.0 / g;
+        if (P)
+            P[s] *= fabs(g);
         x[s] = y[s] + a * h;
     }
 }
@@ -699,9 +722,9 @@ PLANAR_INLINE void planar_cw_row(size_t n, double a, double c, double be, const 
  * (MATH.md 3.2); stage j is the output of layer j B. The tape keeps x^(k-1),
  * h, h' and q = 1/(1 + h' sigma) of every layer for the derivative passes.
  * With coordinatewise = true the planar step writes y^(k) and e_k takes it to
- * x^(k), adding sum_i log|1 + h'(z_i) a_i c_i| to ld. Without ld (NULL: no
- * log-determinant wanted) the log1p of every sample and layer is skipped: it
- * was half of a forward pass, which the derivative calls do not need. */
+ * x^(k), adding sum_i log|1 + h'(z_i) a_i c_i| to ld. ld is gathered as a
+ * product of the factors with a log per stage (planar_ld_fold); without ld
+ * (NULL: none wanted, as in the derivative calls) the product is skipped. */
 WGF_DISPATCH
 static int planar_forward(void *state, const double *theta, size_t n, const double *z, void *tape,
                           double *const *x, double *const *ld, wgf_error *err)
@@ -742,7 +765,10 @@ static int planar_forward(void *state, const double *theta, size_t n, const doub
         memcpy(x[0], z, n * d * sizeof *z);
     if (ld && ld[0])
         memset(ld[0], 0, n * sizeof *ld[0]);
-    double *a = t->tmp, *tld = ld ? t->ld : NULL;
+    double *a = t->tmp, *P = ld ? t->tmp + cap : NULL;
+    if (P)
+        for (size_t s = 0; s < n; s++)
+            P[s] = 1.0;
     for (size_t k = 0; k < m->L; k++) {
         const double *w = PLANAR_LAYER(theta, m, k) + d;
         const double *u = t->lay.u + k * d;
@@ -759,10 +785,13 @@ static int planar_forward(void *state, const double *theta, size_t n, const doub
             planar_tanh(a[s], &h, &hp);
             H[s] = h;
             HP[s] = hp;
-            Q[s] = 1.0 / planar_g(h, hp, sig, ops);
-            if (tld)
-                tld[s] += planar_logg(h, hp, sig, ops);
+            double g = planar_g(h, hp, sig, ops);
+            Q[s] = 1.0 / g;
+            if (P)
+                P[s] *= fabs(g);
         }
+        if (P)
+            planar_ld_fold(n, P, t->ld);
         double *Yk = m->cwise ? t->Y + k * d * cap : Xk;
         for (size_t i = 0; i < d; i++)
             planar_xpah(n, Xp + i * cap, u[i], H, Yk + i * cap);
@@ -771,15 +800,19 @@ static int planar_forward(void *state, const double *theta, size_t n, const doub
             for (size_t i = 0; i < d; i++) {
                 size_t row = (k * d + i) * cap;
                 planar_cw_row(n, ca[i], cc[i], cb[i], Yk + i * cap, t->EH + row, t->EHP + row,
-                              t->EQ + row, tld, Xk + i * cap);
+                              t->EQ + row, P, Xk + i * cap);
+                if (P)
+                    planar_ld_fold(n, P, t->ld);
             }
         }
         if ((k + 1) % m->B == 0) {
             size_t j = (k + 1) / m->B;
             if (x && x[j])
                 planar_from_rows(n, d, cap, Xk, x[j]);
-            if (ld && ld[j])
+            if (ld && ld[j]) {
+                planar_ld_flush(n, P, t->ld);
                 memcpy(ld[j], t->ld, n * sizeof *t->ld);
+            }
         }
     }
     t->n = n;
