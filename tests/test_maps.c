@@ -562,6 +562,30 @@ START_TEST(test_forward_without_ld)
     ck_assert(memcmp(jx[0], jx[1], nd * sizeof(double)) == 0);
     ck_assert(memcmp(jl[0], jl[1], n * sizeof(double)) == 0);
     ck_assert(memcmp(g[0], g[1], P * sizeof(double)) == 0);
+    /* the metric product's passes: jvp without jld gives jx to the bit; path_vjp with x
+     * cotangents alone gives what it gives with zero ld and score cotangents */
+    {
+        void *tape = m.vt->tape_create(m.st, n);
+        double *jx2 = dalloc(nd), *g0 = dalloc(P), *g2 = dalloc(P);
+        double **zl = stages(S, n), **zs = stages(S, nd);
+        ck_assert_int_eq(m.vt->forward(m.st, theta, n, z, tape, o[0].x, NULL, &err), WGF_OK);
+        ck_assert_int_eq(m.vt->score(m.st, theta, n, tape, s0, o[0].s, &err), WGF_OK);
+        ck_assert_int_eq(m.vt->jvp(m.st, theta, n, tape, v, jx2, NULL, &err), WGF_OK);
+        ck_assert(memcmp(jx2, jx[1], nd * sizeof(double)) == 0);
+        ck_assert_int_eq(m.vt->path_vjp(m.st, theta, n, tape, (const double *const *)cx, NULL, NULL, g0, &err),
+                         WGF_OK);
+        ck_assert_int_eq(m.vt->path_vjp(m.st, theta, n, tape, (const double *const *)cx,
+                                        (const double *const *)zl, (const double *const *)zs, g2, &err),
+                         WGF_OK);
+        for (size_t i = 0; i < P; i++)
+            ck_assert_msg(g0[i] == g2[i], "theta %zu: %.17g against %.17g", i, g0[i], g2[i]);
+        stages_free(zl);
+        stages_free(zs);
+        free(jx2);
+        free(g0);
+        free(g2);
+        m.vt->tape_destroy(m.st, tape);
+    }
     for (int w = 0; w < 2; w++) {
         outs_free(&o[w]);
         free(jx[w]);

@@ -929,6 +929,15 @@ PLANAR_INLINE void planar_jvp_scalars(size_t n, double sig, double dsig, const d
     }
 }
 
+/* da *= h': the scalars without the log-determinant's tangent (jld not wanted,
+ * as in the metric product) */
+PLANAR_INLINE void planar_jvp_hda(size_t n, const double *restrict HP, double *restrict da)
+{
+    PLANAR_SIMD
+    for (size_t s = 0; s < n; s++)
+        da[s] *= HP[s];
+}
+
 /* dx += du h + u (h' da) */
 PLANAR_INLINE void planar_jvp_dx(size_t n, double du, const double *restrict H, double u,
                                  const double *restrict hda, double *restrict dx)
@@ -961,7 +970,8 @@ PLANAR_INLINE void planar_cw_jvp(size_t n, double a, double c, double da, double
  * with du the forward mode of u_hat under reparam. The coordinatewise part is
  * the same per coordinate (u = a_i, w = c_i, b = beta_i, x^(k-1) = y_i):
  *   dz = dc y + c dy + dbeta,  dx = dy + da h + a h' dz,
- *   dld += q (h'' a c dz + h' (da c + a dc)). */
+ *   dld += q (h'' a c dz + h' (da c + a dc)).
+ * Without jld (the metric product) the planar part skips dld. */
 WGF_DISPATCH
 static int planar_jvp(void *state, const double *theta, size_t n, void *tape, const double *v,
                       double *jx, double *jld, wgf_error *err)
@@ -1016,7 +1026,10 @@ static int planar_jvp(void *state, const double *theta, size_t n, void *tape, co
             planar_axpy(n, dw[i], Xp + i * cap, da);
             planar_axpy(n, w[i], dX + i * cap, da);
         }
-        planar_jvp_scalars(n, t->lay.sig[k], duh[d], H, t->HP + k * cap, t->Q + k * cap, da, dld);
+        if (jld)
+            planar_jvp_scalars(n, t->lay.sig[k], duh[d], H, t->HP + k * cap, t->Q + k * cap, da, dld);
+        else
+            planar_jvp_hda(n, t->HP + k * cap, da);
         for (size_t i = 0; i < d; i++)
             planar_jvp_dx(n, duh[i], H, u[i], da, dX + i * cap);
         if (m->cwise) {
@@ -1051,6 +1064,15 @@ PLANAR_INLINE void planar_vjp_scalars(size_t n, double sig, const double *restri
         sigb[s] = lq * hp;
         ab[s] = hp * ux[s] + lq * hpp * sig;
     }
+}
+
+/* abar = h' (u . xbar): the scalars with x cotangents alone (sigbar = 0) */
+PLANAR_INLINE void planar_vjp_hux(size_t n, const double *restrict HP, const double *restrict ux,
+                                  double *restrict ab)
+{
+    PLANAR_SIMD
+    for (size_t s = 0; s < n; s++)
+        ab[s] = HP[s] * ux[s];
 }
 
 /* The same with score cotangents. On entry r = u . s^(k-1) and beta holds
@@ -1239,9 +1261,12 @@ static void planar_rev_layer(const planar *m, planar_tape *t, size_t k, size_t n
             planar_axpy(n, -w[i], SB + i * cap, beta);
         }
         planar_vjp_scalars_s(n, sig, H, HP, Q, LB, ux, r, beta, rb, sigb, ab);
-    } else
+    } else if (v->lact)
         planar_vjp_scalars(n, sig, H, HP, Q, LB, ux, sigb, ab);
-    double sum_sigb = planar_sum(n, sigb), sum_ab = planar_sum(n, ab);
+    else
+        planar_vjp_hux(n, HP, ux, ab);
+    /* without ld or score cotangents (the metric product) sigbar = 0 */
+    double sum_sigb = (sact || v->lact) ? planar_sum(n, sigb) : 0.0, sum_ab = planar_sum(n, ab);
     /* per-layer sums over samples, in the effective (u, w, b) */
     for (size_t i = 0; i < d; i++) {
         double su = xact ? planar_sumprod(n, H, XB + i * cap) : 0.0;
