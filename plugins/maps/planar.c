@@ -964,6 +964,18 @@ PLANAR_INLINE void planar_cw_jvp(size_t n, double a, double c, double da, double
     }
 }
 
+/* The same without dld (jld not wanted, as in the metric product). */
+PLANAR_INLINE void planar_cw_jvp_x(size_t n, double a, double c, double da, double dc, double db,
+                                   const double *restrict Y, const double *restrict H,
+                                   const double *restrict HP, double *restrict dx)
+{
+    PLANAR_SIMD
+    for (size_t s = 0; s < n; s++) {
+        double dz = db + dc * Y[s] + c * dx[s];
+        dx[s] += da * H[s] + a * (HP[s] * dz);
+    }
+}
+
 /* Forward mode in theta (MATH.md 3.2):
  *   da = dw . x^(k-1) + w . dx^(k-1) + db,   dx^(k) = dx^(k-1) + du h + u h' da,
  *   dld^(k) = dld^(k-1) + q (h'' sigma da + h' dsigma),  dsigma = du . w + u . dw,
@@ -971,7 +983,7 @@ PLANAR_INLINE void planar_cw_jvp(size_t n, double a, double c, double da, double
  * the same per coordinate (u = a_i, w = c_i, b = beta_i, x^(k-1) = y_i):
  *   dz = dc y + c dy + dbeta,  dx = dy + da h + a h' dz,
  *   dld += q (h'' a c dz + h' (da c + a dc)).
- * Without jld (the metric product) the planar part skips dld. */
+ * Without jld (the metric product) dld is skipped. */
 WGF_DISPATCH
 static int planar_jvp(void *state, const double *theta, size_t n, void *tape, const double *v,
                       double *jx, double *jld, wgf_error *err)
@@ -1038,8 +1050,12 @@ static int planar_jvp(void *state, const double *theta, size_t n, void *tape, co
             for (size_t i = 0; i < d; i++) {
                 size_t row = (k * d + i) * cap;
                 double *dx = dX + i * cap;
-                planar_cw_jvp(n, ca[i], cc[i], dca[i], dcc[i], dcb[i], t->Y + row, t->EH + row,
-                              t->EHP + row, t->EQ + row, dx, dld);
+                if (jld)
+                    planar_cw_jvp(n, ca[i], cc[i], dca[i], dcc[i], dcb[i], t->Y + row, t->EH + row,
+                                  t->EHP + row, t->EQ + row, dx, dld);
+                else
+                    planar_cw_jvp_x(n, ca[i], cc[i], dca[i], dcc[i], dcb[i], t->Y + row, t->EH + row,
+                                    t->EHP + row, dx);
             }
         }
     }
@@ -1169,6 +1185,22 @@ PLANAR_INLINE void planar_cw_rev_x(size_t n, double a, double c, const double *r
     }
 }
 
+/* The same with x cotangents alone (the metric product): lq = 0, E0 = 0 not written. */
+PLANAR_INLINE void planar_cw_rev_xonly(size_t n, double a, double c, const double *restrict H,
+                                       const double *restrict HP, const double *restrict Y,
+                                       double *restrict xb, double *restrict E1, double *restrict E2,
+                                       double *restrict E3)
+{
+    PLANAR_SIMD
+    for (size_t s = 0; s < n; s++) {
+        double x = xb[s], zb = HP[s] * a * x;
+        E1[s] = H[s] * x;
+        E2[s] = zb * Y[s];
+        E3[s] = zb;
+        xb[s] = x + c * zb;
+    }
+}
+
 /* The same with the score cotangent sb of s_i (planar_vjp_scalars_s's terms with r = a s(y)_i
  * and betabar = -c sb): E1 adds rbar s(y), E2 subtracts beta sb, and sb moves to s(y)_i,
  * sb += a rbar. */
@@ -1216,9 +1248,11 @@ PLANAR_INLINE void planar_rev_cw(const planar *m, planar_tape *t, size_t k, size
         double *xb = v->XB + i * cap, a = ca[i], c = cc[i];
         if (v->sact)
             planar_cw_rev_s(n, a, c, H, HP, Q, v->LB, Y, t->Sy + row, xb, v->SB + i * cap, E0, E1, E2, E3);
-        else
+        else if (v->lact)
             planar_cw_rev_x(n, a, c, H, HP, Q, v->LB, Y, xb, E0, E1, E2, E3);
-        double sum_sigb = planar_sum(n, E0);
+        else
+            planar_cw_rev_xonly(n, a, c, H, HP, Y, xb, E1, E2, E3);
+        double sum_sigb = (v->sact || v->lact) ? planar_sum(n, E0) : 0.0;
         ta[i] += planar_sum(n, E1) + sum_sigb * c;
         tc[i] += planar_sum(n, E2) + sum_sigb * a;
         tb[i] += planar_sum(n, E3);
