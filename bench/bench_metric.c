@@ -93,13 +93,14 @@ static wgf_eval *bench_eval(wgf_problem *p, size_t n, unsigned flags)
 }
 
 /* Floating-point operations of one G-hat product per sample and layer, as
- * plugins/maps/planar.c executes it (x cotangents only): the jvp forms
- * da = dw.x + w.dx + db (4d), dx += du h + u h' da (4d) and its 9 scalar
- * operations; the reverse step forms u.xbar (2d), the sums over samples
- * h xbar and abar x (4d), xbar += abar w (2d) and 10 scalar operations. */
+ * plugins/maps/planar.c executes it (x cotangents only, no log-determinant
+ * terms): the jvp forms da = dw.x + w.dx + db (4d), da *= h' (1) and
+ * dx += du h + u h' da (4d); the reverse step forms u.xbar (2d),
+ * abar = h' u.xbar (1), the sums over samples h xbar, abar x (4d) and abar
+ * (1), and xbar += abar w (2d). */
 static double gram_flops(size_t n, size_t layers, size_t d)
 {
-    return (double)n * (double)layers * (16.0 * (double)d + 19.0);
+    return (double)n * (double)layers * (16.0 * (double)d + 3.0);
 }
 
 /* Milliseconds per G-hat product of the planar flow with n samples, the
