@@ -105,6 +105,24 @@ void wgf_mpi_blocks(size_t nblocks, size_t *b0, size_t *b1)
     *b1 = range_start(nblocks, mpi_rank + 1);
 }
 
+static size_t row_blocks(size_t N)
+{
+    return N / WGF_BLOCK + (N % WGF_BLOCK != 0);
+}
+
+void wgf_mpi_rows(size_t N, size_t *n0, size_t *n1)
+{
+    size_t b0, b1;
+    wgf_mpi_blocks(row_blocks(N), &b0, &b1);
+    *n0 = b0 * WGF_BLOCK < N ? b0 * WGF_BLOCK : N;
+    *n1 = b1 * WGF_BLOCK < N ? b1 * WGF_BLOCK : N;
+}
+
+int wgf_mpi_rows_gather(double *rows, size_t N, size_t width, wgf_error *err)
+{
+    return wgf_mpi_gather(rows, N, width, WGF_BLOCK, row_blocks(N), err);
+}
+
 #ifdef HAVE_MPI
 /* The rank that owns block b. */
 static int block_owner(size_t nblocks, size_t b)

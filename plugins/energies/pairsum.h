@@ -11,7 +11,10 @@
  * as asked. Each row n is summed by one thread, over k in ascending order in
  * tiles of a length set by d alone, with lane-wise partial sums for G and H
  * and a sequential sum for R (the same whether or not G is wanted): the
- * results do not depend on the number of threads. Within a tile the columns
+ * results do not depend on the number of threads. Over MPI ranks each rank
+ * sums its own rows (wgf_mpi_rows, whole blocks of 256 rows) and the rows are
+ * gathered (wgf_mpi_rows_gather): every rank holds the serial run's R, G and
+ * H, bit for bit, whatever the number of ranks. Within a tile the columns
  * are read transposed (d rows), so that the loops over k are unit-stride.
  *
  * A row (and a kernel's radial function) is dispatched at run time
@@ -27,6 +30,7 @@
 
 #include <wgf/error.h>
 #include <wgf/parallel.h>
+#include <wgf/run.h>
 
 #include "../dispatch.h"
 
@@ -129,8 +133,10 @@ static void pair_row(const pair_pass *P, size_t n, double *buf)
         P->R[n] = Rn;
 }
 
-/* Every row of the pass, rows spread over threads. Self: the columns (and
- * gbar) are the rows, transposed here. */
+/* Every row of the pass: this rank's rows (wgf_mpi_rows) spread over its
+ * threads, then gathered, so that every rank holds every row, each summed
+ * as in the serial run. Collective under MPI: every rank calls it with the
+ * same pass. Self: the columns (and gbar) are the rows, transposed here. */
 static int pair_run(pair_pass *P, wgf_error *err)
 {
     size_t N = P->N, d = P->d;
@@ -153,17 +159,23 @@ static int pair_run(pair_pass *P, wgf_error *err)
             wgf_transpose(N, d, P->g, gt);
         P->gt = gt;
     }
-    size_t per = (2 * d + 5) * P->T;
+    size_t per = (2 * d + 5) * P->T, n0, n1;
+    wgf_mpi_rows(N, &n0, &n1);
     const pair_pass *Q = P;
-    WGF_OMP(omp parallel for schedule(dynamic, 4) if (N * P->ncol * d >= PAIR_PAR_MIN))
-    for (size_t n = 0; n < N; n++)
+    WGF_OMP(omp parallel for schedule(dynamic, 4) if ((n1 - n0) * P->ncol * d >= PAIR_PAR_MIN))
+    for (size_t n = n0; n < n1; n++)
         pair_row(Q, n, buf + (size_t)wgf_omp_thread_id() * per);
     free(xt);
     free(gt);
     free(buf);
     if (P->self)
         P->ct = P->gt = NULL;
-    return WGF_OK;
+    int rc = P->R ? wgf_mpi_rows_gather(P->R, N, 1, err) : WGF_OK;
+    if (rc == WGF_OK && P->G)
+        rc = wgf_mpi_rows_gather(P->G, N, d, err);
+    if (rc == WGF_OK && P->H)
+        rc = wgf_mpi_rows_gather(P->H, N, d, err);
+    return rc;
 }
 
 #endif
