@@ -1,24 +1,19 @@
 #!/bin/sh
 # mpi_scaling.sh [BUILD [CASE]]: strong and weak scaling of `wgf run` over MPI
 # ranks, one thread per rank: N samples on 1 rank, N on 2 ranks (strong), 2N
-# on 2 ranks (weak). CASE ou: the 10-D planar Ornstein-Uhlenbeck run
-# (experiments/fpe_ou_10d.ini, 3 steps) for N = 1e4 and 1e5, where the map's
-# passes are nearly all of the work; aggregation: the 2-D aggregation run
-# (experiments/aggregation_2d.ini, 10 steps) for N = 1e4, where the O(N^2)
-# pair sums of the energy weigh as much as the map's passes; all (the
-# default): both. BUILD is a build directory configured with --with-mpi
-# (default build-mpi). Prints, per run, the run's
-# wall time (summary.ini) and every rank's CPU time (user + system, from
-# /usr/bin/time): on a machine that other work keeps busy, the CPU times show
-# how the work is shared when the wall times cannot.
+# on 2 ranks (weak). CASE ou (the default): the 10-D planar Ornstein-Uhlenbeck
+# run (experiments/fpe_ou_10d.ini, 3 steps) for N = 1e4 and 1e5, where the
+# map's passes are nearly all of the work; aggregation: the 2-D aggregation
+# run (experiments/aggregation_2d.ini, 10 steps) for N = 1e4, where the
+# energy's O(N^2) pair sums weigh more than the map's passes. BUILD is a
+# build directory configured with --with-mpi (default build-mpi). Prints, per
+# run, the run's wall time (summary.ini) and every rank's CPU time (user +
+# system, from /usr/bin/time): on a machine that other work keeps busy, the
+# CPU times show how the work is shared when the wall times cannot.
 # Run from the source directory: sh bench/mpi_scaling.sh build-mpi [CASE]
 set -u
 BUILD=${1:-build-mpi}
-CASE=${2:-all}
-case $CASE in
-ou | aggregation | all) ;;
-*) echo "mpi_scaling.sh: CASE is ou, aggregation or all (got '$CASE')" >&2; exit 2 ;;
-esac
+CASE=${2:-ou}
 WGF=$BUILD/cli/wgf
 tmp=$(mktemp -d /tmp/wgf-scaling-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
@@ -66,16 +61,16 @@ scaling() {
     run 2 $((2 * N)) "$@"
 }
 case $CASE in
-ou | all)
-    echo "fpe_ou_10d, 3 steps"
+ou)
     for N in 10000 100000; do
         scaling $N experiments/fpe_ou_10d.ini --set scheme.t_end=0.015
     done
     ;;
-esac
-case $CASE in
-aggregation | all)
-    echo "aggregation_2d, 10 steps"
+aggregation)
     scaling 10000 experiments/aggregation_2d.ini --set scheme.t_end=0.05
+    ;;
+*)
+    echo "mpi_scaling.sh: CASE is ou or aggregation (got '$CASE')" >&2
+    exit 2
     ;;
 esac
