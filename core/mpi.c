@@ -9,7 +9,10 @@
  * rank then adds in block order as the serial run does. So every rank holds
  * the same batch and the same sums, bit for bit, whatever R: energies,
  * metrics, schemes and references run unchanged (and redundantly) on every
- * rank, and a run's results do not depend on R.
+ * rank, and a run's results do not depend on R. A plugin's own row-wise work
+ * (the energies' pair sums) is shared the same way: each rank computes the
+ * rows of its blocks (wgf_mpi_rows) and the rows are gathered
+ * (wgf_mpi_rows_gather).
  *
  * Without MPI, or in a process that did not call wgf_mpi_init (the tests,
  * `wgf check`), there is one rank owning every block and nothing here
@@ -103,6 +106,25 @@ void wgf_mpi_blocks(size_t nblocks, size_t *b0, size_t *b1)
 {
     *b0 = range_start(nblocks, mpi_rank);
     *b1 = range_start(nblocks, mpi_rank + 1);
+}
+
+/* The blocks of WGF_BLOCK rows of N rows, the last one short. */
+static size_t row_blocks(size_t N)
+{
+    return N / WGF_BLOCK + (N % WGF_BLOCK != 0);
+}
+
+void wgf_mpi_rows(size_t N, size_t *n0, size_t *n1)
+{
+    size_t b0, b1;
+    wgf_mpi_blocks(row_blocks(N), &b0, &b1);
+    *n0 = b0 * WGF_BLOCK < N ? b0 * WGF_BLOCK : N;
+    *n1 = b1 * WGF_BLOCK < N ? b1 * WGF_BLOCK : N;
+}
+
+int wgf_mpi_rows_gather(double *rows, size_t N, size_t width, wgf_error *err)
+{
+    return wgf_mpi_gather(rows, N, width, WGF_BLOCK, row_blocks(N), err);
 }
 
 #ifdef HAVE_MPI

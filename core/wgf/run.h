@@ -104,6 +104,20 @@ void wgf_mpi_abort(int status);
 int wgf_mpi_rank(void);
 int wgf_mpi_size(void);
 
+/* Row-wise work of a plugin's own shared over the ranks, as the map's passes
+ * are: an energy's pair sum over its batch of N rows, say, which every rank
+ * would otherwise compute whole (doc/mpi.md). wgf_mpi_rows gives the rows
+ * [*n0, *n1) this rank computes: whole blocks of WGF_BLOCK rows, the rank's
+ * share of the ceil(N / WGF_BLOCK) blocks; one rank (serial, wgf check,
+ * selftest) computes [0, N). Then wgf_mpi_rows_gather, collective (every rank
+ * calls it with the same N and width), makes rows (N rows of width doubles,
+ * each rank having filled its own) whole on every rank, each row as its owner
+ * computed it: a row summed as in the serial run gives the serial run's
+ * result, bit for bit, whatever the number of ranks. On one rank it does
+ * nothing and returns WGF_OK; WGF_EIO when MPI fails. */
+void wgf_mpi_rows(size_t N, size_t *n0, size_t *n1);
+int wgf_mpi_rows_gather(double *rows, size_t N, size_t width, wgf_error *err);
+
 #ifdef __cplusplus
 }
 #endif

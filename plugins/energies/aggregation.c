@@ -8,11 +8,12 @@
  *     xbar_n += w/(N-1) sum_k Hess W(y_nk) (gbar_n - gbar_k).
  *
  * The pair sums are O(N^2 d), those of pairsum.h (shared with MMD): rows
- * summed by one thread each in a fixed order, and the row totals of F added
- * serially in row order, so the results are the same for any number of
- * threads. The grad W sums of a row cover all k (W is even, so the other
- * half could be had from symmetry, but only by scattering into other rows,
- * which needs either locks or thread-dependent sums). F uses the same
+ * summed by one thread each in a fixed order (over MPI, each rank sums its
+ * share of the rows and every rank gets them all), and the row totals of F
+ * added serially in row order, so the results are the same for any number of
+ * threads and ranks. The grad W sums of a row cover all k (W is even, so the
+ * other half could be had from symmetry, but only by scattering into other
+ * rows, which needs either locks or thread-dependent sums). F uses the same
  * sequential sum over k > n whether or not a is wanted, so eval returns the
  * same F either way. */
 #include "config.h"

@@ -27,7 +27,11 @@
  * are those of pairsum.h (shared with aggregation): each row n is summed by
  * one thread over its columns in a fixed order, with a sequential sum for F
  * (the same whether or not a is wanted), and row totals are added serially:
- * the results do not depend on the number of threads. */
+ * the results do not depend on the number of threads. Over MPI ranks each
+ * rank sums its share of the rows, of the batch against itself and against
+ * the target, and of the target against itself at create (which is then
+ * collective, as every rank creates the energy), and every rank gets them
+ * all: the results do not depend on the number of ranks either. */
 #include "config.h"
 
 #include <math.h>

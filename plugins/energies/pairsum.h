@@ -11,7 +11,10 @@
  * as asked. Each row n is summed by one thread, over k in ascending order in
  * tiles of a length set by d alone, with lane-wise partial sums for G and H
  * and a sequential sum for R (the same whether or not G is wanted): the
- * results do not depend on the number of threads. Within a tile the columns
+ * results do not depend on the number of threads. Over MPI ranks each rank
+ * sums its own rows (wgf_mpi_rows, whole blocks of 256 rows) and the rows are
+ * gathered (wgf_mpi_rows_gather): every rank holds the serial run's R, G and
+ * H, bit for bit, whatever the number of ranks. Within a tile the columns
  * are read transposed (d rows), so that the loops over k are unit-stride.
  *
  * A row (and a kernel's radial function) is dispatched at run time
@@ -27,6 +30,7 @@
 
 #include <wgf/error.h>
 #include <wgf/parallel.h>
+#include <wgf/run.h>
 
 #include "../dispatch.h"
 
@@ -86,10 +90,10 @@ static inline void pair_tile_u(const pair_pass *P, size_t n, size_t k0, size_t l
         t[kk] *= chi[kk];
 }
 
-/* One row: R[n], G[n] and H[n] as the pass asks, with buf the thread's
- * (2d + 5) T doubles. */
+/* One row: G[n] and H[n] as the pass asks, with buf the thread's (2d + 5) T
+ * doubles; returns R_n (0 when R is not asked). */
 WGF_DISPATCH
-static void pair_row(const pair_pass *P, size_t n, double *buf)
+static double pair_row(const pair_pass *P, size_t n, double *buf)
 {
     size_t d = P->d, T = P->T, C = P->ncol;
     double *y = buf, *u = y + d * T, *r2 = u + d * T, *w = r2 + T, *psi = w + T, *chi = psi + T,
@@ -125,23 +129,39 @@ static void pair_row(const pair_pass *P, size_t n, double *buf)
                 H[i] += wgf_dot2_lanes(psi, u + i * T, t, y + i * T, len);
         }
     }
-    if (P->R)
-        P->R[n] = Rn;
+    return Rn;
 }
 
-/* Every row of the pass, rows spread over threads. Self: the columns (and
- * gbar) are the rows, transposed here. */
+/* The row taken at position j of a fold of N rows: 0, N-1, 1, N-2, ... */
+static inline size_t pair_fold(size_t N, size_t j)
+{
+    return j % 2 == 0 ? j / 2 : N - 1 - j / 2;
+}
+
+/* Every row of the pass: this rank's rows (wgf_mpi_rows) spread over its
+ * threads, then gathered, so that every rank holds every row, each summed
+ * as in the serial run. Collective under MPI: every rank calls it with the
+ * same pass. Self: the columns (and gbar) are the rows, transposed here.
+ *
+ * Self with R alone is a triangle: row n costs N - 1 - n, and of 2 ranks the
+ * first would do 3/4 of the work. Over several ranks its rows are then taken
+ * in the folded order (pair_fold: positions 2i and 2i + 1 cost N - 1 between
+ * them), the positions shared and gathered, and the rows put back in place:
+ * each row is summed as before, the ranks' shares are even. */
 static int pair_run(pair_pass *P, wgf_error *err)
 {
     size_t N = P->N, d = P->d;
     int nt = wgf_omp_max_threads();
+    int fold = P->self && P->R && !P->G && !P->H && wgf_mpi_size() > 1;
     P->T = wgf_tile_len(d);
     double *xt = P->self ? malloc(N * d * sizeof *xt) : NULL;
     double *gt = (P->self && P->g) ? malloc(N * d * sizeof *gt) : NULL;
+    double *Rf = fold ? malloc(N * sizeof *Rf) : NULL;
     double *buf = malloc((size_t)nt * (2 * d + 5) * P->T * sizeof *buf);
-    if (!buf || (P->self && !xt) || (P->self && P->g && !gt)) {
+    if (!buf || (P->self && !xt) || (P->self && P->g && !gt) || (fold && !Rf)) {
         free(xt);
         free(gt);
+        free(Rf);
         free(buf);
         return wgf_error_set(err, WGF_ENOMEM, "out of memory for %zu samples", N);
     }
@@ -153,17 +173,31 @@ static int pair_run(pair_pass *P, wgf_error *err)
             wgf_transpose(N, d, P->g, gt);
         P->gt = gt;
     }
-    size_t per = (2 * d + 5) * P->T;
+    size_t per = (2 * d + 5) * P->T, j0, j1;
+    wgf_mpi_rows(N, &j0, &j1);
     const pair_pass *Q = P;
-    WGF_OMP(omp parallel for schedule(dynamic, 4) if (N * P->ncol * d >= PAIR_PAR_MIN))
-    for (size_t n = 0; n < N; n++)
-        pair_row(Q, n, buf + (size_t)wgf_omp_thread_id() * per);
+    double *R = fold ? Rf : P->R; /* by position */
+    WGF_OMP(omp parallel for schedule(dynamic, 4) if ((j1 - j0) * P->ncol * d >= PAIR_PAR_MIN))
+    for (size_t j = j0; j < j1; j++) {
+        double Rn = pair_row(Q, fold ? pair_fold(N, j) : j, buf + (size_t)wgf_omp_thread_id() * per);
+        if (R)
+            R[j] = Rn;
+    }
     free(xt);
     free(gt);
     free(buf);
     if (P->self)
         P->ct = P->gt = NULL;
-    return WGF_OK;
+    int rc = R ? wgf_mpi_rows_gather(R, N, 1, err) : WGF_OK;
+    if (rc == WGF_OK && fold)
+        for (size_t j = 0; j < N; j++)
+            P->R[pair_fold(N, j)] = Rf[j];
+    free(Rf);
+    if (rc == WGF_OK && P->G)
+        rc = wgf_mpi_rows_gather(P->G, N, d, err);
+    if (rc == WGF_OK && P->H)
+        rc = wgf_mpi_rows_gather(P->H, N, d, err);
+    return rc;
 }
 
 #endif
